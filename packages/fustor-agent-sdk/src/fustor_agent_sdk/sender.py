@@ -1,0 +1,128 @@
+"""The base class of sender drivers: where batches go, session by session.
+
+Contract:
+
+* **Sessions.** ``open_session()`` opens a session and returns its role and the peer's
+  suggested audit/sentinel intervals. ``heartbeat()`` is called by the host on its own timer
+  (at most every ``timeout_sec / 3``) and returns the current role plus queued commands; it
+  raises :class:`fustor_core.SessionLostError` when the peer no longer knows the session.
+  ``close_session()`` ends it gracefully (best effort, never raises). A sender instance
+  serves exactly one pipe.
+* **Data.** ``send(batch)`` delivers one batch and returns a :class:`~fustor_core.SendResult`:
+  ``OK``; ``RETRY`` (transient: the host resends the same batch, keeping order, with capped
+  exponential backoff); ``SESSION_LOST``; ``REJECTED`` (never resend it unchanged). The host
+  sends realtime batches one at a time in capture order; snapshot/audit batches may be in
+  flight at the same time as a realtime one. Batches are never empty.
+* **Signals.** ``signal(PhaseSignal, **details)``: ``SNAPSHOT_END``, ``AUDIT_START``,
+  ``AUDIT_END`` and ``JOB_COMPLETE`` (with ``scan_path`` and ``job_id``). Same results as send.
+* **Sentinel.** ``sentinel_tasks()`` returns suspect paths to stat; ``sentinel_feedback()``
+  takes the ``{"path", "mtime", "size"}`` rows of the source.
+* **Roles are decided by the host** from what the sender returns; a sender never starts phases.
+* ``close()`` releases network resources; idempotent.
+* Errors other than session loss raise :class:`fustor_core.DriverError` with ``retriable`` set
+  truthfully (a wrong credential is not retriable by itself; a refused connection is).
+
+A complete minimal sender, which counts rows and always leads::
+
+    from fustor_core import SEND_OK, Batch, HeartbeatResult, Role, SessionInfo
+    from fustor_agent_sdk import SenderConfig, SenderDriver, hookimpl
+
+    class CountingSender(SenderDriver):
+        name = "count"
+        config_model = SenderConfig
+
+        def __init__(self, sender_id, config, context):
+            super().__init__(sender_id, config, context)
+            self.rows = 0
+
+        async def open_session(self):
+            return SessionInfo(session_id="local", role=Role.LEADER, timeout_sec=30.0)
+
+        async def heartbeat(self, *, can_realtime):
+            return HeartbeatResult(role=Role.LEADER)
+
+        async def send(self, batch: Batch):
+            self.rows += batch.row_count
+            return SEND_OK
+
+        async def signal(self, signal, **details):
+            return SEND_OK
+
+    @hookimpl
+    def fustor_sender_drivers():
+        return [CountingSender]
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fustor_core import SEND_OK, Batch, HeartbeatResult, PhaseSignal, Row, SendResult, SessionInfo
+
+from fustor_agent_sdk.config import SenderConfig
+
+__all__ = ["PipeContext", "SenderDriver"]
+
+
+@dataclass(frozen=True, slots=True)
+class PipeContext:
+    """What a sender knows about the pipe it serves."""
+
+    agent_id: str
+    pipe_id: str
+    source_uri: str
+    state_dir: Path
+    """A private, persistent directory for this pipe's sender (e.g. the last session id)."""
+
+    @property
+    def task_id(self) -> str:
+        return f"{self.agent_id}:{self.pipe_id}"
+
+
+class SenderDriver(ABC):
+    """Base class of sender drivers; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    """The ``type:`` of this driver in ``senders:``."""
+
+    config_model: ClassVar[type[SenderConfig]] = SenderConfig
+    """The pydantic model of the ``config:`` block (``extra="forbid"``)."""
+
+    max_batch_size: int = 1000
+    """Most rows the host puts in one ``send``."""
+
+    def __init__(self, sender_id: str, config: SenderConfig, context: PipeContext) -> None:
+        self.sender_id = sender_id
+        self.config = config
+        self.context = context
+
+    @abstractmethod
+    async def open_session(self) -> SessionInfo: ...
+
+    @abstractmethod
+    async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult: ...
+
+    @abstractmethod
+    async def send(self, batch: Batch) -> SendResult: ...
+
+    @abstractmethod
+    async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult: ...
+
+    async def sentinel_tasks(self) -> list[str]:
+        return []
+
+    async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
+        return SEND_OK
+
+    async def close_session(self) -> None:
+        """End the session gracefully so a standby agent takes over at once."""
+
+    async def close(self) -> None:
+        """Release network resources. Idempotent."""
+
+    def status(self) -> dict[str, Any]:
+        """Sender figures for status and console (JSON-serialisable; never secrets)."""
+        return {}

@@ -1,0 +1,139 @@
+"""The base class of source drivers: where rows come from.
+
+Contract (the host relies on every point):
+
+* **Phases.** A source declares the phases it supports in ``phases``. The host pulls each phase
+  as an async iterator of :class:`~fustor_core.events.Batch`:
+
+  - ``snapshot()``: every directory (root ``/`` included) and file, as ``snapshot`` upserts.
+  - ``realtime()``: changes as they happen, as ``realtime`` rows, until cancelled. The host
+    calls it **once per source instance** and fans the batches out to every pipe that uses
+    the source, so one source feeding several pipes is watched once. A batch with a non-empty
+    ``rescan`` says events were lost for those paths (see :class:`~fustor_core.Batch`).
+  - ``audit()``: ``audit`` rows for the consistency check (FUSION_PROTOCOL §7.4); a directory's
+    row comes after its children's rows. The host sends the audit start/end signals around it
+    and calls ``forget_audit_cache()`` on a new session or a promotion.
+  - ``sentinel_check(paths)``: ``{"path", "mtime", "size"}`` for each path that exists.
+  - ``scan(path, recursive)``: ``on_demand_job`` rows for one node or a subtree. ``path`` is a
+    root-relative request from outside and must be confined to the root (raise
+    :class:`fustor_core.paths.PathEscapeError` for one that escapes).
+
+* **Paths** are root-relative with a leading ``/`` (root = ``/``), see ``fustor_core.paths``.
+* **Blocking work** (walks, stats, inotify reads) runs off the event loop, inside the driver.
+* **Back-pressure.** The host consumes an iterator at the pace its sender can deliver; a driver
+  never runs ahead of it by more than a bounded buffer.
+* **Cancellation.** The host may stop any phase at any moment by cancelling the task that
+  iterates it (``aclose()`` of the generator). The driver stops its blocking work promptly:
+  within one second, even in the middle of a long walk.
+* **Roles are not the driver's business.** The host decides which phases run, and when.
+* **Lifecycle.** ``start()`` and ``stop()`` are idempotent; ``stop()`` returns within five
+  seconds. Errors are :class:`fustor_core.DriverError` with ``retriable`` set truthfully.
+
+A complete minimal source, which reports the files of one directory (no realtime)::
+
+    import asyncio, os
+    from collections.abc import AsyncIterator
+    from fustor_core import Batch, EventType, MessageSource
+    from fustor_agent_sdk import Phase, SourceConfig, SourceDriver, hookimpl
+
+    class ListDirSource(SourceDriver):
+        name = "listdir"
+        config_model = SourceConfig
+        phases = frozenset({Phase.SNAPSHOT})
+
+        async def snapshot(self) -> AsyncIterator[Batch]:
+            entries = await asyncio.to_thread(lambda: list(os.scandir(self.config.uri)))
+            rows = [{"path": "/", "size": 0, "modified_time": 0.0, "created_time": 0.0,
+                     "is_directory": True}]
+            for e in entries:
+                st = e.stat()
+                rows.append({"path": "/" + e.name, "size": st.st_size,
+                             "modified_time": st.st_mtime, "created_time": st.st_ctime,
+                             "is_directory": e.is_dir()})
+            yield Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows)
+
+    @hookimpl
+    def fustor_source_drivers():
+        return [ListDirSource]
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import AsyncIterator
+from enum import Enum
+from typing import Any, ClassVar
+
+from fustor_core import Batch, DriverError, Row
+
+from fustor_agent_sdk.config import SourceConfig
+
+__all__ = ["Phase", "SourceDriver"]
+
+
+class Phase(str, Enum):
+    SNAPSHOT = "snapshot"
+    REALTIME = "realtime"
+    AUDIT = "audit"
+    SENTINEL = "sentinel"
+    SCAN = "scan"
+
+
+class SourceDriver(ABC):
+    """Base class of source drivers; see the module docstring for the contract."""
+
+    name: ClassVar[str]
+    """The ``type:`` of this driver in ``sources:``."""
+
+    config_model: ClassVar[type[SourceConfig]] = SourceConfig
+    """The pydantic model of the ``config:`` block (``extra="forbid"``)."""
+
+    phases: ClassVar[frozenset[Phase]] = frozenset()
+    """The phases this driver implements; the host never asks for any other."""
+
+    def __init__(self, source_id: str, config: SourceConfig) -> None:
+        self.source_id = source_id
+        self.config = config
+
+    async def start(self) -> None:
+        """Acquire resources. Idempotent. Called once before any phase."""
+
+    async def stop(self) -> None:
+        """Release resources. Idempotent; returns within five seconds."""
+
+    def _unsupported(self, phase: Phase) -> DriverError:
+        return DriverError(f"source {self.name!r} does not support {phase.value}", retriable=False)
+
+    def snapshot(self) -> AsyncIterator[Batch]:
+        raise self._unsupported(Phase.SNAPSHOT)
+
+    def realtime(self) -> AsyncIterator[Batch]:
+        raise self._unsupported(Phase.REALTIME)
+
+    def audit(self) -> AsyncIterator[Batch]:
+        raise self._unsupported(Phase.AUDIT)
+
+    def forget_audit_cache(self) -> None:
+        """Make the next audit a full one (new session, or promotion to leader)."""
+
+    async def sentinel_check(self, paths: list[str]) -> list[Row]:
+        raise self._unsupported(Phase.SENTINEL)
+
+    def scan(self, path: str, recursive: bool) -> AsyncIterator[Batch]:
+        raise self._unsupported(Phase.SCAN)
+
+    def health(self) -> str | None:
+        """Why the source cannot currently be trusted (``None`` when it is healthy).
+
+        For example "root unavailable: /data is no longer a mount point". The host shows it
+        in status and readiness, and runs no snapshot or audit while it is set.
+        """
+        return None
+
+    def status(self) -> dict[str, Any]:
+        """Driver figures for status, console and metrics (JSON-serialisable, flat).
+
+        Numeric values are exported as metrics ``fustor_agent_source_<key>``. Suggested keys:
+        ``watched_dirs``, ``dirs``, ``overflows``, ``phase_progress``.
+        """
+        return {}

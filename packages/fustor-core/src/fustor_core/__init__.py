@@ -1,0 +1,47 @@
+"""Shared event, session and error model of fustor-agent (no I/O)."""
+
+from __future__ import annotations
+
+from fustor_core.errors import ConfigError, DriverError, FustorError, PluginError, SessionLostError
+from fustor_core.events import Batch, Event, EventType, MessageSource, Row
+from fustor_core.paths import ROOT, PathEscapeError, confine, to_relative, wire_path
+from fustor_core.session import (
+    Command,
+    HeartbeatResult,
+    SEND_OK,
+    PhaseSignal,
+    Role,
+    ScanCommand,
+    SendResult,
+    SendStatus,
+    SessionInfo,
+)
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "ROOT",
+    "SEND_OK",
+    "Batch",
+    "Command",
+    "ConfigError",
+    "DriverError",
+    "Event",
+    "EventType",
+    "FustorError",
+    "HeartbeatResult",
+    "MessageSource",
+    "PathEscapeError",
+    "PhaseSignal",
+    "PluginError",
+    "Role",
+    "Row",
+    "ScanCommand",
+    "SendResult",
+    "SendStatus",
+    "SessionInfo",
+    "SessionLostError",
+    "confine",
+    "to_relative",
+    "wire_path",
+]

@@ -1,0 +1,66 @@
+"""Events and batches: what a source produces and a sender delivers.
+
+Rows are plain ``dict`` objects (the hot path handles millions of them, so no per-row model
+object). The keys follow the Fusion fs row (docs/FUSION_PROTOCOL.md §2.3): ``path``
+(root-relative, leading ``/``), ``size``, ``modified_time``, ``created_time``,
+``is_directory`` and, depending on the phase, ``is_atomic_write``, ``parent_path``,
+``parent_mtime``, ``audit_skipped``. Delete rows need only ``path``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = ["Batch", "Event", "EventType", "MessageSource", "Row"]
+
+Row = dict[str, Any]
+
+
+class EventType(str, Enum):
+    INSERT = "insert"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class MessageSource(str, Enum):
+    """The arbitration tier of a row; Fusion merges rows by it."""
+
+    REALTIME = "realtime"
+    SNAPSHOT = "snapshot"
+    AUDIT = "audit"
+    ON_DEMAND_JOB = "on_demand_job"
+
+
+@dataclass(slots=True)
+class Event:
+    """Rows of one type from one tier, in order. ``rows`` is never empty when sent."""
+
+    event_type: EventType
+    rows: list[Row]
+    message_source: MessageSource
+
+
+@dataclass(slots=True)
+class Batch:
+    """What a source phase yields: events in capture order, all of one message source.
+
+    ``rescan`` is set by a realtime source when it knows it lost events (an inotify queue
+    overflow): the paths (root-relative) whose state is unknown, ``["/"]`` for everything.
+    The host then runs the recovery (the leader audits at once with a forgotten cache). A
+    batch may carry only a ``rescan`` and no events.
+    """
+
+    message_source: MessageSource
+    events: list[Event] = field(default_factory=list)
+    rescan: list[str] = field(default_factory=list)
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(e.rows) for e in self.events)
+
+    @classmethod
+    def of(cls, source: MessageSource, event_type: EventType, rows: list[Row]) -> Batch:
+        """A batch with one event (the common case for snapshot and audit)."""
+        return cls(source, [Event(event_type, rows, source)])

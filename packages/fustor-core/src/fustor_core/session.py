@@ -1,0 +1,81 @@
+"""Sessions, roles, commands and send results: the session protocol of a sender."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = [
+    "Command",
+    "HeartbeatResult",
+    "PhaseSignal",
+    "Role",
+    "ScanCommand",
+    "SendResult",
+    "SEND_OK",
+    "SendStatus",
+    "SessionInfo",
+]
+
+
+class Role(str, Enum):
+    LEADER = "leader"
+    FOLLOWER = "follower"
+
+
+@dataclass(slots=True, frozen=True)
+class SessionInfo:
+    """What opening a session returns. Intervals of ``None`` or ``0`` mean "disabled"."""
+
+    session_id: str
+    role: Role
+    timeout_sec: float
+    audit_interval_sec: float | None = None
+    sentinel_interval_sec: float | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ScanCommand:
+    """An on-demand scan request. ``path`` is kept verbatim: the completion must echo it."""
+
+    path: str
+    recursive: bool
+    job_id: str
+
+
+Command = ScanCommand
+
+
+@dataclass(slots=True)
+class HeartbeatResult:
+    """The current role and the commands queued for this session (each delivered once)."""
+
+    role: Role
+    commands: list[Command] = field(default_factory=list)
+
+
+class PhaseSignal(str, Enum):
+    SNAPSHOT_END = "snapshot_end"
+    AUDIT_START = "audit_start"
+    AUDIT_END = "audit_end"
+    JOB_COMPLETE = "job_complete"
+
+
+class SendStatus(str, Enum):
+    OK = "ok"
+    RETRY = "retry"  # transient failure: send the same batch again later, keeping order
+    SESSION_LOST = "session_lost"  # open a new session and restart the phase sequence
+    REJECTED = "rejected"  # the peer refused this batch for good; do not resend it unchanged
+
+
+@dataclass(slots=True, frozen=True)
+class SendResult:
+    status: SendStatus
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status is SendStatus.OK
+
+
+SEND_OK = SendResult(SendStatus.OK)

@@ -1,0 +1,39 @@
+"""The path contract of fustor-core."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from fustor_core.paths import PathEscapeError, confine, join, to_relative, wire_path
+
+
+@pytest.mark.parametrize(
+    ("root", "absolute", "expected"),
+    [("/data", "/data", "/"), ("/data", "/data/a/b", "/a/b"), ("/", "/a", "/a"), ("/", "/", "/")],
+)
+def test_to_relative_and_back(root: str, absolute: str, expected: str) -> None:
+    assert to_relative(root, absolute) == expected
+    assert join(root, expected) == absolute
+
+
+@pytest.mark.parametrize(
+    ("requested", "expected"),
+    [("", "/"), (".", "/"), ("/", "/"), ("a//b/", "/a/b"), ("/a/./b/../c", "/a/c"), ("a/..", "/")],
+)
+def test_confine_normalises(requested: str, expected: str) -> None:
+    assert confine(requested) == expected
+
+
+@pytest.mark.parametrize("requested", ["..", "/..", "a/../..", "/a/../../etc/passwd"])
+def test_confine_refuses_escapes(requested: str) -> None:
+    with pytest.raises(PathEscapeError, match="escapes the watched root"):
+        confine(requested)
+
+
+def test_wire_path_keeps_valid_utf8_and_escapes_raw_bytes() -> None:
+    assert wire_path("/ü/new\nline") == "/ü/new\nline"
+    raw = os.fsdecode(b"/caf\xe9")
+    assert wire_path(raw) == "/caf%E9"
+    wire_path(raw).encode("utf-8")  # must not raise

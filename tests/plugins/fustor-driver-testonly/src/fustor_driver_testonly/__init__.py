@@ -1,0 +1,1 @@
+"""A third-party source driver used only by the tests."""
