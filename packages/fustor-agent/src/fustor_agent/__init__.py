@@ -1,0 +1,1 @@
+"""fustor_agent."""

@@ -1,0 +1,109 @@
+"""The echo sender: a local stand-in for Fusion that always leads and prints what it gets.
+
+It emulates a leader session so that every phase of a source can run end to end without a
+server: audits and sentinel checks run at the intervals given in its ``driver_params``.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from typing import IO, Any, Literal
+
+from fustor_agent_sdk import PipeContext, SenderConfig, SenderDriver
+from fustor_agent_sdk.config import StrictModel
+from fustor_core import SEND_OK, Batch, HeartbeatResult, PhaseSignal, Role, Row, SendResult, SessionInfo
+
+from fustor_sender_echo.format import json_row, json_signal, text_row, text_signal
+
+__all__ = ["EchoConfig", "EchoParams", "EchoSender"]
+
+
+class EchoParams(StrictModel):
+    format: Literal["text", "json"] = "text"
+    """``text``: one readable line per row; ``json``: one JSON object per line."""
+    output: str | None = None
+    """File to append to instead of standard output."""
+    audit_interval_sec: float | None = None
+    """Seconds between audits of the emulated leader session; null or 0 = no audits."""
+    sentinel_interval_sec: float | None = None
+    """Seconds between sentinel rounds; null or 0 = none."""
+    sentinel_paths: list[str] = []
+    """Root-relative paths handed out as sentinel tasks each round."""
+
+
+class EchoConfig(SenderConfig):
+    driver_params: EchoParams = EchoParams()
+
+
+class EchoSender(SenderDriver):
+    """Prints rows and signals; see :class:`EchoParams` for the knobs."""
+
+    name = "echo"
+    config_model = EchoConfig
+
+    def __init__(self, sender_id: str, config: SenderConfig, context: PipeContext) -> None:
+        super().__init__(sender_id, config, context)
+        assert isinstance(config, EchoConfig)
+        self.params = config.driver_params
+        self._row = json_row if self.params.format == "json" else text_row
+        self._signal = json_signal if self.params.format == "json" else text_signal
+        self._out: IO[str] | None = None
+        self.rows_written = 0
+
+    def _stream(self) -> IO[str]:
+        if self._out is None:
+            if self.params.output:
+                self._out = open(self.params.output, "a", encoding="utf-8")  # noqa: SIM115
+            else:
+                self._out = sys.stdout
+        return self._out
+
+    def _write(self, lines: list[str]) -> None:
+        out = self._stream()
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+
+    async def open_session(self) -> SessionInfo:
+        return SessionInfo(
+            session_id=f"echo-{uuid.uuid4().hex}",
+            role=Role.LEADER,
+            timeout_sec=30.0,
+            audit_interval_sec=self.params.audit_interval_sec,
+            sentinel_interval_sec=self.params.sentinel_interval_sec,
+        )
+
+    async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
+        return HeartbeatResult(role=Role.LEADER)
+
+    async def send(self, batch: Batch) -> SendResult:
+        pipe = self.context.pipe_id
+        lines = [
+            self._row(pipe, event.message_source.value, event.event_type.value, row)
+            for event in batch.events
+            for row in event.rows
+        ]
+        if lines:
+            self._write(lines)
+            self.rows_written += len(lines)
+        return SEND_OK
+
+    async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
+        self._write([self._signal(self.context.pipe_id, signal.value, details)])
+        return SEND_OK
+
+    async def sentinel_tasks(self) -> list[str]:
+        return list(self.params.sentinel_paths)
+
+    async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
+        details: dict[str, Any] = {"updates": updates}
+        self._write([self._signal(self.context.pipe_id, "sentinel_feedback", details)])
+        return SEND_OK
+
+    async def close(self) -> None:
+        if self._out is not None and self._out is not sys.stdout:
+            self._out.close()
+        self._out = None
+
+    def status(self) -> dict[str, Any]:
+        return {"rows_written": self.rows_written}

@@ -1,0 +1,1 @@
+"""fustor_source_fs."""

@@ -1,0 +1,76 @@
+"""The echo sender: entry point, line formats and the emulated leader session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from fustor_agent_sdk import ENTRY_POINT_GROUP, PipeContext
+from fustor_core import Batch, Event, EventType, MessageSource, PhaseSignal, Role
+from fustor_sender_echo import EchoConfig, EchoSender
+
+
+def make_sender(tmp_path: Path, **params: object) -> EchoSender:
+    config = EchoConfig.model_validate({"driver_params": params})
+    context = PipeContext("agent-1", "pipe-1", "/data", tmp_path / "state")
+    return EchoSender("echo-1", config, context)
+
+
+def test_entry_point_registers_echo() -> None:
+    (ep,) = [e for e in entry_points(group=ENTRY_POINT_GROUP) if e.name == "echo"]
+    hooks = ep.load()
+    assert EchoSender in hooks.fustor_sender_drivers()
+
+
+def test_json_lines_one_per_row_and_signal(tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    sender = make_sender(tmp_path, format="json", output=str(out), audit_interval_sec=5)
+    rows = [
+        {"path": "/a", "size": 1, "modified_time": 2.0, "is_directory": False},
+        {"path": os.fsdecode(b"/caf\xe9"), "size": 3, "modified_time": 4.0},
+    ]
+    batch = Batch(
+        MessageSource.REALTIME,
+        [
+            Event(EventType.UPDATE, rows, MessageSource.REALTIME),
+            Event(EventType.DELETE, [{"path": "/gone"}], MessageSource.REALTIME),
+        ],
+    )
+
+    async def run() -> None:
+        session = await sender.open_session()
+        assert session.role is Role.LEADER
+        assert session.audit_interval_sec == 5
+        assert (await sender.send(batch)).ok
+        assert (await sender.signal(PhaseSignal.JOB_COMPLETE, scan_path="/x", job_id="j1")).ok
+        await sender.close()
+
+    asyncio.run(run())
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == [
+        {"pipe_id": "pipe-1", "message_source": "realtime", "event_type": "update", "row": rows[0]},
+        {"pipe_id": "pipe-1", "message_source": "realtime", "event_type": "update",
+         "row": {"path": "/caf%E9", "size": 3, "modified_time": 4.0}},
+        {"pipe_id": "pipe-1", "message_source": "realtime", "event_type": "delete",
+         "row": {"path": "/gone"}},
+        {"pipe_id": "pipe-1", "signal": "job_complete", "scan_path": "/x", "job_id": "j1"},
+    ]
+    assert sender.status() == {"rows_written": 3}
+
+
+def test_text_lines_are_readable(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    sender = make_sender(tmp_path)
+    batch = Batch.of(
+        MessageSource.SNAPSHOT,
+        EventType.UPDATE,
+        [{"path": "/dir", "size": 4096, "modified_time": 1.5, "is_directory": True}],
+    )
+    asyncio.run(sender.send(batch))
+    asyncio.run(sender.signal(PhaseSignal.SNAPSHOT_END))
+    assert capsys.readouterr().out.splitlines() == [
+        '[pipe-1] snapshot      update dir  "/dir" size=4096 mtime=1.500',
+        "[pipe-1] signal snapshot_end",
+    ]
