@@ -1,0 +1,11 @@
+"""Registers the ``fusion`` sender with the agent."""
+
+from __future__ import annotations
+
+from fustor_agent_sdk import SenderDriver, hookimpl
+from fustor_sender_http.sender import FusionSender
+
+
+@hookimpl
+def fustor_sender_drivers() -> list[type[SenderDriver]]:
+    return [FusionSender]

@@ -1,0 +1,500 @@
+"""The ``fusion`` sender: one pipe's session with a Fusion 0.8.17 receiver (FUSION_PROTOCOL)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+import httpx
+
+from fustor_agent_sdk import PipeContext, SenderConfig, SenderDriver
+from fustor_core import (
+    SEND_OK,
+    Batch,
+    Command,
+    DriverError,
+    HeartbeatResult,
+    PhaseSignal,
+    Role,
+    Row,
+    SendResult,
+    SendStatus,
+    SessionInfo,
+    SessionLostError,
+)
+from fustor_sender_http.config import FusionSenderConfig
+from fustor_sender_http.redact import install_http_log_filter, redact, short_id
+from fustor_sender_http.responses import (
+    detail_of,
+    ingest_result,
+    is_transient,
+    parse_commands,
+    parse_heartbeat,
+    parse_role,
+    parse_session,
+)
+from fustor_sender_http.state import SessionStore
+from fustor_sender_http.transport import build_client, describe_failure
+from fustor_sender_http.wire import encode_batch, encode_body, signal_body
+
+__all__ = ["B2_FIX", "FusionSender"]
+
+logger = logging.getLogger(__name__)
+
+SESSION_PATH = "/api/v1/pipe/session/"
+_USERINFO = re.compile(r"//[^/@]*@")
+CONSISTENCY_PATH = "/api/v1/pipe/consistency"
+
+B2_FIX = (
+    "make the Fusion pipe id equal to its (first) view id, "
+    "or add the agent key to views.<view>.api_keys"
+)
+
+
+class FusionSender(SenderDriver):
+    """Speaks the Fusion 0.8.17 receiver protocol for one pipe. The host decides roles."""
+
+    name = "fusion"
+    config_model = FusionSenderConfig
+
+    def __init__(
+        self,
+        sender_id: str,
+        config: SenderConfig,
+        context: PipeContext,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not isinstance(config, FusionSenderConfig):
+            config = FusionSenderConfig.model_validate(config.model_dump())
+        super().__init__(sender_id, config, context)
+        self.cfg = config
+        self.params = config.driver_params
+        self.max_batch_size = self.params.max_batch_size
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._store = SessionStore(context.state_dir)
+        self._session: SessionInfo | None = None
+        self._lost_session_id: str | None = None
+        self._role: Role | None = None
+        self._pending_commands: list[Command] = []
+        # Bodies of a split batch already acknowledged, so that a retry resends only the rest.
+        self._acked_bodies: dict[int, tuple[Batch, int]] = {}
+        self.misconfiguration: str | None = None
+        self._counters = {
+            "requests": 0,
+            "request_failures": 0,
+            "batches_sent": 0,
+            "rows_sent": 0,
+            "bytes_sent": 0,
+            "batches_rejected": 0,
+            "rows_left_out": 0,
+            "sessions_opened": 0,
+            "sessions_lost": 0,
+        }
+        self._last_status: int | None = None
+        self._last_latency_ms: float | None = None
+        self._last_error: str | None = None
+        install_http_log_filter()
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session.session_id if self._session else None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = build_client(self.cfg, self._transport)
+        return self._client
+
+    async def _request(
+        self, method: str, url: str, *, body: bytes | None = None, read_timeout: float | None = None
+    ) -> httpx.Response:
+        """One request; network failures are counted and re-raised as ``httpx.HTTPError``."""
+        timeout: Any = httpx.USE_CLIENT_DEFAULT
+        if read_timeout is not None:
+            timeout = httpx.Timeout(
+                connect=self.params.connect_timeout_sec,
+                read=read_timeout,
+                write=self.params.read_timeout_sec,
+                pool=self.params.read_timeout_sec,
+            )
+        started = time.perf_counter()
+        try:
+            response = await self._http().request(method, url, content=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            self._counters["request_failures"] += 1
+            self._last_error = redact(describe_failure(exc))
+            raise
+        self._counters["requests"] += 1
+        self._last_status = response.status_code
+        self._last_latency_ms = (time.perf_counter() - started) * 1000
+        if body is not None:
+            self._counters["bytes_sent"] += len(body)
+        return response
+
+    def _session_lost(self, reason: str) -> None:
+        if self._session is not None:
+            logger.warning(
+                "fusion sender %s: session %s lost (%s)",
+                self.sender_id,
+                short_id(self._session.session_id),
+                reason,
+            )
+            self._lost_session_id = self._session.session_id
+            self._session = None
+            self._counters["sessions_lost"] += 1
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def open_session(self) -> SessionInfo:
+        endpoint = self.cfg.endpoint
+        previous = self.session_id or self._lost_session_id
+        if previous is None:
+            previous = await asyncio.to_thread(self._store.load, endpoint)
+        self._session = None
+        self._acked_bodies.clear()
+        self._pending_commands.clear()
+        request: dict[str, Any] = {
+            "task_id": self.context.task_id,
+            "client_info": {"source_uri": self.context.source_uri},
+        }
+        if self.params.session_timeout_sec:
+            request["session_timeout_seconds"] = self.params.session_timeout_sec
+        try:
+            response = await self._request("POST", SESSION_PATH, body=encode_body(request))
+        except httpx.HTTPError as exc:
+            raise DriverError(
+                f"cannot reach Fusion at {endpoint}: {redact(describe_failure(exc))}",
+                retriable=True,
+            ) from exc
+        if response.status_code != 200:
+            raise self._create_error(response)
+        info = parse_session(response, self.params.session_timeout_sec)
+        self._session = info
+        self._role = info.role
+        self._lost_session_id = None
+        self._counters["sessions_opened"] += 1
+        await asyncio.to_thread(self._store.save, endpoint, info.session_id)
+        logger.info(
+            "fusion sender %s: session %s opened as %s (timeout %gs)",
+            self.sender_id,
+            short_id(info.session_id),
+            info.role.value,
+            info.timeout_sec,
+        )
+        if previous and previous != info.session_id:
+            info = await self._retire(previous, info)
+        return info
+
+    def _create_error(self, response: httpx.Response) -> DriverError:
+        code, detail = response.status_code, detail_of(response)
+        where = f"Fusion at {self.cfg.endpoint}"
+        if code == 401:
+            message = (
+                f"{where} refused the API key (401 {detail}): check the credential of sender "
+                f"{self.sender_id!r} against receivers.<id>.api_keys in Fusion's config"
+            )
+        elif code == 400:
+            message = (
+                f"{where} has no running pipe for this API key (400 {detail}): check that the "
+                "key's pipe_id names a pipe with a usable view in Fusion's config"
+            )
+        elif code == 409:
+            message = (
+                f"{where} has the view locked by another session (409 {detail}); "
+                "retrying once it ends (allow_concurrent_push: false)"
+            )
+        elif code in (301, 302, 303, 307, 308, 404):
+            message = (
+                f"{where} has no session API at {SESSION_PATH} (HTTP {code}): the endpoint must be "
+                "Fusion's receiver URL (receivers.<id>.port, default 8102), without a path"
+            )
+        else:
+            message = f"{where} could not open a session: HTTP {code} {detail}"
+        return DriverError(message, retriable=is_transient(code))
+
+    async def _retire(self, previous: str, info: SessionInfo) -> SessionInfo:
+        """Close this agent's earlier session, so a restarted agent does not queue behind it.
+
+        Fusion promotes the oldest remaining session when a leader goes; a heartbeat right
+        after tells whether that is now us (its commands are kept for the next heartbeat).
+        """
+        await self._delete(previous)
+        logger.info(
+            "fusion sender %s: closed the earlier session %s of this pipe",
+            self.sender_id,
+            short_id(previous),
+        )
+        if info.role is Role.LEADER:
+            return info
+        try:
+            beat = await self.heartbeat(can_realtime=False)
+        except DriverError as exc:
+            logger.debug("heartbeat after closing the earlier session failed: %s", exc)
+            return info
+        self._pending_commands = list(beat.commands)
+        if beat.role is info.role:
+            return info
+        return SessionInfo(
+            session_id=info.session_id,
+            role=beat.role,
+            timeout_sec=info.timeout_sec,
+            audit_interval_sec=info.audit_interval_sec,
+            sentinel_interval_sec=info.sentinel_interval_sec,
+        )
+
+    async def _delete(self, session_id: str) -> bool:
+        try:
+            response = await self._request(
+                "DELETE", f"{SESSION_PATH}{session_id}", read_timeout=min(5.0, self._beat_timeout())
+            )
+        except httpx.HTTPError as exc:
+            logger.warning(
+                "fusion sender %s: could not close session %s: %s",
+                self.sender_id,
+                short_id(session_id),
+                redact(describe_failure(exc)),
+            )
+            return False
+        return response.status_code == 200
+
+    def _beat_timeout(self) -> float:
+        if self.params.heartbeat_timeout_sec:
+            return self.params.heartbeat_timeout_sec
+        timeout = self._session.timeout_sec if self._session else 30.0
+        return max(1.0, min(10.0, timeout / 3))
+
+    async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
+        session = self._session
+        if session is None:
+            raise SessionLostError("no open session")
+        url = f"{SESSION_PATH}{session.session_id}/heartbeat"
+        body = encode_body({"can_realtime": can_realtime})
+        try:
+            response = await self._request(
+                "POST", url, body=body, read_timeout=self._beat_timeout()
+            )
+        except httpx.HTTPError as exc:
+            raise DriverError(
+                f"heartbeat failed: {redact(describe_failure(exc))}", retriable=True
+            ) from exc
+        code = response.status_code
+        if code in (404, 419):
+            reason = f"heartbeat HTTP {code}: {detail_of(response)}"
+            self._session_lost(reason)
+            raise SessionLostError(reason)
+        if code != 200:
+            raise DriverError(
+                f"heartbeat: HTTP {code} {detail_of(response)}", retriable=is_transient(code)
+            )
+        data = parse_heartbeat(response)
+        if data.get("status") == "error":
+            reason = f"heartbeat status error: {redact(str(data.get('message')))}"
+            self._session_lost(reason)
+            raise SessionLostError(reason)
+        role = parse_role(data.get("role"), "heartbeat")
+        if role is not self._role:
+            logger.info(
+                "fusion sender %s: session %s is now %s",
+                self.sender_id,
+                short_id(session.session_id),
+                role.value,
+            )
+        self._role = role
+        commands = self._pending_commands + parse_commands(data.get("commands"))
+        self._pending_commands = []
+        return HeartbeatResult(role=role, commands=commands)
+
+    async def close_session(self) -> None:
+        session, self._session = self._session, None
+        self._role = None
+        if session is None:
+            return
+        if await self._delete(session.session_id):
+            logger.info(
+                "fusion sender %s: session %s closed", self.sender_id, short_id(session.session_id)
+            )
+            await asyncio.to_thread(self._store.clear)
+        else:
+            # Kept in the state file: the next start closes it once it has a new session.
+            self._lost_session_id = session.session_id
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    # -- data -------------------------------------------------------------------------------
+
+    async def _post_ingest(
+        self, session_id: str, body: bytes, read_timeout: float | None = None
+    ) -> SendResult:
+        try:
+            response = await self._request(
+                "POST",
+                f"/api/v1/pipe/ingest/{session_id}/events",
+                body=body,
+                read_timeout=read_timeout,
+            )
+        except httpx.HTTPError as exc:
+            return SendResult(SendStatus.RETRY, redact(describe_failure(exc)))
+        result = ingest_result(response)
+        if result.status is SendStatus.SESSION_LOST:
+            self._session_lost(result.detail)
+        elif result.status is SendStatus.REJECTED:
+            self._counters["batches_rejected"] += 1
+            logger.error(
+                "fusion sender %s: Fusion rejected a batch for good (%s); not resending it",
+                self.sender_id,
+                result.detail,
+            )
+        elif not result.ok:
+            self._last_error = result.detail
+        return result
+
+    async def send(self, batch: Batch) -> SendResult:
+        session = self._session
+        if session is None:
+            return SendResult(SendStatus.SESSION_LOST, "no open session")
+        encoded = encode_batch(
+            batch,
+            max_batch_size=self.params.max_batch_size,
+            max_rows_per_event=self.params.max_rows_per_event,
+        )
+        if encoded.dropped_rows:
+            self._counters["rows_left_out"] += encoded.dropped_rows
+        key = id(batch)
+        held = self._acked_bodies.pop(key, None)
+        done = held[1] if held is not None and held[0] is batch else 0
+        for number in range(done, len(encoded.bodies)):
+            result = await self._post_ingest(session.session_id, encoded.bodies[number])
+            if not result.ok:
+                if result.status is SendStatus.RETRY and number > 0:
+                    self._acked_bodies[key] = (batch, number)
+                return result
+        self._counters["batches_sent"] += 1
+        self._counters["rows_sent"] += encoded.rows
+        return SEND_OK
+
+    async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
+        session = self._session
+        if session is None:
+            return SendResult(SendStatus.SESSION_LOST, "no open session")
+        sid = session.session_id
+        if signal is PhaseSignal.SNAPSHOT_END:
+            return await self._post_ingest(sid, signal_body("snapshot", is_end=True))
+        if signal is PhaseSignal.AUDIT_START:
+            return await self._audit_call("start")
+        if signal is PhaseSignal.AUDIT_END:
+            # Fusion answers only after draining its queue and finalising the audit (≤ 30 s).
+            result = await self._post_ingest(
+                sid, signal_body("audit", is_end=True), self.params.audit_end_timeout_sec
+            )
+            if result.ok:
+                await self._audit_call("end")
+            return result
+        if signal is PhaseSignal.JOB_COMPLETE:
+            metadata = {"scan_path": details["scan_path"], "job_id": details["job_id"]}
+            return await self._post_ingest(sid, signal_body("job_complete", metadata=metadata))
+        raise DriverError(f"unknown phase signal {signal!r}", retriable=False)
+
+    async def _audit_call(self, kind: str) -> SendResult:
+        """``POST /consistency/audit/{start,end}``; ``drivers_handled: 0`` reveals bug B2."""
+        try:
+            response = await self._request(
+                "POST",
+                f"{CONSISTENCY_PATH}/audit/{kind}",
+                read_timeout=self.params.audit_end_timeout_sec if kind == "end" else None,
+            )
+        except httpx.HTTPError as exc:
+            return SendResult(SendStatus.RETRY, redact(describe_failure(exc)))
+        if response.status_code != 200:
+            detail = f"audit {kind}: HTTP {response.status_code} {detail_of(response)}"
+            status = SendStatus.RETRY if is_transient(response.status_code) else SendStatus.REJECTED
+            logger.warning("fusion sender %s: %s", self.sender_id, detail)
+            return SendResult(status, detail)
+        try:
+            handled = response.json().get("drivers_handled")
+        except (ValueError, AttributeError):
+            handled = None
+        self._check_b2(kind, handled)
+        return SEND_OK
+
+    def _check_b2(self, kind: str, handled: Any) -> None:
+        if handled == 0:
+            message = (
+                f"Fusion ignored audit {kind} (drivers_handled: 0): the agent key resolves to a "
+                f"pipe id that is not a view id, so audit and sentinel calls do nothing "
+                f"(FUSION_PROTOCOL B2). Fix: {B2_FIX}"
+            )
+            if self.misconfiguration != message:
+                logger.error("fusion sender %s: %s", self.sender_id, message)
+            self.misconfiguration = message
+        elif isinstance(handled, int) and handled > 0 and self.misconfiguration:
+            logger.info("fusion sender %s: Fusion now handles audit calls", self.sender_id)
+            self.misconfiguration = None
+
+    # -- sentinel ---------------------------------------------------------------------------
+
+    async def sentinel_tasks(self) -> list[str]:
+        try:
+            response = await self._request("GET", f"{CONSISTENCY_PATH}/sentinel/tasks")
+        except httpx.HTTPError as exc:
+            raise DriverError(
+                f"sentinel tasks: {redact(describe_failure(exc))}", retriable=True
+            ) from exc
+        if response.status_code != 200:
+            raise DriverError(
+                f"sentinel tasks: HTTP {response.status_code} {detail_of(response)}",
+                retriable=is_transient(response.status_code),
+            )
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        paths = data.get("paths") if isinstance(data, dict) else None
+        return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+
+    async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
+        # Missing files are left out: Fusion would write mtime 0 into the node (bug B11).
+        wire = [
+            {"path": u["path"], "mtime": u["mtime"], "status": "exists"}
+            | ({"size": u["size"]} if u.get("size") is not None else {})
+            for u in updates
+            if u.get("path") and u.get("mtime") is not None
+        ]
+        if not wire:
+            return SEND_OK
+        body = encode_body({"type": "suspect_update", "updates": wire})
+        try:
+            response = await self._request(
+                "POST", f"{CONSISTENCY_PATH}/sentinel/feedback", body=body
+            )
+        except httpx.HTTPError as exc:
+            return SendResult(SendStatus.RETRY, redact(describe_failure(exc)))
+        if response.status_code == 200:
+            return SEND_OK
+        detail = f"sentinel feedback: HTTP {response.status_code} {detail_of(response)}"
+        status = SendStatus.RETRY if is_transient(response.status_code) else SendStatus.REJECTED
+        return SendResult(status, detail)
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        session = self._session
+        return {
+            "endpoint": _USERINFO.sub("//", self.cfg.endpoint),
+            "session": short_id(session.session_id) if session else None,
+            "role": self._role.value if self._role and session else None,
+            "session_timeout_sec": session.timeout_sec if session else None,
+            **self._counters,
+            "last_http_status": self._last_status,
+            "last_latency_ms": round(self._last_latency_ms, 3) if self._last_latency_ms else None,
+            "last_error": self._last_error,
+            "misconfiguration": self.misconfiguration,
+        }

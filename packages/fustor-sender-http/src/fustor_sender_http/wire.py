@@ -1,0 +1,147 @@
+"""Encode batches and phase signals as Fusion 0.8.17 ingest bodies (FUSION_PROTOCOL §2, §3.5).
+
+Guarantees, each of which protects a 0.8.17 view from silent poisoning (§5.3, B9, B10):
+every event has a lowercase ``event_type``, ``event_schema: "fs"``, ``table: "files"``, the row
+keys as ``fields``, a non-empty ``rows`` list and its own ``message_source``; data batches never
+carry ``metadata``; upserts without ``modified_time`` are left out (Fusion would store 0.0 or
+count a handler error); every string is valid UTF-8, non-UTF-8 names converted by
+:func:`fustor_core.paths.wire_path`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fustor_core import Batch, EventType, MessageSource, Row
+from fustor_core.paths import wire_path
+
+__all__ = ["EncodedBatch", "batch_source_type", "encode_batch", "encode_body", "signal_body"]
+
+logger = logging.getLogger(__name__)
+
+# The reference agent's batch `source_type` for realtime is "message"; the other tiers use
+# their own name. Only "snapshot" and "audit" (with is_end) mean anything to Fusion.
+_BATCH_SOURCE_TYPE = {
+    MessageSource.REALTIME: "message",
+    MessageSource.SNAPSHOT: "snapshot",
+    MessageSource.AUDIT: "audit",
+    MessageSource.ON_DEMAND_JOB: "on_demand_job",
+}
+
+
+def batch_source_type(source: MessageSource) -> str:
+    return _BATCH_SOURCE_TYPE[source]
+
+
+@dataclass(slots=True)
+class EncodedBatch:
+    """Request bodies for one batch, in order, plus what was left out."""
+
+    bodies: list[bytes]
+    rows: int
+    events: int
+    dropped_rows: int
+
+
+def encode_body(payload: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; any string Fusion could not take is made wire-safe first."""
+    try:
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        # A name that is not valid UTF-8 (surrogate escapes) somewhere: the slow path, taken
+        # only for the bodies that need it, so valid trees pay nothing for it.
+        return json.dumps(_wire_safe(payload), ensure_ascii=False, separators=(",", ":")).encode(
+            "utf-8"
+        )
+
+
+def _wire_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return wire_path(value)
+    if isinstance(value, dict):
+        return {k: _wire_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire_safe(v) for v in value]
+    return value
+
+
+def _valid_rows(event_type: EventType, rows: list[Row]) -> tuple[list[Row], int]:
+    """The rows Fusion can apply without a handler error, and how many were left out."""
+    if event_type is EventType.DELETE:
+        good = [r for r in rows if isinstance(r, dict) and r.get("path")]
+    else:
+        good = [
+            r
+            for r in rows
+            if isinstance(r, dict) and r.get("path") and r.get("modified_time") is not None
+        ]
+    return good, len(rows) - len(good)
+
+
+def _events(batch: Batch, max_rows_per_event: int, index: int) -> Iterator[tuple[dict, int]]:
+    """Wire events of ``batch`` (rows split by ``max_rows_per_event``) with their row counts."""
+    for event in batch.events:
+        rows, dropped = _valid_rows(event.event_type, event.rows)
+        if dropped:
+            logger.warning(
+                "left out %d %s row(s) without path/modified_time (Fusion would count errors)",
+                dropped,
+                event.message_source.value,
+            )
+        for start in range(0, len(rows), max_rows_per_event):
+            chunk = rows[start : start + max_rows_per_event]
+            yield (
+                {
+                    "event_type": event.event_type.value,
+                    "event_schema": "fs",
+                    "table": "files",
+                    "fields": list(chunk[0]),
+                    "rows": chunk,
+                    "index": index,
+                    "message_source": event.message_source.value,
+                },
+                len(chunk),
+            )
+
+
+def encode_batch(batch: Batch, *, max_batch_size: int, max_rows_per_event: int) -> EncodedBatch:
+    """Bodies of ``POST /ingest/{sid}/events`` for ``batch``, each with ≤ ``max_batch_size`` rows.
+
+    Events keep their order across bodies, so sending the bodies in order keeps capture order.
+    """
+    source_type = batch_source_type(batch.message_source)
+    index = int(time.time() * 1000)
+    bodies: list[bytes] = []
+    pending: list[dict] = []
+    pending_rows = total_rows = total_events = 0
+
+    def flush() -> None:
+        nonlocal pending, pending_rows
+        if pending:
+            bodies.append(
+                encode_body({"source_type": source_type, "is_end": False, "events": pending})
+            )
+            pending, pending_rows = [], 0
+
+    for wire_event, n in _events(batch, max_rows_per_event, index):
+        if pending_rows + n > max_batch_size:
+            flush()
+        pending.append(wire_event)
+        pending_rows += n
+        total_rows += n
+        total_events += 1
+    flush()
+    return EncodedBatch(bodies, total_rows, total_events, batch.row_count - total_rows)
+
+
+def signal_body(source_type: str, *, is_end: bool = False, metadata: dict | None = None) -> bytes:
+    """An event-less batch: a phase end (``snapshot``/``audit``, ``is_end``) or a job completion."""
+    payload: dict[str, Any] = {"source_type": source_type, "is_end": is_end, "events": []}
+    if metadata is not None:
+        payload["metadata"] = metadata
+    return encode_body(payload)
