@@ -1,0 +1,84 @@
+"""Routes of the console: dashboard, status API, metrics, health and readiness."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from fustor_agent.console.dashboard import content_security_policy, render_dashboard
+from fustor_agent.console.httpserver import Request, Response
+from fustor_agent.console.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from fustor_agent.console.metrics import render_metrics
+
+__all__ = ["STATUS_PATH", "ConsoleApp", "StatusProvider", "readiness"]
+
+STATUS_PATH = "/api/v1/status"
+_JSON = "application/json"
+
+
+class StatusProvider(Protocol):
+    """What the console needs from the agent: its status dict (see docs/console.md)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+
+def _json(status: int, value: Any) -> Response:
+    body = json.dumps(value, indent=1, default=str).encode("utf-8") + b"\n"
+    return Response(status, body, _JSON)
+
+
+def readiness(status: Mapping[str, Any]) -> tuple[bool, dict[str, str]]:
+    """Whether every enabled pipe is ready, and why each one that is not.
+
+    An agent with no enabled pipe has nothing to wait for, so it counts as ready.
+    """
+    reasons: dict[str, str] = {}
+    for pipe in status.get("pipes") or []:
+        if not pipe.get("enabled", True) or pipe.get("ready") is True:
+            continue
+        reasons[str(pipe.get("id"))] = str(
+            pipe.get("not_ready_reason") or f"state {pipe.get('state', 'unknown')}"
+        )
+    return not reasons, reasons
+
+
+class ConsoleApp:
+    """Maps a request to a response; every route reads a fresh ``agent.status()``."""
+
+    def __init__(self, agent: StatusProvider) -> None:
+        self._agent = agent
+        self._routes = {
+            "/": self._dashboard,
+            "/index.html": self._dashboard,
+            STATUS_PATH: self._status,
+            "/metrics": self._metrics,
+            "/healthz": self._healthz,
+            "/readyz": self._readyz,
+        }
+
+    def __call__(self, request: Request) -> Response:
+        route = self._routes.get(request.path)
+        if route is None:
+            return Response.text(404, f"not found: {request.path}\n")
+        return route()
+
+    def _dashboard(self) -> Response:
+        response = Response(200, render_dashboard(self._agent.status()), "text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = content_security_policy()
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def _status(self) -> Response:
+        return _json(200, self._agent.status())
+
+    def _metrics(self) -> Response:
+        return Response(200, render_metrics(self._agent.status), METRICS_CONTENT_TYPE)
+
+    def _healthz(self) -> Response:
+        # Answering at all proves the event loop turns; the status is not needed for that.
+        return _json(200, {"status": "ok"})
+
+    def _readyz(self) -> Response:
+        ready, reasons = readiness(self._agent.status())
+        return _json(200 if ready else 503, {"ready": ready, "not_ready": reasons})

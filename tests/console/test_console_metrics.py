@@ -1,0 +1,141 @@
+"""``GET /metrics``: the Prometheus exposition of the status dict, read by the reference parser."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import httpx
+from console_fakes import SAMPLE_STATUS, FakeAgent
+from prometheus_client.parser import text_string_to_metric_families
+
+from fustor_agent.console import ConsoleSettings, start_console
+from fustor_agent.console.metrics import render_metrics
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def parse(text: str) -> tuple[Samples, dict[str, str]]:
+    """Sample values by (name, sorted labels), and each family's type."""
+    samples: Samples = {}
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(text):
+        types[family.name] = family.type
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples, types
+
+
+def metrics_of(status: dict[str, Any]) -> tuple[Samples, dict[str, str]]:
+    return parse(render_metrics(lambda: copy.deepcopy(status)).decode())
+
+
+def test_metrics_endpoint_serves_the_text_format(fake_agent: FakeAgent) -> None:
+    async def run() -> httpx.Response:
+        handle = await start_console(ConsoleSettings(port=0), fake_agent)
+        try:
+            async with httpx.AsyncClient(base_url=handle.url) as client:
+                return await client.get("/metrics")
+        finally:
+            await handle.close()
+
+    resp = asyncio.run(run())
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/plain; version=")
+    samples, _ = parse(resp.text)
+    assert samples[("fustor_agent_uptime_seconds", ())] == 3725.5
+
+
+def test_agent_level_metrics() -> None:
+    samples, types = metrics_of(SAMPLE_STATUS)
+    build = (("agent_id", "agent-test-1"), ("version", "1.0.0"))
+    assert samples[("fustor_agent_build_info", build)] == 1
+    assert samples[("fustor_agent_start_time_seconds", ())] == 1_790_000_000.0
+    assert types["fustor_agent_uptime_seconds"] == "gauge"
+
+
+def test_rows_sent_are_counters_per_pipe_and_message_source() -> None:
+    samples, types = metrics_of(SAMPLE_STATUS)
+    assert types["fustor_agent_rows_sent"] == "counter"
+    sent = {
+        labels: value
+        for (name, labels), value in samples.items()
+        if name == "fustor_agent_rows_sent_total"
+    }
+    pipe = "research-fs"
+    expected = {"realtime": 812, "snapshot": 120_000, "audit": 5_400, "on_demand_job": 3}
+    for source, rows in expected.items():
+        assert sent[(("message_source", source), ("pipe", pipe))] == rows
+    assert len(sent) == 8  # 2 pipes x 4 message sources, zeros included
+
+
+def test_pipe_gauges_and_counters() -> None:
+    samples, types = metrics_of(SAMPLE_STATUS)
+    p1, p2 = (("pipe", "research-fs"),), (("pipe", "scratch</script><b>x"),)
+    assert samples[("fustor_agent_pipe_up", p1)] == 1
+    assert samples[("fustor_agent_pipe_up", p2)] == 0
+    assert samples[("fustor_agent_is_leader", p1)] == 1
+    assert samples[("fustor_agent_is_leader", p2)] == 0
+    assert samples[("fustor_agent_pipe_ready", p2)] == 0
+    assert samples[("fustor_agent_retries_total", p1)] == 4
+    assert types["fustor_agent_retries"] == "counter"
+    assert samples[("fustor_agent_queue_depth", (("lane", "bulk"), *p1))] == 17
+    assert samples[("fustor_agent_queue_depth", (("lane", "realtime"), *p1))] == 2
+    assert samples[("fustor_agent_rows_per_second", p1)] == 42.5
+    assert samples[("fustor_agent_inotify_overflows_total", p1)] == 1
+    assert types["fustor_agent_inotify_overflows"] == "counter"
+    assert samples[("fustor_agent_watched_directories", p1)] == 9_990
+    assert samples[("fustor_agent_directories", p1)] == 10_000
+    assert samples[("fustor_agent_snapshot_done", p1)] == 1
+    assert samples[("fustor_agent_audit_cycles_total", p1)] == 7
+    assert samples[("fustor_agent_last_error_timestamp_seconds", p1)] == 1_790_003_000.0
+    assert ("fustor_agent_last_error_timestamp_seconds", p2) not in samples
+
+
+def test_state_and_phase_are_one_hot_enums() -> None:
+    samples, _ = metrics_of(SAMPLE_STATUS)
+    states = {
+        dict(labels)["state"]: value
+        for (name, labels), value in samples.items()
+        if name == "fustor_agent_pipe_state" and dict(labels)["pipe"] == "research-fs"
+    }
+    assert states == {"starting": 0, "running": 1, "backing_off": 0, "stopped": 0, "error": 0}
+    phase = (("phase", "audit"), ("pipe", "research-fs"))
+    assert samples[("fustor_agent_pipe_phase", phase)] == 1
+
+
+def test_numeric_driver_status_keys_become_gauges() -> None:
+    samples, types = metrics_of(SAMPLE_STATUS)
+    p1 = (("pipe", "research-fs"),)
+    assert samples[("fustor_agent_source_watched_dirs", p1)] == 9_990
+    assert samples[("fustor_agent_source_root_available", p1)] == 1  # bool -> 0/1
+    assert samples[("fustor_agent_sender_batches_sent", p1)] == 321
+    assert types["fustor_agent_sender_inflight"] == "gauge"
+    names = {name for name, _ in samples}
+    assert "fustor_agent_source_root" not in names  # a string is not a metric
+    assert "fustor_agent_sender_endpoint" not in names
+
+
+def test_odd_driver_keys_are_sanitised_into_valid_names() -> None:
+    status = copy.deepcopy(SAMPLE_STATUS)
+    status["pipes"][0]["source"] = {"bytes-read.total": 5, "nested": {"a": 1}, "n": float("nan")}
+    samples, _ = metrics_of(status)
+    assert samples[("fustor_agent_source_bytes_read_total", (("pipe", "research-fs"),))] == 5
+    assert not any(name.startswith("fustor_agent_source_n") for name, _ in samples)
+
+
+def test_a_sparse_status_still_renders() -> None:
+    # The host may report fewer keys while a pipe starts; the scrape must not fail.
+    samples, _ = metrics_of({"agent_id": "a", "version": "1", "pipes": [{"id": "p"}]})
+    assert samples[("fustor_agent_pipe_up", (("pipe", "p"),))] == 0
+    audit_rows = ("fustor_agent_rows_sent_total", (("message_source", "audit"), ("pipe", "p")))
+    assert samples[audit_rows] == 0
+    assert ("fustor_agent_uptime_seconds", ()) not in samples
+
+
+def test_label_values_are_escaped() -> None:
+    status = copy.deepcopy(SAMPLE_STATUS)
+    status["pipes"][0]["id"] = 'we"ird\\pipe\nid'
+    samples, _ = metrics_of(status)
+    assert samples[("fustor_agent_retries_total", (("pipe", 'we"ird\\pipe\nid'),))] == 4
