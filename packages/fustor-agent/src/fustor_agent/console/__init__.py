@@ -7,6 +7,7 @@ import logging
 from typing import Protocol
 
 from fustor_agent.console.app import STATUS_PATH, ConsoleApp, StatusProvider, readiness
+from fustor_agent.console.client import fetch_status
 from fustor_agent.console.httpserver import HttpServer
 from fustor_agent.console.settings import DEFAULT_CONSOLE_PORT, ConsoleSettings, is_loopback_host
 from fustor_core import ConfigError
@@ -17,6 +18,7 @@ __all__ = [
     "ConsoleHandle",
     "ConsoleSettings",
     "StatusProvider",
+    "fetch_status",
     "readiness",
     "start_console",
 ]
