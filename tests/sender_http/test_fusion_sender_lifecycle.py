@@ -1,0 +1,170 @@
+"""Session lifecycle of the fusion sender: restart after a crash, close, redaction of secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from fake_fusion_receiver import KEY, FakeReceiver, make_sender
+
+from fustor_core import PhaseSignal, Role, ScanCommand, SessionLostError
+
+
+def _store(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "fusion-session.json"
+
+
+def test_restart_after_crash_closes_the_dead_session_and_takes_over(tmp_path: Path) -> None:
+    fusion = FakeReceiver(role="leader")
+    first = make_sender(tmp_path, fusion)
+    asyncio.run(first.open_session())  # then the process "crashes": no close_session
+    dead = fusion.issued[0]
+
+    # The restarted agent comes back behind its own dead leader session...
+    fusion.role = "follower"
+    fusion.script(
+        "POST heartbeat",
+        httpx.Response(
+            200,
+            json={
+                "status": "ok",
+                "role": "leader",
+                "commands": [{"type": "scan", "path": "/x", "recursive": False, "job_id": "j1"}],
+            },
+        ),
+    )
+    second = make_sender(tmp_path, fusion)
+
+    async def run() -> None:
+        info = await second.open_session()
+        # ...closes it once it has its own, and learns at once that it was promoted.
+        assert info.role is Role.LEADER
+        assert info.session_id == fusion.issued[1]
+        beat = await second.heartbeat(can_realtime=True)
+        assert beat.commands == [ScanCommand("/x", False, "j1")]  # not lost on the way
+
+    asyncio.run(run())
+    routes = [(r.method, r.url.path) for r in fusion.requests[1:]]
+    assert routes[:3] == [
+        ("POST", "/api/v1/pipe/session/"),
+        ("DELETE", f"/api/v1/pipe/session/{dead}"),
+        ("POST", f"/api/v1/pipe/session/{fusion.issued[1]}/heartbeat"),
+    ]
+    assert json.loads(_store(tmp_path).read_text())["session_id"] == fusion.issued[1]
+
+
+def test_a_new_session_after_a_lost_one_closes_the_old_id(tmp_path: Path) -> None:
+    fusion = FakeReceiver()
+    fusion.script("POST heartbeat", httpx.Response(200, json={"status": "error", "message": "x"}))
+    sender = make_sender(tmp_path, fusion)
+
+    async def run() -> None:
+        await sender.open_session()
+        with pytest.raises(SessionLostError):
+            await sender.heartbeat(can_realtime=True)
+        await sender.open_session()
+
+    asyncio.run(run())
+    [delete] = fusion.of("DELETE session")
+    assert delete.url.path.endswith(fusion.issued[0])
+
+
+def test_stored_session_of_another_endpoint_is_not_sent_there(tmp_path: Path) -> None:
+    _store(tmp_path).parent.mkdir(parents=True)
+    _store(tmp_path).write_text(
+        json.dumps(
+            {
+                "endpoint": "http://elsewhere:8102",
+                "session_id": "0b8e2a6c-1111-4222-8333-444455556666",
+            }
+        )
+    )
+    fusion = FakeReceiver()
+    asyncio.run(make_sender(tmp_path, fusion).open_session())
+    assert fusion.of("DELETE session") == []
+
+
+def test_unreadable_state_file_is_ignored(tmp_path: Path) -> None:
+    _store(tmp_path).parent.mkdir(parents=True)
+    _store(tmp_path).write_text("{not json")
+    fusion = FakeReceiver()
+    info = asyncio.run(make_sender(tmp_path, fusion).open_session())
+    assert info.session_id == fusion.issued[0]
+
+
+def test_close_session_deletes_and_forgets(tmp_path: Path) -> None:
+    fusion = FakeReceiver()
+    sender = make_sender(tmp_path, fusion)
+
+    async def run() -> None:
+        await sender.open_session()
+        await sender.close_session()
+        await sender.close_session()  # idempotent, nothing more sent
+        await sender.close()
+        await sender.close()
+
+    asyncio.run(run())
+    [delete] = fusion.of("DELETE session")
+    assert delete.url.path == f"/api/v1/pipe/session/{fusion.issued[0]}"
+    assert not _store(tmp_path).exists()
+
+
+def test_close_session_failure_keeps_the_id_for_the_next_start(tmp_path: Path) -> None:
+    fusion = FakeReceiver()
+    fusion.script("DELETE session", httpx.ConnectError("refused"))
+    sender = make_sender(tmp_path, fusion)
+
+    async def run() -> None:
+        await sender.open_session()
+        await sender.close_session()  # never raises
+
+    asyncio.run(run())
+    assert json.loads(_store(tmp_path).read_text())["session_id"] == fusion.issued[0]
+
+
+def test_session_ids_and_key_never_in_logs_or_status(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fusion = FakeReceiver()
+    fusion.script("POST heartbeat", httpx.Response(200, json={"status": "ok", "role": "follower"}))
+    sender = make_sender(tmp_path, fusion)
+    sid_holder: list[str] = []
+
+    async def run() -> None:
+        info = await sender.open_session()
+        sid_holder.append(info.session_id)
+        await sender.heartbeat(can_realtime=True)
+        fusion.script(
+            "POST ingest",
+            httpx.Response(404, json={"detail": f"Session {info.session_id} not found or expired"}),
+        )
+        result = await sender.signal(PhaseSignal.SNAPSHOT_END)
+        assert info.session_id not in result.detail
+        assert info.session_id[:8] in result.detail
+
+    with caplog.at_level(logging.DEBUG):
+        asyncio.run(run())
+    [sid] = sid_holder
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert sid[:8] in text  # the prefix is there, so the redaction is what hides the rest
+    assert sid not in text
+    assert KEY not in text
+    assert any(r.name == "httpx" for r in caplog.records)  # httpx logged URLs, redacted
+    status = json.dumps(sender.status())
+    assert KEY not in status and sid not in status
+
+
+def test_status_is_json_and_counts(tmp_path: Path) -> None:
+    fusion = FakeReceiver()
+    sender = make_sender(tmp_path, fusion)
+    asyncio.run(sender.open_session())
+    status = sender.status()
+    json.dumps(status)
+    assert status["session"] == f"{fusion.issued[0][:8]}…"
+    assert status["role"] == "leader"
+    assert status["sessions_opened"] == 1 and status["requests"] == 1
+    assert status["endpoint"] == "http://fusion.test:8102"
