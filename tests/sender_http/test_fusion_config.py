@@ -1,4 +1,4 @@
-"""Config model, HTTP client settings (TLS, proxies) and plugin registration of the fusion sender."""
+"""Config model, HTTP client settings (TLS, proxies) and registration of the fusion sender."""
 
 from __future__ import annotations
 
