@@ -42,7 +42,7 @@ def test_metrics_endpoint_serves_the_text_format(fake_agent: FakeAgent) -> None:
 
     resp = asyncio.run(run())
     assert resp.status_code == 200
-    assert resp.headers["content-type"].startswith("text/plain; version=")
+    assert resp.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     samples, _ = parse(resp.text)
     assert samples[("fustor_agent_uptime_seconds", ())] == 3725.5
 

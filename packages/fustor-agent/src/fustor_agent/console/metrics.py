@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -22,7 +22,9 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = ["CONTENT_TYPE", "PIPE_PHASES", "PIPE_STATES", "StatusCollector", "render_metrics"]
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+# What generate_latest() writes; newer prometheus_client versions call "latest" a format
+# negotiated by escaping scheme, which would mislabel this output.
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "fustor_agent"
 PIPE_STATES = ("starting", "running", "backing_off", "stopped", "error")
 PIPE_PHASES = ("snapshot", "audit", "realtime", "idle")
