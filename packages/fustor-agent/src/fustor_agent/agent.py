@@ -1,0 +1,173 @@
+"""The agent: runs the enabled pipes of a configuration, reloads it, reports status."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+import os
+import time
+from typing import Any
+
+from fustor_agent import __version__
+from fustor_agent.config import AgentConfig
+from fustor_agent.home import Home
+from fustor_agent.runtime.pipe import Pipe, disabled_pipe_status
+from fustor_agent.runtime.source_runtime import SourceRuntime
+
+__all__ = ["Agent"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SHUTDOWN_SEC = 15.0
+
+
+class Agent:
+    """Owns the source runtimes and pipes of one configuration.
+
+    ``await run(stop_event)`` starts everything, waits for the event and shuts down in order;
+    ``await reload(config)`` applies added, removed and changed pipes and leaves the others
+    running untouched.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        home: Home,
+        *,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_SEC,
+    ) -> None:
+        self.config = config
+        self.home = home
+        self.agent_id = config.agent_id or home.agent_id()
+        self.shutdown_timeout = shutdown_timeout
+        self.started_at = time.time()
+        self.generation = 1
+        self._sources: dict[str, SourceRuntime] = {}
+        self._pipes: dict[str, Pipe] = {}
+        self._console: Any = None
+
+    # -- pipes ---------------------------------------------------------------------------
+
+    def _enabled(self, config: AgentConfig) -> list[str]:
+        return [pid for pid, pipe in config.pipes.items() if pipe.enabled]
+
+    async def _start_pipe(self, pipe_id: str) -> None:
+        entry = self.config.pipes[pipe_id]
+        source = self._sources.get(entry.source_id)
+        if source is None:
+            source = self._sources[entry.source_id] = SourceRuntime(
+                self.config.sources[entry.source_id]
+            )
+        pipe = Pipe(
+            entry, source, self.config.senders[entry.sender_id], self.agent_id,
+            self.home.state_dir(pipe_id),
+        )
+        self._pipes[pipe_id] = pipe
+        await pipe.start()
+        source.launch()
+        logger.info("pipe %s started (%s -> %s)", pipe_id, entry.source_id, entry.sender_id)
+
+    async def _stop_pipes(self, pipe_ids: list[str]) -> None:
+        pipes = [self._pipes.pop(pid) for pid in pipe_ids if pid in self._pipes]
+        await asyncio.gather(*(pipe.stop(self.shutdown_timeout) for pipe in pipes))
+        for pipe in pipes:
+            logger.info("pipe %s stopped", pipe.id)
+
+    async def _release_sources(self, keep: dict[str, Any]) -> None:
+        """Stop source runtimes no pipe uses any more, or whose config changed."""
+        for source_id, runtime in list(self._sources.items()):
+            if runtime.users == 0 or keep.get(source_id) != runtime.spec:
+                del self._sources[source_id]
+                await runtime.stop()
+
+    async def start(self) -> None:
+        for pipe_id in self._enabled(self.config):
+            await self._start_pipe(pipe_id)
+        if not self._pipes:
+            logger.warning("no enabled pipes in the configuration; the agent idles")
+        await self._start_console()
+
+    async def reload(self, new: AgentConfig) -> dict[str, list[str]]:
+        """Apply a new configuration; only added, removed and changed pipes are touched."""
+        old = self.config
+        running = set(self._pipes)
+        wanted = set(self._enabled(new))
+        removed = sorted(running - wanted)
+        changed = sorted(
+            pid for pid in running & wanted if old.pipe_signature(pid) != new.pipe_signature(pid)
+        )
+        added = sorted(wanted - running)
+        await self._stop_pipes(removed + changed)
+        if new.console != old.console:
+            logger.warning("console settings changed; they apply at the next start")
+        self.config = new
+        await self._release_sources(new.sources)
+        for pipe_id in [*changed, *added]:
+            await self._start_pipe(pipe_id)
+        self.generation += 1
+        summary = {"added": added, "removed": removed, "restarted": changed}
+        logger.info("configuration reloaded: %s", summary)
+        return summary
+
+    async def shutdown(self) -> None:
+        """Stop producers, flush queued realtime rows, close sessions and senders, stop."""
+        logger.info("shutting down")
+        await asyncio.gather(*(source.stop_watch() for source in self._sources.values()))
+        await self._stop_pipes(list(self._pipes))
+        await asyncio.gather(*(source.stop() for source in self._sources.values()))
+        self._sources.clear()
+        if self._console is not None:
+            try:
+                await self._console.close()
+            except Exception:
+                logger.exception("closing the console failed")
+            self._console = None
+        logger.info("stopped")
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await stop_event.wait()
+        finally:
+            await self.shutdown()
+
+    # -- console -------------------------------------------------------------------------
+
+    async def _start_console(self) -> None:
+        settings = self.config.console
+        if not settings.enabled or importlib.util.find_spec("fustor_agent.console") is None:
+            return
+        try:
+            from fustor_agent.console import start_console  # type: ignore[attr-defined]
+
+            self._console = await start_console(settings, self)
+        except Exception:
+            # The console is a window on the agent; the pipes run without it.
+            logger.exception("the console could not start on %s:%s", settings.host,
+                             settings.port)
+
+    # -- status --------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        config = self.config
+        pipes = []
+        for pipe_id, entry in config.pipes.items():
+            pipe = self._pipes.get(pipe_id)
+            if pipe is not None:
+                pipes.append(pipe.status())
+            else:
+                pipes.append(disabled_pipe_status(
+                    entry, config.sources[entry.source_id].type,
+                    config.senders[entry.sender_id].type,
+                ))
+        return {
+            "agent_id": self.agent_id,
+            "version": __version__,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime_sec": round(time.time() - self.started_at, 1),
+            "config_path": str(config.path) if config.path else None,
+            "config_generation": self.generation,
+            "pipes": pipes,
+        }

@@ -1,0 +1,24 @@
+"""The agent configuration: models, loading (both layouts) and validation."""
+
+from __future__ import annotations
+
+from fustor_agent.config.errors import ConfigErrors
+from fustor_agent.config.loader import embedded_config, load_config
+from fustor_agent.config.models import (
+    AgentConfig,
+    ConsoleSettings,
+    PipeEntry,
+    SenderSpec,
+    SourceSpec,
+)
+
+__all__ = [
+    "AgentConfig",
+    "ConfigErrors",
+    "ConsoleSettings",
+    "PipeEntry",
+    "SenderSpec",
+    "SourceSpec",
+    "embedded_config",
+    "load_config",
+]

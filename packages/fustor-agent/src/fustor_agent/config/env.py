@@ -1,0 +1,54 @@
+"""``${VAR}`` expansion in YAML values, from the environment and ``$FUSTOR_HOME/.env``."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from fustor_agent.config.errors import Problems, join_location
+
+__all__ = ["expand", "load_environment"]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_environment(env_file: Path) -> dict[str, str]:
+    """The process environment over the ``.env`` file (a real variable wins, as in dotenv)."""
+    values: dict[str, str] = {}
+    if env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ)
+    return values
+
+
+def expand(
+    value: Any, env: Mapping[str, str], problems: Problems, file: str, loc: tuple[Any, ...] = ()
+) -> Any:
+    """A copy of a parsed YAML tree with ``${VAR}`` / ``${VAR:-default}`` replaced in strings.
+
+    Expansion happens after parsing, so a value can never inject YAML structure.
+    """
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.add(file, join_location("", loc), f"environment variable {name} is not set")
+            return ""
+
+        return _VAR.sub(substitute, value)
+    if isinstance(value, dict):
+        return {k: expand(v, env, problems, file, (*loc, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand(v, env, problems, file, (*loc, i)) for i, v in enumerate(value)]
+    return value

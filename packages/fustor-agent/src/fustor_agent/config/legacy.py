@@ -1,0 +1,139 @@
+"""The 0.8.17 layout, ``agent-config/*.yaml``: mappings keyed by id, translated to ours.
+
+Keys of that layout which this agent does not implement are accepted with one warning each,
+so an existing installation starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fustor_agent.config.env import expand
+from fustor_agent.config.errors import Problems
+from fustor_agent.config.resolve import RawDocument, RawEntry
+from fustor_agent.config.yamlfile import read_yaml
+
+__all__ = ["read_legacy_dir"]
+
+_TOP_KEYS = {"sources", "senders", "pipes", "agent_id"}
+_SOURCE_KEYS = {"driver", "uri", "driver_params", "disabled", "credential"}
+_SENDER_KEYS = {"driver", "uri", "driver_params", "disabled", "credential"}
+_PIPE_KEYS = {"source", "sender", "audit_interval_sec", "sentinel_interval_sec", "disabled"}
+
+# Locations in our layout → where the user wrote it in the legacy layout.
+_SOURCE_NAMES = (("type", "driver"), ("config.uri", "uri"), ("config.", ""), ("config", "uri"))
+_SENDER_NAMES = (
+    ("type", "driver"),
+    ("config.endpoint", "uri"),
+    ("config.", ""),
+    ("config", "uri"),
+)
+_PIPE_NAMES = (("source_id", "source"), ("sender_id", "sender"), ("enabled", "disabled"))
+
+
+def _renamer(prefix: str, names: tuple[tuple[str, str], ...]) -> Callable[[str], str]:
+    def rename(loc: str) -> str:
+        if not loc.startswith(prefix + "."):
+            return loc
+        rest = loc[len(prefix) + 1 :]
+        for ours, theirs in names:
+            if rest == ours or rest.startswith(ours if ours.endswith(".") else ours + "."):
+                rest = theirs + rest[len(ours) :] if theirs else rest[len(ours) :]
+                break
+        return f"{prefix}.{rest}"
+
+    return rename
+
+
+def _warn_unknown(
+    problems: Problems, label: str, loc: str, item: Mapping[str, Any], known: set[str]
+) -> None:
+    for key in item:
+        if key not in known:
+            problems.warn(label, f"{loc}.{key}", "not supported by this agent; ignored")
+
+
+def _credential(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get("key")
+    return value
+
+
+def _read_file(
+    path: Path, label: str, env: Mapping[str, str], problems: Problems, doc: RawDocument,
+    disabled: set[tuple[str, str]],
+) -> None:
+    data = read_yaml(path, label, problems)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        problems.add(label, "", "the file must hold a mapping")
+        return
+    data = expand(data, env, problems, label)
+    for key in data:
+        if key not in _TOP_KEYS:
+            problems.warn(label, str(key), "not supported by this agent; ignored")
+    if data.get("agent_id") is not None:
+        doc.agent_id = str(data["agent_id"])
+    for kind in ("sources", "senders", "pipes"):
+        section = data.get(kind) or {}
+        if not isinstance(section, dict):
+            problems.add(label, kind, "must be a mapping keyed by id")
+            continue
+        for item_id, item in section.items():
+            loc = f"{kind}.{item_id}"
+            if not isinstance(item, dict):
+                problems.add(label, loc, "must be a mapping")
+                continue
+            if item.get("disabled"):
+                disabled.add((kind, str(item_id)))
+            if kind == "pipes":
+                _warn_unknown(problems, label, loc, item, _PIPE_KEYS)
+                entry: dict[str, Any] = {"id": str(item_id), "enabled": not item.get("disabled")}
+                for ours, theirs in (("source_id", "source"), ("sender_id", "sender")):
+                    if theirs in item:
+                        entry[ours] = item[theirs]
+                for key in ("audit_interval_sec", "sentinel_interval_sec"):
+                    if key in item:
+                        entry[key] = item[key]
+                doc.pipes.append(RawEntry(label, loc, entry, _renamer(loc, _PIPE_NAMES)))
+                continue
+            is_source = kind == "sources"
+            _warn_unknown(problems, label, loc, item, _SOURCE_KEYS if is_source else _SENDER_KEYS)
+            config: dict[str, Any] = {}
+            if "uri" in item:
+                config["uri" if is_source else "endpoint"] = item["uri"]
+            if "driver_params" in item:
+                config["driver_params"] = item["driver_params"] or {}
+            if "credential" in item:
+                if is_source:
+                    problems.warn(label, f"{loc}.credential", "not used by sources; ignored")
+                else:
+                    config["credential"] = _credential(item["credential"])
+            entry = {"id": str(item_id), "config": config}
+            if "driver" in item:
+                entry["type"] = item["driver"]
+            names = _SOURCE_NAMES if is_source else _SENDER_NAMES
+            getattr(doc, kind).append(RawEntry(label, loc, entry, _renamer(loc, names)))
+
+
+def read_legacy_dir(
+    directory: Path, label_base: Path, env: Mapping[str, str], problems: Problems
+) -> RawDocument:
+    """Merge every ``*.yaml`` of the directory (one namespace) into a raw document."""
+    doc = RawDocument()
+    disabled: set[tuple[str, str]] = set()
+    for path in sorted(directory.glob("*.yaml")):
+        label = str(path.relative_to(label_base))
+        _read_file(path, label, env, problems, doc, disabled)
+    # A disabled source or sender disables the pipes that use it, as in 0.8.17.
+    for raw in doc.pipes:
+        pipe = raw.data
+        if ("sources", str(pipe.get("source_id"))) in disabled or (
+            "senders",
+            str(pipe.get("sender_id")),
+        ) in disabled:
+            pipe["enabled"] = False
+    return doc

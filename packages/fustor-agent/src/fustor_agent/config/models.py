@@ -1,0 +1,94 @@
+"""Host-level config models: the lists ``sources``, ``senders``, ``pipes`` and ``console``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fustor_agent_sdk import SenderConfig, SenderDriver, SourceConfig, SourceDriver
+
+__all__ = [
+    "AgentConfig",
+    "ConsoleSettings",
+    "PipeEntry",
+    "SenderEntry",
+    "SenderSpec",
+    "SourceEntry",
+    "SourceSpec",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceEntry(_Strict):
+    id: str = Field(min_length=1)
+    type: str
+    config: dict[str, Any] = {}
+
+
+class SenderEntry(_Strict):
+    id: str = Field(min_length=1)
+    type: str
+    config: dict[str, Any] = {}
+
+
+class PipeEntry(_Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    source_id: str
+    sender_id: str
+    enabled: bool = True
+    audit_interval_sec: float | None = Field(default=None, ge=0)
+    """Overrides the interval the session suggests; 0 disables audits."""
+    sentinel_interval_sec: float | None = Field(default=None, ge=0)
+    """Overrides the interval the session suggests; 0 disables sentinel rounds."""
+    max_buffered_rows: int = Field(default=100_000, ge=1)
+    """Realtime rows kept while the sender cannot take them; beyond it they are dropped and
+    the pipe resynchronises (the leader audits with a forgotten cache)."""
+
+
+class ConsoleSettings(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8100, ge=0, le=65535)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """A validated source: its driver class and its driver-validated config."""
+
+    id: str
+    type: str
+    driver: type[SourceDriver]
+    config: SourceConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SenderSpec:
+    id: str
+    type: str
+    driver: type[SenderDriver]
+    config: SenderConfig
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """A complete, validated configuration; every id reference resolves."""
+
+    sources: dict[str, SourceSpec] = field(default_factory=dict)
+    senders: dict[str, SenderSpec] = field(default_factory=dict)
+    pipes: dict[str, PipeEntry] = field(default_factory=dict)
+    console: ConsoleSettings = ConsoleSettings()
+    path: Path | None = None
+    """The file (or legacy directory) it came from; ``None`` for the embedded default."""
+    agent_id: str | None = None
+    warnings: tuple[str, ...] = ()
+
+    def pipe_signature(self, pipe_id: str) -> tuple[PipeEntry, SourceSpec, SenderSpec]:
+        """Everything a running pipe depends on; a reload restarts it when this changes."""
+        pipe = self.pipes[pipe_id]
+        return pipe, self.sources[pipe.source_id], self.senders[pipe.sender_id]

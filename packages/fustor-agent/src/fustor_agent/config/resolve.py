@@ -1,0 +1,163 @@
+"""Turns raw entries (from either layout) into a validated :class:`AgentConfig`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from fustor_agent.config.errors import Problems
+from fustor_agent.config.models import (
+    AgentConfig,
+    ConsoleSettings,
+    PipeEntry,
+    SenderEntry,
+    SenderSpec,
+    SourceEntry,
+    SourceSpec,
+)
+from fustor_agent.plugins import DriverRegistry
+
+__all__ = ["RawDocument", "RawEntry", "resolve"]
+
+_M = TypeVar("_M", bound=BaseModel)
+_E = TypeVar("_E", SourceEntry, SenderEntry, PipeEntry)
+
+
+def _same(loc: str) -> str:
+    return loc
+
+
+@dataclass(slots=True)
+class RawEntry:
+    """One item of ``sources``/``senders``/``pipes`` with where it was written."""
+
+    file: str
+    location: str
+    data: Any
+    rename: Callable[[str], str] = _same
+    """Maps a location in our layout back to the user's layout (for legacy files)."""
+
+
+@dataclass(slots=True)
+class RawDocument:
+    sources: list[RawEntry] = field(default_factory=list)
+    senders: list[RawEntry] = field(default_factory=list)
+    pipes: list[RawEntry] = field(default_factory=list)
+    console: RawEntry | None = None
+    agent_id: str | None = None
+
+
+def _validate(
+    model: type[_M], entry: RawEntry, problems: Problems, suffix: str = "", data: Any = None
+) -> _M | None:
+    payload = entry.data if data is None else data
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems.add_validation(entry.file, entry.location + suffix, exc, entry.rename)
+        return None
+
+
+def _unique(
+    kind: str, entries: list[tuple[RawEntry, _E]], problems: Problems
+) -> dict[str, tuple[RawEntry, _E]]:
+    seen: dict[str, tuple[RawEntry, _E]] = {}
+    for raw, item in entries:
+        if item.id in seen:
+            first = seen[item.id][0]
+            problems.add(
+                raw.file,
+                raw.rename(f"{raw.location}.id"),
+                f"duplicate {kind} id {item.id!r} (first defined at {first.file}: "
+                f"{first.rename(first.location)})",
+            )
+        else:
+            seen[item.id] = (raw, item)
+    return seen
+
+
+def _parsed(
+    model: type[_E], raws: list[RawEntry], problems: Problems
+) -> list[tuple[RawEntry, _E]]:
+    out = []
+    for raw in raws:
+        item = _validate(model, raw, problems)
+        if item is not None:
+            out.append((raw, item))
+    return out
+
+
+def resolve(
+    doc: RawDocument, registry: DriverRegistry, problems: Problems, path: Path | None
+) -> AgentConfig:
+    """Validate every entry and reference, collecting all problems; raise if there are any."""
+    sources = _unique("source", _parsed(SourceEntry, doc.sources, problems), problems)
+    senders = _unique("sender", _parsed(SenderEntry, doc.senders, problems), problems)
+    pipes = _unique("pipe", _parsed(PipeEntry, doc.pipes, problems), problems)
+
+    source_specs: dict[str, SourceSpec] = {}
+    for raw, src in sources.values():
+        driver = registry.sources.get(src.type)
+        if driver is None:
+            problems.add(
+                raw.file,
+                raw.rename(f"{raw.location}.type"),
+                f"unknown source type {src.type!r} (available: {registry.names('source')})",
+            )
+            continue
+        cfg = _validate(driver.config_model, raw, problems, ".config", src.config)
+        if cfg is not None:
+            source_specs[src.id] = SourceSpec(src.id, src.type, driver, cfg)
+
+    sender_specs: dict[str, SenderSpec] = {}
+    for raw, snd in senders.values():
+        sdriver = registry.senders.get(snd.type)
+        if sdriver is None:
+            problems.add(
+                raw.file,
+                raw.rename(f"{raw.location}.type"),
+                f"unknown sender type {snd.type!r} (available: {registry.names('sender')})",
+            )
+            continue
+        scfg = _validate(sdriver.config_model, raw, problems, ".config", snd.config)
+        if scfg is not None:
+            sender_specs[snd.id] = SenderSpec(snd.id, snd.type, sdriver, scfg)
+
+    pipe_entries: dict[str, PipeEntry] = {}
+    for raw, pipe in pipes.values():
+        ok = True
+        if pipe.source_id not in sources:
+            problems.add(
+                raw.file,
+                raw.rename(f"{raw.location}.source_id"),
+                f"unknown source {pipe.source_id!r}",
+            )
+            ok = False
+        if pipe.sender_id not in senders:
+            problems.add(
+                raw.file,
+                raw.rename(f"{raw.location}.sender_id"),
+                f"unknown sender {pipe.sender_id!r}",
+            )
+            ok = False
+        if ok:
+            pipe_entries[pipe.id] = pipe
+
+    console = ConsoleSettings()
+    if doc.console is not None:
+        console = _validate(ConsoleSettings, doc.console, problems) or console
+
+    problems.raise_if_any()
+    return AgentConfig(
+        sources=source_specs,
+        senders=sender_specs,
+        pipes=pipe_entries,
+        console=console,
+        path=path,
+        agent_id=doc.agent_id,
+        warnings=tuple(problems.warnings),
+    )

@@ -1,0 +1,77 @@
+"""The agent's home directory ($FUSTOR_HOME) and the files the agent keeps there."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Home"]
+
+DEFAULT_HOME = "~/.fustor"
+
+
+@dataclass(frozen=True, slots=True)
+class Home:
+    """Paths under ``$FUSTOR_HOME`` (default ``~/.fustor``)."""
+
+    root: Path
+
+    @classmethod
+    def from_env(cls) -> Home:
+        return cls(Path(os.environ.get("FUSTOR_HOME") or DEFAULT_HOME).expanduser().absolute())
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "agent-config.yaml"
+
+    @property
+    def legacy_config_dir(self) -> Path:
+        """The 0.8.17 layout: ``agent-config/*.yaml``."""
+        return self.root / "agent-config"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+    @property
+    def agent_id_file(self) -> Path:
+        return self.root / "agent.id"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "agent.pid"
+
+    @property
+    def control_socket(self) -> Path:
+        return self.root / "agent.sock"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "agent.log"
+
+    @property
+    def daemon_output(self) -> Path:
+        """Standard output and error of a background agent (echo senders print there)."""
+        return self.log_dir / "agent.out"
+
+    def state_dir(self, pipe_id: str) -> Path:
+        return self.root / "state" / pipe_id
+
+    def agent_id(self) -> str:
+        """The stable agent id, shared with a 0.8.17 installation; created when missing."""
+        try:
+            existing = self.agent_id_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            existing = ""
+        if existing:
+            return existing
+        new_id = uuid.uuid4().hex[:12]
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.agent_id_file.write_text(new_id + "\n", encoding="utf-8")
+        return new_id

@@ -1,0 +1,130 @@
+"""Driver discovery: the entry-point group, pluggy, and the registry of driver classes."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Literal
+
+import pluggy
+
+from fustor_agent_sdk import ENTRY_POINT_GROUP, PROJECT_NAME, SenderDriver, SourceDriver, hookspecs
+from fustor_core import PluginError
+
+__all__ = ["DriverRegistry", "PluginInfo", "build_registry", "load_registry", "make_plugin_manager"]
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["source", "sender"]
+
+
+@dataclass(frozen=True, slots=True)
+class PluginInfo:
+    """One registered hooks module and the distribution that ships it."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+
+
+@dataclass(slots=True)
+class DriverRegistry:
+    sources: dict[str, type[SourceDriver]] = field(default_factory=dict)
+    senders: dict[str, type[SenderDriver]] = field(default_factory=dict)
+    origin: dict[tuple[Kind, str], str] = field(default_factory=dict)
+    """(kind, driver name) → the plugin (distribution) that provides it."""
+    plugins: list[PluginInfo] = field(default_factory=list)
+
+    def names(self, kind: Kind) -> str:
+        found = sorted(self.sources if kind == "source" else self.senders)
+        return ", ".join(found) if found else "none installed"
+
+
+def _describe(ep: EntryPoint) -> tuple[str, str]:
+    dist = ep.dist
+    return (dist.name, dist.version) if dist is not None else (ep.name, "?")
+
+
+def make_plugin_manager(
+    plugin_entry_points: Iterable[EntryPoint] | None = None,
+) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    """A fresh plugin manager with every plugin of the entry-point group registered.
+
+    ``plugin_entry_points`` replaces discovery (tests inject their own). Every plugin that
+    fails to import is collected, and all of them are reported in one :class:`PluginError`.
+    """
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    eps = (
+        list(entry_points(group=ENTRY_POINT_GROUP))
+        if plugin_entry_points is None
+        else list(plugin_entry_points)
+    )
+    infos: list[PluginInfo] = []
+    failures: list[str] = []
+    for ep in eps:
+        dist, version = _describe(ep)
+        try:
+            module = ep.load()
+            pm.register(module, name=dist if pm.get_plugin(dist) is None else f"{dist}:{ep.name}")
+        except Exception as exc:  # noqa: BLE001 - any import failure must be reported
+            failures.append(f"{dist} ({ep.name} = {ep.value}): {type(exc).__name__}: {exc}")
+            continue
+        infos.append(PluginInfo(ep.name, dist, version, ep.value))
+    if failures:
+        raise PluginError(
+            f"{len(failures)} driver plugin(s) failed to load: " + "; ".join(failures)
+        )
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from exc
+    return pm, infos
+
+
+def _collect(
+    pm: pluggy.PluginManager, kind: Kind, registry: DriverRegistry
+) -> None:
+    hook = pm.hook.fustor_source_drivers if kind == "source" else pm.hook.fustor_sender_drivers
+    base: type = SourceDriver if kind == "source" else SenderDriver
+    target: dict = registry.sources if kind == "source" else registry.senders  # type: ignore[type-arg]
+    for impl in hook.get_hookimpls():
+        plugin = impl.plugin_name
+        try:
+            classes = impl.function() or []
+        except Exception as exc:  # noqa: BLE001
+            raise PluginError(f"plugin {plugin!r}: {kind} driver hook failed: {exc}") from exc
+        for cls in classes:
+            name = getattr(cls, "name", None)
+            if not (inspect.isclass(cls) and issubclass(cls, base)) or not isinstance(name, str):
+                raise PluginError(
+                    f"plugin {plugin!r} returned {cls!r}, which is not a named "
+                    f"{base.__name__} subclass"
+                )
+            if name in target:
+                raise PluginError(
+                    f"{kind} driver {name!r} is provided twice: by plugin "
+                    f"{registry.origin[(kind, name)]!r} and by plugin {plugin!r}"
+                )
+            target[name] = cls
+            registry.origin[(kind, name)] = plugin
+
+
+def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> DriverRegistry:
+    """The driver classes by name; a name provided twice is a :class:`PluginError`."""
+    registry = DriverRegistry(plugins=infos)
+    _collect(pm, "source", registry)
+    _collect(pm, "sender", registry)
+    logger.debug(
+        "drivers: sources=%s senders=%s", registry.names("source"), registry.names("sender")
+    )
+    return registry
+
+
+def load_registry(plugin_entry_points: Iterable[EntryPoint] | None = None) -> DriverRegistry:
+    return build_registry(*make_plugin_manager(plugin_entry_points))
+

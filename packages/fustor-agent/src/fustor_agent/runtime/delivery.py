@@ -1,0 +1,116 @@
+"""Sending one batch or signal through a sender, with retries, until it is done with."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from fustor_agent_sdk import SenderDriver
+from fustor_core import (
+    Batch,
+    DriverError,
+    Event,
+    PhaseSignal,
+    SendResult,
+    SendStatus,
+    SessionLostError,
+)
+
+from fustor_agent.runtime.backoff import Backoff
+from fustor_agent.runtime.stats import PipeState
+
+__all__ = ["Delivery", "split_batch"]
+
+logger = logging.getLogger(__name__)
+
+
+def split_batch(batch: Batch, max_rows: int) -> Iterator[Batch]:
+    """The batch cut into pieces of at most ``max_rows`` rows, order kept."""
+    if batch.row_count <= max_rows:
+        yield batch
+        return
+    current: list[Event] = []
+    room = max_rows
+    for event in batch.events:
+        start = 0
+        while start < len(event.rows):
+            take = event.rows[start : start + room]
+            current.append(Event(event.event_type, take, event.message_source))
+            start += len(take)
+            room -= len(take)
+            if room == 0:
+                yield Batch(batch.message_source, current)
+                current, room = [], max_rows
+    if current:
+        yield Batch(batch.message_source, current)
+
+
+class Delivery:
+    """Delivers batches and signals of one pipe.
+
+    ``RETRY`` and retriable errors are retried (same batch) with capped exponential backoff;
+    ``REJECTED`` and non-retriable errors drop that batch only (logged and counted);
+    ``SESSION_LOST`` raises :class:`SessionLostError` for the session loop to handle.
+    """
+
+    def __init__(self, pipe_id: str, sender: SenderDriver, state: PipeState) -> None:
+        self.pipe_id = pipe_id
+        self.sender = sender
+        self.state = state
+
+    async def send(self, batch: Batch) -> bool:
+        """Deliver every row of the batch (in pieces of ``max_batch_size``); False if any
+        piece was rejected."""
+        delivered = True
+        for piece in split_batch(batch, max(1, self.sender.max_batch_size)):
+            delivered = await self.send_one(piece) and delivered
+        return delivered
+
+    async def send_one(self, batch: Batch) -> bool:
+        rows = batch.row_count
+        ok = await self._attempt(
+            lambda: self.sender.send(batch), f"{batch.message_source.value} batch of {rows} rows"
+        )
+        if ok:
+            self.state.count_sent(batch.message_source, rows)
+        return ok
+
+    async def signal(self, signal: PhaseSignal, **details: Any) -> bool:
+        return await self._attempt(
+            lambda: self.sender.signal(signal, **details), f"signal {signal.value}"
+        )
+
+    async def _attempt(self, call: Callable[[], Awaitable[SendResult]], what: str) -> bool:
+        backoff = Backoff()
+        while True:
+            try:
+                result = await call()
+            except SessionLostError:
+                raise
+            except DriverError as exc:
+                if not exc.retriable:
+                    self._reject(what, str(exc))
+                    return False
+                result = SendResult(SendStatus.RETRY, str(exc))
+            if result.status is SendStatus.OK:
+                return True
+            if result.status is SendStatus.SESSION_LOST:
+                raise SessionLostError(result.detail or "session lost")
+            if result.status is SendStatus.REJECTED:
+                self._reject(what, result.detail)
+                return False
+            delay = backoff.next()
+            self.state.retries += 1
+            self.state.error(f"{what}: {result.detail or 'retry'}")
+            logger.warning(
+                "pipe %s: %s failed (%s); retrying in %.1fs",
+                self.pipe_id, what, result.detail or "retry", delay,
+            )
+            await asyncio.sleep(delay)
+
+    def _reject(self, what: str, detail: str) -> None:
+        self.state.rejected_batches += 1
+        self.state.error(f"{what} rejected: {detail}")
+        logger.error("pipe %s: %s rejected, dropped: %s", self.pipe_id, what, detail)

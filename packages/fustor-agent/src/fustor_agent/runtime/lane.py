@@ -1,0 +1,128 @@
+"""The realtime lane of a pipe: a bounded queue sent one request at a time, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from fustor_core import Batch, Event, MessageSource, SessionLostError
+
+from fustor_agent.runtime.delivery import Delivery
+from fustor_agent.runtime.stats import PipeState
+
+__all__ = ["RealtimeLane"]
+
+logger = logging.getLogger(__name__)
+
+
+class RealtimeLane:
+    """Queued realtime events of one pipe and the task that delivers them.
+
+    ``offer`` never blocks the source (one source feeds several pipes): past
+    ``max_rows`` queued rows the queue is dropped, counted and logged, and ``on_overflow``
+    starts the recovery. Queued batches are merged up to the sender's ``max_batch_size``
+    rows per request; an idle lane sends a new event at once, with no batching delay.
+    """
+
+    def __init__(
+        self,
+        pipe_id: str,
+        state: PipeState,
+        max_rows: int,
+        on_overflow: Callable[[], None],
+        on_rescan: Callable[[list[str]], None],
+    ) -> None:
+        self.pipe_id = pipe_id
+        self.state = state
+        self.max_rows = max_rows
+        self.on_overflow = on_overflow
+        self.on_rescan = on_rescan
+        self._events: deque[Event] = deque()
+        self.rows = 0
+        self._wakeup = asyncio.Event()
+        self._in_flight = False
+
+    @property
+    def idle(self) -> bool:
+        return self.rows == 0 and not self._in_flight
+
+    def offer(self, batch: Batch) -> None:
+        if batch.rescan:
+            self.on_rescan(list(batch.rescan))
+        count = batch.row_count
+        if count == 0:
+            return
+        if self.rows + count > self.max_rows:
+            dropped = self.rows + count
+            self._events.clear()
+            self.rows = 0
+            self.state.dropped_rows += dropped
+            self.state.error(f"realtime queue over {self.max_rows} rows: {dropped} rows dropped")
+            logger.error(
+                "pipe %s: realtime queue full (%d rows); dropped %d rows, resync scheduled",
+                self.pipe_id, self.max_rows, dropped,
+            )
+            self.on_overflow()
+            return
+        self._events.extend(event for event in batch.events if event.rows)
+        self.rows += count
+        self._wakeup.set()
+
+    def _take(self, max_rows: int) -> Batch:
+        """Up to ``max_rows`` rows from the head, adjacent events of one type merged."""
+        events: list[Event] = []
+        room = max_rows
+        while self._events and room > 0:
+            head = self._events[0]
+            if len(head.rows) <= room:
+                self._events.popleft()
+                rows = head.rows
+            else:
+                # Events are shared with the other pipes of the source: never mutate one.
+                rows = head.rows[:room]
+                self._events[0] = Event(head.event_type, head.rows[room:], head.message_source)
+            room -= len(rows)
+            if events and events[-1].event_type is head.event_type:
+                events[-1].rows.extend(rows)
+            else:
+                events.append(Event(head.event_type, list(rows), head.message_source))
+        taken = max_rows - room
+        self.rows -= taken
+        return Batch(MessageSource.REALTIME, events)
+
+    def _put_back(self, batch: Batch) -> None:
+        self._events.extendleft(reversed(batch.events))
+        self.rows += batch.row_count
+
+    async def run(
+        self,
+        delivery: Delivery,
+        connected: asyncio.Event,
+        on_session_lost: Callable[[], None],
+    ) -> None:
+        """Deliver forever (until cancelled); waits while ``connected`` is clear."""
+        while True:
+            await connected.wait()
+            if not self._events:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = self._take(max(1, delivery.sender.max_batch_size))
+            self._in_flight = True
+            try:
+                await delivery.send_one(batch)
+            except SessionLostError:
+                self._put_back(batch)
+                on_session_lost()  # clears ``connected`` until a new session is open
+            except BaseException:
+                self._put_back(batch)
+                raise
+            finally:
+                self._in_flight = False
+
+    async def drain(self, connected: asyncio.Event) -> None:
+        """Return once every queued row has been delivered (or the session is gone)."""
+        while not self.idle and connected.is_set():
+            await asyncio.sleep(0.01)

@@ -1,0 +1,156 @@
+"""Leader work of one session: snapshot, then periodic audit and sentinel rounds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fustor_agent_sdk import Phase, SenderDriver, SourceDriver
+from fustor_core import Batch, PhaseSignal, SessionLostError
+
+from fustor_agent.runtime.delivery import Delivery
+from fustor_agent.runtime.stats import PipeState
+
+__all__ = ["LeaderWork", "SourceUnhealthy", "wait_healthy"]
+
+logger = logging.getLogger(__name__)
+
+HEALTH_POLL_SEC = 1.0
+
+
+class SourceUnhealthy(Exception):
+    """The source reported a health problem in the middle of a walk."""
+
+
+async def wait_healthy(source: SourceDriver, state: PipeState) -> None:
+    """Return once ``source.health()`` is ``None``; meanwhile the pipe is not ready."""
+    while (reason := source.health()) is not None:
+        if state.not_ready_reason != reason:
+            logger.warning("source %s: %s; snapshot and audit wait", source.source_id, reason)
+        state.not_ready_reason = reason
+        await asyncio.sleep(HEALTH_POLL_SEC)
+    state.not_ready_reason = None
+
+
+class LeaderWork:
+    """Runs while the pipe leads a session; cancelled at once on demotion or session loss."""
+
+    def __init__(
+        self,
+        pipe_id: str,
+        source: SourceDriver,
+        sender: SenderDriver,
+        delivery: Delivery,
+        state: PipeState,
+        audit_interval: float | None,
+        sentinel_interval: float | None,
+    ) -> None:
+        self.pipe_id = pipe_id
+        self.source = source
+        self.sender = sender
+        self.delivery = delivery
+        self.state = state
+        self.audit_interval = audit_interval or None
+        self.sentinel_interval = sentinel_interval or None
+        self._audit_now = asyncio.Event()
+
+    def request_audit(self) -> None:
+        """Audit as soon as possible, with a forgotten cache (events were lost)."""
+        if Phase.AUDIT not in self.source.phases:
+            logger.warning("pipe %s: events were lost and the source cannot audit", self.pipe_id)
+            return
+        self.source.forget_audit_cache()
+        self._audit_now.set()
+
+    async def run(self) -> None:
+        self.source.forget_audit_cache()
+        await self._snapshot()
+        async with asyncio.TaskGroup() as group:
+            if Phase.AUDIT in self.source.phases:
+                group.create_task(self._audit_loop(), name=f"fustor-audit-{self.pipe_id}")
+            if Phase.SENTINEL in self.source.phases and self.sentinel_interval:
+                group.create_task(self._sentinel_loop(), name=f"fustor-sentinel-{self.pipe_id}")
+
+    async def _walk(self, batches: AsyncIterator[Batch], counter: str) -> None:
+        async with contextlib.aclosing(batches):  # type: ignore[type-var]
+            async for batch in batches:
+                if (reason := self.source.health()) is not None:
+                    raise SourceUnhealthy(reason)
+                self.state.bulk_queued_rows = batch.row_count
+                await self.delivery.send(batch)
+                self.state.bulk_queued_rows = 0
+                setattr(self.state, counter, getattr(self.state, counter) + batch.row_count)
+
+    async def _snapshot(self) -> None:
+        state = self.state
+        state.snapshot_rows, state.snapshot_done = 0, False
+        if Phase.SNAPSHOT in self.source.phases:
+            while True:
+                await wait_healthy(self.source, state)
+                state.bulk_phase = "snapshot"
+                try:
+                    await self._walk(self.source.snapshot(), "snapshot_rows")
+                    break
+                except SourceUnhealthy as exc:
+                    logger.warning("pipe %s: snapshot interrupted: %s", self.pipe_id, exc)
+                    state.snapshot_rows = 0
+                finally:
+                    state.bulk_phase = None
+                    state.bulk_queued_rows = 0
+        await self.delivery.signal(PhaseSignal.SNAPSHOT_END)
+        state.snapshot_done = True
+        logger.info("pipe %s: snapshot done (%d rows)", self.pipe_id, state.snapshot_rows)
+
+    async def _audit_loop(self) -> None:
+        while True:
+            if self.audit_interval:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._audit_now.wait(), self.audit_interval)
+            else:
+                await self._audit_now.wait()
+            self._audit_now.clear()
+            await wait_healthy(self.source, self.state)
+            await self._audit()
+
+    async def _audit(self) -> None:
+        state = self.state
+        state.audit_rows, state.audit_running, state.bulk_phase = 0, True, "audit"
+        unhealthy = False
+        try:
+            await self.delivery.signal(PhaseSignal.AUDIT_START)
+            await self._walk(self.source.audit(), "audit_rows")
+        except SourceUnhealthy as exc:
+            # An unavailable root could look empty: no audit end, so nothing is inferred gone.
+            unhealthy = True
+            logger.warning("pipe %s: audit interrupted: %s", self.pipe_id, exc)
+        except SessionLostError:
+            raise
+        except Exception as exc:
+            state.error(f"audit failed: {exc}")
+            logger.exception("pipe %s: audit failed", self.pipe_id)
+        finally:
+            state.audit_running, state.bulk_phase, state.bulk_queued_rows = False, None, 0
+        # Every audit batch was acknowledged above (each send is awaited), so the end
+        # follows all of them, also after an error.
+        if not unhealthy:
+            await self.delivery.signal(PhaseSignal.AUDIT_END)
+            state.audit_cycles += 1
+            logger.info("pipe %s: audit %d done (%d rows)", self.pipe_id, state.audit_cycles,
+                        state.audit_rows)
+
+    async def _sentinel_loop(self) -> None:
+        assert self.sentinel_interval
+        while True:
+            await asyncio.sleep(self.sentinel_interval)
+            try:
+                paths = await self.sender.sentinel_tasks()
+                if paths:
+                    rows = await self.source.sentinel_check(paths)
+                    await self.sender.sentinel_feedback(rows)
+            except SessionLostError:
+                raise
+            except Exception as exc:
+                self.state.error(f"sentinel round failed: {exc}")
+                logger.warning("pipe %s: sentinel round failed: %s", self.pipe_id, exc)

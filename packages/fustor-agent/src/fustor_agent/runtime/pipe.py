@@ -1,0 +1,163 @@
+"""One pipe: its sender instance, its session runner and its status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from fustor_agent_sdk import PipeContext
+
+from fustor_agent.config import PipeEntry, SenderSpec
+from fustor_agent.runtime.backoff import Backoff
+from fustor_agent.runtime.session import SessionRunner
+from fustor_agent.runtime.source_runtime import SourceRuntime
+from fustor_agent.runtime.stats import PipeState
+
+__all__ = ["Pipe", "disabled_pipe_status"]
+
+logger = logging.getLogger(__name__)
+
+
+class Pipe:
+    def __init__(
+        self,
+        entry: PipeEntry,
+        source: SourceRuntime,
+        sender_spec: SenderSpec,
+        agent_id: str,
+        state_dir: Any,
+    ) -> None:
+        self.entry = entry
+        self.source = source
+        self.sender_spec = sender_spec
+        self.state = PipeState()
+        self.context = PipeContext(agent_id, entry.id, source.spec.config.uri, state_dir)
+        self.sender = sender_spec.driver(sender_spec.id, sender_spec.config, self.context)
+        self.runner = SessionRunner(
+            entry, source.driver, self.sender, self.state, lambda: source.realtime_running
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+    async def start(self) -> None:
+        self.context.state_dir.mkdir(parents=True, exist_ok=True)
+        self.source.subscribe(self.id, self.runner.lane.offer)
+        self._task = asyncio.create_task(self._supervise(), name=f"fustor-pipe-{self.id}")
+
+    async def _supervise(self) -> None:
+        backoff = Backoff(initial=1.0, maximum=60.0)
+        if not self.source.started:
+            self.state.not_ready_reason = "source not started"
+            await self.source.wait_started()
+            self.state.not_ready_reason = None
+        while True:
+            try:
+                await self.runner.run()
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug in one pipe never stops the others
+                delay = backoff.next()
+                self.state.state = "error"
+                self.state.error(f"pipe failed: {exc}")
+                logger.exception("pipe %s failed; restarting in %.1fs", self.id, delay)
+                await asyncio.sleep(delay)
+
+    async def stop(self, timeout: float) -> None:
+        """Flush queued realtime rows, close the session and the sender, within ``timeout``."""
+        self.source.unsubscribe(self.id)
+        self.runner.shutdown()
+        if self._task is not None and not self.source.started:
+            self._task.cancel()  # still waiting for its source: nothing to flush
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except asyncio.CancelledError:
+                pass
+            except TimeoutError:
+                logger.error("pipe %s: not stopped within %.0fs; cancelled", self.id, timeout)
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+        try:
+            await self.sender.close()
+        except Exception:
+            logger.exception("pipe %s: closing the sender failed", self.id)
+        self.state.state = "stopped"
+
+    def status(self) -> dict[str, Any]:
+        state, entry, spec = self.state, self.entry, self.source.spec
+        try:
+            sender_status = dict(self.sender.status())
+        except Exception as exc:  # noqa: BLE001 - status must always answer
+            sender_status = {"status_error": str(exc)}
+        not_ready = state.not_ready_reason or self.source.driver.health()
+        if not_ready is None and state.session_id is None:
+            not_ready = "no session"
+        elif not_ready is None and state.role is not None and not state.snapshot_done and (
+            state.role.value == "leader"
+        ):
+            not_ready = "snapshot in progress"
+        return {
+            "id": entry.id,
+            "source_id": entry.source_id,
+            "source_type": spec.type,
+            "sender_id": entry.sender_id,
+            "sender_type": self.sender_spec.type,
+            "enabled": True,
+            "state": state.state,
+            "role": state.role.value if state.role else None,
+            "session": state.session_label(),
+            "phase": state.phase,
+            "progress": {
+                "snapshot": {"rows": state.snapshot_rows, "done": state.snapshot_done},
+                "audit": {
+                    "rows": state.audit_rows,
+                    "running": state.audit_running,
+                    "cycles": state.audit_cycles,
+                },
+            },
+            "rows_sent": dict(state.rows_sent),
+            "rows_per_sec": state.rate.rate(),
+            "queue_depth": {"realtime": self.runner.lane.rows, "bulk": state.bulk_queued_rows},
+            "retries": state.retries,
+            "rejected_batches": state.rejected_batches,
+            "dropped_rows": state.dropped_rows,
+            "last_error": state.last_error,
+            "ready": not_ready is None,
+            "not_ready_reason": not_ready,
+            "source": self.source.status(),
+            "sender": sender_status,
+        }
+
+
+def disabled_pipe_status(entry: PipeEntry, source_type: str, sender_type: str) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "source_id": entry.source_id,
+        "source_type": source_type,
+        "sender_id": entry.sender_id,
+        "sender_type": sender_type,
+        "enabled": False,
+        "state": "stopped",
+        "role": None,
+        "session": None,
+        "phase": "idle",
+        "progress": {
+            "snapshot": {"rows": 0, "done": False},
+            "audit": {"rows": 0, "running": False, "cycles": 0},
+        },
+        "rows_sent": {"realtime": 0, "snapshot": 0, "audit": 0, "on_demand_job": 0},
+        "rows_per_sec": 0.0,
+        "queue_depth": {"realtime": 0, "bulk": 0},
+        "retries": 0,
+        "last_error": None,
+        "ready": False,
+        "not_ready_reason": "disabled",
+        "source": {},
+        "sender": {},
+    }

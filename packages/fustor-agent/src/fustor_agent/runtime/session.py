@@ -1,0 +1,290 @@
+"""The session loop of one pipe: open, heartbeat, follow the role, recover from loss."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from fustor_agent_sdk import SenderDriver, SourceDriver
+from fustor_core import DriverError, Role, ScanCommand, SessionInfo, SessionLostError
+
+from fustor_agent.config import PipeEntry
+from fustor_agent.runtime.backoff import Backoff, sleep_unless
+from fustor_agent.runtime.delivery import Delivery
+from fustor_agent.runtime.lane import RealtimeLane
+from fustor_agent.runtime.leader import LeaderWork
+from fustor_agent.runtime.scan import run_scan
+from fustor_agent.runtime.stats import PipeState
+
+__all__ = ["SessionRunner", "heartbeat_interval"]
+
+logger = logging.getLogger(__name__)
+
+MAX_HEARTBEAT_SEC = 10.0
+STABLE_SESSION_SEC = 5.0
+
+
+def heartbeat_interval(timeout_sec: float) -> float:
+    return min(timeout_sec / 3, MAX_HEARTBEAT_SEC) if timeout_sec > 0 else MAX_HEARTBEAT_SEC
+
+
+class _Session:
+    """The tasks of one open session; all of them end with it."""
+
+    def __init__(self, info: SessionInfo) -> None:
+        self.info = info
+        self.lost = asyncio.Event()
+        self.leader: LeaderWork | None = None
+        self.leader_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=name)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def cancel_all(self) -> None:
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class SessionRunner:
+    """Runs the sessions of one pipe until ``shutdown()``; never gives up on errors."""
+
+    def __init__(
+        self,
+        pipe: PipeEntry,
+        source: SourceDriver,
+        sender: SenderDriver,
+        state: PipeState,
+        can_realtime: Any,
+    ) -> None:
+        self.pipe = pipe
+        self.source = source
+        self.sender = sender
+        self.state = state
+        self._can_realtime = can_realtime
+        self.delivery = Delivery(pipe.id, sender, state)
+        self.lane = RealtimeLane(
+            pipe.id, state, pipe.max_buffered_rows, self._on_overflow, self._on_rescan
+        )
+        self.connected = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._session: _Session | None = None
+        self.resync_needed = False
+
+    # -- recovery triggers (called synchronously by the source fan-out) --------------------
+
+    def _on_rescan(self, paths: list[str]) -> None:
+        session = self._session
+        if session is None or session.lost.is_set():
+            self.resync_needed = True
+        elif session.leader is not None:
+            logger.warning("pipe %s: events lost under %s; auditing now", self.pipe.id, paths)
+            session.leader.request_audit()
+        else:
+            logger.warning(
+                "pipe %s: events lost under %s; as follower, the leader's audit covers it",
+                self.pipe.id, paths,
+            )
+
+    def _on_overflow(self) -> None:
+        self._on_rescan(["/"])
+
+    def _on_lane_session_lost(self) -> None:
+        self.connected.clear()
+        if self._session is not None:
+            self._session.lost.set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        lane_task = asyncio.create_task(
+            self.lane.run(self.delivery, self.connected, self._on_lane_session_lost),
+            name=f"fustor-lane-{self.pipe.id}",
+        )
+        try:
+            await self._loop()
+        finally:
+            lane_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lane_task
+            if self.lane.rows:
+                logger.error(
+                    "pipe %s: %d queued realtime rows not delivered at stop",
+                    self.pipe.id, self.lane.rows,
+                )
+            self.state.state = "stopped"
+
+    async def _loop(self) -> None:
+        backoff = Backoff(initial=0.5, maximum=30.0)
+        while not self._stopping.is_set():
+            try:
+                info = await self.sender.open_session()
+            except Exception as exc:  # noqa: BLE001 - retried, never a silent stop
+                retriable = isinstance(exc, DriverError) and exc.retriable
+                self.state.state = "backing_off" if retriable else "error"
+                self.state.error(f"open session: {exc}")
+                delay = backoff.next()
+                logger.warning("pipe %s: cannot open a session (%s); retrying in %.1fs",
+                               self.pipe.id, exc, delay)
+                if await sleep_unless(self._stopping, delay):
+                    return
+                continue
+            opened = time.monotonic()
+            if await self._serve(info):
+                return
+            if time.monotonic() - opened < STABLE_SESSION_SEC:
+                # A session that dies at once must not become a tight loop.
+                if await sleep_unless(self._stopping, backoff.next()):
+                    return
+            else:
+                backoff.reset()
+
+    async def _serve(self, info: SessionInfo) -> bool:
+        """Run one session; True when it ended by shutdown, False when it was lost."""
+        session = self._session = _Session(info)
+        state = self.state
+        state.state, state.session_id, state.role = "running", info.session_id, info.role
+        logger.info("pipe %s: session %s… open as %s", self.pipe.id, info.session_id[:8],
+                    info.role.value)
+        if self.resync_needed:
+            self.resync_needed = False
+            if info.role is Role.FOLLOWER:
+                logger.warning("pipe %s: realtime rows were dropped while disconnected; "
+                               "the leader's audit covers them", self.pipe.id)
+        self.connected.set()
+        session.spawn(self._heartbeats(session), f"fustor-heartbeat-{self.pipe.id}")
+        if info.role is Role.LEADER:
+            self._start_leader(session)
+        stop_wait = asyncio.ensure_future(self._stopping.wait())
+        lost_wait = asyncio.ensure_future(session.lost.wait())
+        try:
+            await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+            lost_wait.cancel()
+        if not session.lost.is_set():
+            await self._close(session)
+            return True
+        self.connected.clear()
+        await session.cancel_all()
+        self._session = None
+        state.session_id, state.role = None, None
+        state.bulk_phase = None
+        logger.warning("pipe %s: session lost; opening a new one", self.pipe.id)
+        return False
+
+    async def _close(self, session: _Session) -> None:
+        """Orderly end: leader work stops, queued realtime rows go out, the session closes."""
+        if session.leader_task is not None:
+            session.leader_task.cancel()
+        for task in list(session.tasks):
+            if not task.get_name().startswith("fustor-heartbeat"):
+                task.cancel()
+        await self.lane.drain(self.connected)
+        await session.cancel_all()
+        self.connected.clear()
+        try:
+            await self.sender.close_session()
+        except Exception:
+            logger.exception("pipe %s: closing the session failed", self.pipe.id)
+        self._session = None
+        self.state.session_id, self.state.role = None, None
+
+    # -- leader work and commands ---------------------------------------------------------
+
+    def _start_leader(self, session: _Session) -> None:
+        pipe = self.pipe
+        audit = pipe.audit_interval_sec
+        sentinel = pipe.sentinel_interval_sec
+        session.leader = LeaderWork(
+            pipe.id, self.source, self.sender, self.delivery, self.state,
+            audit if audit is not None else session.info.audit_interval_sec,
+            sentinel if sentinel is not None else session.info.sentinel_interval_sec,
+        )
+        session.leader_task = session.spawn(
+            self._lead(session, session.leader), f"fustor-leader-{pipe.id}"
+        )
+
+    async def _stop_leader(self, session: _Session) -> None:
+        task, session.leader, session.leader_task = session.leader_task, None, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.state.bulk_phase = None
+
+    async def _lead(self, session: _Session, work: LeaderWork) -> None:
+        backoff = Backoff(initial=1.0, maximum=60.0)
+        while True:
+            try:
+                await work.run()
+                return
+            except SessionLostError as exc:
+                logger.warning("pipe %s: %s", self.pipe.id, exc)
+                session.lost.set()
+                return
+            except Exception as exc:  # noqa: BLE001 - leader work restarts, never stops silently
+                delay = backoff.next()
+                self.state.error(f"leader work failed: {exc}")
+                logger.exception("pipe %s: leader work failed; restarting in %.1fs",
+                                 self.pipe.id, delay)
+                await asyncio.sleep(delay)
+
+    async def _scan(self, session: _Session, command: ScanCommand) -> None:
+        try:
+            await run_scan(self.pipe.id, self.source, self.delivery, command, self.state)
+        except SessionLostError:
+            session.lost.set()
+
+    async def _heartbeats(self, session: _Session) -> None:
+        timeout = session.info.timeout_sec
+        interval = heartbeat_interval(timeout)
+        last_ok = time.monotonic()
+        next_at = last_ok + interval
+        while True:
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            next_at += interval
+            try:
+                result = await self.sender.heartbeat(can_realtime=bool(self._can_realtime()))
+            except SessionLostError as exc:
+                logger.warning("pipe %s: heartbeat: %s", self.pipe.id, exc)
+                session.lost.set()
+                return
+            except Exception as exc:  # noqa: BLE001
+                retriable = not isinstance(exc, DriverError) or exc.retriable
+                self.state.error(f"heartbeat: {exc}")
+                if not retriable or (timeout > 0 and time.monotonic() - last_ok > timeout):
+                    logger.warning("pipe %s: heartbeat failed (%s); session given up",
+                                   self.pipe.id, exc)
+                    session.lost.set()
+                    return
+                logger.warning("pipe %s: heartbeat failed: %s", self.pipe.id, exc)
+                continue
+            last_ok = time.monotonic()
+            await self._follow_role(session, result.role)
+            for command in result.commands:
+                logger.info("pipe %s: scan job %s of %r", self.pipe.id, command.job_id,
+                            command.path)
+                session.spawn(self._scan(session, command), f"fustor-scan-{command.job_id}")
+
+    async def _follow_role(self, session: _Session, role: Role) -> None:
+        if role is self.state.role:
+            return
+        self.state.role = role
+        if role is Role.LEADER:
+            logger.info("pipe %s: promoted to leader", self.pipe.id)
+            self._start_leader(session)
+        else:
+            logger.warning("pipe %s: demoted to follower; leader work stops", self.pipe.id)
+            await self._stop_leader(session)

@@ -1,0 +1,139 @@
+"""One running source instance and its realtime watch, fanned out to every pipe using it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fustor_agent_sdk import Phase, SourceDriver
+from fustor_core import ROOT, Batch, MessageSource
+
+from fustor_agent.config import SourceSpec
+from fustor_agent.runtime.backoff import Backoff
+
+__all__ = ["SourceRuntime"]
+
+logger = logging.getLogger(__name__)
+
+Subscriber = Callable[[Batch], None]
+
+
+class SourceRuntime:
+    """Owns a source driver: started once, watched once, shared by its pipes."""
+
+    def __init__(self, spec: SourceSpec) -> None:
+        self.spec = spec
+        self.driver: SourceDriver = spec.driver(spec.id, spec.config)
+        self._subscribers: dict[str, Subscriber] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._starter: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        self.last_error: dict[str, Any] | None = None
+        self.realtime_running = False
+
+    def subscribe(self, pipe_id: str, subscriber: Subscriber) -> None:
+        self._subscribers[pipe_id] = subscriber
+
+    def unsubscribe(self, pipe_id: str) -> None:
+        self._subscribers.pop(pipe_id, None)
+
+    @property
+    def users(self) -> int:
+        return len(self._subscribers)
+
+    def launch(self) -> None:
+        """Start the driver in the background, retrying until it starts, then watch."""
+        if self._starter is None:
+            self._starter = asyncio.create_task(self._start(), name=f"fustor-source-{self.spec.id}")
+
+    @property
+    def started(self) -> bool:
+        return self._started.is_set()
+
+    async def wait_started(self) -> None:
+        await self._started.wait()
+
+    async def _start(self) -> None:
+        backoff = Backoff(initial=0.5, maximum=30.0)
+        while True:
+            try:
+                await self.driver.start()
+                break
+            except Exception as exc:  # noqa: BLE001 - retried, never a silent stop
+                delay = backoff.next()
+                self.last_error = {"message": f"start failed: {exc}", "at": time.time()}
+                logger.error("source %s: start failed (%s); retrying in %.1fs",
+                             self.spec.id, exc, delay)
+                await asyncio.sleep(delay)
+        self.last_error = None
+        self._started.set()
+        if Phase.REALTIME in self.driver.phases:
+            self._task = asyncio.create_task(
+                self._watch(), name=f"fustor-realtime-{self.spec.id}"
+            )
+
+    def _fan_out(self, batch: Batch) -> None:
+        for pipe_id, subscriber in list(self._subscribers.items()):
+            try:
+                subscriber(batch)
+            except Exception:
+                logger.exception("source %s: pipe %s failed to queue a batch", self.spec.id, pipe_id)
+
+    async def _watch(self) -> None:
+        backoff = Backoff(initial=0.5, maximum=30.0)
+        restarted = False
+        while True:
+            try:
+                if restarted:
+                    # Changes between the failure and the new watch are unknown.
+                    self._fan_out(Batch(MessageSource.REALTIME, rescan=[ROOT]))
+                self.realtime_running = True
+                async with contextlib.aclosing(self.driver.realtime()) as batches:  # type: ignore[type-var]
+                    async for batch in batches:
+                        backoff.reset()
+                        self._fan_out(batch)
+                message = "realtime watch ended"
+            except asyncio.CancelledError:
+                self.realtime_running = False
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure is retried, never a silent stop
+                message = f"realtime watch failed: {exc}"
+                logger.warning("source %s: %s", self.spec.id, message, exc_info=True)
+            self.realtime_running = False
+            self.last_error = {"message": message, "at": time.time()}
+            restarted = True
+            delay = backoff.next()
+            logger.warning("source %s: %s; restarting in %.1fs", self.spec.id, message, delay)
+            await asyncio.sleep(delay)
+
+    async def stop_watch(self) -> None:
+        """Stop producing realtime batches (first step of an orderly shutdown)."""
+        for task in (self._starter, self._task):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = None
+
+    async def stop(self) -> None:
+        await self.stop_watch()
+        if self._started.is_set():
+            self._started.clear()
+            try:
+                await asyncio.wait_for(self.driver.stop(), 10)
+            except Exception:
+                logger.exception("source %s: stop failed", self.spec.id)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            figures = dict(self.driver.status())
+        except Exception as exc:  # noqa: BLE001 - status must always answer
+            figures = {"status_error": str(exc)}
+        figures.setdefault("realtime_running", self.realtime_running)
+        if self.last_error is not None:
+            figures.setdefault("last_error", self.last_error)
+        return figures
