@@ -12,6 +12,7 @@ SAMPLE_STATUS: dict[str, Any] = {
     "started_at": 1_790_000_000.0,
     "uptime_sec": 3725.5,
     "config_path": "/etc/fustor/agent-config.yaml",
+    "config_generation": 2,
     "pipes": [
         {
             "id": "research-fs",
@@ -32,6 +33,8 @@ SAMPLE_STATUS: dict[str, Any] = {
             "rows_per_sec": 42.5,
             "queue_depth": {"realtime": 2, "bulk": 17},
             "retries": 4,
+            "rejected_batches": 0,
+            "dropped_rows": 250,
             "last_error": {"message": "fusion answered 503, retrying", "at": 1_790_003_000.0},
             "ready": True,
             "not_ready_reason": None,

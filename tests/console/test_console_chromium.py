@@ -59,6 +59,7 @@ def test_the_rendered_page_shows_each_pipe_and_its_state(fake_agent: FakeAgent) 
     assert "9,990 / 10,000 watched (99.9%)" in dom
     assert "not ready: root unavailable" in dom
     assert "fusion answered 503, retrying" in dom
+    assert '<dd class="err">dropped rows 250 · rejected batches 0</dd>' in dom
     # Agent text is rendered as text, never as markup.
     assert "<b>x" not in dom
 

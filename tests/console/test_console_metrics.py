@@ -53,6 +53,7 @@ def test_agent_level_metrics() -> None:
     assert samples[("fustor_agent_build_info", build)] == 1
     assert samples[("fustor_agent_start_time_seconds", ())] == 1_790_000_000.0
     assert types["fustor_agent_uptime_seconds"] == "gauge"
+    assert samples[("fustor_agent_config_generation", ())] == 2
 
 
 def test_rows_sent_are_counters_per_pipe_and_message_source() -> None:
@@ -91,6 +92,9 @@ def test_pipe_gauges_and_counters() -> None:
     assert samples[("fustor_agent_audit_cycles_total", p1)] == 7
     assert samples[("fustor_agent_last_error_timestamp_seconds", p1)] == 1_790_003_000.0
     assert ("fustor_agent_last_error_timestamp_seconds", p2) not in samples
+    assert samples[("fustor_agent_dropped_rows_total", p1)] == 250
+    assert samples[("fustor_agent_rejected_batches_total", p1)] == 0
+    assert ("fustor_agent_dropped_rows_total", p2) not in samples  # not reported: not zero
 
 
 def test_state_and_phase_are_one_hot_enums() -> None:

@@ -107,6 +107,13 @@ def _agent_families(status: Mapping[str, Any]) -> Iterator[Metric]:
         yield GaugeMetricFamily(
             f"{PREFIX}_start_time_seconds", "Agent start time, Unix epoch seconds.", value=started
         )
+    generation = _number(status.get("config_generation"))
+    if generation is not None:
+        yield GaugeMetricFamily(
+            f"{PREFIX}_config_generation",
+            "Configuration generation: 1 at start, +1 at each reload.",
+            value=generation,
+        )
     uptime = _number(status.get("uptime_sec"))
     if uptime is not None:
         yield GaugeMetricFamily(
@@ -138,6 +145,8 @@ def _pipe_families(pipes: list[Mapping[str, Any]]) -> Iterator[Metric]:
     rows_rate = gauge("rows_per_second", "Recent delivery rate in rows per second.")
     queue = gauge("queue_depth", "Batches waiting between source and sender, by lane.", ["lane"])
     retries = counter("retries", "Sends and signals the pipe had to retry.")
+    rejected = counter("rejected_batches", "Batches the receiver refused for good (not resent).")
+    dropped = counter("dropped_rows", "Realtime rows dropped on overflow (a resync follows).")
     snap_rows = gauge("snapshot_rows", "Rows produced by the current (or last) snapshot.")
     snap_done = gauge("snapshot_done", "1 when the snapshot of the current session finished.")
     audit_rows = gauge("audit_rows", "Rows produced by the current (or last) audit cycle.")
@@ -176,6 +185,11 @@ def _pipe_families(pipes: list[Mapping[str, Any]]) -> Iterator[Metric]:
         for lane in QUEUE_LANES:
             queue.add_metric([pid, lane], _number(depth.get(lane)) or 0.0)
         retries.add_metric([pid], _number(pipe.get("retries")) or 0.0)
+        # Not in every host version: exported only when reported, so absence is not "zero".
+        for family, key in ((rejected, "rejected_batches"), (dropped, "dropped_rows")):
+            value = _number(pipe.get(key))
+            if value is not None:
+                family.add_metric([pid], value)
         progress = _mapping(pipe.get("progress"))
         snapshot, audit = _mapping(progress.get("snapshot")), _mapping(progress.get("audit"))
         snap_rows.add_metric([pid], _number(snapshot.get("rows")) or 0.0)
@@ -189,7 +203,8 @@ def _pipe_families(pipes: list[Mapping[str, Any]]) -> Iterator[Metric]:
 
     yield from (
         pipe_info, enabled, up, state, ready, leader, phase, rows_sent, rows_rate, queue,
-        retries, snap_rows, snap_done, audit_rows, audit_running, audit_cycles, last_error,
+        retries, rejected, dropped, snap_rows, snap_done, audit_rows, audit_running,
+        audit_cycles, last_error,
     )  # fmt: skip
 
 
