@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import logging
 import os
 import time
 from typing import Any
 
+from fustor_core import FustorError
+
 from fustor_agent import __version__
 from fustor_agent.config import AgentConfig
+from fustor_agent.console import start_console
 from fustor_agent.home import Home
 from fustor_agent.runtime.pipe import Pipe, disabled_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
@@ -136,16 +138,15 @@ class Agent:
 
     async def _start_console(self) -> None:
         settings = self.config.console
-        if not settings.enabled or importlib.util.find_spec("fustor_agent.console") is None:
+        if not settings.enabled:
             return
         try:
-            from fustor_agent.console import start_console  # type: ignore[attr-defined]
-
             self._console = await start_console(settings, self)
-        except Exception:
+        except FustorError as exc:
             # The console is a window on the agent; the pipes run without it.
-            logger.exception("the console could not start on %s:%s", settings.host,
-                             settings.port)
+            logger.error("console not started: %s", exc)
+        except Exception:
+            logger.exception("console not started on %s:%s", settings.host, settings.port)
 
     # -- status --------------------------------------------------------------------------
 

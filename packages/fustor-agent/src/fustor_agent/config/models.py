@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fustor_agent.console.settings import ConsoleSettings
 from fustor_agent_sdk import SenderConfig, SenderDriver, SourceConfig, SourceDriver
 
 __all__ = [
@@ -51,12 +52,6 @@ class PipeEntry(_Strict):
     the pipe resynchronises (the leader audits with a forgotten cache)."""
 
 
-class ConsoleSettings(_Strict):
-    enabled: bool = True
-    host: str = "127.0.0.1"
-    port: int = Field(default=8100, ge=0, le=65535)
-
-
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     """A validated source: its driver class and its driver-validated config."""
@@ -82,7 +77,7 @@ class AgentConfig:
     sources: dict[str, SourceSpec] = field(default_factory=dict)
     senders: dict[str, SenderSpec] = field(default_factory=dict)
     pipes: dict[str, PipeEntry] = field(default_factory=dict)
-    console: ConsoleSettings = ConsoleSettings()
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     path: Path | None = None
     """The file (or legacy directory) it came from; ``None`` for the embedded default."""
     agent_id: str | None = None

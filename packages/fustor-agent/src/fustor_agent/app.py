@@ -1,0 +1,122 @@
+"""Running the agent process in the foreground: lock, logging, signals, control channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fustor_core import FustorError
+
+from fustor_agent import control
+from fustor_agent.agent import Agent
+from fustor_agent.config import AgentConfig, embedded_config, load_config
+from fustor_agent.home import Home
+from fustor_agent.lock import InstanceLock
+from fustor_agent.logs import setup_logging
+from fustor_agent.plugins import DriverRegistry, load_registry
+
+__all__ = ["RunOptions", "load_configuration", "run_agent"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    watch: str | None = None
+    """Run the embedded fs → echo configuration on this directory instead of the file."""
+    echo_format: str = "text"
+    log_to_stderr: bool = True
+    shutdown_timeout: float = 15.0
+
+
+def load_configuration(
+    home: Home, options: RunOptions, registry: DriverRegistry | None = None
+) -> AgentConfig:
+    registry = registry or load_registry()
+    if options.watch is not None:
+        return embedded_config(os.path.abspath(options.watch), registry,
+                               echo_format=options.echo_format)
+    return load_config(home, registry)
+
+
+class _Process:
+    """The asyncio side of an agent process."""
+
+    def __init__(self, home: Home, options: RunOptions, config: AgentConfig,
+                 registry: DriverRegistry) -> None:
+        self.home = home
+        self.options = options
+        self.registry = registry
+        self.agent = Agent(config, home, shutdown_timeout=options.shutdown_timeout)
+        self.stop = asyncio.Event()
+        self.reload_requested = asyncio.Event()
+        self.last_reload: dict[str, Any] | None = None
+
+    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        cmd = req.get("cmd")
+        if cmd == "ping":
+            return {"ok": True, "pid": os.getpid()}
+        if cmd == "status":
+            status = self.agent.status()
+            status["last_reload"] = self.last_reload
+            return status
+        return {"error": f"unknown command {cmd!r}"}
+
+    async def _reloads(self) -> None:
+        while True:
+            await self.reload_requested.wait()
+            self.reload_requested.clear()
+            logger.info("reload requested (SIGHUP)")
+            try:
+                if self.options.watch is not None:
+                    raise FustorError("started with --watch: there is no config file to reload")
+                new = await asyncio.to_thread(load_config, self.home, self.registry)
+                summary = await self.agent.reload(new)
+                self.last_reload = {"at": time.time(), "ok": True, **summary}
+            except FustorError as exc:
+                logger.error("reload failed; the current configuration stays: %s", exc)
+                self.last_reload = {"at": time.time(), "ok": False, "error": str(exc)}
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        # Signal handlers only set events; the work happens in tasks.
+        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        await self.agent.start()
+        server = await control.serve(self.home.control_socket, self.handle)
+        reloads = asyncio.create_task(self._reloads(), name="fustor-reload")
+        logger.info("agent %s running (pid %d)", self.agent.agent_id, os.getpid())
+        try:
+            await self.stop.wait()
+        finally:
+            reloads.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reloads
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.home.control_socket.unlink()
+            await self.agent.shutdown()
+
+
+def run_agent(home: Home, options: RunOptions) -> None:
+    """Run until SIGTERM/SIGINT. Raises a :class:`FustorError` for known problems."""
+    lock = InstanceLock(home.pid_file).acquire()
+    try:
+        setup_logging(home, to_stderr=options.log_to_stderr)
+        try:
+            registry = load_registry()
+            config = load_configuration(home, options, registry)
+        except FustorError as exc:
+            for line in str(exc).splitlines():
+                logger.error("not started: %s", line)
+            raise
+        asyncio.run(_Process(home, options, config, registry).run())
+    finally:
+        lock.release()

@@ -1,0 +1,105 @@
+"""Controlling an agent process from the CLI: start in the background, stop, reload, ask."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fustor_core import FustorError
+
+from fustor_agent import control
+from fustor_agent.app import RunOptions
+from fustor_agent.home import Home
+from fustor_agent.lock import AlreadyRunning, running_pid
+
+__all__ = ["fetch_status", "request_reload", "start_daemon", "stop_agent"]
+
+START_TIMEOUT_SEC = 30.0
+STOP_TIMEOUT_SEC = 60.0
+
+
+def _new_output(path: Path, offset: int) -> list[str]:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        text = f.read().decode("utf-8", "replace")
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT_SEC) -> int:
+    """Start the agent in the background; return its pid once its control socket answers."""
+    pid = running_pid(home.pid_file)
+    if pid is not None:
+        raise AlreadyRunning(home.root, pid if pid > 0 else None)
+    home.log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "fustor_agent", "start", "--no-stderr-log"]
+    if options.watch is not None:
+        cmd += ["--watch", os.path.abspath(options.watch), "--format", options.echo_format]
+    env = {**os.environ, "FUSTOR_HOME": str(home.root)}
+    with open(home.daemon_output, "ab") as out:
+        offset = out.tell()
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, cwd="/",
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            lines = _new_output(home.daemon_output, offset)
+            errors = [line for line in lines if line.startswith("error:")] or lines[-5:]
+            detail = "; ".join(line.removeprefix("error: ") for line in errors)
+            raise FustorError(f"the agent exited at start (code {code}): {detail}")
+        try:
+            answer = control.request(home.control_socket, {"cmd": "ping"}, timeout=1.0)
+        except (control.NotRunning, OSError, ValueError):
+            answer = {}
+        if answer.get("pid") == proc.pid:
+            return proc.pid
+        time.sleep(0.05)
+    raise FustorError(
+        f"the agent (pid {proc.pid}) did not answer within {timeout:.0f}s; see {home.log_file}"
+    )
+
+
+def _running(home: Home) -> int:
+    pid = running_pid(home.pid_file)
+    if pid is None:
+        raise control.NotRunning(home.root)
+    if pid < 0:
+        raise FustorError(f"an agent holds {home.pid_file} but its pid is unreadable")
+    return pid
+
+
+def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> int:
+    """SIGTERM the running agent and wait until it has exited."""
+    pid = _running(home)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running_pid(home.pid_file) is None:
+            return pid
+        time.sleep(0.05)
+    raise FustorError(f"the agent (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+def fetch_status(home: Home, timeout: float = 5.0) -> dict[str, Any]:
+    return control.request(home.control_socket, {"cmd": "status"}, timeout=timeout)
+
+
+def request_reload(home: Home, timeout: float = 30.0) -> dict[str, Any]:
+    """SIGHUP the agent and wait for the outcome of that reload."""
+    pid = _running(home)
+    before = (fetch_status(home).get("last_reload") or {}).get("at")
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        outcome = fetch_status(home).get("last_reload") or {}
+        if outcome.get("at") != before and outcome.get("at") is not None:
+            return outcome
+    raise FustorError(f"the agent (pid {pid}) did not report the reload within {timeout:.0f}s")

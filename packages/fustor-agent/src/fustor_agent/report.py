@@ -1,0 +1,56 @@
+"""Plain-text renderings of the agent's status and plugins for the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fustor_agent.plugins import DriverRegistry
+
+__all__ = ["render_plugins", "render_status"]
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]
+
+
+def render_status(status: dict[str, Any]) -> str:
+    lines = [
+        f"agent {status.get('agent_id')} running (pid {status.get('pid')}, "
+        f"up {status.get('uptime_sec', 0):.0f}s, version {status.get('version')})",
+        f"config: {status.get('config_path') or 'built-in (--watch)'}",
+    ]
+    pipes = status.get("pipes") or []
+    if not pipes:
+        lines.append("no pipes")
+        return "\n".join(lines)
+    rows = [["PIPE", "STATE", "ROLE", "PHASE", "SENT rt/snap/audit/job", "QUEUE", "READY"]]
+    for pipe in pipes:
+        sent = pipe.get("rows_sent") or {}
+        ready = "yes" if pipe.get("ready") else f"no: {pipe.get('not_ready_reason') or '?'}"
+        rows.append([
+            str(pipe.get("id")),
+            str(pipe.get("state")),
+            str(pipe.get("role") or "-"),
+            str(pipe.get("phase")),
+            "/".join(str(sent.get(k, 0)) for k in ("realtime", "snapshot", "audit",
+                                                    "on_demand_job")),
+            str((pipe.get("queue_depth") or {}).get("realtime", 0)),
+            ready,
+        ])
+    lines += _table(rows)
+    for pipe in pipes:
+        if pipe.get("last_error"):
+            lines.append(f"{pipe.get('id')}: last error: {pipe['last_error'].get('message')}")
+    return "\n".join(lines)
+
+
+def render_plugins(registry: DriverRegistry) -> str:
+    lines = []
+    for info in registry.plugins:
+        lines.append(f"{info.distribution} {info.version} ({info.module})")
+        for (kind, name), origin in sorted(registry.origin.items()):
+            if origin == info.distribution:
+                lines.append(f"  {kind:<7} {name}")
+    return "\n".join(lines) if lines else "no driver plugins installed"
