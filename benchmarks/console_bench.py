@@ -1,8 +1,9 @@
 """Console cost: request latency per endpoint and event-loop lag while a client hammers it.
 
-Run with the test environment's Python::
+Run with the test environment's Python (PIPES defaults to 1, SECONDS to 5)::
 
-    $(hatch env find hatch-test | grep 'py3.11$')/bin/python benchmarks/console_bench.py [PIPES] [SECONDS]
+    PY=$(hatch env find hatch-test | grep 'py3.11$')/bin/python
+    $PY benchmarks/console_bench.py [PIPES] [SECONDS]
 
 The console runs in this process's event loop next to a ticker that measures how late the
 loop wakes up (what a pipe sharing the loop would feel). The HTTP client runs in a separate
@@ -22,9 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "console"))
-from console_fakes import SAMPLE_STATUS, FakeAgent  # noqa: E402
+from console_fakes import SAMPLE_STATUS, FakeAgent
 
-from fustor_agent.console import ConsoleSettings, start_console  # noqa: E402
+from fustor_agent.console import ConsoleSettings, start_console
 
 PATHS = ("/api/v1/status", "/metrics", "/", "/healthz")
 
@@ -78,7 +79,8 @@ async def main(pipes: int, seconds: float) -> None:
     for path, values in result["latencies"].items():
         print(
             f"  {path:16s} {result['sizes'][path]:7d} B  n={len(values):5d}"
-            f"  median={statistics.median(values) * 1e3:6.2f} ms  p99={pct(values, 0.99) * 1e3:6.2f} ms"
+            f"  median={statistics.median(values) * 1e3:6.2f} ms"
+            f"  p99={pct(values, 0.99) * 1e3:6.2f} ms"
         )
     print(
         f"  loop lag while serving: median={statistics.median(lags) * 1e3:.2f} ms"
