@@ -1,1 +1,1 @@
-"""A third-party source driver used only by the tests."""
+"""Third-party drivers used only by the tests: proves entry-point discovery, drives the host."""

@@ -1,39 +1,28 @@
-"""Registers the ``static`` source: it snapshots a fixed list of paths from its config."""
+"""Registers the test-only drivers: ``static`` and ``counter`` sources, ``slowfile`` sender."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from fustor_agent_sdk import SenderDriver, SourceDriver, hookimpl
 
-from pydantic import BaseModel, ConfigDict
+from fustor_driver_testonly.senders import SlowFileSender
+from fustor_driver_testonly.sources import CounterSource, StaticConfig, StaticSource
 
-from fustor_agent_sdk import Phase, SourceConfig, SourceDriver, hookimpl
-from fustor_core import Batch, EventType, MessageSource
-
-
-class StaticParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    paths: list[str] = []
-
-
-class StaticConfig(SourceConfig):
-    driver_params: StaticParams = StaticParams()
-
-
-class StaticSource(SourceDriver):
-    name = "static"
-    config_model = StaticConfig
-    phases = frozenset({Phase.SNAPSHOT})
-
-    async def snapshot(self) -> AsyncIterator[Batch]:
-        assert isinstance(self.config, StaticConfig)
-        rows = [
-            {"path": p, "size": 0, "modified_time": 1.0, "created_time": 1.0, "is_directory": False}
-            for p in self.config.driver_params.paths
-        ]
-        if rows:
-            yield Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows)
+# StaticConfig and StaticSource stay importable from here (tests/sdk uses them).
+__all__ = [
+    "CounterSource",
+    "SlowFileSender",
+    "StaticConfig",
+    "StaticSource",
+    "fustor_sender_drivers",
+    "fustor_source_drivers",
+]
 
 
 @hookimpl
 def fustor_source_drivers() -> list[type[SourceDriver]]:
-    return [StaticSource]
+    return [StaticSource, CounterSource]
+
+
+@hookimpl
+def fustor_sender_drivers() -> list[type[SenderDriver]]:
+    return [SlowFileSender]

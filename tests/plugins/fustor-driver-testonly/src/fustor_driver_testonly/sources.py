@@ -1,0 +1,74 @@
+"""Test-only sources: ``static`` (a fixed snapshot) and ``counter`` (numbered realtime rows)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from pydantic import BaseModel, ConfigDict
+
+from fustor_agent_sdk import Phase, SourceConfig, SourceDriver
+from fustor_core import Batch, EventType, MessageSource
+
+__all__ = ["CounterSource", "StaticSource"]
+
+
+class StaticParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    paths: list[str] = []
+
+
+class StaticConfig(SourceConfig):
+    driver_params: StaticParams = StaticParams()
+
+
+class StaticSource(SourceDriver):
+    name = "static"
+    config_model = StaticConfig
+    phases = frozenset({Phase.SNAPSHOT})
+
+    async def snapshot(self) -> AsyncIterator[Batch]:
+        assert isinstance(self.config, StaticConfig)
+        rows = [
+            {"path": p, "size": 0, "modified_time": 1.0, "created_time": 1.0, "is_directory": False}
+            for p in self.config.driver_params.paths
+        ]
+        if rows:
+            yield Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows)
+
+
+class CounterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    count: int = 100
+    """How many realtime rows (``/f0``, ``/f1``, ...) to produce, then go quiet."""
+    per_batch: int = 10
+    interval_sec: float = 0.0
+    """Pause between batches."""
+
+
+class CounterConfig(SourceConfig):
+    driver_params: CounterParams = CounterParams()
+
+
+class CounterSource(SourceDriver):
+    """Produces ``count`` numbered realtime rows as fast as asked, then waits to be cancelled."""
+
+    name = "counter"
+    config_model = CounterConfig
+    phases = frozenset({Phase.REALTIME})
+
+    async def realtime(self) -> AsyncIterator[Batch]:
+        assert isinstance(self.config, CounterConfig)
+        params = self.config.driver_params
+        produced = 0
+        while produced < params.count:
+            n = min(params.per_batch, params.count - produced)
+            rows = [
+                {"path": f"/f{i}", "size": i, "modified_time": 1.0, "created_time": 1.0,
+                 "is_directory": False}
+                for i in range(produced, produced + n)
+            ]
+            produced += n
+            yield Batch.of(MessageSource.REALTIME, EventType.INSERT, rows)
+            await asyncio.sleep(params.interval_sec)
+        await asyncio.Event().wait()
