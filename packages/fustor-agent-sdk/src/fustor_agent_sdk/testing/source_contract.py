@@ -392,21 +392,22 @@ class SourceDriverContract:
             await source.start()
             started = asyncio.Event()
 
-            async def slow_consumer() -> None:
+            async def consumer() -> None:
                 iterator = _open_phase(source, phase)
                 try:
                     async for batch in iterator:
                         check_batch(batch, _TIER[phase])
                         started.set()
-                        await asyncio.sleep(0.05)
+                        await asyncio.sleep(0.01)
                 finally:
                     await _aclose(iterator)
 
-            task = asyncio.create_task(slow_consumer())
-            if phase is Phase.REALTIME:
-                await asyncio.sleep(0.5)  # blocked waiting for events: the hard case
-            else:
+            task = asyncio.create_task(consumer())
+            if phase is not Phase.REALTIME:
                 await asyncio.wait_for(started.wait(), 30)
+            # Cancel mid-phase: in the middle of the walk, or (realtime) blocked waiting for
+            # events, which is the hard case.
+            await asyncio.sleep(0.2 if phase is not Phase.REALTIME else 0.5)
             began = time.monotonic()
             task.cancel()
             await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 10)
