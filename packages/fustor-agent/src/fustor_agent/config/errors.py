@@ -57,7 +57,8 @@ class Problems:
             self.add(file, rename(join_location(prefix, error["loc"])), _message(error))
 
     def warn(self, file: str, location: str, message: str) -> None:
-        self.warnings.append(f"{file}: {location}: {message}")
+        where = f"{file}: {location}" if location else file
+        self.warnings.append(f"{where}: {message}")
 
     def raise_if_any(self) -> None:
         if len(self.errors) == 1:

@@ -1,0 +1,169 @@
+"""Loading agent-config.yaml: the model, every error case, .env and ${VAR}."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+
+import pytest
+
+from fustor_agent.config import ConfigErrors, embedded_config, load_config
+from fustor_agent.home import Home
+from fustor_agent.plugins import DriverRegistry
+from fustor_core import ConfigError
+
+GOOD = """
+sources:
+  - id: files
+    type: static
+    config: {uri: /data, driver_params: {paths: [/a]}}
+senders:
+  - id: out
+    type: echo
+    config: {credential: "${KEY}", driver_params: {format: json}}
+pipes:
+  - {id: p1, source_id: files, sender_id: out, audit_interval_sec: 0, max_buffered_rows: 50}
+  - {id: p2, source_id: files, sender_id: out, enabled: false}
+console: {enabled: false, port: 9100}
+"""
+
+
+def write(home: Home, text: str) -> None:
+    home.config_file.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def errors_of(home: Home, registry: DriverRegistry) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(home, registry)
+    exc = info.value
+    return [str(e) for e in exc.errors] if isinstance(exc, ConfigErrors) else [str(exc)]
+
+
+def test_valid_config_is_loaded_with_driver_models(home, registry, monkeypatch):
+    monkeypatch.setenv("KEY", "k-123")
+    write(home, GOOD)
+    config = load_config(home, registry)
+    assert config.path == home.config_file
+    assert list(config.pipes) == ["p1", "p2"]
+    assert config.pipes["p1"].audit_interval_sec == 0
+    assert config.pipes["p1"].max_buffered_rows == 50
+    assert config.pipes["p2"].enabled is False
+    assert config.sources["files"].config.driver_params.paths == ["/a"]
+    sender = config.senders["out"]
+    assert sender.config.driver_params.format == "json"
+    assert sender.config.credential.get_secret_value() == "k-123"
+    assert config.console.enabled is False and config.console.port == 9100
+
+
+def test_env_file_and_default_expansion(home, registry, monkeypatch):
+    monkeypatch.delenv("KEY", raising=False)
+    home.env_file.write_text("KEY=from-dotenv\nFMT=json\n", encoding="utf-8")
+    write(home, GOOD.replace("format: json", "format: '${FMT}'").replace(
+        "uri: /data", "uri: '${DATA_ROOT:-/fallback}'"))
+    config = load_config(home, registry)
+    assert config.senders["out"].config.credential.get_secret_value() == "from-dotenv"
+    assert config.sources["files"].config.uri == "/fallback"
+
+
+def test_environment_wins_over_env_file(home, registry, monkeypatch):
+    monkeypatch.setenv("KEY", "from-environment")
+    home.env_file.write_text("KEY=from-dotenv\n", encoding="utf-8")
+    write(home, GOOD)
+    config = load_config(home, registry)
+    assert config.senders["out"].config.credential.get_secret_value() == "from-environment"
+
+
+def test_unset_variable_is_an_error_at_its_location(home, registry, monkeypatch):
+    monkeypatch.delenv("KEY", raising=False)
+    write(home, GOOD)
+    assert errors_of(home, registry) == [
+        "agent-config.yaml: senders[0].config.credential: environment variable KEY is not set"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("sender_id: out, audit", "sender_id: nope, audit",
+         "agent-config.yaml: pipes[0].sender_id: unknown sender 'nope'"),
+        ("{id: p1, source_id: files", "{id: p1, source_id: gone",
+         "agent-config.yaml: pipes[0].source_id: unknown source 'gone'"),
+        ("type: static", "type: nfs",
+         "agent-config.yaml: sources[0].type: unknown source type 'nfs' (available: counter, static)"),
+        ("type: echo", "type: kafka",
+         "agent-config.yaml: senders[0].type: unknown sender type 'kafka' (available: echo, slowfile)"),
+        ("id: p2,", "id: p1,",
+         "agent-config.yaml: pipes[1].id: duplicate pipe id 'p1' (first defined at "
+         "agent-config.yaml: pipes[0])"),
+        ("max_buffered_rows: 50", "max_bufered_rows: 50",
+         "agent-config.yaml: pipes[0].max_bufered_rows: unknown key"),
+        ("driver_params: {paths: [/a]}", "driver_params: {paths: [/a], deep: 1}",
+         "agent-config.yaml: sources[0].config.driver_params.deep: unknown key"),
+        ("format: json", "format: xml",
+         "agent-config.yaml: senders[0].config.driver_params.format: Input should be 'text' or 'json'"),
+        ("console: {enabled: false, port: 9100}", "consol: {}",
+         "agent-config.yaml: consol: unknown key (expected one of: sources, senders, pipes, "
+         "console, agent_id)"),
+        ("config: {uri: /data, ", "config: {",
+         "agent-config.yaml: sources[0].config.uri: missing required key"),
+    ],
+)
+def test_each_error_names_file_and_location(home, registry, monkeypatch, old, new, expected):
+    monkeypatch.setenv("KEY", "k")
+    assert old in GOOD
+    write(home, GOOD.replace(old, new))
+    assert errors_of(home, registry) == [expected]
+
+
+def test_all_errors_are_reported_not_only_the_first(home, registry, monkeypatch):
+    monkeypatch.setenv("KEY", "k")
+    bad = GOOD.replace("sender_id: out, audit", "sender_id: nope, audit").replace(
+        "type: static", "type: nfs").replace("format: json", "format: xml")
+    write(home, bad)
+    errors = errors_of(home, registry)
+    assert len(errors) == 3, errors
+    assert any("unknown sender 'nope'" in e for e in errors)
+    assert any("unknown source type 'nfs'" in e for e in errors)
+    assert any("driver_params.format" in e for e in errors)
+
+
+def test_credential_value_is_never_echoed(home, registry):
+    secret = "s3cr3t-VALUE-42"
+    write(home, GOOD.replace('credential: "${KEY}"', f"credential: {{key: {secret}}}"))
+    errors = errors_of(home, registry)
+    assert errors and all(secret not in e for e in errors)
+    assert errors[0].startswith("agent-config.yaml: senders[0].config.credential:")
+
+
+def test_yaml_syntax_error_gives_line(home, registry):
+    write(home, "sources:\n  - id: [unclosed\n")
+    (error,) = errors_of(home, registry)
+    assert error.startswith("agent-config.yaml: line ")
+    assert "invalid YAML" in error
+
+
+def test_non_list_section(home, registry):
+    write(home, "sources: {a: 1}\n")
+    assert errors_of(home, registry) == ["agent-config.yaml: sources: must be a list"]
+
+
+def test_no_config_at_all_says_how_to_start(home, registry):
+    (error,) = errors_of(home, registry)
+    assert "no configuration" in error and "--watch" in error
+
+
+def test_embedded_watch_config(registry, tmp_path):
+    # The registry of these tests has no fs driver: the error must say which ones exist.
+    with pytest.raises(ConfigError, match=r"unknown source type 'fs' \(available: counter, static\)"):
+        embedded_config(str(tmp_path), registry)
+
+
+def test_warnings_are_logged(home, registry, monkeypatch, caplog):
+    monkeypatch.setenv("KEY", "k")
+    write(home, GOOD)
+    home.legacy_config_dir.mkdir()
+    (home.legacy_config_dir / "default.yaml").write_text("sources: {}\n")
+    with caplog.at_level(logging.WARNING):
+        config = load_config(home, registry)
+    assert config.warnings == ("agent-config/: ignored because agent-config.yaml exists",)
+    assert "ignored because agent-config.yaml exists" in caplog.text

@@ -1,0 +1,126 @@
+"""The 0.8.17 layout ``agent-config/*.yaml`` is read into the same model."""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+
+import pytest
+
+from fustor_agent.config import ConfigErrors, load_config
+from fustor_core import ConfigError
+
+DEFAULT = """
+logging: {level: INFO}
+fs_scan_workers: 8
+sources:
+  research:
+    driver: static
+    uri: /data/research
+    driver_params: {paths: [/x]}
+    max_queue_size: 1000
+senders:
+  fusion-main:
+    driver: echo
+    uri: http://fusion:8102
+    credential: {key: "${FUSION_KEY}"}
+    batch_size: 500
+    max_retries: 3
+"""
+
+PIPES = """
+pipes:
+  research-sync:
+    source: research
+    sender: fusion-main
+    audit_interval_sec: 600
+    fields_mapping: []
+  paused:
+    source: research
+    sender: fusion-main
+    disabled: true
+"""
+
+
+def write_legacy(home, **files: str) -> None:
+    home.legacy_config_dir.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (home.legacy_config_dir / f"{name}.yaml").write_text(textwrap.dedent(text))
+
+
+def test_legacy_layout_is_translated(home, registry, monkeypatch, caplog):
+    monkeypatch.setenv("FUSION_KEY", "legacy-key")
+    home.agent_id_file.write_text("agent-0817\n")
+    write_legacy(home, default=DEFAULT, pipes=PIPES)
+    with caplog.at_level(logging.WARNING):
+        config = load_config(home, registry)
+    assert config.path == home.legacy_config_dir
+    assert config.sources["research"].type == "static"
+    assert config.sources["research"].config.uri == "/data/research"
+    assert config.sources["research"].config.driver_params.paths == ["/x"]
+    sender = config.senders["fusion-main"].config
+    assert sender.endpoint == "http://fusion:8102"
+    assert sender.credential.get_secret_value() == "legacy-key"
+    pipe = config.pipes["research-sync"]
+    assert (pipe.source_id, pipe.sender_id, pipe.audit_interval_sec) == (
+        "research", "fusion-main", 600)
+    assert pipe.enabled is True and config.pipes["paused"].enabled is False
+    # One warning per unknown key, naming it; nothing rejected.
+    assert sorted(config.warnings) == sorted([
+        "agent-config/default.yaml: logging: not supported by this agent; ignored",
+        "agent-config/default.yaml: fs_scan_workers: not supported by this agent; ignored",
+        "agent-config/default.yaml: sources.research.max_queue_size: not supported by this "
+        "agent; ignored",
+        "agent-config/default.yaml: senders.fusion-main.batch_size: not supported by this "
+        "agent; ignored",
+        "agent-config/default.yaml: senders.fusion-main.max_retries: not supported by this "
+        "agent; ignored",
+        "agent-config/pipes.yaml: pipes.research-sync.fields_mapping: not supported by this "
+        "agent; ignored",
+    ])
+    assert caplog.text.count("not supported by this agent") == 6
+    assert home.agent_id() == "agent-0817"
+
+
+def test_disabled_source_disables_its_pipes(home, registry, monkeypatch):
+    monkeypatch.setenv("FUSION_KEY", "k")
+    write_legacy(home, default=DEFAULT.replace("    max_queue_size: 1000", "    disabled: true"),
+                 pipes=PIPES)
+    config = load_config(home, registry)
+    assert not any(pipe.enabled for pipe in config.pipes.values())
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("sender: fusion-main\n    audit", "sender: gone\n    audit",
+         "agent-config/default.yaml: pipes.research-sync.sender: unknown sender 'gone'"),
+        ("driver: static", "driver: nfs",
+         "agent-config/default.yaml: sources.research.driver: unknown source type 'nfs' "
+         "(available: counter, static)"),
+        ("    uri: /data/research\n", "",
+         "agent-config/default.yaml: sources.research.uri: missing required key"),
+        ("driver_params: {paths: [/x]}", "driver_params: {paths: [/x], bad: 1}",
+         "agent-config/default.yaml: sources.research.driver_params.bad: unknown key"),
+    ],
+)
+def test_legacy_errors_use_legacy_locations(home, registry, monkeypatch, old, new, expected):
+    monkeypatch.setenv("FUSION_KEY", "k")
+    text = DEFAULT + PIPES
+    assert old in text
+    write_legacy(home, default=text.replace(old, new))
+    with pytest.raises(ConfigError) as info:
+        load_config(home, registry)
+    exc = info.value
+    errors = [str(e) for e in exc.errors] if isinstance(exc, ConfigErrors) else [str(exc)]
+    assert errors == [expected]
+
+
+def test_duplicate_ids_across_legacy_files(home, registry, monkeypatch):
+    monkeypatch.setenv("FUSION_KEY", "k")
+    write_legacy(home, a=DEFAULT, b=DEFAULT)
+    with pytest.raises(ConfigError) as info:
+        load_config(home, registry)
+    text = str(info.value)
+    assert "agent-config/b.yaml: sources.research.id: duplicate source id 'research'" in text
+    assert "agent-config/b.yaml: senders.fusion-main.id: duplicate sender id" in text
