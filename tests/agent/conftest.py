@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
 
 from fustor_agent.home import Home
+from agent_helpers import entry_point
 from fustor_agent.plugins import DriverRegistry, load_registry
-from fustor_agent_sdk import ENTRY_POINT_GROUP
-
-
-def entry_point(name: str, module: str) -> EntryPoint:
-    return EntryPoint(name, module, ENTRY_POINT_GROUP)
 
 
 @pytest.fixture
