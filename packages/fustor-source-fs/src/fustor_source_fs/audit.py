@@ -1,0 +1,199 @@
+"""The audit walk: FUSION_PROTOCOL §7.4 mtime-skip, each directory's row after its subtree."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_mod
+import threading
+import time
+from collections.abc import Callable
+
+from fustor_core import Row
+from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.walk import RowSink
+
+__all__ = ["AuditCache", "AuditWalk"]
+
+log = logging.getLogger(__name__)
+
+AuditCache = dict[str, tuple[float, tuple[str, ...]]]
+"""Root-relative directory -> (mtime at its last full listing, names of its subdirectories)."""
+
+
+class _Dir:
+    __slots__ = ("abs", "parent", "pending", "rel", "row")
+
+    def __init__(self, abs_path: str, rel: str, parent: _Dir | None) -> None:
+        self.abs = abs_path
+        self.rel = rel
+        self.parent = parent
+        self.pending = 0
+        self.row: Row | None = None
+
+
+class AuditWalk:
+    """One audit pass. ``visit`` is the walk visitor; ``new_cache`` replaces the old cache
+    only when the pass completes, so an interrupted audit never marks unsent directories seen.
+
+    A directory whose mtime equals the cached one is sent with ``audit_skipped: true`` and
+    its files are not listed (its subdirectories come from the cache, so not even a readdir
+    is needed). A changed one is listed: every wanted file is sent with root-relative
+    ``parent_path`` and the ``parent_mtime`` read *before* listing, then (once all its
+    subdirectories are done) its own row with ``audit_skipped: false``. A directory that
+    cannot be listed completely is sent with ``audit_skipped: true``.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        flt: PathFilter,
+        sink: RowSink,
+        cache: AuditCache,
+        *,
+        batch_size: int,
+        mtime_tick: float,
+        check_root: Callable[[], None],
+    ) -> None:
+        self.root = root
+        self.flt = flt
+        self.sink = sink
+        self.cache = cache
+        self.new_cache: AuditCache = {}
+        self.batch_size = batch_size
+        self.mtime_tick = mtime_tick
+        self.check_root = check_root
+        self._lock = threading.Lock()
+        self.dirs_listed = 0
+        self.dirs_skipped = 0
+
+    def root_task(self) -> _Dir:
+        return _Dir(self.root, "/", None)
+
+    def visit(self, node: _Dir) -> list[_Dir]:
+        try:
+            st = os.lstat(node.abs)
+        except OSError:
+            self._vanished(node)
+            return []
+        if not stat_mod.S_ISDIR(st.st_mode):
+            self._vanished(node)
+            return []
+        mtime = st.st_mtime
+        row: Row = {
+            "path": node.rel,
+            "size": st.st_size,
+            "modified_time": mtime,
+            "created_time": st.st_ctime,
+            "is_directory": True,
+        }
+        parent = node.parent
+        if parent is not None:
+            assert parent.row is not None
+            row["parent_path"] = parent.rel
+            row["parent_mtime"] = parent.row["modified_time"]
+        cached = self.cache.get(node.rel)
+        if cached is not None and cached[0] == mtime:
+            row["audit_skipped"] = True
+            self.new_cache[node.rel] = cached
+            prefix = "/" if node.rel == "/" else node.rel + "/"
+            children = [_Dir(os.path.join(node.abs, n), prefix + n, node) for n in cached[1]]
+            self.dirs_skipped += 1
+        else:
+            listed = self._list(node, row, mtime)
+            if listed is None:
+                node.row = None
+                self._complete(node)
+                return []
+            children = listed
+        node.row = row
+        node.pending = len(children)
+        if not children:
+            self._complete(node)
+        return children
+
+    def _list(self, node: _Dir, row: Row, mtime: float) -> list[_Dir] | None:
+        """List a changed directory; ``None`` if it vanished before it could be listed."""
+        listed_at = time.time()
+        rel_dir = node.rel
+        prefix = "/" if rel_dir == "/" else rel_dir + "/"
+        flt = self.flt
+        rows: list[Row] = []
+        children: list[_Dir] = []
+        complete = True
+        try:
+            with os.scandir(node.abs) as it:
+                for entry in it:
+                    name = entry.name
+                    rel = prefix + name
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                        if flt.excluded(name, rel):
+                            continue
+                        if is_dir:
+                            children.append(_Dir(entry.path, rel, node))
+                            continue
+                        if not flt.wants_file(name):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                    except FileNotFoundError:
+                        self.check_root()  # gone because the share went away? then stop here
+                        continue
+                    except OSError as exc:
+                        log.warning("audit: cannot stat %r: %s", rel, exc)
+                        complete = False
+                        continue
+                    rows.append(
+                        {
+                            "path": rel,
+                            "size": st.st_size,
+                            "modified_time": st.st_mtime,
+                            "created_time": st.st_ctime,
+                            "is_directory": False,
+                            "parent_path": rel_dir,
+                            "parent_mtime": mtime,
+                        }
+                    )
+                    if len(rows) >= self.batch_size:
+                        self.sink.extend(rows)
+                        rows = []
+        except (FileNotFoundError, NotADirectoryError):
+            self.check_root()
+            if not rows and not children:
+                return None
+            complete = False
+            children = []
+        except OSError as exc:
+            log.warning("audit: cannot list %r (sent as audit_skipped): %s", rel_dir, exc)
+            complete = False
+            children = []
+        if rows:
+            self.sink.extend(rows)
+        self.dirs_listed += 1
+        row["audit_skipped"] = not complete
+        # A change within the same timestamp tick as our listing could leave the mtime
+        # unchanged, and caching it would then hide that change from every later audit.
+        if complete and listed_at - mtime >= self.mtime_tick:
+            self.new_cache[rel_dir] = (mtime, tuple(c.rel.rsplit("/", 1)[1] for c in children))
+        return children
+
+    def _vanished(self, node: _Dir) -> None:
+        # Gone between its parent's listing and now, or the whole share went away: find out
+        # before the parent's row (which would then tell Fusion to delete it) can be sent.
+        self.check_root()
+        node.row = None
+        self._complete(node)
+
+    def _complete(self, node: _Dir | None) -> None:
+        while node is not None:
+            if node.row is not None:
+                self.sink.extend([node.row])
+                node.row = None
+            parent = node.parent
+            if parent is None:
+                return
+            with self._lock:
+                parent.pending -= 1
+                if parent.pending:
+                    return
+            node = parent

@@ -1,0 +1,61 @@
+"""Config model of the ``fs`` source: ``uri`` plus typed ``driver_params``."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field, field_validator
+
+from fustor_agent_sdk import SourceConfig
+from fustor_agent_sdk.config import StrictModel
+
+__all__ = ["FsParams", "FsSourceConfig"]
+
+
+class FsParams(StrictModel):
+    """``sources[].config.driver_params`` of the ``fs`` source (see docs/source-fs.md)."""
+
+    file_pattern: str = "*"
+    """Glob on the file name; non-matching files are never reported (directories always are)."""
+    exclude: list[str] = Field(default_factory=list)
+    """Globs that skip whole subtrees: without ``/`` they match a name, with ``/`` the
+    root-relative path (anchored at the root)."""
+    throttle_interval_sec: float = Field(5.0, ge=0)
+    """At most one in-progress (``is_atomic_write: false``) upsert per file per interval."""
+    max_watches: int | None = Field(None, ge=1)
+    """Most inotify watches to place (one per directory); ``None``: up to the kernel limit."""
+    scan_workers: int = Field(4, ge=1, le=64)
+    """Threads that list and stat in parallel (NFS/FUSE latency); 1 = a plain sequential walk."""
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    """Rows per batch handed to the host."""
+    queue_batches: int = Field(8, ge=1, le=1024)
+    """Batches buffered between the walk threads and the host before the walk waits."""
+    max_pending_paths: int = Field(100_000, ge=16)
+    """Distinct changed paths held between inotify and the host; beyond it, changes degrade
+    to "rescan this directory" markers instead of making the inotify reader wait."""
+    audit_mtime_tick_sec: float = Field(2.0, ge=0)
+    """A directory whose mtime is this close to the time it was listed is not cached by audit."""
+    health_check_interval_sec: float = Field(1.0, gt=0)
+    """How often the root's identity (device, inode, mount point) is checked."""
+    recovery_ctime_slack_sec: float = Field(60.0, ge=0)
+    """After an overflow, files changed (ctime) since the last good read minus this slack are
+    upserted again by the local rescan."""
+
+
+class FsSourceConfig(SourceConfig):
+    """``sources[].config`` of the ``fs`` source."""
+
+    driver_params: FsParams = FsParams()
+
+    @field_validator("uri")
+    @classmethod
+    def _root_must_be_a_directory(cls, value: str) -> str:
+        path = value[len("file://") :] if value.startswith("file://") else value
+        if not path:
+            raise ValueError("uri is empty: give the directory to watch")
+        path = os.path.abspath(os.path.expanduser(path))
+        if not os.path.exists(path):
+            raise ValueError(f"uri {path!r} does not exist")
+        if not os.path.isdir(path):
+            raise ValueError(f"uri {path!r} is not a directory")
+        return path

@@ -1,0 +1,243 @@
+"""The ``fs`` source driver: snapshot, inotify realtime, audit, sentinel and on-demand scans."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+from fustor_agent_sdk import Phase, SourceDriver
+from fustor_core import Batch, DriverError, MessageSource, PathEscapeError, Row, confine
+from fustor_core.paths import join
+from fustor_source_fs.audit import AuditCache, AuditWalk
+from fustor_source_fs.config import FsSourceConfig
+from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.health import RootGuard
+from fustor_source_fs.realtime import Realtime
+from fustor_source_fs.rows import lstat_row, make_lister
+from fustor_source_fs.streaming import stream_walk
+from fustor_source_fs.walk import RowSink, walk
+
+__all__ = ["FsSource"]
+
+log = logging.getLogger(__name__)
+
+
+class FsSource(SourceDriver):
+    """A directory tree on a local or network file system (see docs/source-fs.md)."""
+
+    name = "fs"
+    config_model = FsSourceConfig
+    phases: ClassVar[frozenset[Phase]] = frozenset(Phase)
+
+    def __init__(self, source_id: str, config: FsSourceConfig) -> None:
+        super().__init__(source_id, config)
+        self.root = config.uri
+        self.params = config.driver_params
+        self.filter = PathFilter(self.params.file_pattern, self.params.exclude)
+        self._real_root = os.path.realpath(self.root)
+        self._guard: RootGuard | None = None
+        self._audit_cache: AuditCache = {}
+        self._realtime: Realtime | None = None
+        self._progress: dict[str, Any] = {}
+        self._sinks: dict[str, RowSink] = {}
+        self._audits = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._guard is None:
+            try:
+                self._guard = await asyncio.to_thread(RootGuard, self.root)
+            except OSError as exc:
+                raise DriverError(f"cannot open root {self.root}: {exc}", retriable=True) from exc
+
+    async def stop(self) -> None:
+        realtime = self._realtime
+        if realtime is not None:
+            realtime.close()
+            await asyncio.to_thread(realtime.join, 4.0)
+
+    @property
+    def guard(self) -> RootGuard:
+        if self._guard is None:
+            self._guard = RootGuard(self.root)
+        return self._guard
+
+    async def _require_root(self) -> None:
+        reason = await asyncio.to_thread(self.guard.check)
+        if reason is not None:
+            raise DriverError(reason, retriable=True)
+
+    def _check_root_now(self) -> None:
+        """Called from walk threads when something vanishes: was it the whole share?"""
+        reason = self.guard.check()
+        if reason is not None:
+            raise DriverError(reason, retriable=True)
+
+    def health(self) -> str | None:
+        return self._guard.reason if self._guard is not None else None
+
+    # -- phases --------------------------------------------------------------------------
+
+    async def snapshot(self) -> AsyncIterator[Batch]:
+        await self._require_root()
+        realtime = self._realtime
+        if realtime is not None:
+            # Watches first, listing second: a change in between is seen by one or the other.
+            # ready is a threading.Event (set by the watch thread), hence polling.
+            while not realtime.ready.is_set() and not realtime.stop.is_set():  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        root_row = await asyncio.to_thread(lstat_row, self.root, "/")
+        if root_row is None:
+            raise DriverError(f"root unavailable: {self.root} does not exist", retriable=True)
+
+        def job(sink: RowSink, stop: threading.Event) -> None:
+            sink.extend([root_row])
+            visit = make_lister(self.filter, sink, self.params.batch_size, self._list_failed)
+            walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
+
+        async for batch in self._stream(job, MessageSource.SNAPSHOT, "snapshot"):
+            yield batch
+
+    def realtime(self) -> AsyncIterator[Batch]:
+        if self._realtime is not None and not self._realtime.stop.is_set():
+            raise DriverError("realtime is already running for this source", retriable=False)
+        self._realtime = Realtime(self.root, self.params, self.filter, self.guard)
+        return self._realtime.run()
+
+    async def audit(self) -> AsyncIterator[Batch]:
+        await self._require_root()
+        holder: list[AuditWalk] = []
+
+        def job(sink: RowSink, stop: threading.Event) -> None:
+            audit = AuditWalk(
+                self.root,
+                self.filter,
+                sink,
+                self._audit_cache,
+                batch_size=self.params.batch_size,
+                mtime_tick=self.params.audit_mtime_tick_sec,
+                check_root=self._check_root_now,
+            )
+            holder.append(audit)
+            walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
+            sink.flush()
+            # Only a complete pass may decide what the next one skips.
+            self._audit_cache = audit.new_cache
+            self._audits += 1
+            self._progress["audit_dirs_listed"] = audit.dirs_listed
+            self._progress["audit_dirs_skipped"] = audit.dirs_skipped
+
+        async for batch in self._stream(job, MessageSource.AUDIT, "audit"):
+            yield batch
+
+    def forget_audit_cache(self) -> None:
+        self._audit_cache = {}
+
+    async def sentinel_check(self, paths: list[str]) -> list[Row]:
+        await self._require_root()
+
+        def check() -> list[Row]:
+            out: list[Row] = []
+            for requested in paths:
+                try:
+                    rel = confine(requested)
+                except PathEscapeError:
+                    log.warning("sentinel: ignoring path outside the root: %r", requested)
+                    continue
+                try:
+                    st = os.lstat(join(self.root, rel))
+                except OSError:
+                    continue
+                out.append({"path": rel, "mtime": st.st_mtime, "size": st.st_size})
+            return out
+
+        return await asyncio.to_thread(check)
+
+    async def scan(self, path: str, recursive: bool) -> AsyncIterator[Batch]:
+        rel = confine(path)  # raises PathEscapeError for ".." above the root
+        abs_path = join(self.root, rel)
+        await asyncio.to_thread(self._confine_real, rel, abs_path, path)
+        await self._require_root()
+        if not self.filter.wants_path(rel, True):
+            return
+
+        def job(sink: RowSink, stop: threading.Event) -> None:
+            row = lstat_row(abs_path, rel)
+            if row is None:
+                return
+            if not row["is_directory"]:
+                if self.filter.wants_file(os.path.basename(abs_path)):
+                    sink.extend([row])
+                return
+            sink.extend([row])
+            visit = make_lister(self.filter, sink, self.params.batch_size, self._list_failed)
+            if recursive:
+                walk([(abs_path, rel)], visit, workers=self.params.scan_workers, stop=stop)
+            else:
+                visit((abs_path, rel))
+
+        async for batch in self._stream(job, MessageSource.ON_DEMAND_JOB, "scan"):
+            yield batch
+
+    def _confine_real(self, rel: str, abs_path: str, requested: str) -> None:
+        """Symlinks on the way must not lead outside (the last component is never followed)."""
+        if rel == "/":
+            return
+        parent_real = os.path.realpath(os.path.dirname(abs_path))
+        real_root = self._real_root
+        if parent_real != real_root and not parent_real.startswith(real_root.rstrip("/") + "/"):
+            log.warning("scan refused: %r resolves outside the root (%s)", requested, parent_real)
+            raise PathEscapeError(f"path escapes the watched root through a symlink: {requested!r}")
+
+    def _list_failed(self, rel_dir: str, exc: OSError) -> None:
+        log.warning("cannot list %s: %s", rel_dir, exc)
+
+    async def _stream(self, job: Any, source: MessageSource, phase: str) -> AsyncIterator[Batch]:
+        started = time.monotonic()
+        self._progress[f"{phase}_running"] = True
+        self._progress[f"{phase}_rows"] = 0
+        try:
+            async for batch in stream_walk(
+                job,
+                source,
+                batch_size=self.params.batch_size,
+                capacity=self.params.queue_batches,
+                name=f"fs-{phase}-{self.source_id}",
+                on_sink=lambda sink: self._sinks.__setitem__(phase, sink),
+            ):
+                self._progress[f"{phase}_rows"] += batch.row_count
+                yield batch
+            log.info(
+                "%s of %s: %d rows in %.1f s",
+                phase,
+                self.root,
+                self._progress[f"{phase}_rows"],
+                time.monotonic() - started,
+            )
+        finally:
+            self._progress[f"{phase}_running"] = False
+            self._sinks.pop(phase, None)
+
+    # -- figures -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        reason = self.health()
+        out: dict[str, Any] = {
+            "root": self.root,
+            "root_available": reason is None,
+            "root_problem": reason,
+            "audits": self._audits,
+            "audit_cache_dirs": len(self._audit_cache),
+        }
+        out.update(self._progress)
+        if self._realtime is not None:
+            out.update(self._realtime.status())
+        else:
+            out.update({"watched_dirs": 0, "dirs": 0, "overflows": 0})
+        return out

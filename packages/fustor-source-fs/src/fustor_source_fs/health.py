@@ -1,0 +1,87 @@
+"""Is the root still the file system we started on? (An unmounted share must not look empty.)"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from dataclasses import dataclass
+
+__all__ = ["RootGuard", "RootIdentity"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RootIdentity:
+    dev: int
+    ino: int
+    is_mount: bool
+
+
+def _identify(root: str) -> RootIdentity:
+    st = os.stat(root)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(root)
+    return RootIdentity(st.st_dev, st.st_ino, os.path.ismount(root))
+
+
+class RootGuard:
+    """Remembers the root's identity at start and says why it is no longer trustworthy.
+
+    The root is unavailable when it is missing, is no longer a directory, was a mount point
+    and no longer is, or sits on another device than at start (the share under it went away
+    and we now see the empty directory it was mounted on). It becomes available again when
+    the original comes back; a root that was a mount point is also accepted back on a new
+    device as long as it is a mount point again (a remount gets a new device number). A root
+    that is not a mount point and was deleted and re-created on the same device is accepted
+    as the new root.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._lock = threading.Lock()
+        self.baseline = _identify(root)
+        self.reason: str | None = None
+        self.generation = 0
+        """Bumped each time the root comes back after being unavailable."""
+
+    def check(self) -> str | None:
+        """Check now (one stat and one mount test); return and remember the reason, if any."""
+        try:
+            current: RootIdentity | None = _identify(self.root)
+            problem = self._compare(current)
+        except FileNotFoundError:
+            current, problem = None, f"root unavailable: {self.root} does not exist"
+        except NotADirectoryError:
+            current, problem = None, f"root unavailable: {self.root} is not a directory"
+        except OSError as exc:
+            current, problem = None, f"root unavailable: {self.root}: {exc.strerror or exc}"
+        with self._lock:
+            was = self.reason
+            self.reason = problem
+            if problem is None and was is not None:
+                assert current is not None
+                self.baseline = current
+                self.generation += 1
+        if problem != was:
+            if problem is None:
+                log.warning("root %s is available again; resuming", self.root)
+            else:
+                log.error("%s: not reporting or auditing it until it is back", problem)
+        return problem
+
+    def _compare(self, current: RootIdentity) -> str | None:
+        base = self.baseline
+        if base.is_mount:
+            if not current.is_mount:
+                return f"root unavailable: {self.root} is no longer a mount point"
+            if current.dev != base.dev and self.reason is None:
+                # Another file system mounted in place of ours without us ever seeing it
+                # gone: accept it only through the unavailable -> available path.
+                return f"root unavailable: {self.root} is now a different file system"
+            return None
+        if current.dev != base.dev:
+            return f"root unavailable: {self.root} is now on another device (share gone?)"
+        return None

@@ -1,0 +1,94 @@
+"""Changes waiting to be turned into rows: bounded, merged per path, never blocking the reader."""
+
+from __future__ import annotations
+
+import threading
+from enum import IntEnum
+from typing import NamedTuple
+
+__all__ = ["Change", "Pending", "Work"]
+
+
+class Change(IntEnum):
+    UPSERT = 1
+    """Created, written and closed, attributes changed, moved in: ``is_atomic_write: true``."""
+    PARTIAL = 2
+    """Being written (IN_MODIFY): ``is_atomic_write: false``."""
+    DELETE = 3
+
+
+class Work(NamedTuple):
+    changes: dict[str, Change]
+    rescans: list[str]
+    subtrees: list[str]
+    overflow_since: float | None
+
+
+class Pending:
+    """Path -> latest change, in the order of each path's latest event.
+
+    The inotify reader only ever adds (cheap, under a short lock); the emitter swaps the
+    whole content out. Once ``limit`` paths wait, a new path is not stored: its directory
+    goes into ``rescans`` instead (at most one entry per directory), which the emitter
+    answers by listing that directory again. The reader therefore never waits, which is
+    what keeps the kernel queue from overflowing.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.changes: dict[str, Change] = {}
+        self.rescans: dict[str, None] = {}
+        self.subtrees: dict[str, None] = {}
+        self.overflow_since: float | None = None
+        """Set after a kernel queue overflow: changes after this wall time may be lost."""
+        self.lock = threading.Lock()
+        self.ready = threading.Condition(self.lock)
+        self.degraded = 0
+        """Changes turned into directory rescans because the structure was full."""
+
+    def add(self, path: str, change: Change, parent: str) -> None:
+        with self.lock:
+            changes = self.changes
+            old = changes.pop(path, None)
+            if old is None and len(changes) >= self.limit:
+                self.degraded += 1
+                self.rescans[parent] = None
+            elif change is Change.PARTIAL and old is Change.UPSERT:
+                changes[path] = old
+            else:
+                changes[path] = change
+            self.ready.notify()
+
+    def add_rescan(self, rel_dir: str) -> None:
+        with self.lock:
+            self.rescans[rel_dir] = None
+            self.ready.notify()
+
+    def add_subtree(self, rel_dir: str) -> None:
+        """A directory appeared (created or moved in): list all of it, watching as we go."""
+        with self.lock:
+            self.subtrees[rel_dir] = None
+            self.ready.notify()
+
+    def set_overflow(self, since: float) -> None:
+        with self.lock:
+            if self.overflow_since is None or since < self.overflow_since:
+                self.overflow_since = since
+            self.ready.notify()
+
+    def wake(self) -> None:
+        with self.lock:
+            self.ready.notify()
+
+    def take(self, timeout: float) -> Work:
+        """Wait up to ``timeout`` for work; return and clear everything that waits."""
+        with self.lock:
+            if not (self.changes or self.rescans or self.subtrees or self.overflow_since):
+                self.ready.wait(timeout)
+            work = Work(self.changes, list(self.rescans), list(self.subtrees), self.overflow_since)
+            self.changes, self.rescans, self.subtrees = {}, {}, {}
+            self.overflow_since = None
+            return work
+
+    def __len__(self) -> int:
+        return len(self.changes)

@@ -1,0 +1,317 @@
+"""Realtime: watch setup, the reader and emitter threads, and recovery after lost events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from inotify_simple import INotify
+
+from fustor_core import Batch, Event, EventType, MessageSource, Row
+from fustor_source_fs.channel import Channel, ChannelClosed
+from fustor_source_fs.config import FsParams
+from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.health import RootGuard
+from fustor_source_fs.pending import Change, Pending, Work
+from fustor_source_fs.reader import EventReader
+from fustor_source_fs.rescan import WatchScan
+from fustor_source_fs.rows import row_of
+from fustor_source_fs.walk import RowSink, WalkCancelled, walk
+from fustor_source_fs.watches import Watches, WatchLimit
+
+__all__ = ["Realtime"]
+
+log = logging.getLogger(__name__)
+
+_RT = MessageSource.REALTIME
+
+
+def _events(rows: list[Row]) -> list[Event]:
+    """Consecutive rows of one kind as one event (delete rows carry only ``path``)."""
+    events: list[Event] = []
+    for row in rows:
+        kind = EventType.UPDATE if "modified_time" in row else EventType.DELETE
+        if events and events[-1].event_type is kind:
+            events[-1].rows.append(row)
+        else:
+            events.append(Event(kind, [row], _RT))
+    return events
+
+
+class Realtime:
+    """One inotify instance watching the tree; ``run()`` yields realtime batches."""
+
+    def __init__(self, root: str, params: FsParams, flt: PathFilter, guard: RootGuard) -> None:
+        self.root = root
+        self.params = params
+        self.flt = flt
+        self.guard = guard
+        self.pending = Pending(params.max_pending_paths)
+        self.ready = threading.Event()
+        """Set once the initial watches are in place (the snapshot waits for it)."""
+        self.stop = threading.Event()
+        self.inotify: INotify | None = None
+        self.watches: Watches | None = None
+        self.reader: EventReader | None = None
+        self.dirs = 0
+        self.rows = 0
+        self.deletes_suppressed = 0
+        self.recoveries = 0
+        self.dir_rescans = 0
+        self._threads: list[threading.Thread] = []
+        self._channel: Channel | None = None
+        self._unavailable_since: float | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def run(self) -> AsyncIterator[Batch]:
+        loop = asyncio.get_running_loop()
+        self._channel = channel = Channel(loop, self.params.queue_batches)
+        self.inotify = INotify()
+        self.watches = Watches(self.inotify, self.root, self.params.max_watches)
+        self.reader = EventReader(
+            self.inotify, self.watches, self.pending, self.flt, self.params.throttle_interval_sec
+        )
+        self._spawn(self.reader.run, "fs-inotify-reader")
+        self._spawn(self._emit_loop, "fs-realtime-emitter")
+        try:
+            while True:
+                try:
+                    batch = await channel.get()
+                except StopAsyncIteration:
+                    return
+                yield batch
+        finally:
+            self.close()
+
+    def _spawn(self, target: Any, name: str) -> None:
+        def guarded() -> None:
+            try:
+                target()
+            except (ChannelClosed, WalkCancelled):
+                pass
+            except BaseException as exc:
+                log.exception("%s failed", name)
+                if self._channel is not None:
+                    self._channel.finish(exc)
+
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.reader is not None:
+            self.reader.stop.set()
+        if self._channel is not None:
+            self._channel.close()
+        self.pending.wake()
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self.inotify is not None and not any(t.is_alive() for t in self._threads):
+            self.inotify.close()
+
+    # -- emitter -------------------------------------------------------------------------
+
+    def _emit_loop(self) -> None:
+        self._setup()
+        interval = self.params.health_check_interval_sec
+        checked = time.monotonic()
+        assert self.reader is not None
+        while not self.stop.is_set():
+            work = self.pending.take(min(interval, 0.2))
+            now = time.monotonic()
+            if now - checked >= interval or self.reader.health_due.is_set():
+                self.reader.health_due.clear()
+                checked = now
+                self._check_health()
+            self._process(work)
+
+    def _setup(self) -> None:
+        """Watch every directory, breadth first, so a limit leaves the shallow ones watched."""
+        assert self.watches is not None
+        watches = self.watches
+        count = 0
+        lock = threading.Lock()
+
+        def visit(rel_dir: str) -> list[str]:
+            nonlocal count
+            if not watches.limited:
+                try:
+                    if watches.add(rel_dir) is None:
+                        return []
+                except WatchLimit:
+                    pass
+            with lock:
+                count += 1
+            prefix = "/" if rel_dir == "/" else rel_dir + "/"
+            subdirs = []
+            try:
+                with os.scandir(watches.abs_path(rel_dir)) as it:
+                    for entry in it:
+                        rel = prefix + entry.name
+                        try:
+                            if entry.is_dir(follow_symlinks=False) and not self.flt.excluded(
+                                entry.name, rel
+                            ):
+                                subdirs.append(rel)
+                        except OSError:
+                            continue
+            except OSError as exc:
+                log.warning("cannot list %s: %s", rel_dir, exc)
+            return subdirs
+
+        started = time.monotonic()
+        walk(["/"], visit, workers=self.params.scan_workers, stop=self.stop, lifo=False)
+        self.dirs = count
+        watched = len(watches)
+        if watches.limited:
+            limit = (
+                "the kernel limit fs.inotify.max_user_watches"
+                if watches.kernel_limited
+                else f"max_watches={self.params.max_watches}"
+            )
+            log.warning(
+                "watching %d of %d directories (%.1f%%): out of inotify watches (%s). Raise it "
+                "(sysctl -w fs.inotify.max_user_watches=%d, and/or driver_params.max_watches); "
+                "until then changes in unwatched directories are found by audit only",
+                watched,
+                count,
+                100.0 * watched / max(count, 1),
+                limit,
+                max(2 * count, 8192),
+            )
+        else:
+            log.info(
+                "watching %d directories under %s (%.1f s)",
+                watched,
+                self.root,
+                time.monotonic() - started,
+            )
+        self.ready.set()
+
+    def _check_health(self) -> None:
+        generation = self.guard.generation
+        reason = self.guard.check()
+        if reason is not None:
+            if self._unavailable_since is None:
+                self._unavailable_since = time.time()
+            return
+        if self.guard.generation != generation or self._unavailable_since is not None:
+            since = self._unavailable_since or time.time()
+            self._unavailable_since = None
+            log.warning("root %s is back: re-watching and rescanning", self.root)
+            self.pending.set_overflow(since)
+
+    def _process(self, work: Work) -> None:
+        sink = RowSink(self._emit, self.params.batch_size)
+        if work.overflow_since is not None and self.guard.reason is None:
+            self._recover(work.overflow_since, sink)
+        elif work.overflow_since is not None:
+            self._unavailable_since = min(
+                self._unavailable_since or time.time(), work.overflow_since
+            )
+        if work.changes:
+            sink.extend(self._rows_for(work.changes))
+        if work.subtrees:
+            self._scan(work.subtrees, sink, since=0.0, recurse_all=True)
+        if work.rescans:
+            self.dir_rescans += len(work.rescans)
+            log.warning(
+                "%d changed paths waiting: falling back to rescanning %d directories",
+                self.params.max_pending_paths,
+                len(work.rescans),
+            )
+            self._scan(work.rescans, sink, since=0.0, recurse_all=False)
+            sink.flush()
+            # Deletions folded into these rescans cannot be seen by listing what exists.
+            self._put(Batch(_RT, rescan=sorted(work.rescans)))
+        sink.flush()
+
+    def _recover(self, since: float, sink: RowSink) -> None:
+        self.recoveries += 1
+        sink.flush()
+        # The host answers with an audit (leader) that also finds deletions; locally we
+        # re-watch what lost its watch and upsert everything changed since.
+        self._put(Batch(_RT, rescan=["/"]))
+        scan = self._scan(
+            ["/"], sink, since=since - self.params.recovery_ctime_slack_sec, recurse_all=True
+        )
+        sink.extend(scan.vanished())
+        self.dirs = max(self.dirs, scan.dirs)
+        log.warning("rescan after lost events done: %d directories listed", scan.dirs)
+
+    def _scan(
+        self, roots: list[str], sink: RowSink, *, since: float, recurse_all: bool
+    ) -> WatchScan:
+        assert self.watches is not None
+        scan = WatchScan(
+            self.watches,
+            self.flt,
+            sink,
+            since=since,
+            recurse_all=recurse_all,
+            can_delete=lambda: self.guard.reason is None,
+        )
+        scan.run(roots, self.params.scan_workers, self.stop)
+        return scan
+
+    def _rows_for(self, changes: dict[str, Change]) -> list[Row]:
+        rows: list[Row] = []
+        root = self.root
+        healthy = self.guard.reason is None
+        for path, change in changes.items():
+            if change is Change.DELETE:
+                if healthy:
+                    rows.append({"path": path})
+                else:
+                    self.deletes_suppressed += 1
+                continue
+            try:
+                st = os.lstat(root if path == "/" else root + path if root != "/" else path)
+            except OSError:
+                continue  # gone again: its delete event follows
+            row = row_of(path, st)
+            row["is_atomic_write"] = change is Change.UPSERT
+            rows.append(row)
+        return rows
+
+    def _emit(self, rows: list[Row]) -> None:
+        self.rows += len(rows)
+        self._put(Batch(_RT, _events(rows)))
+
+    def _put(self, batch: Batch) -> None:
+        assert self._channel is not None
+        self._channel.put(batch)
+
+    # -- figures -------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        watched = len(self.watches) if self.watches is not None else 0
+        reader = self.reader
+        dirs = self.dirs
+        if reader is not None:
+            dirs = max(dirs + reader.dirs_created - reader.dirs_removed, watched)
+        return {
+            "watched_dirs": watched,
+            "dirs": dirs,
+            "watch_coverage": round(watched / dirs, 4) if dirs else 1.0,
+            "watch_limited": bool(self.watches and self.watches.limited),
+            "overflows": reader.overflows if reader else 0,
+            "inotify_events": reader.events if reader else 0,
+            "pending_paths": len(self.pending),
+            "degraded_changes": self.pending.degraded,
+            "dir_rescans": self.dir_rescans,
+            "recoveries": self.recoveries,
+            "realtime_rows": self.rows,
+            "deletes_suppressed": self.deletes_suppressed,
+            "watch_ready": self.ready.is_set(),
+        }

@@ -1,0 +1,134 @@
+"""Listings done on behalf of realtime: new subtrees, directory rescans, overflow recovery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from fustor_core import Row
+from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.walk import RowSink, walk
+from fustor_source_fs.watches import Watches, WatchLimit, WatchNode
+
+__all__ = ["WatchScan"]
+
+log = logging.getLogger(__name__)
+
+
+class WatchScan:
+    """Lists directories after making sure each is watched (watch first, then list, so a
+    file created in between is seen by one or the other), upserting what it finds.
+
+    ``since``: only entries whose ctime is at least this are upserted (0: all of them).
+    ``recurse_all``: descend into every subdirectory; otherwise only into the ones that had
+    no watch yet (they are new to us, so everything in them is reported).
+    """
+
+    def __init__(
+        self,
+        watches: Watches,
+        flt: PathFilter,
+        sink: RowSink,
+        *,
+        since: float,
+        recurse_all: bool,
+        can_delete: Callable[[], bool],
+    ) -> None:
+        self.watches = watches
+        self.flt = flt
+        self.sink = sink
+        self.since = since
+        self.recurse_all = recurse_all
+        self.can_delete = can_delete
+        self.visited: set[int] = set()
+        self.dirs = 0
+        self.lock = threading.Lock()
+
+    def run(self, roots: list[str], workers: int, stop: threading.Event) -> None:
+        walk(roots, self.visit, workers=workers, stop=stop, lifo=False)
+
+    def visit(self, rel_dir: str) -> list[str]:
+        watches = self.watches
+        node = watches.node_at(rel_dir)
+        fresh = node is None
+        if node is None and not watches.limited:
+            try:
+                node = watches.add(rel_dir)
+            except WatchLimit:
+                log.warning("out of inotify watches: %s is covered by audit only", rel_dir)
+        if node is not None:
+            self.visited.add(node.wd)
+        since = 0.0 if fresh else self.since
+        prefix = "/" if rel_dir == "/" else rel_dir + "/"
+        flt = self.flt
+        rows: list[Row] = []
+        subdirs: list[str] = []
+        seen: set[str] = set()
+        try:
+            with os.scandir(watches.abs_path(rel_dir)) as it:
+                for entry in it:
+                    name = entry.name
+                    rel = prefix + name
+                    try:
+                        is_dir = entry.is_dir(follow_symlinks=False)
+                        if flt.excluded(name, rel) or not (is_dir or flt.wants_file(name)):
+                            continue
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if is_dir:
+                        seen.add(name)
+                        child = node.children.get(name) if node and node.children else None
+                        if self.recurse_all or child is None:
+                            subdirs.append(rel)
+                    if st.st_ctime >= since:
+                        rows.append(
+                            {
+                                "path": rel,
+                                "size": st.st_size,
+                                "modified_time": st.st_mtime,
+                                "created_time": st.st_ctime,
+                                "is_directory": is_dir,
+                                "is_atomic_write": True,
+                            }
+                        )
+        except OSError as exc:
+            log.debug("rescan: cannot list %s: %s", rel_dir, exc)
+            return []
+        with self.lock:
+            self.dirs += 1
+        if node is not None and node.children and not self.recurse_all:
+            rows.extend(self._gone(node, seen))
+        if rows:
+            self.sink.extend(rows)
+        return subdirs
+
+    def _gone(self, node: WatchNode, seen: set[str]) -> list[Row]:
+        """Watched subdirectories that no longer exist: we know they did, so delete them."""
+        if not self.can_delete():
+            return []
+        rows: list[Row] = []
+        for name, child in list((node.children or {}).items()):
+            if name not in seen:
+                rows.append({"path": child.path})
+                self.watches.remove(child, rm_watch=True)
+        return rows
+
+    def vanished(self) -> list[Row]:
+        """After a full recursive pass: delete rows for watched directories not met again."""
+        root = self.watches.root_node
+        if root is None or not self.can_delete():
+            return []
+        rows: list[Row] = []
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            for child in list((node.children or {}).values()):
+                if child.wd in self.visited:
+                    stack.append(child)
+                else:
+                    rows.append({"path": child.path})
+                    self.watches.remove(child, rm_watch=True)
+        return rows

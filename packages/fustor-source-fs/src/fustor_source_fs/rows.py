@@ -1,0 +1,101 @@
+"""Rows from stat results, and the snapshot/scan listing of one directory (the hot loop)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat as stat_mod
+from collections.abc import Callable
+
+from fustor_core import Row
+from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.walk import RowSink
+
+__all__ = ["DirTask", "child_prefix", "lstat_row", "make_lister", "row_of"]
+
+log = logging.getLogger(__name__)
+
+DirTask = tuple[str, str]
+"""(absolute path, root-relative path) of a directory to list."""
+
+
+def child_prefix(rel_dir: str) -> str:
+    return "/" if rel_dir == "/" else rel_dir + "/"
+
+
+def row_of(rel: str, st: os.stat_result) -> Row:
+    return {
+        "path": rel,
+        "size": st.st_size,
+        "modified_time": st.st_mtime,
+        "created_time": st.st_ctime,
+        "is_directory": stat_mod.S_ISDIR(st.st_mode),
+    }
+
+
+def lstat_row(abs_path: str, rel: str) -> Row | None:
+    """The row of one path (links reported as links), or ``None`` if it is gone."""
+    try:
+        return row_of(rel, os.lstat(abs_path))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def make_lister(
+    flt: PathFilter,
+    sink: RowSink,
+    batch_size: int,
+    on_error: Callable[[str, OSError], None] | None = None,
+) -> Callable[[DirTask], list[DirTask]]:
+    """A walk visitor that lists a directory and adds one row per wanted entry to ``sink``.
+
+    Kept flat on purpose: this loop runs once per file of a million-file snapshot.
+    """
+    excluded = None if flt.trivial else flt.excluded
+    wants_file = flt.wants_file
+
+    def visit(task: DirTask) -> list[DirTask]:
+        abs_dir, rel_dir = task
+        prefix = "/" if rel_dir == "/" else rel_dir + "/"
+        rows: list[Row] = []
+        subdirs: list[DirTask] = []
+        try:
+            it = os.scandir(abs_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return subdirs
+        except OSError as exc:
+            if on_error is not None:
+                on_error(rel_dir, exc)
+            return subdirs
+        with it:
+            for entry in it:
+                name = entry.name
+                rel = prefix + name
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                    if excluded is not None and (
+                        excluded(name, rel) or not (is_dir or wants_file(name))
+                    ):
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:  # vanished since the listing
+                    continue
+                rows.append(
+                    {
+                        "path": rel,
+                        "size": st.st_size,
+                        "modified_time": st.st_mtime,
+                        "created_time": st.st_ctime,
+                        "is_directory": is_dir,
+                    }
+                )
+                if is_dir:
+                    subdirs.append((entry.path, rel))
+                if len(rows) >= batch_size:
+                    sink.extend(rows)
+                    rows = []
+        if rows:
+            sink.extend(rows)
+        return subdirs
+
+    return visit
