@@ -1,0 +1,375 @@
+"""The fusion sender driven directly against the real Fusion 0.8.17 server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fusion_harness import AGENT_KEY, FusionServer, disk_tree, wait_until
+
+from fustor_agent_sdk import PipeContext
+from fustor_core import (
+    Batch,
+    Event,
+    EventType,
+    MessageSource,
+    PhaseSignal,
+    Role,
+    SendStatus,
+    SessionLostError,
+)
+from fustor_sender_http import FusionSender, FusionSenderConfig
+
+pytestmark = pytest.mark.fusion
+
+
+def make_sender(
+    server: FusionServer, state: Path, agent: str = "agent-a", **params: Any
+) -> FusionSender:
+    config = FusionSenderConfig.model_validate(
+        {
+            "endpoint": server.endpoint,
+            "credential": AGENT_KEY,
+            "driver_params": {"trust_env": False, **params},
+        }
+    )
+    context = PipeContext(agent_id=agent, pipe_id="files", source_uri=str(state), state_dir=state)
+    return FusionSender("to-fusion", config, context)
+
+
+def _stat_row(root: Path, full: bytes, **extra: Any) -> dict[str, Any]:
+    st = os.lstat(full)
+    rel = os.fsdecode(full[len(os.fsencode(root)) :]) or "/"
+    return {
+        "path": rel,
+        "size": st.st_size,
+        "modified_time": st.st_mtime,
+        "created_time": st.st_ctime,
+        "is_directory": os.path.isdir(full),
+        **extra,
+    }
+
+
+def snapshot_rows(root: Path) -> list[dict[str, Any]]:
+    rows = []
+    for dirpath, _dirnames, filenames in os.walk(os.fsencode(root)):
+        rows.append(_stat_row(root, dirpath))
+        rows.extend(_stat_row(root, os.path.join(dirpath, n)) for n in filenames)
+    return rows
+
+
+def audit_rows(root: Path) -> list[dict[str, Any]]:
+    """§7.4 full audit: each directory's files (with parent), then the directory row itself."""
+    rows = []
+    for dirpath, _dirs, filenames in os.walk(os.fsencode(root), topdown=False):
+        dir_row = _stat_row(root, dirpath, audit_skipped=False)
+        rows.extend(
+            _stat_row(
+                root,
+                os.path.join(dirpath, n),
+                parent_path=dir_row["path"],
+                parent_mtime=dir_row["modified_time"],
+            )
+            for n in filenames
+        )
+        rows.append(dir_row)
+    return rows
+
+
+def make_tree(root: Path) -> None:
+    (root / "projects" / "q3").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "projects" / "plan.md").write_text("plan")
+    (root / "projects" / "q3" / "report.csv").write_text("a,b\n1,2\n")
+    (root / "top.txt").write_text("top")
+    (root / os.fsdecode(b"caf\xe9.bin")).write_bytes(b"raw name")  # not UTF-8
+
+
+async def closing(body: Coroutine[Any, Any, None], *senders: FusionSender) -> None:
+    """Run a scenario, then close every sender's session and client whatever happened."""
+    try:
+        await body
+    finally:
+        for sender in senders:
+            await sender.close_session()
+            await sender.close()
+
+
+async def lead_snapshot(sender: FusionSender, root: Path) -> None:
+    rows = snapshot_rows(root)
+    result = await sender.send(Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows))
+    assert result.ok, result
+    assert (await sender.signal(PhaseSignal.SNAPSHOT_END)).ok
+
+
+def test_session_create_heartbeat_close(fusion: FusionServer, tmp_path: Path) -> None:
+    sender = make_sender(fusion, tmp_path / "state")
+
+    async def run() -> None:
+        info = await sender.open_session()
+        assert info.role is Role.LEADER
+        assert info.timeout_sec == 10 and info.audit_interval_sec == 30.0
+        beat = await sender.heartbeat(can_realtime=True)
+        assert beat.role is Role.LEADER and beat.commands == []
+        [listed] = fusion.sessions()
+        assert listed["session_id"] == info.session_id
+        assert listed["task_id"] == "agent-a:files"
+        assert listed["source_uri"] == str(tmp_path / "state")
+        assert listed["role"] == "leader"
+        await sender.close_session()
+        assert fusion.sessions() == []
+
+    asyncio.run(closing(run(), sender))
+
+
+def test_snapshot_then_end_makes_the_tree_equal_the_disk(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    sender = make_sender(fusion, tmp_path / "state", max_batch_size=3, max_rows_per_event=2)
+
+    async def run() -> None:
+        await sender.open_session()
+        assert fusion.files() is None  # a new leader's view answers 503 until snapshot end
+        await lead_snapshot(sender, root)
+        fusion.wait_tree(disk_tree(root))
+        assert "/caf%E9.bin" in fusion.files()  # type: ignore[operator]
+        await sender.close_session()
+
+    asyncio.run(closing(run(), sender))
+
+
+def test_realtime_changes_apply_in_order(fusion: FusionServer, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    sender = make_sender(fusion, tmp_path / "state")
+
+    async def run() -> None:
+        await sender.open_session()
+        await lead_snapshot(sender, root)
+        fusion.wait_tree(disk_tree(root))
+        (root / "top.txt").unlink()
+        (root / "new.txt").write_text("new file")
+        rt = MessageSource.REALTIME
+        batch = Batch(
+            rt,
+            [
+                Event(EventType.DELETE, [{"path": "/top.txt"}], rt),
+                Event(
+                    EventType.INSERT,
+                    [_stat_row(root, os.fsencode(root / "new.txt"), is_atomic_write=True)],
+                    rt,
+                ),
+            ],
+        )
+        assert (await sender.send(batch)).ok
+        fusion.wait_tree(disk_tree(root))
+        await sender.close_session()
+
+    asyncio.run(closing(run(), sender))
+
+
+def test_two_sessions_one_leader_promotion_on_delete(fusion: FusionServer, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    leader = make_sender(fusion, tmp_path / "a", agent="agent-a")
+    follower = make_sender(fusion, tmp_path / "b", agent="agent-b")
+
+    async def run() -> None:
+        assert (await leader.open_session()).role is Role.LEADER
+        assert (await follower.open_session()).role is Role.FOLLOWER
+        await lead_snapshot(leader, root)
+        assert sorted(s["role"] for s in fusion.sessions()) == ["follower", "leader"]
+        # A snapshot end from a follower is ignored by Fusion; ours just reaches it.
+        await leader.close_session()
+        beat = await follower.heartbeat(can_realtime=True)
+        assert beat.role is Role.LEADER
+        await lead_snapshot(follower, root)
+        fusion.wait_tree(disk_tree(root))
+        await follower.close_session()
+
+    asyncio.run(closing(run(), leader, follower))
+
+
+def test_fusion_restart_means_session_lost_then_a_new_session_works(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    sender = make_sender(fusion, tmp_path / "state")
+
+    async def run() -> None:
+        await sender.open_session()
+        await lead_snapshot(sender, root)
+        await asyncio.to_thread(fusion.restart)
+        with pytest.raises(SessionLostError):
+            await sender.heartbeat(can_realtime=True)
+        assert (await sender.open_session()).role is Role.LEADER
+        await lead_snapshot(sender, root)
+        fusion.wait_tree(disk_tree(root))
+        assert len(fusion.sessions()) == 1
+        await sender.close_session()
+
+    asyncio.run(closing(run(), sender))
+
+
+def test_ingest_after_fusion_restart_is_session_lost(fusion: FusionServer, tmp_path: Path) -> None:
+    sender = make_sender(fusion, tmp_path / "state")
+
+    async def run() -> None:
+        await sender.open_session()
+        await asyncio.to_thread(fusion.restart)
+        batch = Batch.of(MessageSource.REALTIME, EventType.DELETE, [{"path": "/x"}])
+        assert (await sender.send(batch)).status is SendStatus.SESSION_LOST
+
+    asyncio.run(closing(run(), sender))
+
+
+def test_expired_session_gets_419(fusion: FusionServer, tmp_path: Path) -> None:
+    sender = make_sender(fusion, tmp_path / "state", session_timeout_sec=1)
+
+    async def run() -> None:
+        info = await sender.open_session()
+        assert info.timeout_sec == 1
+        await asyncio.to_thread(wait_until, lambda: fusion.sessions() == [], 6.0, 0.1, "expiry")
+        with pytest.raises(SessionLostError, match="419"):
+            await sender.heartbeat(can_realtime=True)
+
+    asyncio.run(closing(run(), sender))
+
+
+def test_restart_after_crash_closes_the_old_session(fusion: FusionServer, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    crashed = make_sender(fusion, state)
+    restarted = make_sender(fusion, state)
+
+    async def run() -> None:
+        old = await crashed.open_session()
+        await crashed.close()  # the process dies: no DELETE
+        new = await restarted.open_session()
+        assert new.role is Role.LEADER  # not waiting ~timeout behind its own dead session
+        assert [s["session_id"] for s in fusion.sessions()] == [new.session_id]
+        assert old.session_id != new.session_id
+        await restarted.close_session()
+
+    asyncio.run(closing(run(), crashed, restarted))
+
+
+def test_audit_cycle_deletes_what_vanished_unseen(fusion: FusionServer, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    sender = make_sender(fusion, tmp_path / "state")
+
+    async def run() -> None:
+        await sender.open_session()
+        await lead_snapshot(sender, root)
+        fusion.wait_tree(disk_tree(root))
+        (root / "projects" / "plan.md").unlink()  # nobody watching
+        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+        rows = audit_rows(root)
+        assert (await sender.send(Batch.of(MessageSource.AUDIT, EventType.UPDATE, rows))).ok
+        assert (await sender.signal(PhaseSignal.AUDIT_END)).ok
+        fusion.wait_tree(disk_tree(root))
+        assert "/projects/plan.md" in fusion.blind_spots()["deletions"]
+        stats = fusion.get(f"/api/v1/views/{fusion.view_id}/stats").json()
+        assert stats["audit_cycle_count"] == 1
+        assert sender.status()["misconfiguration"] is None
+        await sender.close_session()
+
+    asyncio.run(closing(run(), sender))
+
+
+def test_on_demand_scan_job_completes(fusion: FusionServer, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    sender = make_sender(fusion, tmp_path / "state")
+
+    async def run() -> None:
+        await sender.open_session()
+        await lead_snapshot(sender, root)
+        fusion.wait_tree(disk_tree(root))
+        (root / "projects" / "q3" / "late.bin").write_bytes(b"0123456789")
+        asked = await asyncio.to_thread(
+            fusion.get,
+            f"/api/v1/views/{fusion.view_id}/tree",
+            path="/projects/q3",
+            recursive="true",
+            on_demand_scan="true",
+        )
+        job_id = asked.json()["job_id"]
+        [command] = (await sender.heartbeat(can_realtime=True)).commands
+        assert (command.path, command.job_id, command.recursive) == ("/projects/q3", job_id, True)
+        rows = [
+            _stat_row(root, os.fsencode(root / "projects" / "q3" / n))
+            for n in sorted(os.listdir(root / "projects" / "q3"))
+        ]
+        scan = Batch.of(MessageSource.ON_DEMAND_JOB, EventType.UPDATE, rows)
+        assert (await sender.send(scan)).ok
+        done = await sender.signal(PhaseSignal.JOB_COMPLETE, scan_path=command.path, job_id=job_id)
+        assert done.ok
+        job = await asyncio.to_thread(
+            wait_until, lambda: (j := fusion.job(job_id))["status"] == "COMPLETED" and j, 5.0
+        )
+        assert job["progress"]["percentage"] == 100
+        fusion.wait_tree(disk_tree(root))  # the scan's rows were applied (no metadata, B10)
+        await sender.close_session()
+
+    asyncio.run(closing(run(), sender))
+
+
+@pytest.mark.parametrize("fusion_options", [{"pipe_id": "ingest", "view_id": "research"}])
+def test_b2_pipe_id_not_view_id_is_reported(fusion: FusionServer, tmp_path: Path) -> None:
+    sender = make_sender(fusion, tmp_path / "state")
+
+    async def run() -> None:
+        await sender.open_session()
+        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+        problem = sender.status()["misconfiguration"]
+        assert problem is not None and "drivers_handled: 0" in problem
+        assert "add the agent key to views.<view>.api_keys" in problem
+        await sender.close_session()
+
+    asyncio.run(closing(run(), sender))
+
+
+@pytest.mark.parametrize("fusion_options", [{"allow_concurrent_push": False}])
+def test_locked_view_refuses_a_second_session_retriably(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    first = make_sender(fusion, tmp_path / "a", agent="agent-a")
+    second = make_sender(fusion, tmp_path / "b", agent="agent-b")
+
+    async def run() -> None:
+        await first.open_session()
+        with pytest.raises(Exception) as caught:
+            await second.open_session()
+        assert getattr(caught.value, "retriable", None) is True
+        assert "409" in str(caught.value)
+        await first.close_session()
+        assert (await second.open_session()).role is Role.LEADER
+        await second.close_session()
+
+    asyncio.run(closing(run(), first, second))
+
+
+def test_wrong_key_is_a_clear_non_retriable_error(fusion: FusionServer, tmp_path: Path) -> None:
+    config = FusionSenderConfig.model_validate(
+        {
+            "endpoint": fusion.endpoint,
+            "credential": "query-key-1",
+            "driver_params": {"trust_env": False},
+        }
+    )
+    context = PipeContext("a", "files", "/x", tmp_path)
+    sender = FusionSender("to-fusion", config, context)
+    with pytest.raises(Exception) as caught:
+        asyncio.run(closing(sender.open_session(), sender))  # type: ignore[arg-type]
+    assert getattr(caught.value, "retriable", None) is False
+    assert "refused the API key" in str(caught.value)
+    assert httpx.get(f"{fusion.endpoint}/api/v1/pipe/session/").status_code == 401
