@@ -1,0 +1,239 @@
+"""Scriptable in-memory source and sender for the runtime tests.
+
+Each test gets its own :class:`World`: driver classes bound to it, and a log of every call
+the host made, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fustor_agent.config import AgentConfig, ConsoleSettings, PipeEntry, SenderSpec, SourceSpec
+from fustor_agent_sdk import Phase, PipeContext, SenderConfig, SenderDriver, SourceConfig, SourceDriver
+from fustor_core import (
+    SEND_OK,
+    Batch,
+    Command,
+    EventType,
+    HeartbeatResult,
+    MessageSource,
+    PhaseSignal,
+    Role,
+    Row,
+    SendResult,
+    SessionInfo,
+    confine,
+)
+
+__all__ = ["World", "file_row", "wait_until"]
+
+
+def file_row(path: str) -> Row:
+    return {"path": path, "size": 1, "modified_time": 1.0, "created_time": 1.0,
+            "is_directory": False}
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
+
+
+class World:
+    """Shared state of one test's fake drivers."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[Any, ...]] = []
+        self.sources: dict[str, FakeSourceBase] = {}
+        self.senders: dict[str, FakeSenderBase] = {}
+        # Source behaviour
+        self.snapshot_rows: list[Row] = [file_row(f"/s{i}") for i in range(3)]
+        self.snapshot_batch = 2
+        self.walk_delay = 0.0
+        self.audit_rows: list[Row] = [file_row("/a0")]
+        self.audit_error: Exception | None = None
+        self.scan_error: Exception | None = None
+        self.health: str | None = None
+        self.realtime: asyncio.Queue[Batch] | None = None
+        self.phases = frozenset(Phase)
+        # Sender behaviour
+        self.open_role = Role.LEADER
+        self.role = Role.LEADER
+        self.open_errors: deque[Exception] = deque()
+        self.send_results: deque[SendResult | Exception] = deque()
+        self.send_delay = 0.0
+        self.timeout_sec = 0.3
+        self.audit_interval: float | None = None
+        self.sentinel_interval: float | None = None
+        self.sentinel_paths: list[str] = []
+        self.commands: list[Command] = []
+        self.heartbeat_errors: deque[Exception] = deque()
+        self.max_batch_size = 1000
+        self.sessions = 0
+        world = self
+
+        class Source(FakeSourceBase):
+            pass
+
+        class Sender(FakeSenderBase):
+            pass
+
+        Source.world = world
+        Sender.world = world
+        self.Source = Source
+        self.Sender = Sender
+
+    def push(self, *paths: str, rescan: list[str] | None = None) -> None:
+        """A realtime batch from the (single) fake source."""
+        assert self.realtime is not None, "the realtime watch has not started"
+        rows = [file_row(p) for p in paths]
+        batch = Batch.of(MessageSource.REALTIME, EventType.INSERT, rows) if rows else Batch(
+            MessageSource.REALTIME)
+        batch.rescan = rescan or []
+        self.realtime.put_nowait(batch)
+
+    def sent_paths(self, source: str | None = None) -> list[str]:
+        return [p for entry in self.log if entry[0] == "send" and source in (None, entry[1])
+                for p in entry[2]]
+
+    def signals(self) -> list[str]:
+        return [entry[1] for entry in self.log if entry[0] == "signal"]
+
+    def config(self, *pipes: dict[str, Any], sources: tuple[str, ...] = ("src",),
+               senders: tuple[str, ...] = ("out",)) -> AgentConfig:
+        return AgentConfig(
+            sources={s: SourceSpec(s, "fake", self.Source, SourceConfig(uri=f"/{s}"))
+                     for s in sources},
+            senders={s: SenderSpec(s, "fake", self.Sender, SenderConfig()) for s in senders},
+            pipes={p["id"]: PipeEntry(**{"source_id": "src", "sender_id": "out", **p})
+                   for p in pipes},
+            console=ConsoleSettings(enabled=False),
+        )
+
+
+class FakeSourceBase(SourceDriver):
+    name = "fake"
+    world: World
+
+    @property  # type: ignore[misc]
+    def phases(self) -> frozenset[Phase]:  # type: ignore[override]
+        return self.world.phases
+
+    def __init__(self, source_id: str, config: SourceConfig) -> None:
+        super().__init__(source_id, config)
+        self.world.sources[source_id] = self
+        self.forgets = 0
+        self.stopped = False
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def _rows(self, source: MessageSource, rows: list[Row]) -> AsyncIterator[Batch]:
+        size = self.world.snapshot_batch
+        for start in range(0, len(rows), size):
+            await asyncio.sleep(self.world.walk_delay)
+            yield Batch.of(source, EventType.UPDATE, rows[start:start + size])
+
+    async def snapshot(self) -> AsyncIterator[Batch]:
+        async for batch in self._rows(MessageSource.SNAPSHOT, self.world.snapshot_rows):
+            yield batch
+
+    async def audit(self) -> AsyncIterator[Batch]:
+        async for batch in self._rows(MessageSource.AUDIT, self.world.audit_rows):
+            yield batch
+        if self.world.audit_error is not None:
+            raise self.world.audit_error
+
+    async def realtime(self) -> AsyncIterator[Batch]:
+        self.world.realtime = queue = asyncio.Queue()
+        while True:
+            yield await queue.get()
+
+    def forget_audit_cache(self) -> None:
+        self.forgets += 1
+        self.world.log.append(("forget", self.source_id))
+
+    async def sentinel_check(self, paths: list[str]) -> list[Row]:
+        return [{"path": p, "mtime": 1.0, "size": 1} for p in paths]
+
+    async def scan(self, path: str, recursive: bool) -> AsyncIterator[Batch]:
+        target = confine(path)
+        if self.world.scan_error is not None:
+            raise self.world.scan_error
+        yield Batch.of(MessageSource.ON_DEMAND_JOB, EventType.UPDATE, [file_row(target)])
+
+    def health(self) -> str | None:
+        return self.world.health
+
+    def status(self) -> dict[str, Any]:
+        return {"watched_dirs": 1}
+
+
+class FakeSenderBase(SenderDriver):
+    name = "fake"
+    world: World
+
+    def __init__(self, sender_id: str, config: SenderConfig, context: PipeContext) -> None:
+        super().__init__(sender_id, config, context)
+        self.world.senders[context.pipe_id] = self
+        self.max_batch_size = self.world.max_batch_size
+        self.closed = False
+
+    def _log(self, *entry: Any) -> None:
+        self.world.log.append(entry)
+
+    async def open_session(self) -> SessionInfo:
+        world = self.world
+        if world.open_errors:
+            raise world.open_errors.popleft()
+        world.sessions += 1
+        world.role = world.open_role
+        self._log("open", self.context.pipe_id, world.open_role.value)
+        return SessionInfo(f"session-{world.sessions}-0123456789", world.open_role,
+                           world.timeout_sec, world.audit_interval, world.sentinel_interval)
+
+    async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
+        if self.world.heartbeat_errors:
+            raise self.world.heartbeat_errors.popleft()
+        commands, self.world.commands = self.world.commands, []
+        self._log("heartbeat", self.context.pipe_id)
+        return HeartbeatResult(self.world.role, commands)
+
+    async def send(self, batch: Batch) -> SendResult:
+        assert batch.row_count > 0, "empty batch sent"
+        if self.world.send_delay:
+            await asyncio.sleep(self.world.send_delay)
+        if self.world.send_results:
+            outcome = self.world.send_results.popleft()
+            if isinstance(outcome, Exception):
+                raise outcome
+            if not outcome.ok:
+                self._log("refused", outcome.status.value,
+                          [r["path"] for e in batch.events for r in e.rows])
+                return outcome
+        self._log("send", batch.message_source.value,
+                  [r["path"] for e in batch.events for r in e.rows], self.context.pipe_id)
+        return SEND_OK
+
+    async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
+        self._log("signal", signal.value, details)
+        return SEND_OK
+
+    async def sentinel_tasks(self) -> list[str]:
+        return list(self.world.sentinel_paths)
+
+    async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
+        self._log("sentinel_feedback", [u["path"] for u in updates])
+        return SEND_OK
+
+    async def close_session(self) -> None:
+        self._log("close_session", self.context.pipe_id)
+
+    async def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,213 @@
+"""Realtime lane, retries, session loss, buffering, rescans and on-demand scans."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from agent_fakes import World, wait_until
+from fustor_agent.agent import Agent
+from fustor_core import DriverError, ScanCommand, SendResult, SendStatus, SessionLostError
+from test_runtime_leader import running
+
+
+def test_realtime_row_reaches_sender_at_once_when_idle(home):
+    world = World()
+    world.snapshot_rows = []
+
+    async def main() -> list[float]:
+        delays = []
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            for i in range(20):
+                start = time.perf_counter()
+                world.push(f"/new{i}")
+                await wait_until(lambda i=i: f"/new{i}" in world.sent_paths("realtime"))
+                delays.append(time.perf_counter() - start)
+                await asyncio.sleep(0.02)
+        return delays
+
+    delays = sorted(asyncio.run(main()))
+    assert delays[len(delays) // 2] < 0.01, delays  # median well under the 10 ms target
+
+
+def test_queued_batches_merge_up_to_max_batch_size_in_order(home):
+    world = World()
+    world.snapshot_rows = []
+    world.max_batch_size = 4
+    world.send_delay = 0.05
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: world.realtime is not None)
+            for i in range(10):
+                world.push(f"/r{i}")
+            await wait_until(lambda: len(world.sent_paths("realtime")) == 10)
+
+    asyncio.run(main())
+    assert world.sent_paths("realtime") == [f"/r{i}" for i in range(10)]
+    sizes = [len(e[2]) for e in world.log if e[0] == "send"]
+    assert max(sizes) == 4 and len(sizes) < 10
+
+
+def test_retry_resends_the_same_batch_and_rejected_drops_only_it(home):
+    world = World()
+    world.snapshot_rows = []
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            world.send_results.extend([
+                SendResult(SendStatus.RETRY, "busy"),
+                DriverError("connection refused", retriable=True),
+                SendResult(SendStatus.OK),
+                SendResult(SendStatus.REJECTED, "bad row"),
+            ])
+            world.push("/one")
+            await wait_until(lambda: world.sent_paths("realtime") == ["/one"])
+            world.push("/bad")
+            await wait_until(lambda: any(e[:2] == ("refused", "rejected") for e in world.log))
+            world.push("/two")
+            await wait_until(lambda: world.sent_paths("realtime") == ["/one", "/two"])
+            return agent.status()["pipes"][0]
+
+    status = asyncio.run(main())
+    assert [e[2] for e in world.log if e[0] == "refused"] == [["/one"], ["/bad"]]
+    assert status["retries"] == 2
+    assert status["rejected_batches"] == 1
+    assert "bad row" in status["last_error"]["message"]
+
+
+def test_session_lost_on_send_reopens_resends_and_restarts_leader_work(home):
+    world = World()
+    world.snapshot_rows = [{"path": "/s"}]
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            world.send_results.append(SendResult(SendStatus.SESSION_LOST, "419"))
+            world.push("/kept")
+            await wait_until(lambda: world.sent_paths("realtime") == ["/kept"])
+            await wait_until(lambda: world.signals().count("snapshot_end") == 2)
+
+    asyncio.run(main())
+    assert world.sessions == 2
+    opens = [i for i, e in enumerate(world.log) if e[0] == "open"]
+    sent = next(i for i, e in enumerate(world.log) if e[0] == "send" and e[1] == "realtime")
+    assert opens[0] < opens[1] < sent  # resent in the new session
+    assert [e[0] for e in world.log].count("forget") == 2
+
+
+def test_heartbeat_session_loss_opens_a_new_session(home):
+    world = World()
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            world.heartbeat_errors.append(SessionLostError("419 Session obsoleted"))
+            await wait_until(lambda: world.sessions == 2)
+            await wait_until(lambda: world.signals().count("snapshot_end") == 2)
+
+    asyncio.run(main())
+
+
+def test_open_failures_back_off_then_recover(home):
+    world = World()
+    world.open_errors.extend([DriverError("connection refused", retriable=True)] * 2)
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: agent.status()["pipes"][0]["state"] == "backing_off")
+            assert "connection refused" in agent.status()["pipes"][0]["last_error"]["message"]
+            await wait_until(lambda: agent.status()["pipes"][0]["state"] == "running", 5)
+
+    asyncio.run(main())
+
+
+def test_buffer_bound_while_disconnected_drops_counts_and_resyncs(home):
+    world = World()
+    world.open_errors.extend([DriverError("down", retriable=True)] * 3)
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p", "max_buffered_rows": 5}), home)) as a:
+            await wait_until(lambda: world.realtime is not None)
+            for i in range(4):
+                world.push(f"/kept{i}")
+            await asyncio.sleep(0.01)
+            assert a.status()["pipes"][0]["queue_depth"]["realtime"] == 4
+            world.push("/x", "/y")  # 6 > 5: the buffer is dropped
+            await wait_until(lambda: a.status()["pipes"][0]["dropped_rows"] == 6)
+            world.push("/after")
+            await wait_until(lambda: "/after" in world.sent_paths("realtime"), 5)
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            return a.status()["pipes"][0]
+
+    status = asyncio.run(main())
+    assert world.sent_paths("realtime") == ["/after"]
+    assert status["dropped_rows"] == 6
+
+
+def test_rescan_makes_the_leader_audit_at_once_with_a_forgotten_cache(home):
+    world = World()  # no audit interval: only the rescan can trigger an audit
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            forgets = [e[0] for e in world.log].count("forget")
+            world.push(rescan=["/"])
+            await wait_until(lambda: "audit_end" in world.signals())
+            assert [e[0] for e in world.log].count("forget") == forgets + 1
+
+    asyncio.run(main())
+
+
+def test_scan_commands_send_rows_and_complete_even_when_refused(home):
+    world = World()
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            world.commands = [ScanCommand("/projects//q3/", True, "job1"),
+                              ScanCommand("/../etc", False, "job2")]
+            await wait_until(lambda: world.signals().count("job_complete") == 2)
+
+    asyncio.run(main())
+    assert world.sent_paths("on_demand_job") == ["/projects/q3"]
+    completions = [e[2] for e in world.log if e[:2] == ("signal", "job_complete")]
+    assert {"scan_path": "/projects//q3/", "job_id": "job1"} in completions
+    assert {"scan_path": "/../etc", "job_id": "job2"} in completions
+
+
+def test_a_slow_snapshot_never_holds_realtime_up(home):
+    world = World()
+    world.snapshot_rows = [{"path": f"/s{i}"} for i in range(100)]
+    world.snapshot_batch = 1
+    world.send_delay = 0.02
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: len(world.sent_paths("snapshot")) >= 2)
+            world.push("/urgent")
+            await wait_until(lambda: "/urgent" in world.sent_paths("realtime"), 0.5)
+            assert "snapshot_end" not in world.signals()
+
+    asyncio.run(main())
+
+
+def test_shutdown_flushes_every_queued_realtime_row_before_closing(home):
+    world = World()
+    world.snapshot_rows = []
+    world.send_delay = 0.02
+    world.max_batch_size = 2
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            for i in range(30):
+                world.push(f"/q{i}")
+            await asyncio.sleep(0)  # queued, mostly not yet sent
+
+    asyncio.run(main())
+    assert world.sent_paths("realtime") == [f"/q{i}" for i in range(30)]
+    assert world.log[-1] == ("close_session", "p")
+    assert world.senders["p"].closed and world.sources["src"].stopped

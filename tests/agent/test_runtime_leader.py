@@ -1,0 +1,147 @@
+"""The leader sequence: snapshot, its end, audits and sentinel rounds, driven by the session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from agent_fakes import World, wait_until
+from fustor_agent.agent import Agent
+from fustor_core import DriverError, Role
+
+
+@contextlib.asynccontextmanager
+async def running(agent: Agent) -> AsyncIterator[Agent]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        yield agent
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+
+
+def test_snapshot_then_end_then_audits_in_order(home):
+    world = World()
+    world.audit_interval = 0.2
+    world.snapshot_rows = [{"path": f"/s{i}", "modified_time": 1.0} for i in range(5)]
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: world.signals().count("audit_end") >= 2)
+            status = agent.status()["pipes"][0]
+        assert status["progress"]["snapshot"] == {"rows": 5, "done": True}
+        assert status["progress"]["audit"]["cycles"] >= 2
+        assert status["rows_sent"]["snapshot"] == 5
+        assert status["role"] == "leader" and status["ready"] is True
+
+    asyncio.run(main())
+    signals = world.signals()
+    assert signals[:3] == ["snapshot_end", "audit_start", "audit_end"]
+    # Snapshot batches come first, all before their end; audit rows between start and end.
+    kinds = [e[1] for e in world.log if e[0] in ("send", "signal")]
+    assert kinds[:4] == ["snapshot", "snapshot", "snapshot", "snapshot_end"]
+    assert kinds[4:7] == ["audit_start", "audit", "audit_end"]
+    assert world.sent_paths("snapshot") == [f"/s{i}" for i in range(5)]
+    assert ("forget", "src") in world.log
+    assert world.log[-1] == ("close_session", "p")
+
+
+def test_pipe_interval_overrides_the_session(home):
+    world = World()
+    world.audit_interval = 0.05  # suggested by the session; the pipe says "never"
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p", "audit_interval_sec": 0}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            await asyncio.sleep(0.3)
+
+    asyncio.run(main())
+    assert "audit_start" not in world.signals()
+
+
+def test_audit_end_is_sent_after_an_audit_error(home):
+    world = World()
+    world.audit_interval = 0.1
+    world.audit_error = DriverError("disk hiccup", retriable=True)
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "audit_end" in world.signals())
+            assert "disk hiccup" in agent.status()["pipes"][0]["last_error"]["message"]
+
+    asyncio.run(main())
+    assert world.signals()[1:3] == ["audit_start", "audit_end"]
+    assert world.sent_paths("audit") == ["/a0"]
+
+
+def test_sentinel_round_feeds_back_source_stats(home):
+    world = World()
+    world.sentinel_interval = 0.1
+    world.sentinel_paths = ["/hot"]
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: any(e[0] == "sentinel_feedback" for e in world.log))
+
+    asyncio.run(main())
+    assert ("sentinel_feedback", ["/hot"]) in world.log
+
+
+def test_follower_runs_no_leader_work_until_promoted(home):
+    world = World()
+    world.open_role = Role.FOLLOWER
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: any(e[0] == "heartbeat" for e in world.log))
+            await asyncio.sleep(0.2)
+            assert world.signals() == []
+            assert agent.status()["pipes"][0]["role"] == "follower"
+            world.role = Role.LEADER  # the next heartbeat reports a promotion
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            assert agent.status()["pipes"][0]["role"] == "leader"
+
+    asyncio.run(main())
+    assert world.sent_paths("snapshot") == ["/s0", "/s1", "/s2"]
+
+
+def test_demotion_cancels_a_running_snapshot_at_once(home):
+    world = World()
+    world.snapshot_rows = [{"path": f"/s{i}"} for i in range(200)]
+    world.snapshot_batch = 1
+    world.walk_delay = 0.01
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: len(world.sent_paths("snapshot")) >= 3)
+            world.role = Role.FOLLOWER
+            await wait_until(lambda: agent.status()["pipes"][0]["role"] == "follower")
+            sent = len(world.sent_paths("snapshot"))
+            await asyncio.sleep(0.2)
+            assert len(world.sent_paths("snapshot")) <= sent + 1
+            assert agent.status()["pipes"][0]["phase"] == "realtime"
+
+    asyncio.run(main())
+    assert "snapshot_end" not in world.signals()
+
+
+def test_unhealthy_source_runs_no_snapshot_and_is_not_ready(home):
+    world = World()
+    world.health = "root unavailable: /src is not mounted"
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await asyncio.sleep(0.3)
+            status = agent.status()["pipes"][0]
+            assert status["ready"] is False
+            assert status["not_ready_reason"] == "root unavailable: /src is not mounted"
+            assert world.sent_paths() == []
+            world.push("/live")  # realtime still flows
+            await wait_until(lambda: world.sent_paths("realtime") == ["/live"])
+            world.health = None
+            await wait_until(lambda: "snapshot_end" in world.signals(), timeout=5)
+            await wait_until(lambda: agent.status()["pipes"][0]["ready"])
+
+    asyncio.run(main())
