@@ -46,18 +46,23 @@ class Pending:
         self.degraded = 0
         """Changes turned into directory rescans because the structure was full."""
 
-    def add(self, path: str, change: Change, parent: str) -> None:
+    def add(self, path: str, change: Change, parent: str) -> Change | None:
+        """Record a change; return what is now pending for ``path`` (``None``: degraded)."""
         with self.lock:
             changes = self.changes
             old = changes.pop(path, None)
             if old is None and len(changes) >= self.limit:
                 self.degraded += 1
                 self.rescans[parent] = None
-            elif change is Change.PARTIAL and old is Change.UPSERT:
-                changes[path] = old
-            else:
-                changes[path] = change
+                self.ready.notify()
+                return None
+            if change is Change.PARTIAL and old is Change.UPSERT:
+                # Still unsent news of a complete file: keep it (a new file's first write
+                # would otherwise mark every new file as being written).
+                change = old
+            changes[path] = change
             self.ready.notify()
+            return change
 
     def add_rescan(self, rel_dir: str) -> None:
         with self.lock:

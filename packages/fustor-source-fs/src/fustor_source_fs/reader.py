@@ -145,9 +145,10 @@ class EventReader:
             add(rel, Change.UPSERT, dir_rel)
         elif mask & _MODIFY:
             last = self._partial_at.get(rel)
-            if last is None or now - last >= self.throttle:
+            if (last is None or now - last >= self.throttle) and add(
+                rel, Change.PARTIAL, dir_rel
+            ) is Change.PARTIAL:
                 self._partial_at[rel] = now
-                add(rel, Change.PARTIAL, dir_rel)
         elif mask & _DELETE:
             if is_dir:
                 self.dirs_removed += 1

@@ -43,6 +43,14 @@ def _events(rows: list[Row]) -> list[Event]:
     return events
 
 
+def _kernel_watch_limit() -> int:
+    try:
+        with open("/proc/sys/fs/inotify/max_user_watches") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 8192
+
+
 class Realtime:
     """One inotify instance watching the tree; ``run()`` yields realtime batches."""
 
@@ -187,7 +195,7 @@ class Realtime:
                 count,
                 100.0 * watched / max(count, 1),
                 limit,
-                max(2 * count, 8192),
+                _kernel_watch_limit() + count,
             )
         else:
             log.info(

@@ -76,6 +76,7 @@ class Watches:
         self.lock = threading.RLock()
         self.by_wd: dict[int, WatchNode] = {}
         self.root_node: WatchNode | None = None
+        self._adding = 0
         self.limited = False
         """Set once a watch could not be placed for lack of watches."""
         self.kernel_limited = False
@@ -102,12 +103,17 @@ class Watches:
         Returns the node, or ``None`` if it is gone or not a directory. Raises
         :class:`WatchLimit` when out of watches.
         """
-        if self.max_watches is not None and len(self.by_wd) >= self.max_watches:
-            self.limited = True
-            raise WatchLimit
+        with self.lock:
+            # Several walk threads add at once: reserve the slot before the syscall.
+            if self.max_watches is not None and len(self.by_wd) + self._adding >= self.max_watches:
+                self.limited = True
+                raise WatchLimit
+            self._adding += 1
         try:
             wd = self.inotify.add_watch(self.abs_path(rel), WATCH_MASK)
         except OSError as exc:
+            with self.lock:
+                self._adding -= 1
             if exc.errno == errno.ENOSPC:
                 self.limited = self.kernel_limited = True
                 raise WatchLimit from exc
@@ -115,33 +121,38 @@ class Watches:
                 return None
             raise
         with self.lock:
-            known = self.by_wd.get(wd)
-            if rel == "/":
-                node = known or WatchNode(wd, "", None)
-                self.root_node = node
-                self.by_wd[wd] = node
-                return node
-            parent_rel, name = rel.rsplit("/", 1)
-            parent = self.node_at(parent_rel or "/")
-            if parent is None:
-                # The parent lost its watch meanwhile: do not keep an orphan watch.
-                if known is None:
-                    self._rm_watch(wd)
-                return None
-            if known is not None:
-                if known.path != rel:
-                    # Same inode reachable twice (bind mount): keep the first; avoids loops.
-                    return None
-                return known
-            node = WatchNode(wd, name, parent)
-            if parent.children is None:
-                parent.children = {}
-            old = parent.children.get(name)
-            if old is not None and old is not node:
-                self._drop(old)
-            parent.children[name] = node
+            self._adding -= 1
+            return self._link(rel, wd)
+
+    def _link(self, rel: str, wd: int) -> WatchNode | None:
+        """Put a new watch into the tree (lock held)."""
+        known = self.by_wd.get(wd)
+        if rel == "/":
+            node = known or WatchNode(wd, "", None)
+            self.root_node = node
             self.by_wd[wd] = node
             return node
+        parent_rel, name = rel.rsplit("/", 1)
+        parent = self.node_at(parent_rel or "/")
+        if parent is None:
+            # The parent lost its watch meanwhile: do not keep an orphan watch.
+            if known is None:
+                self._rm_watch(wd)
+            return None
+        if known is not None:
+            if known.path != rel:
+                # Same inode reachable twice (bind mount): keep the first; avoids loops.
+                return None
+            return known
+        node = WatchNode(wd, name, parent)
+        if parent.children is None:
+            parent.children = {}
+        old = parent.children.get(name)
+        if old is not None and old is not node:
+            self._drop(old)
+        parent.children[name] = node
+        self.by_wd[wd] = node
+        return node
 
     def move(self, node: WatchNode, new_parent: WatchNode, new_name: str) -> None:
         with self.lock:

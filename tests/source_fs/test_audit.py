@@ -1,0 +1,135 @@
+"""Audit: FUSION_PROTOCOL §7.4 mtime-skip, directory rows after their subtree, safe caching."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+from fs_helpers import make_source, rows_of, write
+
+from fustor_core import DriverError, MessageSource
+from fustor_source_fs import FsSource
+
+
+def _age(path: str, seconds: float = 100.0) -> None:
+    """Make a directory look old enough to be cached (its mtime one tick+ in the past)."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def _audit(source: FsSource) -> list[dict]:
+    async def main() -> list[dict]:
+        await source.start()
+        batches = [b async for b in source.audit()]
+        assert {b.message_source for b in batches} <= {MessageSource.AUDIT}
+        return rows_of(batches)
+
+    return asyncio.run(main())
+
+
+def _tree(root: str) -> None:
+    write(f"{root}/a.txt")
+    write(f"{root}/d1/b.txt")
+    write(f"{root}/d1/d2/c.txt")
+    for d in (f"{root}/d1/d2", f"{root}/d1", root):
+        _age(d)
+
+
+def test_first_audit_lists_everything_dirs_after_children(root: str) -> None:
+    _tree(root)
+    rows = _audit(make_source(root))
+    order = [r["path"] for r in rows]
+    assert set(order) == {"/", "/a.txt", "/d1", "/d1/b.txt", "/d1/d2", "/d1/d2/c.txt"}
+    for row in rows:
+        if row["path"] != "/":
+            parent = row["path"].rsplit("/", 1)[0] or "/"
+            # Every row goes before its parent directory's row.
+            assert order.index(row["path"]) < order.index(parent)
+            assert row["parent_path"] == parent
+            assert row["parent_mtime"] == os.stat(root + (parent if parent != "/" else "")).st_mtime
+        if row["is_directory"]:
+            assert row["audit_skipped"] is False
+        else:
+            assert "audit_skipped" not in row
+    assert order[-1] == "/"
+    assert "parent_path" not in rows[-1]
+
+
+def test_unchanged_dirs_are_skipped_changed_ones_listed(root: str) -> None:
+    _tree(root)
+    source = make_source(root)
+    _audit(source)
+    write(f"{root}/d1/new.txt")  # changes d1's mtime only
+    _age(f"{root}/d1", 50)
+    rows = {r["path"]: r for r in _audit(source)}
+    assert rows["/"]["audit_skipped"] is True
+    assert rows["/d1/d2"]["audit_skipped"] is True
+    assert rows["/d1"]["audit_skipped"] is False
+    # Files of skipped directories are not listed; the changed one's are, all of them.
+    assert "/a.txt" not in rows and "/d1/d2/c.txt" not in rows
+    assert {"/d1/b.txt", "/d1/new.txt"} <= set(rows)
+    source.forget_audit_cache()
+    rows = {r["path"]: r for r in _audit(source)}
+    assert rows["/"]["audit_skipped"] is False and "/a.txt" in rows
+
+
+def test_recently_changed_dir_is_not_cached(root: str) -> None:
+    write(f"{root}/fresh/x.txt")  # mtime = now: within one tick of the listing
+    _age(root)
+    source = make_source(root)
+    _audit(source)
+    rows = {r["path"]: r for r in _audit(source)}
+    assert rows["/fresh"]["audit_skipped"] is False
+    assert "/fresh/x.txt" in rows
+    assert rows["/"]["audit_skipped"] is True
+
+
+def test_interrupted_audit_does_not_update_the_cache(root: str) -> None:
+    for i in range(50):
+        write(f"{root}/d{i:02d}/f.txt")
+        _age(f"{root}/d{i:02d}")
+    _age(root)
+    source = make_source(root, batch_size=5, queue_batches=1, scan_workers=1)
+
+    async def partial() -> None:
+        await source.start()
+        it = source.audit()
+        await it.__anext__()
+        await it.aclose()
+
+    asyncio.run(partial())
+    rows = {r["path"]: r for r in _audit(source)}
+    assert all(r["audit_skipped"] is False for r in rows.values() if r["is_directory"])
+
+
+def test_audit_filters_like_snapshot(root: str) -> None:
+    write(f"{root}/k/a.dat")
+    write(f"{root}/k/b.txt")
+    write(f"{root}/.snapshot/z.dat")
+    rows = _audit(make_source(root, file_pattern="*.dat", exclude=[".snapshot"]))
+    assert {r["path"] for r in rows} == {"/", "/k", "/k/a.dat"}
+
+
+def test_audit_refuses_when_root_is_gone(tmp_path: os.PathLike[str]) -> None:
+    root = os.path.join(tmp_path, "r")
+    write(f"{root}/a.txt")
+    source = make_source(root)
+
+    async def main() -> None:
+        await source.start()
+        os.rename(root, root + ".moved")
+        with pytest.raises(DriverError) as info:
+            async for _ in source.audit():
+                pass
+        assert info.value.retriable
+        assert source.health() is not None and "does not exist" in source.health()
+        with pytest.raises(DriverError):
+            async for _ in source.snapshot():
+                pass
+        os.rename(root + ".moved", root)
+        assert len([b async for b in source.audit()]) > 0
+        assert source.health() is None
+
+    asyncio.run(main())

@@ -1,0 +1,95 @@
+"""Lost events: a real kernel queue overflow, a full pending structure, too few watches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import pytest
+from fs_helpers import Live, make_source, write
+
+
+def _max_queued_events() -> int:
+    with open("/proc/sys/fs/inotify/max_queued_events") as f:
+        return int(f.read())
+
+
+def test_kernel_queue_overflow_is_counted_and_recovered(
+    root: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(f"{root}/pre/existing.txt")
+    os.makedirs(f"{root}/burst")
+    # Each new file queues CREATE and CLOSE_WRITE: this is more than the queue holds.
+    count = _max_queued_events() // 2 + 1000
+
+    async def main() -> None:
+        async with Live(make_source(root)) as rt:
+            assert rt.source._realtime is not None and rt.source._realtime.reader is not None
+            reader = rt.source._realtime.reader
+            reader.paused.set()
+            await asyncio.sleep(0.25)  # the reader finishes its current read and parks
+            for i in range(count):  # in a watched directory, so every file queues events
+                write(f"{root}/burst/f{i:05d}")
+            reader.paused.clear()
+            expected = {f"/burst/f{i:05d}" for i in range(count)}
+            await rt.wait(lambda: expected <= rt.paths(), within=20)
+            status = rt.source.status()
+            assert status["overflows"] >= 1
+            assert status["recoveries"] >= 1
+            # The host is told to audit everything (deletions lost in the overflow).
+            assert ["/"] in rt.rescans
+
+    with caplog.at_level(logging.WARNING, logger="fustor_source_fs"):
+        asyncio.run(main())
+    assert any("overflow" in r.getMessage() for r in caplog.records)
+
+
+def test_full_pending_structure_degrades_to_directory_rescans(root: str) -> None:
+    for d in range(4):
+        os.makedirs(f"{root}/d{d}")
+
+    async def main() -> None:
+        async with Live(make_source(root, max_pending_paths=16)) as rt:
+            reader = rt.source._realtime.reader  # type: ignore[union-attr]
+            reader.paused.set()
+            await asyncio.sleep(0.25)
+            expected = set()
+            for i in range(200):
+                write(f"{root}/d{i % 4}/f{i:03d}")
+                expected.add(f"/d{i % 4}/f{i:03d}")
+            reader.paused.clear()
+            await rt.wait(lambda: expected <= rt.paths(), within=10)
+            status = rt.source.status()
+            assert status["degraded_changes"] > 0 and status["overflows"] == 0
+            rescanned = {p for batch in rt.rescans for p in batch}
+            assert rescanned and rescanned <= {"/d0", "/d1", "/d2", "/d3"}
+
+    asyncio.run(main())
+
+
+def test_watch_limit_watches_what_it_can_and_says_so(
+    root: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    for d in range(10):
+        os.makedirs(f"{root}/d{d}/sub")
+
+    async def main() -> None:
+        async with Live(make_source(root, max_watches=5)) as rt:
+            status = rt.source.status()
+            assert status["watched_dirs"] == 5
+            assert status["dirs"] == 21
+            assert status["watch_coverage"] == round(5 / 21, 4)
+            assert status["watch_limited"] is True
+            write(f"{root}/top.txt")  # the root is watched (breadth first)
+            await rt.wait(lambda: rt.upserts("/top.txt"))
+            os.makedirs(f"{root}/newdir")  # no watch left, but its creation is still seen
+            write(f"{root}/newdir/f.txt")
+            await rt.wait(lambda: rt.upserts("/newdir") and rt.upserts("/newdir/f.txt"))
+        assert rt.source.health() is None
+
+    with caplog.at_level(logging.WARNING, logger="fustor_source_fs"):
+        asyncio.run(main())
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "watching 5 of 21 directories" in text
+    assert "fs.inotify.max_user_watches" in text

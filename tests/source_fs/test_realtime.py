@@ -1,0 +1,215 @@
+"""Realtime with real inotify: every kind of change, moves, new subtrees, filters."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+
+from fs_helpers import Live, make_source, write
+
+
+def live(root: str, test: Callable[[Live], Awaitable[None]], **params: object) -> None:
+    async def main() -> None:
+        async with Live(make_source(root, **params)) as rt:
+            await test(rt)
+
+    asyncio.run(main())
+
+
+def test_create_write_close_gives_atomic_upsert_and_parent_mtime(root: str) -> None:
+    async def body(rt: Live) -> None:
+        write(f"{root}/a.txt", b"hello")
+        await rt.wait(lambda: any(r["size"] == 5 for r in rt.upserts("/a.txt")))
+        row = rt.upserts("/a.txt")[-1]
+        st = os.stat(f"{root}/a.txt")
+        assert row["is_atomic_write"] is True and row["is_directory"] is False
+        assert row["modified_time"] == st.st_mtime
+        # The parent's new mtime follows the create.
+        await rt.wait(
+            lambda: any(r["modified_time"] == os.stat(root).st_mtime for r in rt.upserts("/"))
+        )
+
+    live(root, body)
+
+
+def test_touch_and_cp_p_report_the_final_mtime(root: str) -> None:
+    write(f"{root}/src.txt", b"abc")
+    os.utime(f"{root}/src.txt", (1_000_000, 1_000_000))
+
+    async def body(rt: Live) -> None:
+        subprocess.run(["cp", "-p", f"{root}/src.txt", f"{root}/copy.txt"], check=True)  # noqa: ASYNC221
+        subprocess.run(["touch", "-d", "@2000000", f"{root}/src.txt"], check=True)  # noqa: ASYNC221
+        await rt.wait(lambda: any(r["modified_time"] == 1_000_000 for r in rt.upserts("/copy.txt")))
+        await rt.wait(lambda: any(r["modified_time"] == 2_000_000 for r in rt.upserts("/src.txt")))
+        await rt.settle(0.2)
+        assert rt.upserts("/copy.txt")[-1]["modified_time"] == 1_000_000
+
+    live(root, body)
+
+
+def test_in_progress_writes_are_partial_and_throttled(root: str) -> None:
+    async def body(rt: Live) -> None:
+        with open(f"{root}/big.bin", "wb") as f:  # noqa: ASYNC230
+            f.write(b"x")
+            f.flush()
+            await rt.wait(lambda: len(rt.upserts("/big.bin")) >= 1)
+            for _ in range(20):
+                f.write(b"y" * 100)
+                f.flush()
+                await asyncio.sleep(0.01)
+            await rt.settle(0.2)
+            partial = [r for r in rt.upserts("/big.bin") if r["is_atomic_write"] is False]
+            assert len(partial) == 1  # one per throttle interval, not one per write
+        await rt.wait(lambda: rt.upserts("/big.bin")[-1]["is_atomic_write"] is True)
+        assert rt.upserts("/big.bin")[-1]["size"] == 2001
+
+    live(root, body, throttle_interval_sec=30)
+
+
+def test_delete_gives_delete_row_and_parent_mtime(root: str) -> None:
+    write(f"{root}/d/gone.txt")
+
+    async def body(rt: Live) -> None:
+        os.remove(f"{root}/d/gone.txt")
+        await rt.wait(lambda: rt.deleted("/d/gone.txt"))
+        await rt.wait(
+            lambda: any(
+                r["modified_time"] == os.stat(f"{root}/d").st_mtime for r in rt.upserts("/d")
+            )
+        )
+        shutil.rmtree(f"{root}/d")
+        await rt.wait(lambda: rt.deleted("/d"))
+
+    live(root, body)
+
+
+def test_file_rename_is_delete_then_upsert(root: str) -> None:
+    write(f"{root}/old.txt")
+
+    async def body(rt: Live) -> None:
+        os.rename(f"{root}/old.txt", f"{root}/new.txt")
+        await rt.wait(lambda: rt.deleted("/old.txt") and rt.upserts("/new.txt"))
+        kinds = [(t, r["path"]) for t, r in rt.events if r["path"] in ("/old.txt", "/new.txt")]
+        assert kinds.index(("delete", "/old.txt")) < kinds.index(("update", "/new.txt"))
+
+    live(root, body)
+
+
+def test_directory_rename_moves_the_whole_watched_subtree(root: str) -> None:
+    write(f"{root}/a/b/c/f.txt")
+    write(f"{root}/a/g.txt")
+
+    async def body(rt: Live) -> None:
+        os.rename(f"{root}/a", f"{root}/z")
+        await rt.wait(lambda: rt.deleted("/a"))
+        await rt.wait(lambda: {"/z", "/z/b", "/z/b/c", "/z/b/c/f.txt", "/z/g.txt"} <= rt.paths())
+        # Watches followed the inodes: a change deep down now has the new path.
+        write(f"{root}/z/b/c/later.txt")
+        await rt.wait(lambda: rt.upserts("/z/b/c/later.txt"))
+        assert not any(r["path"].startswith("/a/") for _, r in rt.events)
+
+    live(root, body)
+
+
+def test_subtree_moved_out_is_deleted_and_unwatched(root: str, tmp_path: os.PathLike[str]) -> None:
+    write(f"{root}/out/sub/f.txt")
+    elsewhere = os.path.join(tmp_path, "elsewhere")
+
+    async def body(rt: Live) -> None:
+        watched = rt.source.status()["watched_dirs"]
+        os.rename(f"{root}/out", elsewhere)
+        await rt.wait(lambda: rt.deleted("/out"))
+        await rt.wait(lambda: rt.source.status()["watched_dirs"] == watched - 2)
+        before = len(rt.events)
+        write(os.path.join(elsewhere, "sub", "after.txt"))
+        await rt.settle(0.3)
+        assert not any("after.txt" in r["path"] for _, r in rt.events[before:])
+
+    live(root, body)
+
+
+def test_subtree_moved_in_is_watched_and_scanned(root: str, tmp_path: os.PathLike[str]) -> None:
+    outside = os.path.join(tmp_path, "incoming")
+    write(f"{outside}/x/y/deep.txt")
+    write(f"{outside}/top.txt")
+
+    async def body(rt: Live) -> None:
+        os.rename(outside, f"{root}/in")
+        await rt.wait(
+            lambda: {"/in", "/in/x", "/in/x/y", "/in/x/y/deep.txt", "/in/top.txt"} <= rt.paths()
+        )
+        write(f"{root}/in/x/y/new.txt")
+        await rt.wait(lambda: rt.upserts("/in/x/y/new.txt"))
+
+    live(root, body)
+
+
+def test_files_created_right_after_mkdir_are_not_missed(root: str) -> None:
+    async def body(rt: Live) -> None:
+        expected = set()
+        for i in range(20):
+            d = f"{root}/n{i}/a/b"
+            os.makedirs(d)
+            for j in range(10):
+                write(f"{d}/f{j}")
+                expected.add(f"/n{i}/a/b/f{j}")
+        await rt.wait(lambda: expected <= rt.paths())
+        assert rt.source.status()["watched_dirs"] == 1 + 60
+
+    live(root, body)
+
+
+def test_filters_apply_in_realtime(root: str) -> None:
+    async def body(rt: Live) -> None:
+        write(f"{root}/a.tmp")
+        write(f"{root}/b.txt")
+        os.makedirs(f"{root}/.snapshot/x")
+        write(f"{root}/.snapshot/x/c.dat")
+        write(f"{root}/c.dat")
+        await rt.wait(lambda: rt.upserts("/c.dat"))
+        await rt.settle(0.2)
+        assert rt.paths() <= {"/", "/c.dat"}
+        os.rename(f"{root}/c.dat", f"{root}/c.tmp")  # renamed out of the pattern: gone
+        await rt.wait(lambda: rt.deleted("/c.dat"))
+
+    live(root, body, file_pattern="*.dat", exclude=[".snapshot", "*.tmp"])
+
+
+def test_own_scans_generate_no_events(root: str) -> None:
+    for i in range(30):
+        write(f"{root}/d{i % 5}/f{i}")
+
+    async def body(rt: Live) -> None:
+        await rt.settle(0.2)
+        events = rt.source.status()["inotify_events"]
+        rows = len(rt.events)
+        [b async for b in rt.source.snapshot()]
+        rt.source.forget_audit_cache()
+        [b async for b in rt.source.audit()]
+        [b async for b in rt.source.scan("/", True)]
+        await rt.source.sentinel_check(["/d1/f1"])
+        await asyncio.sleep(0.3)
+        assert rt.source.status()["inotify_events"] == events
+        assert len(rt.events) == rows
+
+    live(root, body)
+
+
+def test_stop_is_prompt_and_leaves_no_threads(root: str) -> None:
+    import threading
+
+    async def main() -> float:
+        async with Live(make_source(root)) as rt:
+            write(f"{root}/x")
+            await rt.wait(lambda: rt.upserts("/x"))
+            started = time.monotonic()
+        took = time.monotonic() - started
+        alive = [t.name for t in threading.enumerate() if t.name.startswith("fs-")]
+        assert alive == []
+        return took
+
+    assert asyncio.run(main()) < 1.0

@@ -1,0 +1,116 @@
+"""An unmounted share or a deleted root must never look like "everything was deleted"."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+
+import pytest
+from fs_helpers import Live, make_source, write
+
+from fustor_core import DriverError
+
+
+@pytest.fixture(scope="module")
+def bindfs() -> str:
+    path = shutil.which("bindfs")
+    if path is None:
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "bindfs"],
+            capture_output=True,
+            check=False,
+            timeout=300,
+        )
+        path = shutil.which("bindfs")
+    if path is None:
+        pytest.skip("bindfs is not installed and `apt-get install -y bindfs` failed")
+    return path
+
+
+def _mount(bindfs: str, backing: str, mountpoint: str) -> None:
+    subprocess.run([bindfs, backing, mountpoint], check=True)
+
+
+def _unmount(mountpoint: str) -> None:
+    subprocess.run(["fusermount", "-u", mountpoint], check=True)
+
+
+def test_unmounted_share_stops_reporting_and_resumes(
+    bindfs: str, tmp_path: os.PathLike[str]
+) -> None:
+    backing = os.path.join(tmp_path, "backing")
+    mnt = os.path.join(tmp_path, "mnt")
+    write(f"{backing}/data/a.txt")
+    write(f"{backing}/b.txt")
+    os.mkdir(mnt)
+    _mount(bindfs, backing, mnt)
+    mounted = True
+    try:
+        source = make_source(mnt, health_check_interval_sec=0.1)
+
+        async def main() -> None:
+            nonlocal mounted
+            async with Live(source) as rt:
+                assert source.health() is None
+                write(f"{mnt}/data/seen.txt")
+                await rt.wait(lambda: rt.upserts("/data/seen.txt"))
+                _unmount(mnt)
+                mounted = False
+                await rt.wait(lambda: source.health() is not None)
+                assert "no longer a mount point" in (source.health() or "")
+                assert source.status()["root_available"] is False
+                with pytest.raises(DriverError) as info:
+                    [b async for b in source.audit()]
+                assert info.value.retriable
+                with pytest.raises(DriverError):
+                    [b async for b in source.snapshot()]
+                # Meanwhile on the share (another client): a new file.
+                write(f"{backing}/data/while_away.txt")
+                await asyncio.sleep(0.3)
+                assert not any(t == "delete" for t, _ in rt.events)
+                _mount(bindfs, backing, mnt)
+                mounted = True
+                await rt.wait(lambda: source.health() is None)
+                # Back: the host is told to audit, and what changed meanwhile is upserted.
+                await rt.wait(lambda: ["/"] in rt.rescans)
+                await rt.wait(lambda: rt.upserts("/data/while_away.txt"))
+                write(f"{mnt}/data/after.txt")  # watches are in place again
+                await rt.wait(lambda: rt.upserts("/data/after.txt"))
+                audit = [
+                    r["path"]
+                    for b in [b async for b in source.audit()]
+                    for e in b.events
+                    for r in e.rows
+                ]
+                assert "/data/a.txt" in audit
+                assert not any(t == "delete" for t, _ in rt.events)
+
+        asyncio.run(main())
+    finally:
+        if mounted:
+            _unmount(mnt)
+
+
+def test_deleted_root_reports_unavailable_never_deletes_root(tmp_path: os.PathLike[str]) -> None:
+    root = os.path.join(tmp_path, "root")
+    write(f"{root}/d/a.txt")
+    source = make_source(root, health_check_interval_sec=0.1)
+
+    async def main() -> None:
+        async with Live(source) as rt:
+            shutil.rmtree(root)
+            await rt.wait(lambda: source.health() is not None)
+            assert "does not exist" in (source.health() or "")
+            await rt.settle(0.3)
+            assert not rt.deleted("/")
+            with pytest.raises(DriverError):
+                [b async for b in source.audit()]
+            os.makedirs(f"{root}/again")
+            await rt.wait(lambda: source.health() is None)
+            await rt.wait(lambda: rt.upserts("/again"))
+            write(f"{root}/again/x.txt")
+            await rt.wait(lambda: rt.upserts("/again/x.txt"))
+
+    asyncio.run(main())
