@@ -77,6 +77,8 @@ class _Process:
                 if self.options.watch is not None:
                     raise FustorError("started with --watch: there is no config file to reload")
                 new = await asyncio.to_thread(load_config, self.home, self.registry)
+                for warning in new.warnings:
+                    logger.warning("%s", warning)
                 summary = await self.agent.reload(new)
                 self.last_reload = {"at": time.time(), "ok": True, **summary}
             except FustorError as exc:
@@ -109,7 +111,9 @@ def run_agent(home: Home, options: RunOptions) -> None:
     """Run until SIGTERM/SIGINT. Raises a :class:`FustorError` for known problems."""
     lock = InstanceLock(home.pid_file).acquire()
     try:
-        setup_logging(home, to_stderr=options.log_to_stderr)
+        # The file log first: a config error goes there, and to the terminal only once,
+        # as the CLI's "error:" line.
+        setup_logging(home, to_stderr=False)
         try:
             registry = load_registry()
             config = load_configuration(home, options, registry)
@@ -117,6 +121,10 @@ def run_agent(home: Home, options: RunOptions) -> None:
             for line in str(exc).splitlines():
                 logger.error("not started: %s", line)
             raise
+        if options.log_to_stderr:
+            setup_logging(home, to_stderr=True)
+        for warning in config.warnings:
+            logger.warning("%s", warning)
         asyncio.run(_Process(home, options, config, registry).run())
     finally:
         lock.release()

@@ -34,7 +34,9 @@ def _known_errors(func: F) -> F:
             lines = [str(e) for e in exc.errors] if isinstance(exc, ConfigErrors) else [str(exc)]
             for line in lines:
                 click.echo(f"error: {line}", err=True)
-            sys.exit(EXIT_NOT_RUNNING if isinstance(exc, control.NotRunning) else 1)
+            # Like LSB init scripts, only ``status`` says "not running" with code 3.
+            not_running = isinstance(exc, control.NotRunning) and func.__name__ == "status"
+            sys.exit(EXIT_NOT_RUNNING if not_running else 1)
 
     return wrapper  # type: ignore[return-value]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from fustor_core import ConfigError
@@ -19,14 +18,13 @@ from fustor_agent.plugins import DriverRegistry
 
 __all__ = ["embedded_config", "load_config"]
 
-logger = logging.getLogger(__name__)
-
 
 def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
     """Load ``agent-config.yaml`` or, failing that, the 0.8.17 ``agent-config/`` directory.
 
     Raises :class:`~fustor_core.ConfigError` (``ConfigErrors`` for several) naming the file
-    and YAML location of each problem. Warnings are logged and kept in ``.warnings``.
+    and YAML location of each problem. Warnings are kept in ``.warnings`` for the caller to
+    report.
     """
     problems = Problems()
     env = load_environment(home.env_file)
@@ -51,10 +49,7 @@ def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
             "exists; write one, or run `fustor-agent start --watch DIR` to print the changes "
             "of DIR with the built-in fs -> echo pipe"
         )
-    config = resolve(doc, registry, problems, path)
-    for warning in config.warnings:
-        logger.warning("%s", warning)
-    return config
+    return resolve(doc, registry, problems, path)
 
 
 def embedded_config(

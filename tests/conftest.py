@@ -1,0 +1,45 @@
+"""Fixtures shared by all test folders: running the installed ``fustor-agent`` command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def agent_command() -> str:
+    """The ``fustor-agent`` script of the test environment, as a user would run it."""
+    beside_python = Path(sys.executable).parent / "fustor-agent"
+    found = str(beside_python) if beside_python.exists() else shutil.which("fustor-agent")
+    if found is None:
+        raise RuntimeError("the fustor-agent command is not installed")
+    return found
+
+
+@pytest.fixture
+def fustor_home(tmp_path: Path) -> Path:
+    """An empty FUSTOR_HOME for one test (short path: it holds a unix socket)."""
+    home = tmp_path / "h"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def run_cli(fustor_home: Path) -> CliRunner:
+    """Run ``fustor-agent ARGS...`` with FUSTOR_HOME set; returns the completed process."""
+
+    def run(*args: str, timeout: float = 60.0, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [agent_command(), *args],
+            env={**os.environ, "FUSTOR_HOME": str(fustor_home), **env},
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+
+    return run

@@ -1,0 +1,115 @@
+"""``fustor-agent`` commands that start nothing: --version, plugins, validate, and "not running"."""
+
+from __future__ import annotations
+
+import textwrap
+
+from fustor_agent import __version__
+
+CONFIG = """
+sources:
+  - {id: files, type: static, config: {uri: /data, driver_params: {paths: [/a]}}}
+senders:
+  - {id: out, type: echo, config: {credential: "${API_KEY}"}}
+pipes:
+  - {id: p1, source_id: files, sender_id: out}
+console: {enabled: false}
+"""
+
+
+def test_version(run_cli):
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"fustor-agent, version {__version__}"
+
+
+def test_plugins_lists_distributions_and_drivers_by_kind(run_cli):
+    result = run_cli("plugins")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for dist, kind, name in [("fustor-source-fs", "source", "fs"),
+                             ("fustor-sender-echo", "sender", "echo"),
+                             ("fustor-sender-http", "sender", "fusion"),
+                             ("fustor-driver-testonly", "source", "static")]:
+        start = next(i for i, line in enumerate(lines) if line.startswith(dist + " "))
+        block = lines[start + 1:]
+        block = block[:next((i for i, line in enumerate(block) if not line.startswith(" ")),
+                            len(block))]
+        assert f"  {kind:<7} {name}" in block, (dist, block)
+
+
+def test_validate_accepts_a_good_config_with_dotenv(run_cli, fustor_home):
+    (fustor_home / "agent-config.yaml").write_text(CONFIG)
+    (fustor_home / ".env").write_text("API_KEY=from-dotenv-file\n")
+    result = run_cli("validate")
+    assert result.returncode == 0, result.stderr
+    assert "configuration OK" in result.stdout and "1 pipes" in result.stdout
+    assert "from-dotenv-file" not in result.stdout + result.stderr
+
+
+def test_validate_prints_one_line_per_error_and_starts_nothing(run_cli, fustor_home):
+    bad = CONFIG.replace("sender_id: out", "sender_id: nowhere").replace(
+        "type: static", "type: nfs").replace("console: {enabled: false}", "console: {port: -1}")
+    (fustor_home / "agent-config.yaml").write_text(bad)
+    result = run_cli("validate", API_KEY="k")
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 3, lines
+    assert all(line.startswith("error: agent-config.yaml: ") for line in lines)
+    assert any("unknown source type 'nfs' (available: counter, fs, static)" in ln for ln in lines)
+    assert any("pipes[0].sender_id: unknown sender 'nowhere'" in line for line in lines)
+    assert "Traceback" not in result.stderr
+    assert not (fustor_home / "agent.pid").exists()
+
+
+def test_validate_never_echoes_a_credential(run_cli, fustor_home):
+    secret = "VERY-SECRET-api-key-123"
+    (fustor_home / "agent-config.yaml").write_text(
+        CONFIG.replace('credential: "${API_KEY}"', f"credential: [{secret}]"))
+    result = run_cli("validate")
+    assert result.returncode == 1
+    assert "senders[0].config.credential" in result.stderr
+    assert secret not in result.stdout + result.stderr
+
+
+def test_legacy_layout_validates_with_warnings(run_cli, fustor_home):
+    legacy = fustor_home / "agent-config"
+    legacy.mkdir()
+    (legacy / "default.yaml").write_text(textwrap.dedent("""
+        logging: {level: DEBUG}
+        sources:
+          research: {driver: static, uri: /data, driver_params: {paths: [/a]}}
+        senders:
+          main: {driver: echo, uri: "http://localhost:8102", credential: {key: k}, batch_size: 9}
+        pipes:
+          sync: {source: research, sender: main, fields_mapping: []}
+    """))
+    result = run_cli("validate")
+    assert result.returncode == 0, result.stderr
+    warnings = result.stderr.splitlines()
+    assert sorted(warnings) == sorted([
+        "warning: agent-config/default.yaml: logging: not supported by this agent; ignored",
+        "warning: agent-config/default.yaml: senders.main.batch_size: not supported by this "
+        "agent; ignored",
+        "warning: agent-config/default.yaml: pipes.sync.fields_mapping: not supported by this "
+        "agent; ignored",
+    ])
+
+
+def test_no_config_says_how_to_start(run_cli):
+    for command in ("validate", "start"):
+        result = run_cli(command)
+        assert result.returncode == 1
+        assert result.stderr.startswith("error: no configuration")
+        assert "--watch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_commands_on_a_stopped_agent(run_cli):
+    status = run_cli("status")
+    assert status.returncode == 3
+    assert "not running" in status.stderr
+    assert run_cli("status", "--json").returncode == 3
+    stop = run_cli("stop")
+    assert stop.returncode == 1 and "not running" in stop.stderr
+    reload = run_cli("reload")
+    assert reload.returncode == 1 and "not running" in reload.stderr
