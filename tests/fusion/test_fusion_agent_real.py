@@ -1,0 +1,216 @@
+"""Our agent as a process (fs → fusion) against the real Fusion 0.8.17: issue 4's scenarios."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_harness import AgentProcess
+from fusion_harness import FusionServer, disk_tree, wait_until
+
+pytestmark = pytest.mark.fusion
+
+MakeAgent = Callable[..., AgentProcess]
+
+
+@pytest.fixture
+def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
+    agents: list[AgentProcess] = []
+
+    def make(root: Path, name: str = "agent", **options: Any) -> AgentProcess:
+        agent = AgentProcess(tmp_path / name, root, fusion, **options)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop(signal.SIGTERM)
+
+
+def make_tree(root: Path) -> None:
+    for d in ("a", "b/b1", "c/c1/c2", "shallow/deep"):
+        (root / d).mkdir(parents=True)
+    for f in (
+        "top.txt",
+        "a/f.txt",
+        "a/g.txt",
+        "b/b1/x.bin",
+        "c/c1/c2/y.txt",
+        "shallow/s.txt",
+        "shallow/deep/x.txt",
+        "shallow/deep/y.txt",
+    ):
+        (root / f).write_text(f"content of {f}\n")
+
+
+def leaders(fusion: FusionServer) -> list[str]:
+    return [s["agent_id"] for s in fusion.sessions() if s["role"] == "leader"]
+
+
+def test_snapshot_then_changes_to_files_and_dirs(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    agent = make_agent(root)
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+
+    (root / "new.txt").write_text("created")
+    (root / "a" / "f.txt").write_text("modified, and longer than before")
+    (root / "top.txt").unlink()
+    (root / "a" / "g.txt").rename(root / "a" / "g-renamed.txt")
+    (root / "newdir" / "sub").mkdir(parents=True)
+    (root / "newdir" / "sub" / "n.txt").write_text("in a new dir")
+    (root / "b").rename(root / "b-renamed")
+    shutil.rmtree(root / "c")
+    fusion.wait_tree(disk_tree(root), timeout=10)
+    assert agent.stop() == 0
+    # A graceful stop closes the session: the last one gone, Fusion wipes the view (§3.4).
+    assert fusion.sessions() == []
+
+
+def test_two_agents_one_leader_sigterm_promotes_the_follower(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    first, second = make_agent(root, "one"), make_agent(root, "two")
+    first.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    second.start()
+    wait_until(lambda: len(fusion.sessions()) == 2, 10, 0.1, "two sessions")
+    assert leaders(fusion) == [first.agent_id]
+
+    assert first.stop(signal.SIGTERM) == 0
+    (root / "after-failover.txt").write_text("x")
+    (root / "a" / "f.txt").unlink()
+    wait_until(lambda: leaders(fusion) == [second.agent_id], 10, 0.1, "promotion")
+    fusion.wait_tree(disk_tree(root), timeout=15)
+    assert len(fusion.sessions()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fusion_options", [{"session_timeout": 3}])
+def test_two_agents_sigkill_of_the_leader_promotes_the_follower(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    first, second = make_agent(root, "one"), make_agent(root, "two")
+    first.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    second.start()
+    wait_until(lambda: len(fusion.sessions()) == 2, 10, 0.1, "two sessions")
+    assert leaders(fusion) == [first.agent_id]
+
+    first.stop(signal.SIGKILL)
+    (root / "b" / "after-kill.txt").write_text("y")
+    # The dead leader's session expires (3 s + reaping); the follower's next heartbeat sees
+    # the promotion and it snapshots.
+    wait_until(lambda: leaders(fusion) == [second.agent_id], 15, 0.1, "promotion")
+    fusion.wait_tree(disk_tree(root), timeout=15)
+    assert len(fusion.sessions()) == 1
+
+
+@pytest.mark.slow
+def test_fusion_down_for_10s_then_back(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    agent = make_agent(root)
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+
+    fusion.stop()
+    down_at = time.monotonic()
+    (root / "while-down.txt").write_text("written while Fusion was down")
+    (root / "a" / "f.txt").unlink()
+    time.sleep(3)
+    (root / "down-dir").mkdir()
+    (root / "down-dir" / "inner.txt").write_text("z")
+    (root / "b").rename(root / "b-moved")
+    time.sleep(max(0.0, 10 - (time.monotonic() - down_at)))
+    fusion.start()
+
+    fusion.wait_tree(disk_tree(root), timeout=45)
+    sessions = fusion.sessions()
+    assert [s["agent_id"] for s in sessions] == [agent.agent_id]  # no duplicate sessions
+    assert sessions[0]["role"] == "leader"
+
+
+def test_unwatched_change_found_by_audit_as_blind_spot(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    # Breadth first, two watches cover "/" and one first-level directory; make sure the
+    # unwatched one is the only deep directory by keeping the root otherwise flat.
+    for d in ("a", "b", "c"):
+        shutil.rmtree(root / d)
+    agent = make_agent(root, source_params={"max_watches": 2}, pipe={"audit_interval_sec": 2})
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+
+    deep = root / "shallow" / "deep"
+    (deep / "unseen.txt").write_text("inotify cannot see this")
+    (deep / "x.txt").unlink()
+    fusion.wait_tree(disk_tree(root), timeout=15)
+    spots = fusion.blind_spots()
+    assert "/shallow/deep/unseen.txt" in [n["path"] for n in spots["additions"]]
+    assert "/shallow/deep/x.txt" in spots["deletions"]
+
+
+def test_on_demand_scan_job_completes(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    for d in ("a", "b", "c"):
+        shutil.rmtree(root / d)
+    agent = make_agent(root, source_params={"max_watches": 2}, pipe={"audit_interval_sec": 0})
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+
+    (root / "shallow" / "deep" / "scanned.txt").write_text("only a scan finds me")
+    asked = fusion.get(
+        f"/api/v1/views/{fusion.view_id}/tree",
+        path="/shallow/deep",
+        recursive="true",
+        on_demand_scan="true",
+    )
+    job_id = asked.json()["job_id"]
+    wait_until(lambda: fusion.job(job_id)["status"] == "COMPLETED", 15, 0.1, "job completion")
+    fusion.wait_tree(disk_tree(root), timeout=5)
+
+
+def test_crashed_agent_restarts_as_leader_and_closes_its_dead_session(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "data"
+    make_tree(root)
+    agent = make_agent(root)
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    [dead] = fusion.sessions()
+
+    agent.stop(signal.SIGKILL)
+    (root / "after-crash.txt").write_text("x")
+    agent.start()
+    # Well before the dead session's 10 s timeout: the restarted agent closed it itself.
+    wait_until(
+        lambda: (
+            [(s["session_id"] != dead["session_id"], s["role"]) for s in fusion.sessions()]
+            == [(True, "leader")]
+        ),
+        6,
+        0.1,
+        "the restarted agent to be the only session, as leader",
+    )
+    fusion.wait_tree(disk_tree(root), timeout=10)
