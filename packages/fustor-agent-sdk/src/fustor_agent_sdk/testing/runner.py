@@ -21,7 +21,7 @@ from fustor_core import (
 )
 
 from fustor_agent_sdk.sender import SenderDriver
-from fustor_agent_sdk.source import SourceDriver
+from fustor_agent_sdk.source import Phase, SourceDriver
 from fustor_agent_sdk.testing.checks import check_batch
 
 __all__ = ["PipeRunner", "split_batch"]
@@ -164,9 +164,21 @@ class PipeRunner:
         return await self._pump(self.source.realtime(), MessageSource.REALTIME)
 
     async def run_leader(self) -> int:
-        """What a leader does first: session, snapshot, a full audit."""
+        """What a new leader does first: session, snapshot and its end, a full audit.
+
+        Like the host, it skips the phases the source does not declare (the snapshot end is
+        always sent: it is what makes Fusion's view ready).
+        """
         await self.start()
-        return await self.run_snapshot() + await self.run_audit(full=True)
+        self.source.forget_audit_cache()
+        rows = 0
+        if Phase.SNAPSHOT in self.source.phases:
+            rows += await self.run_snapshot()
+        else:
+            await self.signal(PhaseSignal.SNAPSHOT_END)
+        if Phase.AUDIT in self.source.phases:
+            rows += await self.run_audit(full=True)
+        return rows
 
 
 class _closing:
