@@ -157,4 +157,4 @@ def test_dashboard_in_chromium_shows_the_pipes_and_their_state(
     assert '<section class="pipe" data-pipe="counting" data-state="running">' in dom
     assert '<section class="pipe" data-pipe="parked" data-state="disabled">' in dom
     assert '<b id="agent-id">console-e2e</b>' in dom
-    assert f"snapshot: </span>done, {len(PATHS)} rows" in dom
+    assert f"<dt>snapshot</dt><dd>done · {len(PATHS)} rows</dd>" in dom

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_agent import RunningAgent, running_agent, wait_for
+from console_agent import RunningAgent, free_port, running_agent, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 PIPE = "tree-to-echo"
@@ -138,3 +138,34 @@ def test_readyz_names_the_pipe_whose_root_went_away(tmp_path: Path, tree: Path) 
         assert status["source"]["root_available"] is False
         samples = metric_samples(agent)
         assert samples[("fustor_agent_pipe_ready", (("pipe", PIPE),))] == 0
+
+
+def test_an_unreachable_fusion_is_reported_and_no_secret_is_shown(
+    tmp_path: Path, tree: Path
+) -> None:
+    secret = "s3cr3t-api-key-never-shown"
+    config = fs_config(tree, tmp_path / "echo.jsonl")
+    config["senders"] = [
+        {
+            "id": "fusion-main",
+            "type": "fusion",
+            "config": {"endpoint": f"http://127.0.0.1:{free_port()}", "credential": secret},
+        }
+    ]
+    config["pipes"] = [{"id": PIPE, "source_id": "tree", "sender_id": "fusion-main"}]
+    with running_agent(tmp_path, config) as agent:
+        status = wait_for(
+            lambda: (p := pipe_status(agent))["last_error"] is not None and p,
+            "the pipe to report its connection failure",
+        )
+        assert status["state"] in ("backing_off", "starting")
+        assert status["session"] is None
+        assert "127.0.0.1" in status["last_error"]["message"]
+        readyz = agent.get("/readyz")
+        assert readyz.status_code == 503
+        assert PIPE in readyz.json()["not_ready"]
+        samples = metric_samples(agent)
+        assert samples[("fustor_agent_pipe_up", (("pipe", PIPE),))] == 0
+        assert samples[("fustor_agent_last_error_timestamp_seconds", (("pipe", PIPE),))] > 0
+        for path in ("/", "/api/v1/status", "/metrics", "/readyz"):
+            assert secret not in agent.get(path).text, path

@@ -56,10 +56,10 @@ def test_the_rendered_page_shows_each_pipe_and_its_state(fake_agent: FakeAgent) 
     assert re.search(r'<span class="badge state state-running">running</span>', dom)
     assert '<b id="agent-id">agent-test-1</b>' in dom
     assert '<b id="uptime">1h 2m 5s</b>' in dom
-    assert "9,990 / 10,000 watched (99.9%)" in dom
+    assert "9,990 / 10,000 (99.9%)" in dom
     assert "not ready: root unavailable" in dom
     assert "fusion answered 503, retrying" in dom
-    assert '<dd class="err">dropped rows 250 · rejected batches 0</dd>' in dom
+    assert '<dd class="err">250 dropped rows · 0 rejected batches</dd>' in dom
     # Agent text is rendered as text, never as markup.
     assert "<b>x" not in dom
 
