@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_support import agent_command
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def agent_command() -> str:
-    """The ``fustor-agent`` script of the test environment, as a user would run it."""
-    beside_python = Path(sys.executable).parent / "fustor-agent"
-    found = str(beside_python) if beside_python.exists() else shutil.which("fustor-agent")
-    if found is None:
-        raise RuntimeError("the fustor-agent command is not installed")
-    return found
+@pytest.fixture
+def agent_cmd() -> str:
+    """Path of the installed ``fustor-agent`` command."""
+    return agent_command()
 
 
 @pytest.fixture

@@ -1,0 +1,122 @@
+"""``start -D`` / ``status`` / ``reload`` / ``stop`` and the single-instance lock, as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fustor_agent.lock import running_pid
+
+
+def config(out: Path, *pipe_ids: str) -> str:
+    return yaml.safe_dump({
+        "sources": [{"id": "files", "type": "static",
+                     "config": {"uri": "/data", "driver_params": {"paths": ["/a", "/b"]}}}],
+        "senders": [{"id": "out", "type": "echo",
+                     "config": {"driver_params": {"format": "json", "output": str(out)}}}],
+        "pipes": [{"id": p, "source_id": "files", "sender_id": "out"} for p in pipe_ids],
+        "console": {"enabled": False},
+    })
+
+
+@pytest.fixture
+def home_cleanup(fustor_home: Path) -> Iterator[Path]:
+    """Whatever a failing test leaves running is killed."""
+    yield fustor_home
+    pid = running_pid(fustor_home / "agent.pid")
+    if pid and pid > 0:
+        os.kill(pid, signal.SIGKILL)
+
+
+def status_json(run_cli) -> dict:
+    result = run_cli("status", "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def started_pid(result) -> int:
+    assert result.returncode == 0, result.stderr
+    match = re.search(r"agent started \(pid (\d+)\)", result.stdout)
+    assert match, result.stdout
+    return int(match.group(1))
+
+
+def test_daemon_status_lock_reload_stop(run_cli, home_cleanup, tmp_path):
+    home = home_cleanup
+    out = tmp_path / "echo.jsonl"
+    (home / "agent-config.yaml").write_text(config(out, "p1"))
+    pid = started_pid(run_cli("start", "-D"))
+
+    status = status_json(run_cli)
+    assert status["pid"] == pid
+    assert status["config_path"] == str(home / "agent-config.yaml")
+    (p1,) = status["pipes"]
+    assert (p1["id"], p1["state"], p1["role"]) == ("p1", "running", "leader")
+    text = run_cli("status")
+    assert text.returncode == 0 and re.search(r"^p1\s+running\s+leader", text.stdout, re.M)
+
+    # One agent per FUSTOR_HOME, in either mode; the message names the running pid.
+    for args in (("start",), ("start", "-D")):
+        second = run_cli(*args)
+        assert second.returncode == 1
+        assert f"already running for FUSTOR_HOME={home} (pid {pid})" in second.stderr
+    assert status_json(run_cli)["pid"] == pid
+
+    # Reload: p2 added, p1 untouched (same session, counters kept).
+    (home / "agent-config.yaml").write_text(config(out, "p1", "p2"))
+    reload = run_cli("reload")
+    assert reload.returncode == 0, reload.stderr
+    assert "added ['p2']" in reload.stdout and "restarted []" in reload.stdout
+    pipes = {p["id"]: p for p in status_json(run_cli)["pipes"]}
+    assert pipes["p1"]["session"] == p1["session"]
+    assert pipes["p2"]["state"] in ("starting", "running")
+
+    # An invalid config is refused; the agent keeps running on the old one.
+    (home / "agent-config.yaml").write_text(config(out, "p1").replace("static", "nfs"))
+    bad = run_cli("reload")
+    assert bad.returncode == 1
+    assert "unknown source type 'nfs'" in bad.stderr
+    assert [p["id"] for p in status_json(run_cli)["pipes"]] == ["p1", "p2"]
+
+    # Reload removing p2 (valid again).
+    (home / "agent-config.yaml").write_text(config(out, "p1"))
+    assert "removed ['p2']" in run_cli("reload").stdout
+    assert [p["id"] for p in status_json(run_cli)["pipes"]] == ["p1"]
+
+    stop = run_cli("stop")
+    assert stop.returncode == 0, stop.stderr
+    assert f"agent stopped (pid {pid})" in stop.stdout
+    assert running_pid(home / "agent.pid") is None
+    assert run_cli("status").returncode == 3
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert {r["row"]["path"] for r in rows if r.get("pipe_id") == "p2" and "row" in r} == {
+        "/a", "/b"}
+
+
+def test_log_is_appended_across_starts_never_truncated(run_cli, home_cleanup, tmp_path):
+    home = home_cleanup
+    (home / "agent-config.yaml").write_text(config(tmp_path / "o.jsonl", "p1"))
+    pids = []
+    for _ in range(2):
+        pids.append(started_pid(run_cli("start", "-D")))
+        assert run_cli("stop").returncode == 0
+    log = (home / "logs" / "agent.log").read_text()
+    for pid in pids:
+        assert f"running (pid {pid})" in log
+    assert log.index(f"running (pid {pids[0]})") < log.index(f"running (pid {pids[1]})")
+
+
+def test_daemon_that_cannot_start_says_why(run_cli, home_cleanup):
+    (home_cleanup / "agent-config.yaml").write_text("pipes: [{id: x, source_id: a, sender_id: b}]")
+    result = run_cli("start", "-D")
+    assert result.returncode == 1
+    assert "the agent exited at start" in result.stderr
+    assert "pipes[0].source_id: unknown source 'a'" in result.stderr
+    assert running_pid(home_cleanup / "agent.pid") is None
