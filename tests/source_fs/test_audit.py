@@ -22,7 +22,10 @@ def _age(path: str, seconds: float = 100.0) -> None:
 def _audit(source: FsSource) -> list[dict]:
     async def main() -> list[dict]:
         await source.start()
-        batches = [b async for b in source.audit()]
+        try:
+            batches = [b async for b in source.audit()]
+        finally:
+            await source.stop()
         assert {b.message_source for b in batches} <= {MessageSource.AUDIT}
         return rows_of(batches)
 
@@ -98,6 +101,7 @@ def test_interrupted_audit_does_not_update_the_cache(root: str) -> None:
         it = source.audit()
         await it.__anext__()
         await it.aclose()
+        await source.stop()
 
     asyncio.run(partial())
     rows = {r["path"]: r for r in _audit(source)}
@@ -131,5 +135,6 @@ def test_audit_refuses_when_root_is_gone(tmp_path: os.PathLike[str]) -> None:
         os.rename(root + ".moved", root)
         assert len([b async for b in source.audit()]) > 0
         assert source.health() is None
+        await source.stop()
 
     asyncio.run(main())

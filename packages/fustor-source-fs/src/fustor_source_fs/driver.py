@@ -46,6 +46,10 @@ class FsSource(SourceDriver):
         self._progress: dict[str, Any] = {}
         self._sinks: dict[str, RowSink] = {}
         self._audits = 0
+        self._cache_epoch = 0
+        self._monitor: threading.Thread | None = None
+        self._monitor_stop = threading.Event()
+        self._walk_stops: set[threading.Event] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -55,12 +59,27 @@ class FsSource(SourceDriver):
                 self._guard = await asyncio.to_thread(RootGuard, self.root)
             except OSError as exc:
                 raise DriverError(f"cannot open root {self.root}: {exc}", retriable=True) from exc
+        if self._monitor is None:
+            self._monitor_stop.clear()
+            self._monitor = threading.Thread(
+                target=self.guard.monitor,
+                args=(self._monitor_stop, self.params.health_check_interval_sec),
+                name=f"fs-health-{self.source_id}",
+                daemon=True,
+            )
+            self._monitor.start()
 
     async def stop(self) -> None:
+        for stop in list(self._walk_stops):
+            stop.set()
+        self._monitor_stop.set()
         realtime = self._realtime
         if realtime is not None:
             realtime.close()
-            await asyncio.to_thread(realtime.join, 4.0)
+            await asyncio.to_thread(realtime.join, 3.0)
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            await asyncio.to_thread(monitor.join, 1.0)
 
     @property
     def guard(self) -> RootGuard:
@@ -80,14 +99,14 @@ class FsSource(SourceDriver):
             raise DriverError(reason, retriable=True)
 
     def health(self) -> str | None:
-        return self._guard.reason if self._guard is not None else None
+        return self._guard.problem if self._guard is not None else None
 
     # -- phases --------------------------------------------------------------------------
 
     async def snapshot(self) -> AsyncIterator[Batch]:
         await self._require_root()
         realtime = self._realtime
-        if realtime is not None:
+        if realtime is not None and realtime.started:
             # Watches first, listing second: a change in between is seen by one or the other.
             # ready is a threading.Event (set by the watch thread), hence polling.
             while not realtime.ready.is_set() and not realtime.stop.is_set():  # noqa: ASYNC110
@@ -113,6 +132,7 @@ class FsSource(SourceDriver):
     async def audit(self) -> AsyncIterator[Batch]:
         await self._require_root()
         holder: list[AuditWalk] = []
+        epoch = self._cache_epoch
 
         def job(sink: RowSink, stop: threading.Event) -> None:
             audit = AuditWalk(
@@ -127,8 +147,10 @@ class FsSource(SourceDriver):
             holder.append(audit)
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
             sink.flush()
-            # Only a complete pass may decide what the next one skips.
-            self._audit_cache = audit.new_cache
+            # Only a complete pass may decide what the next one skips, and not if the cache
+            # was forgotten meanwhile (a new session or a promotion wants a full audit).
+            if epoch == self._cache_epoch:
+                self._audit_cache = audit.new_cache
             self._audits += 1
             self._progress["audit_dirs_listed"] = audit.dirs_listed
             self._progress["audit_dirs_skipped"] = audit.dirs_skipped
@@ -137,6 +159,7 @@ class FsSource(SourceDriver):
             yield batch
 
     def forget_audit_cache(self) -> None:
+        self._cache_epoch += 1
         self._audit_cache = {}
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:
@@ -210,6 +233,7 @@ class FsSource(SourceDriver):
                 capacity=self.params.queue_batches,
                 name=f"fs-{phase}-{self.source_id}",
                 on_sink=lambda sink: self._sinks.__setitem__(phase, sink),
+                stops=self._walk_stops,
             ):
                 self._progress[f"{phase}_rows"] += batch.row_count
                 yield batch

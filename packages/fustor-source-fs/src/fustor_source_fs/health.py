@@ -6,6 +6,7 @@ import logging
 import os
 import stat
 import threading
+import time
 from dataclasses import dataclass
 
 __all__ = ["RootGuard", "RootIdentity"]
@@ -39,16 +40,35 @@ class RootGuard:
     as the new root.
     """
 
+    stall_after = 10.0
+    """A stat of the root that has not returned after this long makes the root unavailable."""
+
     def __init__(self, root: str) -> None:
         self.root = root
         self._lock = threading.Lock()
+        self._checking_since: float | None = None
         self.baseline = _identify(root)
         self.reason: str | None = None
         self.generation = 0
         """Bumped each time the root comes back after being unavailable."""
 
+    @property
+    def problem(self) -> str | None:
+        """The last reason, or a stall: a hung NFS server makes ``check`` block, not fail."""
+        started = self._checking_since
+        if started is not None and time.monotonic() - started > self.stall_after:
+            waited = time.monotonic() - started
+            return f"root unavailable: {self.root} has not answered a stat for {waited:.0f} s"
+        return self.reason
+
+    def monitor(self, stop: threading.Event, interval: float) -> None:
+        """Check every ``interval`` seconds until ``stop`` is set (run it in a thread)."""
+        while not stop.wait(interval):
+            self.check()
+
     def check(self) -> str | None:
         """Check now (one stat and one mount test); return and remember the reason, if any."""
+        self._checking_since = time.monotonic()
         try:
             current: RootIdentity | None = _identify(self.root)
             problem = self._compare(current)
@@ -58,6 +78,8 @@ class RootGuard:
             current, problem = None, f"root unavailable: {self.root} is not a directory"
         except OSError as exc:
             current, problem = None, f"root unavailable: {self.root}: {exc.strerror or exc}"
+        finally:
+            self._checking_since = None
         with self._lock:
             was = self.reason
             self.reason = problem

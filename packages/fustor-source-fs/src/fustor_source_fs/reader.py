@@ -185,7 +185,7 @@ class EventReader:
 
     def _new_dir(self, rel: str) -> None:
         self.dirs_created += 1
-        if not self.watches.limited:
+        if not self.watches.exhausted:
             try:
                 self.watches.add(rel)
             except WatchLimit:

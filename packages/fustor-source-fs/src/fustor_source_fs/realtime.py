@@ -63,6 +63,7 @@ class Realtime:
         self.ready = threading.Event()
         """Set once the initial watches are in place (the snapshot waits for it)."""
         self.stop = threading.Event()
+        self.started = False
         self.inotify: INotify | None = None
         self.watches: Watches | None = None
         self.reader: EventReader | None = None
@@ -74,12 +75,15 @@ class Realtime:
         self._threads: list[threading.Thread] = []
         self._channel: Channel | None = None
         self._unavailable_since: float | None = None
+        self._healthy_at = time.time()
+        self._generation = guard.generation
 
     # -- lifecycle -----------------------------------------------------------------------
 
     async def run(self) -> AsyncIterator[Batch]:
         loop = asyncio.get_running_loop()
         self._channel = channel = Channel(loop, self.params.queue_batches)
+        self.started = True
         self.inotify = INotify()
         self.watches = Watches(self.inotify, self.root, self.params.max_watches)
         self.reader = EventReader(
@@ -152,7 +156,7 @@ class Realtime:
 
         def visit(rel_dir: str) -> list[str]:
             nonlocal count
-            if not watches.limited:
+            if not watches.exhausted:
                 try:
                     if watches.add(rel_dir) is None:
                         return []
@@ -207,17 +211,22 @@ class Realtime:
         self.ready.set()
 
     def _check_health(self) -> None:
-        generation = self.guard.generation
+        """Follow the root guard; after any outage (even one only another thread saw),
+        re-watch and rescan, since nothing that happened meanwhile was seen."""
         reason = self.guard.check()
+        now = time.time()
         if reason is not None:
             if self._unavailable_since is None:
-                self._unavailable_since = time.time()
+                self._unavailable_since = self._healthy_at
             return
-        if self.guard.generation != generation or self._unavailable_since is not None:
-            since = self._unavailable_since or time.time()
+        generation = self.guard.generation
+        if generation != self._generation or self._unavailable_since is not None:
+            since = self._unavailable_since or self._healthy_at
+            self._generation = generation
             self._unavailable_since = None
             log.warning("root %s is back: re-watching and rescanning", self.root)
             self.pending.set_overflow(since)
+        self._healthy_at = now
 
     def _process(self, work: Work) -> None:
         sink = RowSink(self._emit, self.params.batch_size)

@@ -53,7 +53,7 @@ class WatchScan:
         watches = self.watches
         node = watches.node_at(rel_dir)
         fresh = node is None
-        if node is None and not watches.limited:
+        if node is None and not watches.exhausted:
             try:
                 node = watches.add(rel_dir)
             except WatchLimit:

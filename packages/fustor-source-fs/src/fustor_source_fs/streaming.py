@@ -27,11 +27,14 @@ async def stream_walk(
     capacity: int,
     name: str,
     on_sink: Callable[[RowSink], None] | None = None,
+    stops: set[threading.Event] | None = None,
 ) -> AsyncIterator[Batch]:
     """Yield the job's rows as ``source`` upsert batches; cancelling stops the job."""
     loop = asyncio.get_running_loop()
     channel = Channel(loop, capacity)
     stop = threading.Event()
+    if stops is not None:
+        stops.add(stop)
 
     def emit(rows: list) -> None:
         channel.put(Batch.of(source, EventType.UPDATE, rows))
@@ -63,3 +66,5 @@ async def stream_walk(
     finally:
         stop.set()
         channel.close()
+        if stops is not None:
+            stops.discard(stop)

@@ -78,8 +78,19 @@ class Watches:
         self.root_node: WatchNode | None = None
         self._adding = 0
         self.limited = False
-        """Set once a watch could not be placed for lack of watches."""
+        """Set once a watch could not be placed for lack of watches (for status and logs)."""
         self.kernel_limited = False
+        """The kernel refused a watch (ENOSPC): no use trying again for every new directory."""
+
+    @property
+    def exhausted(self) -> bool:
+        """No watch can be added now (a removed watch frees a slot under ``max_watches``)."""
+        if self.kernel_limited:
+            return True
+        if self.max_watches is not None and len(self.by_wd) >= self.max_watches:
+            self.limited = True
+            return True
+        return False
 
     def __len__(self) -> int:
         return len(self.by_wd)
