@@ -1,0 +1,95 @@
+"""Agent.reload applies added, removed and changed pipes and leaves the others alone; one
+failing pipe never stops the others."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agent_fakes import World, wait_until
+from fustor_agent.agent import Agent
+from fustor_core import DriverError
+from test_runtime_leader import running
+
+
+def test_reload_touches_only_added_removed_and_changed_pipes(home):
+    world = World()
+    first = world.config({"id": "keep"}, {"id": "change"}, {"id": "drop"})
+    second = world.config({"id": "keep"}, {"id": "change", "audit_interval_sec": 5},
+                          {"id": "new"}, {"id": "off", "enabled": False})
+
+    async def main() -> None:
+        agent = Agent(first, home)
+        async with running(agent):
+            await wait_until(lambda: world.signals().count("snapshot_end") == 3)
+            keep, change = agent._pipes["keep"], agent._pipes["change"]
+            source = agent._sources["src"]
+            summary = await agent.reload(second)
+            assert summary == {"added": ["new"], "removed": ["drop"], "restarted": ["change"]}
+            assert agent._pipes["keep"] is keep  # untouched: same pipe, same session
+            assert agent._pipes["change"] is not change
+            assert agent._sources["src"] is source  # the shared source keeps watching
+            await wait_until(lambda: world.signals().count("snapshot_end") == 5)
+            status = {p["id"]: p for p in agent.status()["pipes"]}
+            assert list(status) == ["keep", "change", "new", "off"]
+            assert status["off"]["enabled"] is False and status["off"]["state"] == "stopped"
+            assert agent.status()["config_generation"] == 2
+            # Realtime still reaches every running pipe through the one watch.
+            world.push("/rt")
+            await wait_until(lambda: sorted(
+                e[3] for e in world.log if e[0] == "send" and e[1] == "realtime"
+            ) == ["change", "keep", "new"])
+
+    asyncio.run(main())
+    closed = [e[1] for e in world.log if e[0] == "close_session"]
+    assert sorted(closed[:2]) == ["change", "drop"]  # stopped by the reload
+    assert sorted(closed[2:]) == ["change", "keep", "new"]
+
+
+def test_changed_source_config_restarts_its_pipes_and_the_source(home):
+    world = World()
+    first = world.config({"id": "a"}, sources=("src",))
+    second = world.config({"id": "a"}, sources=("src",))
+    second.sources["src"] = second.sources["src"].__class__(
+        "src", "fake", world.Source, second.sources["src"].config.model_copy(
+            update={"uri": "/elsewhere"}))
+
+    async def main() -> None:
+        agent = Agent(first, home)
+        async with running(agent):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            old_source = agent._sources["src"]
+            summary = await agent.reload(second)
+            assert summary["restarted"] == ["a"]
+            assert agent._sources["src"] is not old_source
+            assert old_source.driver.stopped
+
+    asyncio.run(main())
+
+
+def test_one_failing_pipe_never_stops_the_others(home):
+    world = World()
+    world.snapshot_rows = []
+    config = world.config({"id": "bad", "sender_id": "broken"}, {"id": "good"},
+                          senders=("out", "broken"))
+
+    original_open = world.Sender.open_session
+
+    async def open_session(self):
+        if self.context.pipe_id == "bad":
+            raise DriverError("401 invalid API key", retriable=False)
+        return await original_open(self)
+
+    world.Sender.open_session = open_session  # type: ignore[method-assign]
+
+    async def main() -> None:
+        async with running(Agent(config, home)) as agent:
+            await wait_until(lambda: world.realtime is not None)
+            world.push("/x")
+            await wait_until(lambda: world.sent_paths("realtime") == ["/x"])
+            status = {p["id"]: p for p in agent.status()["pipes"]}
+            assert status["good"]["state"] == "running"
+            assert status["bad"]["state"] == "error"
+            assert "401 invalid API key" in status["bad"]["last_error"]["message"]
+            assert status["bad"]["ready"] is False
+
+    asyncio.run(main())
