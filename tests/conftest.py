@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from cli_support import agent_command
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -35,7 +36,10 @@ def run_cli(fustor_home: Path) -> CliRunner:
         return subprocess.run(
             [agent_command(), *args],
             env={**os.environ, "FUSTOR_HOME": str(fustor_home), **env},
-            capture_output=True, text=True, timeout=timeout, check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
 
     return run
