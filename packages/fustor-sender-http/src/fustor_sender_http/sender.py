@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 from typing import Any
 
 import httpx
@@ -26,6 +25,7 @@ from fustor_core import (
     SessionLostError,
 )
 from fustor_sender_http.config import FusionSenderConfig
+from fustor_sender_http.consistency import Consistency
 from fustor_sender_http.redact import install_http_log_filter, redact, short_id
 from fustor_sender_http.responses import (
     detail_of,
@@ -37,21 +37,15 @@ from fustor_sender_http.responses import (
     parse_session,
 )
 from fustor_sender_http.state import SessionStore
-from fustor_sender_http.transport import build_client, describe_failure
+from fustor_sender_http.transport import FusionClient, describe_failure
 from fustor_sender_http.wire import encode_batch, encode_body, signal_body
 
-__all__ = ["B2_FIX", "FusionSender"]
+__all__ = ["FusionSender"]
 
 logger = logging.getLogger(__name__)
 
 SESSION_PATH = "/api/v1/pipe/session/"
 _USERINFO = re.compile(r"//[^/@]*@")
-CONSISTENCY_PATH = "/api/v1/pipe/consistency"
-
-B2_FIX = (
-    "make the Fusion pipe id equal to its (first) view id, "
-    "or add the agent key to views.<view>.api_keys"
-)
 
 
 class FusionSender(SenderDriver):
@@ -74,8 +68,8 @@ class FusionSender(SenderDriver):
         self.cfg = config
         self.params = config.driver_params
         self.max_batch_size = self.params.max_batch_size
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self.http = FusionClient(config, transport)
+        self.consistency = Consistency(self.http, sender_id)
         self._store = SessionStore(context.state_dir)
         self._session: SessionInfo | None = None
         self._lost_session_id: str | None = None
@@ -83,21 +77,14 @@ class FusionSender(SenderDriver):
         self._pending_commands: list[Command] = []
         # Bodies of a split batch already acknowledged, so that a retry resends only the rest.
         self._acked_bodies: dict[int, tuple[Batch, int]] = {}
-        self.misconfiguration: str | None = None
         self._counters = {
-            "requests": 0,
-            "request_failures": 0,
             "batches_sent": 0,
             "rows_sent": 0,
-            "bytes_sent": 0,
             "batches_rejected": 0,
             "rows_left_out": 0,
             "sessions_opened": 0,
             "sessions_lost": 0,
         }
-        self._last_status: int | None = None
-        self._last_latency_ms: float | None = None
-        self._last_error: str | None = None
         install_http_log_filter()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -105,37 +92,6 @@ class FusionSender(SenderDriver):
     @property
     def session_id(self) -> str | None:
         return self._session.session_id if self._session else None
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = build_client(self.cfg, self._transport)
-        return self._client
-
-    async def _request(
-        self, method: str, url: str, *, body: bytes | None = None, read_timeout: float | None = None
-    ) -> httpx.Response:
-        """One request; network failures are counted and re-raised as ``httpx.HTTPError``."""
-        timeout: Any = httpx.USE_CLIENT_DEFAULT
-        if read_timeout is not None:
-            timeout = httpx.Timeout(
-                connect=self.params.connect_timeout_sec,
-                read=read_timeout,
-                write=self.params.read_timeout_sec,
-                pool=self.params.read_timeout_sec,
-            )
-        started = time.perf_counter()
-        try:
-            response = await self._http().request(method, url, content=body, timeout=timeout)
-        except httpx.HTTPError as exc:
-            self._counters["request_failures"] += 1
-            self._last_error = redact(describe_failure(exc))
-            raise
-        self._counters["requests"] += 1
-        self._last_status = response.status_code
-        self._last_latency_ms = (time.perf_counter() - started) * 1000
-        if body is not None:
-            self._counters["bytes_sent"] += len(body)
-        return response
 
     def _session_lost(self, reason: str) -> None:
         if self._session is not None:
@@ -166,7 +122,7 @@ class FusionSender(SenderDriver):
         if self.params.session_timeout_sec:
             request["session_timeout_seconds"] = self.params.session_timeout_sec
         try:
-            response = await self._request("POST", SESSION_PATH, body=encode_body(request))
+            response = await self.http.request("POST", SESSION_PATH, body=encode_body(request))
         except httpx.HTTPError as exc:
             raise DriverError(
                 f"cannot reach Fusion at {endpoint}: {redact(describe_failure(exc))}",
@@ -250,7 +206,7 @@ class FusionSender(SenderDriver):
 
     async def _delete(self, session_id: str) -> bool:
         try:
-            response = await self._request(
+            response = await self.http.request(
                 "DELETE", f"{SESSION_PATH}{session_id}", read_timeout=min(5.0, self._beat_timeout())
             )
         except httpx.HTTPError as exc:
@@ -276,7 +232,7 @@ class FusionSender(SenderDriver):
         url = f"{SESSION_PATH}{session.session_id}/heartbeat"
         body = encode_body({"can_realtime": can_realtime})
         try:
-            response = await self._request(
+            response = await self.http.request(
                 "POST", url, body=body, read_timeout=self._beat_timeout()
             )
         except httpx.HTTPError as exc:
@@ -325,9 +281,7 @@ class FusionSender(SenderDriver):
             self._lost_session_id = session.session_id
 
     async def close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        await self.http.aclose()
 
     # -- data -------------------------------------------------------------------------------
 
@@ -335,7 +289,7 @@ class FusionSender(SenderDriver):
         self, session_id: str, body: bytes, read_timeout: float | None = None
     ) -> SendResult:
         try:
-            response = await self._request(
+            response = await self.http.request(
                 "POST",
                 f"/api/v1/pipe/ingest/{session_id}/events",
                 body=body,
@@ -354,7 +308,7 @@ class FusionSender(SenderDriver):
                 result.detail,
             )
         elif not result.ok:
-            self._last_error = result.detail
+            self.http.last_error = result.detail
         return result
 
     async def send(self, batch: Batch) -> SendResult:
@@ -389,99 +343,27 @@ class FusionSender(SenderDriver):
         if signal is PhaseSignal.SNAPSHOT_END:
             return await self._post_ingest(sid, signal_body("snapshot", is_end=True))
         if signal is PhaseSignal.AUDIT_START:
-            return await self._audit_call("start")
+            return await self.consistency.audit("start")
         if signal is PhaseSignal.AUDIT_END:
             # Fusion answers only after draining its queue and finalising the audit (≤ 30 s).
             result = await self._post_ingest(
                 sid, signal_body("audit", is_end=True), self.params.audit_end_timeout_sec
             )
             if result.ok:
-                await self._audit_call("end")
+                await self.consistency.audit("end", self.params.audit_end_timeout_sec)
             return result
         if signal is PhaseSignal.JOB_COMPLETE:
             metadata = {"scan_path": details["scan_path"], "job_id": details["job_id"]}
             return await self._post_ingest(sid, signal_body("job_complete", metadata=metadata))
         raise DriverError(f"unknown phase signal {signal!r}", retriable=False)
 
-    async def _audit_call(self, kind: str) -> SendResult:
-        """``POST /consistency/audit/{start,end}``; ``drivers_handled: 0`` reveals bug B2."""
-        try:
-            response = await self._request(
-                "POST",
-                f"{CONSISTENCY_PATH}/audit/{kind}",
-                read_timeout=self.params.audit_end_timeout_sec if kind == "end" else None,
-            )
-        except httpx.HTTPError as exc:
-            return SendResult(SendStatus.RETRY, redact(describe_failure(exc)))
-        if response.status_code != 200:
-            detail = f"audit {kind}: HTTP {response.status_code} {detail_of(response)}"
-            status = SendStatus.RETRY if is_transient(response.status_code) else SendStatus.REJECTED
-            logger.warning("fusion sender %s: %s", self.sender_id, detail)
-            return SendResult(status, detail)
-        try:
-            handled = response.json().get("drivers_handled")
-        except (ValueError, AttributeError):
-            handled = None
-        self._check_b2(kind, handled)
-        return SEND_OK
-
-    def _check_b2(self, kind: str, handled: Any) -> None:
-        if handled == 0:
-            message = (
-                f"Fusion ignored audit {kind} (drivers_handled: 0): the agent key resolves to a "
-                f"pipe id that is not a view id, so audit and sentinel calls do nothing "
-                f"(FUSION_PROTOCOL B2). Fix: {B2_FIX}"
-            )
-            if self.misconfiguration != message:
-                logger.error("fusion sender %s: %s", self.sender_id, message)
-            self.misconfiguration = message
-        elif isinstance(handled, int) and handled > 0 and self.misconfiguration:
-            logger.info("fusion sender %s: Fusion now handles audit calls", self.sender_id)
-            self.misconfiguration = None
-
     # -- sentinel ---------------------------------------------------------------------------
 
     async def sentinel_tasks(self) -> list[str]:
-        try:
-            response = await self._request("GET", f"{CONSISTENCY_PATH}/sentinel/tasks")
-        except httpx.HTTPError as exc:
-            raise DriverError(
-                f"sentinel tasks: {redact(describe_failure(exc))}", retriable=True
-            ) from exc
-        if response.status_code != 200:
-            raise DriverError(
-                f"sentinel tasks: HTTP {response.status_code} {detail_of(response)}",
-                retriable=is_transient(response.status_code),
-            )
-        try:
-            data = response.json()
-        except ValueError:
-            data = {}
-        paths = data.get("paths") if isinstance(data, dict) else None
-        return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+        return await self.consistency.sentinel_tasks()
 
     async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
-        # Missing files are left out: Fusion would write mtime 0 into the node (bug B11).
-        wire = [
-            {"path": u["path"], "mtime": u["mtime"], "status": "exists"}
-            | ({"size": u["size"]} if u.get("size") is not None else {})
-            for u in updates
-            if u.get("path") and u.get("mtime") is not None
-        ]
-        if not wire:
-            return SEND_OK
-        body = encode_body({"type": "suspect_update", "updates": wire})
-        try:
-            response = await self._request(
-                "POST", f"{CONSISTENCY_PATH}/sentinel/feedback", body=body
-            )
-        except httpx.HTTPError as exc:
-            return SendResult(SendStatus.RETRY, redact(describe_failure(exc)))
-        if response.status_code == 200:
-            return SEND_OK
-        detail = f"sentinel feedback: HTTP {response.status_code} {detail_of(response)}"
-        status = SendStatus.RETRY if is_transient(response.status_code) else SendStatus.REJECTED
-        return SendResult(status, detail)
+        return await self.consistency.sentinel_feedback(updates)
 
     # -- status -----------------------------------------------------------------------------
 
@@ -493,8 +375,6 @@ class FusionSender(SenderDriver):
             "role": self._role.value if self._role and session else None,
             "session_timeout_sec": session.timeout_sec if session else None,
             **self._counters,
-            "last_http_status": self._last_status,
-            "last_latency_ms": round(self._last_latency_ms, 3) if self._last_latency_ms else None,
-            "last_error": self._last_error,
-            "misconfiguration": self.misconfiguration,
+            **self.http.figures(),
+            "misconfiguration": self.consistency.misconfiguration,
         }

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import ssl
+import time
+from typing import Any
 
 import httpx
 
 from fustor_core import DriverError
 from fustor_sender_http.config import FusionSenderConfig
+from fustor_sender_http.redact import redact
 
-__all__ = ["build_client", "describe_failure", "ssl_context"]
+__all__ = ["FusionClient", "build_client", "describe_failure", "ssl_context"]
 
 _USER_AGENT = "fustor-agent-sender-fusion/1.0.0"
 
@@ -70,3 +73,67 @@ def describe_failure(exc: httpx.HTTPError) -> str:
     kind = type(exc).__name__
     text = str(exc)
     return f"{kind}: {text}" if text else kind
+
+
+class FusionClient:
+    """The sender's HTTP client, created on first use, with request figures for status."""
+
+    def __init__(
+        self, config: FusionSenderConfig, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.config = config
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self.requests = 0
+        self.request_failures = 0
+        self.bytes_sent = 0
+        self.last_status: int | None = None
+        self.last_latency_ms: float | None = None
+        self.last_error: str | None = None
+
+    async def request(
+        self, method: str, url: str, *, body: bytes | None = None, read_timeout: float | None = None
+    ) -> httpx.Response:
+        """One request; a network failure is counted and re-raised as ``httpx.HTTPError``.
+
+        ``read_timeout`` replaces the configured read timeout for this request only.
+        """
+        if self._client is None:
+            self._client = build_client(self.config, self._transport)
+        timeout: Any = httpx.USE_CLIENT_DEFAULT
+        if read_timeout is not None:
+            params = self.config.driver_params
+            timeout = httpx.Timeout(
+                connect=params.connect_timeout_sec,
+                read=read_timeout,
+                write=params.read_timeout_sec,
+                pool=params.read_timeout_sec,
+            )
+        started = time.perf_counter()
+        try:
+            response = await self._client.request(method, url, content=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            self.request_failures += 1
+            self.last_error = redact(describe_failure(exc))
+            raise
+        self.requests += 1
+        self.last_status = response.status_code
+        self.last_latency_ms = (time.perf_counter() - started) * 1000
+        if body is not None:
+            self.bytes_sent += len(body)
+        return response
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "request_failures": self.request_failures,
+            "bytes_sent": self.bytes_sent,
+            "last_http_status": self.last_status,
+            "last_latency_ms": round(self.last_latency_ms, 3) if self.last_latency_ms else None,
+            "last_error": self.last_error,
+        }
