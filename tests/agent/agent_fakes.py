@@ -13,7 +13,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fustor_agent.config import AgentConfig, ConsoleSettings, PipeEntry, SenderSpec, SourceSpec
-from fustor_agent_sdk import Phase, PipeContext, SenderConfig, SenderDriver, SourceConfig, SourceDriver
+from fustor_agent_sdk import (
+    Phase,
+    PipeContext,
+    SenderConfig,
+    SenderDriver,
+    SourceConfig,
+    SourceDriver,
+)
 from fustor_core import (
     SEND_OK,
     Batch,
@@ -33,12 +40,17 @@ __all__ = ["World", "file_row", "wait_until"]
 
 
 def file_row(path: str) -> Row:
-    return {"path": path, "size": 1, "modified_time": 1.0, "created_time": 1.0,
-            "is_directory": False}
+    return {
+        "path": path,
+        "size": 1,
+        "modified_time": 1.0,
+        "created_time": 1.0,
+        "is_directory": False,
+    }
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], bool], within: float = 3.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
@@ -93,26 +105,39 @@ class World:
         """A realtime batch from the (single) fake source."""
         assert self.realtime is not None, "the realtime watch has not started"
         rows = [file_row(p) for p in paths]
-        batch = Batch.of(MessageSource.REALTIME, EventType.INSERT, rows) if rows else Batch(
-            MessageSource.REALTIME)
+        batch = (
+            Batch.of(MessageSource.REALTIME, EventType.INSERT, rows)
+            if rows
+            else Batch(MessageSource.REALTIME)
+        )
         batch.rescan = rescan or []
         self.realtime.put_nowait(batch)
 
     def sent_paths(self, source: str | None = None) -> list[str]:
-        return [p for entry in self.log if entry[0] == "send" and source in (None, entry[1])
-                for p in entry[2]]
+        return [
+            p
+            for entry in self.log
+            if entry[0] == "send" and source in (None, entry[1])
+            for p in entry[2]
+        ]
 
     def signals(self) -> list[str]:
         return [entry[1] for entry in self.log if entry[0] == "signal"]
 
-    def config(self, *pipes: dict[str, Any], sources: tuple[str, ...] = ("src",),
-               senders: tuple[str, ...] = ("out",)) -> AgentConfig:
+    def config(
+        self,
+        *pipes: dict[str, Any],
+        sources: tuple[str, ...] = ("src",),
+        senders: tuple[str, ...] = ("out",),
+    ) -> AgentConfig:
         return AgentConfig(
-            sources={s: SourceSpec(s, "fake", self.Source, SourceConfig(uri=f"/{s}"))
-                     for s in sources},
+            sources={
+                s: SourceSpec(s, "fake", self.Source, SourceConfig(uri=f"/{s}")) for s in sources
+            },
             senders={s: SenderSpec(s, "fake", self.Sender, SenderConfig()) for s in senders},
-            pipes={p["id"]: PipeEntry(**{"source_id": "src", "sender_id": "out", **p})
-                   for p in pipes},
+            pipes={
+                p["id"]: PipeEntry(**{"source_id": "src", "sender_id": "out", **p}) for p in pipes
+            },
             console=ConsoleSettings(enabled=False),
         )
 
@@ -138,7 +163,7 @@ class FakeSourceBase(SourceDriver):
         size = self.world.snapshot_batch
         for start in range(0, len(rows), size):
             await asyncio.sleep(self.world.walk_delay)
-            yield Batch.of(source, EventType.UPDATE, rows[start:start + size])
+            yield Batch.of(source, EventType.UPDATE, rows[start : start + size])
 
     async def snapshot(self) -> AsyncIterator[Batch]:
         async for batch in self._rows(MessageSource.SNAPSHOT, self.world.snapshot_rows):
@@ -195,8 +220,13 @@ class FakeSenderBase(SenderDriver):
         world.sessions += 1
         world.role = world.open_role
         self._log("open", self.context.pipe_id, world.open_role.value)
-        return SessionInfo(f"session-{world.sessions}-0123456789", world.open_role,
-                           world.timeout_sec, world.audit_interval, world.sentinel_interval)
+        return SessionInfo(
+            f"session-{world.sessions}-0123456789",
+            world.open_role,
+            world.timeout_sec,
+            world.audit_interval,
+            world.sentinel_interval,
+        )
 
     async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
         if self.world.heartbeat_errors:
@@ -214,11 +244,18 @@ class FakeSenderBase(SenderDriver):
             if isinstance(outcome, Exception):
                 raise outcome
             if not outcome.ok:
-                self._log("refused", outcome.status.value,
-                          [r["path"] for e in batch.events for r in e.rows])
+                self._log(
+                    "refused",
+                    outcome.status.value,
+                    [r["path"] for e in batch.events for r in e.rows],
+                )
                 return outcome
-        self._log("send", batch.message_source.value,
-                  [r["path"] for e in batch.events for r in e.rows], self.context.pipe_id)
+        self._log(
+            "send",
+            batch.message_source.value,
+            [r["path"] for e in batch.events for r in e.rows],
+            self.context.pipe_id,
+        )
         return SEND_OK
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:

@@ -5,19 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from agent_helpers import entry_point
 
 from fustor_agent.home import Home
-from agent_helpers import entry_point
 from fustor_agent.plugins import DriverRegistry, load_registry
 
 
 @pytest.fixture
 def registry() -> DriverRegistry:
     """The test-only drivers and the echo sender, independent of the other plugins."""
-    return load_registry([
-        entry_point("testonly", "fustor_driver_testonly.hooks"),
-        entry_point("echo", "fustor_sender_echo.hooks"),
-    ])
+    return load_registry(
+        [
+            entry_point("testonly", "fustor_driver_testonly.hooks"),
+            entry_point("echo", "fustor_sender_echo.hooks"),
+        ]
+    )
 
 
 @pytest.fixture

@@ -6,16 +6,21 @@ from __future__ import annotations
 import asyncio
 
 from agent_fakes import World, wait_until
+from test_runtime_leader import running
+
 from fustor_agent.agent import Agent
 from fustor_core import DriverError
-from test_runtime_leader import running
 
 
 def test_reload_touches_only_added_removed_and_changed_pipes(home):
     world = World()
     first = world.config({"id": "keep"}, {"id": "change"}, {"id": "drop"})
-    second = world.config({"id": "keep"}, {"id": "change", "audit_interval_sec": 5},
-                          {"id": "new"}, {"id": "off", "enabled": False})
+    second = world.config(
+        {"id": "keep"},
+        {"id": "change", "audit_interval_sec": 5},
+        {"id": "new"},
+        {"id": "off", "enabled": False},
+    )
 
     async def main() -> None:
         agent = Agent(first, home)
@@ -35,9 +40,12 @@ def test_reload_touches_only_added_removed_and_changed_pipes(home):
             assert agent.status()["config_generation"] == 2
             # Realtime still reaches every running pipe through the one watch.
             world.push("/rt")
-            await wait_until(lambda: sorted(
-                e[3] for e in world.log if e[0] == "send" and e[1] == "realtime"
-            ) == ["change", "keep", "new"])
+            await wait_until(
+                lambda: (
+                    sorted(e[3] for e in world.log if e[0] == "send" and e[1] == "realtime")
+                    == ["change", "keep", "new"]
+                )
+            )
 
     asyncio.run(main())
     closed = [e[1] for e in world.log if e[0] == "close_session"]
@@ -50,8 +58,11 @@ def test_changed_source_config_restarts_its_pipes_and_the_source(home):
     first = world.config({"id": "a"}, sources=("src",))
     second = world.config({"id": "a"}, sources=("src",))
     second.sources["src"] = second.sources["src"].__class__(
-        "src", "fake", world.Source, second.sources["src"].config.model_copy(
-            update={"uri": "/elsewhere"}))
+        "src",
+        "fake",
+        world.Source,
+        second.sources["src"].config.model_copy(update={"uri": "/elsewhere"}),
+    )
 
     async def main() -> None:
         agent = Agent(first, home)
@@ -69,8 +80,9 @@ def test_changed_source_config_restarts_its_pipes_and_the_source(home):
 def test_one_failing_pipe_never_stops_the_others(home):
     world = World()
     world.snapshot_rows = []
-    config = world.config({"id": "bad", "sender_id": "broken"}, {"id": "good"},
-                          senders=("out", "broken"))
+    config = world.config(
+        {"id": "bad", "sender_id": "broken"}, {"id": "good"}, senders=("out", "broken")
+    )
 
     original_open = world.Sender.open_session
 

@@ -57,8 +57,12 @@ def test_valid_config_is_loaded_with_driver_models(home, registry, monkeypatch):
 def test_env_file_and_default_expansion(home, registry, monkeypatch):
     monkeypatch.delenv("KEY", raising=False)
     home.env_file.write_text("KEY=from-dotenv\nFMT=json\n", encoding="utf-8")
-    write(home, GOOD.replace("format: json", "format: '${FMT}'").replace(
-        "uri: /data", "uri: '${DATA_ROOT:-/fallback}'"))
+    write(
+        home,
+        GOOD.replace("format: json", "format: '${FMT}'").replace(
+            "uri: /data", "uri: '${DATA_ROOT:-/fallback}'"
+        ),
+    )
     config = load_config(home, registry)
     assert config.senders["out"].config.credential.get_secret_value() == "from-dotenv"
     assert config.sources["files"].config.uri == "/fallback"
@@ -83,28 +87,61 @@ def test_unset_variable_is_an_error_at_its_location(home, registry, monkeypatch)
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("sender_id: out, audit", "sender_id: nope, audit",
-         "agent-config.yaml: pipes[0].sender_id: unknown sender 'nope'"),
-        ("{id: p1, source_id: files", "{id: p1, source_id: gone",
-         "agent-config.yaml: pipes[0].source_id: unknown source 'gone'"),
-        ("type: static", "type: nfs",
-         "agent-config.yaml: sources[0].type: unknown source type 'nfs' (available: counter, static)"),
-        ("type: echo", "type: kafka",
-         "agent-config.yaml: senders[0].type: unknown sender type 'kafka' (available: echo, slowfile)"),
-        ("id: p2,", "id: p1,",
-         "agent-config.yaml: pipes[1].id: duplicate pipe id 'p1' (first defined at "
-         "agent-config.yaml: pipes[0])"),
-        ("max_buffered_rows: 50", "max_bufered_rows: 50",
-         "agent-config.yaml: pipes[0].max_bufered_rows: unknown key"),
-        ("driver_params: {paths: [/a]}", "driver_params: {paths: [/a], deep: 1}",
-         "agent-config.yaml: sources[0].config.driver_params.deep: unknown key"),
-        ("format: json", "format: xml",
-         "agent-config.yaml: senders[0].config.driver_params.format: Input should be 'text' or 'json'"),
-        ("console: {enabled: false, port: 9100}", "consol: {}",
-         "agent-config.yaml: consol: unknown key (expected one of: sources, senders, pipes, "
-         "console, agent_id)"),
-        ("config: {uri: /data, ", "config: {",
-         "agent-config.yaml: sources[0].config.uri: missing required key"),
+        (
+            "sender_id: out, audit",
+            "sender_id: nope, audit",
+            "agent-config.yaml: pipes[0].sender_id: unknown sender 'nope'",
+        ),
+        (
+            "{id: p1, source_id: files",
+            "{id: p1, source_id: gone",
+            "agent-config.yaml: pipes[0].source_id: unknown source 'gone'",
+        ),
+        (
+            "type: static",
+            "type: nfs",
+            "agent-config.yaml: sources[0].type: unknown source type 'nfs' "
+            "(available: counter, static)",
+        ),
+        (
+            "type: echo",
+            "type: kafka",
+            "agent-config.yaml: senders[0].type: unknown sender type 'kafka' "
+            "(available: echo, slowfile)",
+        ),
+        (
+            "id: p2,",
+            "id: p1,",
+            "agent-config.yaml: pipes[1].id: duplicate pipe id 'p1' (first defined at "
+            "agent-config.yaml: pipes[0])",
+        ),
+        (
+            "max_buffered_rows: 50",
+            "max_bufered_rows: 50",
+            "agent-config.yaml: pipes[0].max_bufered_rows: unknown key",
+        ),
+        (
+            "driver_params: {paths: [/a]}",
+            "driver_params: {paths: [/a], deep: 1}",
+            "agent-config.yaml: sources[0].config.driver_params.deep: unknown key",
+        ),
+        (
+            "format: json",
+            "format: xml",
+            "agent-config.yaml: senders[0].config.driver_params.format: "
+            "Input should be 'text' or 'json'",
+        ),
+        (
+            "console: {enabled: false, port: 9100}",
+            "consol: {}",
+            "agent-config.yaml: consol: unknown key (expected one of: sources, senders, pipes, "
+            "console, agent_id)",
+        ),
+        (
+            "config: {uri: /data, ",
+            "config: {",
+            "agent-config.yaml: sources[0].config.uri: missing required key",
+        ),
     ],
 )
 def test_each_error_names_file_and_location(home, registry, monkeypatch, old, new, expected):
@@ -116,8 +153,11 @@ def test_each_error_names_file_and_location(home, registry, monkeypatch, old, ne
 
 def test_all_errors_are_reported_not_only_the_first(home, registry, monkeypatch):
     monkeypatch.setenv("KEY", "k")
-    bad = GOOD.replace("sender_id: out, audit", "sender_id: nope, audit").replace(
-        "type: static", "type: nfs").replace("format: json", "format: xml")
+    bad = (
+        GOOD.replace("sender_id: out, audit", "sender_id: nope, audit")
+        .replace("type: static", "type: nfs")
+        .replace("format: json", "format: xml")
+    )
     write(home, bad)
     errors = errors_of(home, registry)
     assert len(errors) == 3, errors
@@ -153,7 +193,8 @@ def test_no_config_at_all_says_how_to_start(home, registry):
 
 def test_embedded_watch_config(registry, tmp_path):
     # The registry of these tests has no fs driver: the error must say which ones exist.
-    with pytest.raises(ConfigError, match=r"unknown source type 'fs' \(available: counter, static\)"):
+    expected = r"unknown source type 'fs' \(available: counter, static\)"
+    with pytest.raises(ConfigError, match=expected):
         embedded_config(str(tmp_path), registry)
 
 

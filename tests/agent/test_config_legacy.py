@@ -61,28 +61,34 @@ def test_legacy_layout_is_translated(home, registry, monkeypatch):
     assert sender.credential.get_secret_value() == "legacy-key"
     pipe = config.pipes["research-sync"]
     assert (pipe.source_id, pipe.sender_id, pipe.audit_interval_sec) == (
-        "research", "fusion-main", 600)
+        "research",
+        "fusion-main",
+        600,
+    )
     assert pipe.enabled is True and config.pipes["paused"].enabled is False
     # One warning per unknown key, naming it; nothing rejected.
-    assert sorted(config.warnings) == sorted([
-        "agent-config/default.yaml: logging: not supported by this agent; ignored",
-        "agent-config/default.yaml: fs_scan_workers: not supported by this agent; ignored",
-        "agent-config/default.yaml: sources.research.max_queue_size: not supported by this "
-        "agent; ignored",
-        "agent-config/default.yaml: senders.fusion-main.batch_size: not supported by this "
-        "agent; ignored",
-        "agent-config/default.yaml: senders.fusion-main.max_retries: not supported by this "
-        "agent; ignored",
-        "agent-config/pipes.yaml: pipes.research-sync.fields_mapping: not supported by this "
-        "agent; ignored",
-    ])
+    assert sorted(config.warnings) == sorted(
+        [
+            "agent-config/default.yaml: logging: not supported by this agent; ignored",
+            "agent-config/default.yaml: fs_scan_workers: not supported by this agent; ignored",
+            "agent-config/default.yaml: sources.research.max_queue_size: not supported by this "
+            "agent; ignored",
+            "agent-config/default.yaml: senders.fusion-main.batch_size: not supported by this "
+            "agent; ignored",
+            "agent-config/default.yaml: senders.fusion-main.max_retries: not supported by this "
+            "agent; ignored",
+            "agent-config/pipes.yaml: pipes.research-sync.fields_mapping: not supported by this "
+            "agent; ignored",
+        ]
+    )
     assert home.agent_id() == "agent-0817"
 
 
 def test_disabled_source_disables_its_pipes(home, registry, monkeypatch):
     monkeypatch.setenv("FUSION_KEY", "k")
-    write_legacy(home, default=DEFAULT.replace("    max_queue_size: 1000", "    disabled: true"),
-                 pipes=PIPES)
+    write_legacy(
+        home, default=DEFAULT.replace("    max_queue_size: 1000", "    disabled: true"), pipes=PIPES
+    )
     config = load_config(home, registry)
     assert not any(pipe.enabled for pipe in config.pipes.values())
 
@@ -90,15 +96,27 @@ def test_disabled_source_disables_its_pipes(home, registry, monkeypatch):
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("sender: fusion-main\n    audit", "sender: gone\n    audit",
-         "agent-config/default.yaml: pipes.research-sync.sender: unknown sender 'gone'"),
-        ("driver: static", "driver: nfs",
-         "agent-config/default.yaml: sources.research.driver: unknown source type 'nfs' "
-         "(available: counter, static)"),
-        ("    uri: /data/research\n", "",
-         "agent-config/default.yaml: sources.research.uri: missing required key"),
-        ("driver_params: {paths: [/x]}", "driver_params: {paths: [/x], bad: 1}",
-         "agent-config/default.yaml: sources.research.driver_params.bad: unknown key"),
+        (
+            "sender: fusion-main\n    audit",
+            "sender: gone\n    audit",
+            "agent-config/default.yaml: pipes.research-sync.sender: unknown sender 'gone'",
+        ),
+        (
+            "driver: static",
+            "driver: nfs",
+            "agent-config/default.yaml: sources.research.driver: unknown source type 'nfs' "
+            "(available: counter, static)",
+        ),
+        (
+            "    uri: /data/research\n",
+            "",
+            "agent-config/default.yaml: sources.research.uri: missing required key",
+        ),
+        (
+            "driver_params: {paths: [/x]}",
+            "driver_params: {paths: [/x], bad: 1}",
+            "agent-config/default.yaml: sources.research.driver_params.bad: unknown key",
+        ),
     ],
 )
 def test_legacy_errors_use_legacy_locations(home, registry, monkeypatch, old, new, expected):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 
 import pytest
-
 from agent_helpers import entry_point
+
 from fustor_agent.plugins import load_registry, make_plugin_manager
 from fustor_agent_sdk import ENTRY_POINT_GROUP
 from fustor_core import PluginError
@@ -15,8 +15,11 @@ from fustor_core import PluginError
 def test_third_party_package_is_discovered_from_its_installed_metadata():
     # The test-only package is installed by the hatch workspace, not registered by hand:
     # its entry point comes from the installed distribution's metadata.
-    eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP)
-           if ep.dist is not None and ep.dist.name == "fustor-driver-testonly"]
+    eps = [
+        ep
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if ep.dist is not None and ep.dist.name == "fustor-driver-testonly"
+    ]
     assert [ep.value for ep in eps] == ["fustor_driver_testonly.hooks"]
     registry = load_registry(eps)
     assert set(registry.sources) == {"static", "counter"}
@@ -27,17 +30,22 @@ def test_third_party_package_is_discovered_from_its_installed_metadata():
 
 
 def test_echo_sender_is_registered_through_its_entry_point():
-    eps = [ep for ep in entry_points(group=ENTRY_POINT_GROUP)
-           if ep.dist is not None and ep.dist.name == "fustor-sender-echo"]
+    eps = [
+        ep
+        for ep in entry_points(group=ENTRY_POINT_GROUP)
+        if ep.dist is not None and ep.dist.name == "fustor-sender-echo"
+    ]
     assert "echo" in load_registry(eps).senders
 
 
 def test_duplicate_driver_name_names_both_plugins():
     with pytest.raises(PluginError) as info:
-        load_registry([
-            entry_point("testonly", "fustor_driver_testonly.hooks"),
-            entry_point("copycat", "fustor_driver_testonly.duplicate"),
-        ])
+        load_registry(
+            [
+                entry_point("testonly", "fustor_driver_testonly.hooks"),
+                entry_point("copycat", "fustor_driver_testonly.duplicate"),
+            ]
+        )
     message = str(info.value)
     assert "source driver 'static' is provided twice" in message
     assert "'testonly'" in message and "'copycat'" in message
@@ -45,11 +53,13 @@ def test_duplicate_driver_name_names_both_plugins():
 
 def test_every_failing_plugin_is_reported_at_once():
     with pytest.raises(PluginError) as info:
-        make_plugin_manager([
-            entry_point("broken-one", "fustor_no_such_package.hooks"),
-            entry_point("testonly", "fustor_driver_testonly.hooks"),
-            entry_point("broken-two", "fustor_driver_testonly.no_such_module"),
-        ])
+        make_plugin_manager(
+            [
+                entry_point("broken-one", "fustor_no_such_package.hooks"),
+                entry_point("testonly", "fustor_driver_testonly.hooks"),
+                entry_point("broken-two", "fustor_driver_testonly.no_such_module"),
+            ]
+        )
     message = str(info.value)
     assert message.startswith("2 driver plugin(s) failed to load")
     assert "broken-one (broken-one = fustor_no_such_package.hooks): ModuleNotFoundError" in message

@@ -6,9 +6,10 @@ import asyncio
 import time
 
 from agent_fakes import World, wait_until
+from test_runtime_leader import running
+
 from fustor_agent.agent import Agent
 from fustor_core import DriverError, ScanCommand, SendResult, SendStatus, SessionLostError
-from test_runtime_leader import running
 
 
 def test_realtime_row_reaches_sender_at_once_when_idle(home):
@@ -57,12 +58,14 @@ def test_retry_resends_the_same_batch_and_rejected_drops_only_it(home):
     async def main() -> dict:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: "snapshot_end" in world.signals())
-            world.send_results.extend([
-                SendResult(SendStatus.RETRY, "busy"),
-                DriverError("connection refused", retriable=True),
-                SendResult(SendStatus.OK),
-                SendResult(SendStatus.REJECTED, "bad row"),
-            ])
+            world.send_results.extend(
+                [
+                    SendResult(SendStatus.RETRY, "busy"),
+                    DriverError("connection refused", retriable=True),
+                    SendResult(SendStatus.OK),
+                    SendResult(SendStatus.REJECTED, "bad row"),
+                ]
+            )
             world.push("/one")
             await wait_until(lambda: world.sent_paths("realtime") == ["/one"])
             world.push("/bad")
@@ -167,8 +170,10 @@ def test_scan_commands_send_rows_and_complete_even_when_refused(home):
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)):
             await wait_until(lambda: "snapshot_end" in world.signals())
-            world.commands = [ScanCommand("/projects//q3/", True, "job1"),
-                              ScanCommand("/../etc", False, "job2")]
+            world.commands = [
+                ScanCommand("/projects//q3/", True, "job1"),
+                ScanCommand("/../etc", False, "job2"),
+            ]
             await wait_until(lambda: world.signals().count("job_complete") == 2)
 
     asyncio.run(main())

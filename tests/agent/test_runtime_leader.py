@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from agent_fakes import World, wait_until
+
 from fustor_agent.agent import Agent
 from fustor_core import DriverError, Role
 
@@ -141,7 +142,7 @@ def test_unhealthy_source_runs_no_snapshot_and_is_not_ready(home):
             world.push("/live")  # realtime still flows
             await wait_until(lambda: world.sent_paths("realtime") == ["/live"])
             world.health = None
-            await wait_until(lambda: "snapshot_end" in world.signals(), timeout=5)
+            await wait_until(lambda: "snapshot_end" in world.signals(), within=5)
             await wait_until(lambda: agent.status()["pipes"][0]["ready"])
 
     asyncio.run(main())

@@ -27,14 +27,17 @@ def test_plugins_lists_distributions_and_drivers_by_kind(run_cli):
     result = run_cli("plugins")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    for dist, kind, name in [("fustor-source-fs", "source", "fs"),
-                             ("fustor-sender-echo", "sender", "echo"),
-                             ("fustor-sender-http", "sender", "fusion"),
-                             ("fustor-driver-testonly", "source", "static")]:
+    for dist, kind, name in [
+        ("fustor-source-fs", "source", "fs"),
+        ("fustor-sender-echo", "sender", "echo"),
+        ("fustor-sender-http", "sender", "fusion"),
+        ("fustor-driver-testonly", "source", "static"),
+    ]:
         start = next(i for i, line in enumerate(lines) if line.startswith(dist + " "))
-        block = lines[start + 1:]
-        block = block[:next((i for i, line in enumerate(block) if not line.startswith(" ")),
-                            len(block))]
+        block = lines[start + 1 :]
+        block = block[
+            : next((i for i, line in enumerate(block) if not line.startswith(" ")), len(block))
+        ]
         assert f"  {kind:<7} {name}" in block, (dist, block)
 
 
@@ -48,8 +51,11 @@ def test_validate_accepts_a_good_config_with_dotenv(run_cli, fustor_home):
 
 
 def test_validate_prints_one_line_per_error_and_starts_nothing(run_cli, fustor_home):
-    bad = CONFIG.replace("sender_id: out", "sender_id: nowhere").replace(
-        "type: static", "type: nfs").replace("console: {enabled: false}", "console: {port: -1}")
+    bad = (
+        CONFIG.replace("sender_id: out", "sender_id: nowhere")
+        .replace("type: static", "type: nfs")
+        .replace("console: {enabled: false}", "console: {port: -1}")
+    )
     (fustor_home / "agent-config.yaml").write_text(bad)
     result = run_cli("validate", API_KEY="k")
     assert result.returncode == 1
@@ -65,7 +71,8 @@ def test_validate_prints_one_line_per_error_and_starts_nothing(run_cli, fustor_h
 def test_validate_never_echoes_a_credential(run_cli, fustor_home):
     secret = "VERY-SECRET-api-key-123"
     (fustor_home / "agent-config.yaml").write_text(
-        CONFIG.replace('credential: "${API_KEY}"', f"credential: [{secret}]"))
+        CONFIG.replace('credential: "${API_KEY}"', f"credential: [{secret}]")
+    )
     result = run_cli("validate")
     assert result.returncode == 1
     assert "senders[0].config.credential" in result.stderr
@@ -75,7 +82,8 @@ def test_validate_never_echoes_a_credential(run_cli, fustor_home):
 def test_legacy_layout_validates_with_warnings(run_cli, fustor_home):
     legacy = fustor_home / "agent-config"
     legacy.mkdir()
-    (legacy / "default.yaml").write_text(textwrap.dedent("""
+    (legacy / "default.yaml").write_text(
+        textwrap.dedent("""
         logging: {level: DEBUG}
         sources:
           research: {driver: static, uri: /data, driver_params: {paths: [/a]}}
@@ -83,17 +91,20 @@ def test_legacy_layout_validates_with_warnings(run_cli, fustor_home):
           main: {driver: echo, uri: "http://localhost:8102", credential: {key: k}, batch_size: 9}
         pipes:
           sync: {source: research, sender: main, fields_mapping: []}
-    """))
+    """)
+    )
     result = run_cli("validate")
     assert result.returncode == 0, result.stderr
     warnings = result.stderr.splitlines()
-    assert sorted(warnings) == sorted([
-        "warning: agent-config/default.yaml: logging: not supported by this agent; ignored",
-        "warning: agent-config/default.yaml: senders.main.batch_size: not supported by this "
-        "agent; ignored",
-        "warning: agent-config/default.yaml: pipes.sync.fields_mapping: not supported by this "
-        "agent; ignored",
-    ])
+    assert sorted(warnings) == sorted(
+        [
+            "warning: agent-config/default.yaml: logging: not supported by this agent; ignored",
+            "warning: agent-config/default.yaml: senders.main.batch_size: not supported by this "
+            "agent; ignored",
+            "warning: agent-config/default.yaml: pipes.sync.fields_mapping: not supported by this "
+            "agent; ignored",
+        ]
+    )
 
 
 def test_no_config_says_how_to_start(run_cli):

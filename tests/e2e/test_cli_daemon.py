@@ -1,4 +1,4 @@
-"""``start -D`` / ``status`` / ``reload`` / ``stop`` and the single-instance lock, as real processes."""
+"""``start -D``, ``status``, ``reload``, ``stop`` and the single-instance lock, as processes."""
 
 from __future__ import annotations
 
@@ -16,14 +16,26 @@ from fustor_agent.lock import running_pid
 
 
 def config(out: Path, *pipe_ids: str) -> str:
-    return yaml.safe_dump({
-        "sources": [{"id": "files", "type": "static",
-                     "config": {"uri": "/data", "driver_params": {"paths": ["/a", "/b"]}}}],
-        "senders": [{"id": "out", "type": "echo",
-                     "config": {"driver_params": {"format": "json", "output": str(out)}}}],
-        "pipes": [{"id": p, "source_id": "files", "sender_id": "out"} for p in pipe_ids],
-        "console": {"enabled": False},
-    })
+    return yaml.safe_dump(
+        {
+            "sources": [
+                {
+                    "id": "files",
+                    "type": "static",
+                    "config": {"uri": "/data", "driver_params": {"paths": ["/a", "/b"]}},
+                }
+            ],
+            "senders": [
+                {
+                    "id": "out",
+                    "type": "echo",
+                    "config": {"driver_params": {"format": "json", "output": str(out)}},
+                }
+            ],
+            "pipes": [{"id": p, "source_id": "files", "sender_id": "out"} for p in pipe_ids],
+            "console": {"enabled": False},
+        }
+    )
 
 
 @pytest.fixture
@@ -97,7 +109,9 @@ def test_daemon_status_lock_reload_stop(run_cli, home_cleanup, tmp_path):
     assert run_cli("status").returncode == 3
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert {r["row"]["path"] for r in rows if r.get("pipe_id") == "p2" and "row" in r} == {
-        "/a", "/b"}
+        "/a",
+        "/b",
+    }
 
 
 def test_log_is_appended_across_starts_never_truncated(run_cli, home_cleanup, tmp_path):

@@ -17,18 +17,42 @@ def test_sigterm_flushes_every_queued_row_to_a_slow_sender(
 ) -> None:
     out = tmp_path / "slow.jsonl"
     total = 200
-    (fustor_home / "agent-config.yaml").write_text(yaml.safe_dump({
-        "sources": [{"id": "counter", "type": "counter",
-                     "config": {"uri": "/none", "driver_params": {"count": total}}}],
-        # 5 rows per send, 50 ms each: about 2 s of queue behind the first send.
-        "senders": [{"id": "slow", "type": "slowfile", "config": {"driver_params": {
-            "output": str(out), "delay_sec": 0.05, "max_batch_size": 5}}}],
-        "pipes": [{"id": "p", "source_id": "counter", "sender_id": "slow"}],
-        "console": {"enabled": False},
-    }))
+    (fustor_home / "agent-config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "id": "counter",
+                        "type": "counter",
+                        "config": {"uri": "/none", "driver_params": {"count": total}},
+                    }
+                ],
+                # 5 rows per send, 50 ms each: about 2 s of queue behind the first send.
+                "senders": [
+                    {
+                        "id": "slow",
+                        "type": "slowfile",
+                        "config": {
+                            "driver_params": {
+                                "output": str(out),
+                                "delay_sec": 0.05,
+                                "max_batch_size": 5,
+                            }
+                        },
+                    }
+                ],
+                "pipes": [{"id": "p", "source_id": "counter", "sender_id": "slow"}],
+                "console": {"enabled": False},
+            }
+        )
+    )
     stderr = (tmp_path / "agent.err").open("wb")
-    proc = subprocess.Popen([agent_cmd, "start"], stdout=subprocess.DEVNULL, stderr=stderr,
-                            env={**os.environ, "FUSTOR_HOME": str(fustor_home)})
+    proc = subprocess.Popen(
+        [agent_cmd, "start"],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env={**os.environ, "FUSTOR_HOME": str(fustor_home)},
+    )
     try:
         deadline = time.monotonic() + 20
         while not (out.exists() and '"path"' in out.read_text()):

@@ -24,7 +24,8 @@ class Lines:
         assert proc.stdout is not None
         stream = proc.stdout
         self.reader = threading.Thread(
-            target=lambda: [self._queue.put(ln) for ln in stream], daemon=True)
+            target=lambda: [self._queue.put(ln) for ln in stream], daemon=True
+        )
         self.reader.start()
 
     def wait_for(self, predicate, timeout: float) -> str:
@@ -53,7 +54,9 @@ def watch(agent_cmd: str, fustor_home: Path, tmp_path: Path) -> Iterator:
     def start(directory: Path, *extra: str) -> tuple[subprocess.Popen[str], Lines]:
         proc = subprocess.Popen(
             [agent_cmd, "start", "--watch", str(directory), *extra],
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
             env={**os.environ, "FUSTOR_HOME": str(fustor_home)},
         )
         started.append((proc, Lines(proc)))
@@ -117,8 +120,9 @@ def test_echo_json_matches_the_files_on_disk(watch, tmp_path):
     (root / "sub" / "new.txt").write_bytes(b"0123456789")
     (root / "a.txt").unlink()
     lines.wait_for(lambda ln: '"/a.txt"' in ln and '"delete"' in ln, timeout=2)
-    lines.wait_for(lambda ln: '"/sub/new.txt"' in ln and '"realtime"' in ln and '"size": 10' in ln,
-                   timeout=2)
+    lines.wait_for(
+        lambda ln: '"/sub/new.txt"' in ln and '"realtime"' in ln and '"size": 10' in ln, timeout=2
+    )
     realtime = rows_by_path(lines.seen, "realtime")
     assert realtime["/a.txt"]["event_type"] == "delete"
     assert realtime["/sub/new.txt"]["row"]["size"] == 10

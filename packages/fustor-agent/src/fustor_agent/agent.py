@@ -8,14 +8,13 @@ import os
 import time
 from typing import Any
 
-from fustor_core import FustorError
-
 from fustor_agent import __version__
 from fustor_agent.config import AgentConfig
 from fustor_agent.console import start_console
 from fustor_agent.home import Home
 from fustor_agent.runtime.pipe import Pipe, disabled_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
+from fustor_core import FustorError
 
 __all__ = ["Agent"]
 
@@ -62,7 +61,10 @@ class Agent:
                 self.config.sources[entry.source_id]
             )
         pipe = Pipe(
-            entry, source, self.config.senders[entry.sender_id], self.agent_id,
+            entry,
+            source,
+            self.config.senders[entry.sender_id],
+            self.agent_id,
             self.home.state_dir(pipe_id),
         )
         self._pipes[pipe_id] = pipe
@@ -158,10 +160,13 @@ class Agent:
             if pipe is not None:
                 pipes.append(pipe.status())
             else:
-                pipes.append(disabled_pipe_status(
-                    entry, config.sources[entry.source_id].type,
-                    config.senders[entry.sender_id].type,
-                ))
+                pipes.append(
+                    disabled_pipe_status(
+                        entry,
+                        config.sources[entry.source_id].type,
+                        config.senders[entry.sender_id].type,
+                    )
+                )
         return {
             "agent_id": self.agent_id,
             "version": __version__,

@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from fustor_core import FustorError
-
 from fustor_agent import control
 from fustor_agent.agent import Agent
 from fustor_agent.config import AgentConfig, embedded_config, load_config
@@ -20,6 +18,7 @@ from fustor_agent.home import Home
 from fustor_agent.lock import InstanceLock
 from fustor_agent.logs import setup_logging
 from fustor_agent.plugins import DriverRegistry, load_registry
+from fustor_core import FustorError
 
 __all__ = ["RunOptions", "load_configuration", "run_agent"]
 
@@ -40,16 +39,18 @@ def load_configuration(
 ) -> AgentConfig:
     registry = registry or load_registry()
     if options.watch is not None:
-        return embedded_config(os.path.abspath(options.watch), registry,
-                               echo_format=options.echo_format)
+        return embedded_config(
+            os.path.abspath(options.watch), registry, echo_format=options.echo_format
+        )
     return load_config(home, registry)
 
 
 class _Process:
     """The asyncio side of an agent process."""
 
-    def __init__(self, home: Home, options: RunOptions, config: AgentConfig,
-                 registry: DriverRegistry) -> None:
+    def __init__(
+        self, home: Home, options: RunOptions, config: AgentConfig, registry: DriverRegistry
+    ) -> None:
         self.home = home
         self.options = options
         self.registry = registry

@@ -10,12 +10,11 @@ from typing import Any, TypeVar
 
 import click
 
-from fustor_core import FustorError
-
 from fustor_agent import __version__, app, control, daemon, report
 from fustor_agent.config import ConfigErrors, load_config
 from fustor_agent.home import Home
 from fustor_agent.plugins import load_registry
+from fustor_core import FustorError
 
 __all__ = ["cli", "main"]
 
@@ -53,15 +52,22 @@ def cli() -> None:
 @cli.command()
 @click.option("-D", "--daemon", "background", is_flag=True, help="Run in the background.")
 @click.option("--watch", metavar="DIR", help="Built-in config: print the changes of DIR.")
-@click.option("--format", "echo_format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format with --watch.")
+@click.option(
+    "--format",
+    "echo_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format with --watch.",
+)
 @click.option("--no-stderr-log", is_flag=True, hidden=True)
 @_known_errors
 def start(background: bool, watch: str | None, echo_format: str, no_stderr_log: bool) -> None:
     """Start the agent (foreground unless -D)."""
     home = Home.from_env()
-    options = app.RunOptions(watch=watch, echo_format=echo_format,
-                             log_to_stderr=not (no_stderr_log or background))
+    options = app.RunOptions(
+        watch=watch, echo_format=echo_format, log_to_stderr=not (no_stderr_log or background)
+    )
     if background:
         pid = daemon.start_daemon(home, options)
         click.echo(f"agent started (pid {pid}); log: {home.log_file}")
@@ -93,8 +99,10 @@ def validate() -> None:
     config = load_config(Home.from_env(), load_registry())
     for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"configuration OK ({config.path}): {len(config.sources)} sources, "
-               f"{len(config.senders)} senders, {len(config.pipes)} pipes")
+    click.echo(
+        f"configuration OK ({config.path}): {len(config.sources)} sources, "
+        f"{len(config.senders)} senders, {len(config.pipes)} pipes"
+    )
 
 
 @cli.command()
@@ -103,10 +111,13 @@ def reload() -> None:
     """Re-read the configuration in the running agent (SIGHUP)."""
     outcome = daemon.request_reload(Home.from_env())
     if not outcome.get("ok"):
-        raise FustorError(f"reload failed, the agent keeps its configuration: "
-                          f"{outcome.get('error')}")
-    click.echo("reloaded: " + ", ".join(
-        f"{key} {outcome.get(key) or []}" for key in ("added", "removed", "restarted")))
+        raise FustorError(
+            f"reload failed, the agent keeps its configuration: {outcome.get('error')}"
+        )
+    click.echo(
+        "reloaded: "
+        + ", ".join(f"{key} {outcome.get(key) or []}" for key in ("added", "removed", "restarted"))
+    )
 
 
 @cli.command()

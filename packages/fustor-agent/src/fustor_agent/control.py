@@ -48,7 +48,7 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
                 await writer.wait_closed()
 
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # a stale socket of a dead agent; the instance lock is already ours
+        os.unlink(path)  # a stale socket of a dead agent; the instance lock is already ours
     server = await asyncio.start_unix_server(on_client, path=str(path), limit=MAX_REQUEST)
     os.chmod(path, 0o600)
     return server

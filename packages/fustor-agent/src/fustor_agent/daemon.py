@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fustor_core import FustorError
-
 from fustor_agent import control
 from fustor_agent.app import RunOptions
 from fustor_agent.home import Home
 from fustor_agent.lock import AlreadyRunning, running_pid
+from fustor_core import FustorError
 
 __all__ = ["fetch_status", "request_reload", "start_daemon", "stop_agent"]
 
@@ -43,7 +42,12 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
     with open(home.daemon_output, "ab") as out:
         offset = out.tell()
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, cwd="/",
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=env,
+            cwd="/",
             start_new_session=True,
         )
     deadline = time.monotonic() + timeout

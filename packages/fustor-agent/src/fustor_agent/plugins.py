@@ -71,7 +71,7 @@ def make_plugin_manager(
         try:
             module = ep.load()
             pm.register(module, name=dist if pm.get_plugin(dist) is None else f"{dist}:{ep.name}")
-        except Exception as exc:  # noqa: BLE001 - any import failure must be reported
+        except Exception as exc:
             failures.append(f"{dist} ({ep.name} = {ep.value}): {type(exc).__name__}: {exc}")
             continue
         infos.append(PluginInfo(ep.name, dist, version, ep.value))
@@ -86,9 +86,7 @@ def make_plugin_manager(
     return pm, infos
 
 
-def _collect(
-    pm: pluggy.PluginManager, kind: Kind, registry: DriverRegistry
-) -> None:
+def _collect(pm: pluggy.PluginManager, kind: Kind, registry: DriverRegistry) -> None:
     hook = pm.hook.fustor_source_drivers if kind == "source" else pm.hook.fustor_sender_drivers
     base: type = SourceDriver if kind == "source" else SenderDriver
     target: dict = registry.sources if kind == "source" else registry.senders  # type: ignore[type-arg]
@@ -96,7 +94,7 @@ def _collect(
         plugin = impl.plugin_name
         try:
             classes = impl.function() or []
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise PluginError(f"plugin {plugin!r}: {kind} driver hook failed: {exc}") from exc
         for cls in classes:
             name = getattr(cls, "name", None)
@@ -127,4 +125,3 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> DriverR
 
 def load_registry(plugin_entry_points: Iterable[EntryPoint] | None = None) -> DriverRegistry:
     return build_registry(*make_plugin_manager(plugin_entry_points))
-

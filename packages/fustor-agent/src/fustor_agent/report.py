@@ -11,8 +11,10 @@ __all__ = ["render_plugins", "render_status"]
 
 def _table(rows: list[list[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def render_status(status: dict[str, Any]) -> str:
@@ -29,16 +31,19 @@ def render_status(status: dict[str, Any]) -> str:
     for pipe in pipes:
         sent = pipe.get("rows_sent") or {}
         ready = "yes" if pipe.get("ready") else f"no: {pipe.get('not_ready_reason') or '?'}"
-        rows.append([
-            str(pipe.get("id")),
-            str(pipe.get("state")),
-            str(pipe.get("role") or "-"),
-            str(pipe.get("phase")),
-            "/".join(str(sent.get(k, 0)) for k in ("realtime", "snapshot", "audit",
-                                                    "on_demand_job")),
-            str((pipe.get("queue_depth") or {}).get("realtime", 0)),
-            ready,
-        ])
+        rows.append(
+            [
+                str(pipe.get("id")),
+                str(pipe.get("state")),
+                str(pipe.get("role") or "-"),
+                str(pipe.get("phase")),
+                "/".join(
+                    str(sent.get(k, 0)) for k in ("realtime", "snapshot", "audit", "on_demand_job")
+                ),
+                str((pipe.get("queue_depth") or {}).get("realtime", 0)),
+                ready,
+            ]
+        )
     lines += _table(rows)
     for pipe in pipes:
         if pipe.get("last_error"):

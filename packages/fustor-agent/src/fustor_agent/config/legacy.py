@@ -62,7 +62,11 @@ def _credential(value: Any) -> Any:
 
 
 def _read_file(
-    path: Path, label: str, env: Mapping[str, str], problems: Problems, doc: RawDocument,
+    path: Path,
+    label: str,
+    env: Mapping[str, str],
+    problems: Problems,
+    doc: RawDocument,
     disabled: set[tuple[str, str]],
 ) -> None:
     data = read_yaml(path, label, problems)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fustor_core import ConfigError
-
 from fustor_agent.config.env import load_environment
 from fustor_agent.config.errors import Problems
 from fustor_agent.config.layout import document_from_lists
@@ -15,6 +13,7 @@ from fustor_agent.config.resolve import resolve
 from fustor_agent.config.yamlfile import read_yaml
 from fustor_agent.home import Home
 from fustor_agent.plugins import DriverRegistry
+from fustor_core import ConfigError
 
 __all__ = ["embedded_config", "load_config"]
 
@@ -34,9 +33,7 @@ def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
     if home.config_file.is_file():
         label = home.config_file.name
         if legacy_files:
-            problems.warn(
-                f"{home.legacy_config_dir.name}/", "", f"ignored because {label} exists"
-            )
+            problems.warn(f"{home.legacy_config_dir.name}/", "", f"ignored because {label} exists")
         data = read_yaml(home.config_file, label, problems)
         doc = document_from_lists(data, label, env, problems)
         path: Path = home.config_file

@@ -80,9 +80,7 @@ def _unique(
     return seen
 
 
-def _parsed(
-    model: type[_E], raws: list[RawEntry], problems: Problems
-) -> list[tuple[RawEntry, _E]]:
+def _parsed(model: type[_E], raws: list[RawEntry], problems: Problems) -> list[tuple[RawEntry, _E]]:
     out = []
     for raw in raws:
         item = _validate(model, raw, problems)

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+from fustor_agent.runtime.backoff import Backoff
+from fustor_agent.runtime.stats import PipeState
 from fustor_agent_sdk import SenderDriver
 from fustor_core import (
     Batch,
@@ -17,9 +19,6 @@ from fustor_core import (
     SendStatus,
     SessionLostError,
 )
-
-from fustor_agent.runtime.backoff import Backoff
-from fustor_agent.runtime.stats import PipeState
 
 __all__ = ["Delivery", "split_batch"]
 
@@ -106,7 +105,10 @@ class Delivery:
             self.state.error(f"{what}: {result.detail or 'retry'}")
             logger.warning(
                 "pipe %s: %s failed (%s); retrying in %.1fs",
-                self.pipe_id, what, result.detail or "retry", delay,
+                self.pipe_id,
+                what,
+                result.detail or "retry",
+                delay,
             )
             await asyncio.sleep(delay)
 

@@ -7,11 +7,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fustor_agent_sdk import Phase, SenderDriver, SourceDriver
-from fustor_core import Batch, PhaseSignal, SessionLostError
-
 from fustor_agent.runtime.delivery import Delivery
 from fustor_agent.runtime.stats import PipeState
+from fustor_agent_sdk import Phase, SenderDriver, SourceDriver
+from fustor_core import Batch, PhaseSignal, SessionLostError
 
 __all__ = ["LeaderWork", "SourceUnhealthy", "wait_healthy"]
 
@@ -137,8 +136,12 @@ class LeaderWork:
         if not unhealthy:
             await self.delivery.signal(PhaseSignal.AUDIT_END)
             state.audit_cycles += 1
-            logger.info("pipe %s: audit %d done (%d rows)", self.pipe_id, state.audit_cycles,
-                        state.audit_rows)
+            logger.info(
+                "pipe %s: audit %d done (%d rows)",
+                self.pipe_id,
+                state.audit_cycles,
+                state.audit_rows,
+            )
 
     async def _sentinel_loop(self) -> None:
         assert self.sentinel_interval

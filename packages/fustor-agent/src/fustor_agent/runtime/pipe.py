@@ -7,13 +7,12 @@ import contextlib
 import logging
 from typing import Any
 
-from fustor_agent_sdk import PipeContext
-
 from fustor_agent.config import PipeEntry, SenderSpec
 from fustor_agent.runtime.backoff import Backoff
 from fustor_agent.runtime.session import SessionRunner
 from fustor_agent.runtime.source_runtime import SourceRuntime
 from fustor_agent.runtime.stats import PipeState
+from fustor_agent_sdk import PipeContext
 
 __all__ = ["Pipe", "disabled_pipe_status"]
 
@@ -59,26 +58,26 @@ class Pipe:
             try:
                 await self.runner.run()
                 return
-            except Exception as exc:  # noqa: BLE001 - a bug in one pipe never stops the others
+            except Exception as exc:
                 delay = backoff.next()
                 self.state.state = "error"
                 self.state.error(f"pipe failed: {exc}")
                 logger.exception("pipe %s failed; restarting in %.1fs", self.id, delay)
                 await asyncio.sleep(delay)
 
-    async def stop(self, timeout: float) -> None:
-        """Flush queued realtime rows, close the session and the sender, within ``timeout``."""
+    async def stop(self, grace_sec: float) -> None:
+        """Flush queued realtime rows, close the session and the sender, within ``grace_sec``."""
         self.source.unsubscribe(self.id)
         self.runner.shutdown()
         if self._task is not None and not self.source.started:
             self._task.cancel()  # still waiting for its source: nothing to flush
         if self._task is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+                await asyncio.wait_for(asyncio.shield(self._task), grace_sec)
             except asyncio.CancelledError:
                 pass
             except TimeoutError:
-                logger.error("pipe %s: not stopped within %.0fs; cancelled", self.id, timeout)
+                logger.error("pipe %s: not stopped within %.0fs; cancelled", self.id, grace_sec)
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
@@ -93,13 +92,16 @@ class Pipe:
         state, entry, spec = self.state, self.entry, self.source.spec
         try:
             sender_status = dict(self.sender.status())
-        except Exception as exc:  # noqa: BLE001 - status must always answer
+        except Exception as exc:
             sender_status = {"status_error": str(exc)}
         not_ready = state.not_ready_reason or self.source.driver.health()
         if not_ready is None and state.session_id is None:
             not_ready = "no session"
-        elif not_ready is None and state.role is not None and not state.snapshot_done and (
-            state.role.value == "leader"
+        elif (
+            not_ready is None
+            and state.role is not None
+            and not state.snapshot_done
+            and (state.role.value == "leader")
         ):
             not_ready = "snapshot in progress"
         return {

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import logging
 
-from fustor_agent_sdk import Phase, SourceDriver
-from fustor_core import PhaseSignal, ScanCommand, SessionLostError
-
 from fustor_agent.runtime.delivery import Delivery
 from fustor_agent.runtime.stats import PipeState
+from fustor_agent_sdk import Phase, SourceDriver
+from fustor_core import PhaseSignal, ScanCommand, SessionLostError
 
 __all__ = ["run_scan"]
 
@@ -23,8 +22,9 @@ async def run_scan(
     rows = 0
     try:
         if Phase.SCAN not in source.phases:
-            logger.warning("pipe %s: source cannot scan; job %s completes empty", pipe_id,
-                           command.job_id)
+            logger.warning(
+                "pipe %s: source cannot scan; job %s completes empty", pipe_id, command.job_id
+            )
         else:
             batches = source.scan(command.path, command.recursive)
             async with contextlib.aclosing(batches):  # type: ignore[type-var]
@@ -35,7 +35,8 @@ async def run_scan(
         raise
     except Exception as exc:
         state.error(f"scan job {command.job_id} failed: {exc}")
-        logger.warning("pipe %s: scan job %s of %r failed: %s", pipe_id, command.job_id,
-                       command.path, exc)
+        logger.warning(
+            "pipe %s: scan job %s of %r failed: %s", pipe_id, command.job_id, command.path, exc
+        )
     await delivery.signal(PhaseSignal.JOB_COMPLETE, scan_path=command.path, job_id=command.job_id)
     logger.info("pipe %s: scan job %s done (%d rows)", pipe_id, command.job_id, rows)

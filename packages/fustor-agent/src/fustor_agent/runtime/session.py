@@ -9,9 +9,6 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from fustor_agent_sdk import SenderDriver, SourceDriver
-from fustor_core import DriverError, Role, ScanCommand, SessionInfo, SessionLostError
-
 from fustor_agent.config import PipeEntry
 from fustor_agent.runtime.backoff import Backoff, sleep_unless
 from fustor_agent.runtime.delivery import Delivery
@@ -19,6 +16,8 @@ from fustor_agent.runtime.lane import RealtimeLane
 from fustor_agent.runtime.leader import LeaderWork
 from fustor_agent.runtime.scan import run_scan
 from fustor_agent.runtime.stats import PipeState
+from fustor_agent_sdk import SenderDriver, SourceDriver
+from fustor_core import DriverError, Role, ScanCommand, SessionInfo, SessionLostError
 
 __all__ = ["SessionRunner", "heartbeat_interval"]
 
@@ -92,7 +91,8 @@ class SessionRunner:
         else:
             logger.warning(
                 "pipe %s: events lost under %s; as follower, the leader's audit covers it",
-                self.pipe.id, paths,
+                self.pipe.id,
+                paths,
             )
 
     def _on_overflow(self) -> None:
@@ -122,7 +122,8 @@ class SessionRunner:
             if self.lane.rows:
                 logger.error(
                     "pipe %s: %d queued realtime rows not delivered at stop",
-                    self.pipe.id, self.lane.rows,
+                    self.pipe.id,
+                    self.lane.rows,
                 )
             self.state.state = "stopped"
 
@@ -131,13 +132,17 @@ class SessionRunner:
         while not self._stopping.is_set():
             try:
                 info = await self.sender.open_session()
-            except Exception as exc:  # noqa: BLE001 - retried, never a silent stop
+            except Exception as exc:
                 retriable = isinstance(exc, DriverError) and exc.retriable
                 self.state.state = "backing_off" if retriable else "error"
                 self.state.error(f"open session: {exc}")
                 delay = backoff.next()
-                logger.warning("pipe %s: cannot open a session (%s); retrying in %.1fs",
-                               self.pipe.id, exc, delay)
+                logger.warning(
+                    "pipe %s: cannot open a session (%s); retrying in %.1fs",
+                    self.pipe.id,
+                    exc,
+                    delay,
+                )
                 if await sleep_unless(self._stopping, delay):
                     return
                 continue
@@ -156,13 +161,17 @@ class SessionRunner:
         session = self._session = _Session(info)
         state = self.state
         state.state, state.session_id, state.role = "running", info.session_id, info.role
-        logger.info("pipe %s: session %s… open as %s", self.pipe.id, info.session_id[:8],
-                    info.role.value)
+        logger.info(
+            "pipe %s: session %s… open as %s", self.pipe.id, info.session_id[:8], info.role.value
+        )
         if self.resync_needed:
             self.resync_needed = False
             if info.role is Role.FOLLOWER:
-                logger.warning("pipe %s: realtime rows were dropped while disconnected; "
-                               "the leader's audit covers them", self.pipe.id)
+                logger.warning(
+                    "pipe %s: realtime rows were dropped while disconnected; "
+                    "the leader's audit covers them",
+                    self.pipe.id,
+                )
         self.connected.set()
         session.spawn(self._heartbeats(session), f"fustor-heartbeat-{self.pipe.id}")
         if info.role is Role.LEADER:
@@ -209,7 +218,11 @@ class SessionRunner:
         audit = pipe.audit_interval_sec
         sentinel = pipe.sentinel_interval_sec
         session.leader = LeaderWork(
-            pipe.id, self.source, self.sender, self.delivery, self.state,
+            pipe.id,
+            self.source,
+            self.sender,
+            self.delivery,
+            self.state,
             audit if audit is not None else session.info.audit_interval_sec,
             sentinel if sentinel is not None else session.info.sentinel_interval_sec,
         )
@@ -234,11 +247,12 @@ class SessionRunner:
                 logger.warning("pipe %s: %s", self.pipe.id, exc)
                 session.lost.set()
                 return
-            except Exception as exc:  # noqa: BLE001 - leader work restarts, never stops silently
+            except Exception as exc:
                 delay = backoff.next()
                 self.state.error(f"leader work failed: {exc}")
-                logger.exception("pipe %s: leader work failed; restarting in %.1fs",
-                                 self.pipe.id, delay)
+                logger.exception(
+                    "pipe %s: leader work failed; restarting in %.1fs", self.pipe.id, delay
+                )
                 await asyncio.sleep(delay)
 
     async def _scan(self, session: _Session, command: ScanCommand) -> None:
@@ -261,12 +275,13 @@ class SessionRunner:
                 logger.warning("pipe %s: heartbeat: %s", self.pipe.id, exc)
                 session.lost.set()
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 retriable = not isinstance(exc, DriverError) or exc.retriable
                 self.state.error(f"heartbeat: {exc}")
                 if not retriable or (timeout > 0 and time.monotonic() - last_ok > timeout):
-                    logger.warning("pipe %s: heartbeat failed (%s); session given up",
-                                   self.pipe.id, exc)
+                    logger.warning(
+                        "pipe %s: heartbeat failed (%s); session given up", self.pipe.id, exc
+                    )
                     session.lost.set()
                     return
                 logger.warning("pipe %s: heartbeat failed: %s", self.pipe.id, exc)
@@ -274,8 +289,9 @@ class SessionRunner:
             last_ok = time.monotonic()
             await self._follow_role(session, result.role)
             for command in result.commands:
-                logger.info("pipe %s: scan job %s of %r", self.pipe.id, command.job_id,
-                            command.path)
+                logger.info(
+                    "pipe %s: scan job %s of %r", self.pipe.id, command.job_id, command.path
+                )
                 session.spawn(self._scan(session, command), f"fustor-scan-{command.job_id}")
 
     async def _follow_role(self, session: _Session, role: Role) -> None:

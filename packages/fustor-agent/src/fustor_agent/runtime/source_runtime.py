@@ -9,11 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fustor_agent_sdk import Phase, SourceDriver
-from fustor_core import ROOT, Batch, MessageSource
-
 from fustor_agent.config import SourceSpec
 from fustor_agent.runtime.backoff import Backoff
+from fustor_agent_sdk import Phase, SourceDriver
+from fustor_core import ROOT, Batch, MessageSource
 
 __all__ = ["SourceRuntime"]
 
@@ -63,25 +62,26 @@ class SourceRuntime:
             try:
                 await self.driver.start()
                 break
-            except Exception as exc:  # noqa: BLE001 - retried, never a silent stop
+            except Exception as exc:
                 delay = backoff.next()
                 self.last_error = {"message": f"start failed: {exc}", "at": time.time()}
-                logger.error("source %s: start failed (%s); retrying in %.1fs",
-                             self.spec.id, exc, delay)
+                logger.error(
+                    "source %s: start failed (%s); retrying in %.1fs", self.spec.id, exc, delay
+                )
                 await asyncio.sleep(delay)
         self.last_error = None
         self._started.set()
         if Phase.REALTIME in self.driver.phases:
-            self._task = asyncio.create_task(
-                self._watch(), name=f"fustor-realtime-{self.spec.id}"
-            )
+            self._task = asyncio.create_task(self._watch(), name=f"fustor-realtime-{self.spec.id}")
 
     def _fan_out(self, batch: Batch) -> None:
         for pipe_id, subscriber in list(self._subscribers.items()):
             try:
                 subscriber(batch)
             except Exception:
-                logger.exception("source %s: pipe %s failed to queue a batch", self.spec.id, pipe_id)
+                logger.exception(
+                    "source %s: pipe %s failed to queue a batch", self.spec.id, pipe_id
+                )
 
     async def _watch(self) -> None:
         backoff = Backoff(initial=0.5, maximum=30.0)
@@ -92,7 +92,8 @@ class SourceRuntime:
                     # Changes between the failure and the new watch are unknown.
                     self._fan_out(Batch(MessageSource.REALTIME, rescan=[ROOT]))
                 self.realtime_running = True
-                async with contextlib.aclosing(self.driver.realtime()) as batches:  # type: ignore[type-var]
+                batches = self.driver.realtime()
+                async with contextlib.aclosing(batches):  # type: ignore[type-var]
                     async for batch in batches:
                         backoff.reset()
                         self._fan_out(batch)
@@ -100,7 +101,7 @@ class SourceRuntime:
             except asyncio.CancelledError:
                 self.realtime_running = False
                 raise
-            except Exception as exc:  # noqa: BLE001 - any failure is retried, never a silent stop
+            except Exception as exc:
                 message = f"realtime watch failed: {exc}"
                 logger.warning("source %s: %s", self.spec.id, message, exc_info=True)
             self.realtime_running = False
@@ -131,7 +132,7 @@ class SourceRuntime:
     def status(self) -> dict[str, Any]:
         try:
             figures = dict(self.driver.status())
-        except Exception as exc:  # noqa: BLE001 - status must always answer
+        except Exception as exc:
             figures = {"status_error": str(exc)}
         figures.setdefault("realtime_running", self.realtime_running)
         if self.last_error is not None:

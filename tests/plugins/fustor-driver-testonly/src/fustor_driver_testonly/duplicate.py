@@ -6,7 +6,6 @@ It is not registered under the entry-point group; the test injects it.
 from __future__ import annotations
 
 from fustor_agent_sdk import SourceDriver, hookimpl
-
 from fustor_driver_testonly.sources import StaticSource
 
 __all__ = ["fustor_source_drivers"]

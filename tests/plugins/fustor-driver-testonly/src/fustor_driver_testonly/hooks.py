@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fustor_agent_sdk import SenderDriver, SourceDriver, hookimpl
-
 from fustor_driver_testonly.senders import SlowFileSender
 from fustor_driver_testonly.sources import CounterSource, StaticConfig, StaticSource
 

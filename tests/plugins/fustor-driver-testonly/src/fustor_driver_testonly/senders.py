@@ -50,10 +50,13 @@ class SlowFileSender(SenderDriver):
 
     async def send(self, batch: Batch) -> SendResult:
         await asyncio.sleep(self.params.delay_sec)
-        self._append([
-            {"source": e.message_source.value, "type": e.event_type.value, "path": row["path"]}
-            for e in batch.events for row in e.rows
-        ])
+        self._append(
+            [
+                {"source": e.message_source.value, "type": e.event_type.value, "path": row["path"]}
+                for e in batch.events
+                for row in e.rows
+            ]
+        )
         return SEND_OK
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:

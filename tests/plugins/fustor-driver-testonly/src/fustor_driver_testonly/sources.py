@@ -64,8 +64,13 @@ class CounterSource(SourceDriver):
         while produced < params.count:
             n = min(params.per_batch, params.count - produced)
             rows = [
-                {"path": f"/f{i}", "size": i, "modified_time": 1.0, "created_time": 1.0,
-                 "is_directory": False}
+                {
+                    "path": f"/f{i}",
+                    "size": i,
+                    "modified_time": 1.0,
+                    "created_time": 1.0,
+                    "is_directory": False,
+                }
                 for i in range(produced, produced + n)
             ]
             produced += n
