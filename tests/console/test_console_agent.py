@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import socket
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from console_agent import RunningAgent, running_agent, wait_for
+import yaml
+from console_agent import RunningAgent, agent_command, running_agent, wait_for
 from console_browser import chromium, ensure_chromium
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -158,3 +163,34 @@ def test_dashboard_in_chromium_shows_the_pipes_and_their_state(
     assert '<section class="pipe" data-pipe="parked" data-state="disabled">' in dom
     assert '<b id="agent-id">console-e2e</b>' in dom
     assert f"<dt>snapshot</dt><dd>done · {len(PATHS)} rows</dd>" in dom
+
+
+def test_a_taken_console_port_is_reported_in_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        settings = {**config(tmp_path / "echo.jsonl"), "console": {"port": port}}
+        (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
+        stderr_file = tmp_path / "agent.stderr"
+        with stderr_file.open("wb") as stderr:
+            proc = subprocess.Popen(
+                [agent_command(), "start"],
+                env={**os.environ, "FUSTOR_HOME": str(home)},
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+            try:
+                expected = (
+                    f"console port {port} on 127.0.0.1 is already in use; "
+                    "set console.port or console.enabled: false"
+                )
+                wait_for(lambda: expected in stderr_file.read_text(), "the port-in-use message")
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=20)
+    lines = [line for line in stderr_file.read_text().splitlines() if expected in line]
+    assert lines and all("Traceback" not in line for line in lines)
