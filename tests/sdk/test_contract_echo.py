@@ -54,11 +54,3 @@ class TestEchoSenderContract(SenderDriverContract):
                                            "output": str(tmp_path / "missing" / "out.jsonl")})
         return {"unwritable output": (lambda: EchoSender("echo", config, pipe_context), False)}
 
-    @pytest.mark.xfail(
-        raises=OSError,
-        strict=False,
-        reason="contract finding: EchoSender.send raises a bare FileNotFoundError for an "
-        "unwritable output instead of DriverError(retriable=False)",
-    )
-    def test_errors_are_typed_and_retriable_is_truthful(self, failing_senders) -> None:
-        super().test_errors_are_typed_and_retriable_is_truthful(failing_senders)

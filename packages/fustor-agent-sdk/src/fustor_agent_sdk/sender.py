@@ -60,9 +60,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from fustor_core import SEND_OK, Batch, HeartbeatResult, PhaseSignal, Row, SendResult, SessionInfo
-
 from fustor_agent_sdk.config import SenderConfig
+from fustor_core import SEND_OK, Batch, HeartbeatResult, PhaseSignal, Row, SendResult, SessionInfo
 
 __all__ = ["PipeContext", "SenderDriver"]
 

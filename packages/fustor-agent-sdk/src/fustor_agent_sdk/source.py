@@ -61,17 +61,16 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import AsyncIterator
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ClassVar
 
-from fustor_core import Batch, DriverError, Row
-
 from fustor_agent_sdk.config import SourceConfig
+from fustor_core import Batch, DriverError, Row
 
 __all__ = ["Phase", "SourceDriver"]
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     SNAPSHOT = "snapshot"
     REALTIME = "realtime"
     AUDIT = "audit"

@@ -6,9 +6,9 @@ from fustor_core.errors import ConfigError, DriverError, FustorError, PluginErro
 from fustor_core.events import Batch, Event, EventType, MessageSource, Row
 from fustor_core.paths import ROOT, PathEscapeError, confine, to_relative, wire_path
 from fustor_core.session import (
+    SEND_OK,
     Command,
     HeartbeatResult,
-    SEND_OK,
     PhaseSignal,
     Role,
     ScanCommand,

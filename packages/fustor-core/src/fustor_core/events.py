@@ -10,7 +10,7 @@ object). The keys follow the Fusion fs row (docs/FUSION_PROTOCOL.md §2.3): ``pa
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = ["Batch", "Event", "EventType", "MessageSource", "Row"]
@@ -18,13 +18,13 @@ __all__ = ["Batch", "Event", "EventType", "MessageSource", "Row"]
 Row = dict[str, Any]
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     INSERT = "insert"
     UPDATE = "update"
     DELETE = "delete"
 
 
-class MessageSource(str, Enum):
+class MessageSource(StrEnum):
     """The arbitration tier of a row; Fusion merges rows by it."""
 
     REALTIME = "realtime"

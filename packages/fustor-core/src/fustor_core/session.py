@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 __all__ = [
+    "SEND_OK",
     "Command",
     "HeartbeatResult",
     "PhaseSignal",
     "Role",
     "ScanCommand",
     "SendResult",
-    "SEND_OK",
     "SendStatus",
     "SessionInfo",
 ]
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     LEADER = "leader"
     FOLLOWER = "follower"
 
@@ -54,14 +54,14 @@ class HeartbeatResult:
     commands: list[Command] = field(default_factory=list)
 
 
-class PhaseSignal(str, Enum):
+class PhaseSignal(StrEnum):
     SNAPSHOT_END = "snapshot_end"
     AUDIT_START = "audit_start"
     AUDIT_END = "audit_end"
     JOB_COMPLETE = "job_complete"
 
 
-class SendStatus(str, Enum):
+class SendStatus(StrEnum):
     OK = "ok"
     RETRY = "retry"  # transient failure: send the same batch again later, keeping order
     SESSION_LOST = "session_lost"  # open a new session and restart the phase sequence

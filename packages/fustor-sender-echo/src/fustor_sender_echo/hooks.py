@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fustor_agent_sdk import SenderDriver, hookimpl
-
 from fustor_sender_echo.sender import EchoSender
 
 

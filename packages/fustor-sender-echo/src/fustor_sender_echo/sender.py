@@ -12,8 +12,17 @@ from typing import IO, Any, Literal
 
 from fustor_agent_sdk import PipeContext, SenderConfig, SenderDriver
 from fustor_agent_sdk.config import StrictModel
-from fustor_core import SEND_OK, Batch, HeartbeatResult, PhaseSignal, Role, Row, SendResult, SessionInfo
-
+from fustor_core import (
+    SEND_OK,
+    Batch,
+    DriverError,
+    HeartbeatResult,
+    PhaseSignal,
+    Role,
+    Row,
+    SendResult,
+    SessionInfo,
+)
 from fustor_sender_echo.format import json_row, json_signal, text_row, text_signal
 
 __all__ = ["EchoConfig", "EchoParams", "EchoSender"]
@@ -54,15 +63,24 @@ class EchoSender(SenderDriver):
     def _stream(self) -> IO[str]:
         if self._out is None:
             if self.params.output:
-                self._out = open(self.params.output, "a", encoding="utf-8")  # noqa: SIM115
+                self._out = open(self.params.output, "a", encoding="utf-8")
             else:
                 self._out = sys.stdout
         return self._out
 
     def _write(self, lines: list[str]) -> None:
-        out = self._stream()
-        out.write("\n".join(lines) + "\n")
-        out.flush()
+        try:
+            out = self._stream()
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+        except OSError as exc:
+            # A missing directory or a read-only target does not heal by itself; a full disk
+            # might, but the host must not spin on it either: report it, don't retry blindly.
+            target = self.params.output or "standard output"
+            raise DriverError(
+                f"echo sender {self.sender_id!r}: cannot write to {target}: {exc.strerror}",
+                retriable=False,
+            ) from exc
 
     async def open_session(self) -> SessionInfo:
         return SessionInfo(
