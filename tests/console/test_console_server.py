@@ -162,3 +162,42 @@ def test_settings_defaults_and_validation() -> None:
         ConsoleSettings.model_validate({"prot": 8100})
     with pytest.raises(ValueError, match="less than or equal to 65535"):
         ConsoleSettings(port=70000)
+
+
+@pytest.mark.parametrize(
+    ("host_header", "expected"),
+    [
+        ("127.0.0.1:8100", b"HTTP/1.1 200 "),
+        ("localhost:8100", b"HTTP/1.1 200 "),
+        ("LOCALHOST", b"HTTP/1.1 200 "),
+        ("[::1]:8100", b"HTTP/1.1 200 "),
+        ("attacker.example:8100", b"HTTP/1.1 403 "),
+        ("192.168.1.5", b"HTTP/1.1 403 "),
+    ],
+)
+def test_a_loopback_console_only_answers_loopback_host_names(
+    fake_agent: FakeAgent, host_header: str, expected: bytes
+) -> None:
+    async def run() -> bytes:
+        handle = await start_console(ConsoleSettings(port=0), fake_agent)
+        try:
+            request = f"GET /api/v1/status HTTP/1.1\r\nHost: {host_header}\r\n\r\n"
+            return await raw_exchange(handle.port, request.encode())
+        finally:
+            await handle.close()
+
+    answer = asyncio.run(run())
+    assert answer.startswith(expected)
+    assert (b"agent-test-1" in answer) == (expected == b"HTTP/1.1 200 ")
+
+
+def test_a_console_bound_beyond_loopback_answers_any_host_name(fake_agent: FakeAgent) -> None:
+    async def run() -> bytes:
+        handle = await start_console(ConsoleSettings(host="0.0.0.0", port=0), fake_agent)
+        try:
+            request = b"GET /healthz HTTP/1.1\r\nHost: agent7.lab.example:8100\r\n\r\n"
+            return await raw_exchange(handle.port, request)
+        finally:
+            await handle.close()
+
+    assert asyncio.run(run()).startswith(b"HTTP/1.1 200 ")

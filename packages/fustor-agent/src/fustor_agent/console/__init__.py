@@ -62,7 +62,7 @@ async def start_console(settings: _ListenSettings, agent: StatusProvider) -> Con
             "and errors of this agent without authentication",
             host,
         )
-    server = HttpServer(ConsoleApp(agent))
+    server = HttpServer(ConsoleApp(agent, loopback_only=is_loopback_host(host)))
     try:
         bound_host, bound_port = await server.start(host, port)
     except OSError as exc:

@@ -10,6 +10,7 @@ from fustor_agent.console.dashboard import content_security_policy, render_dashb
 from fustor_agent.console.httpserver import Request, Response
 from fustor_agent.console.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fustor_agent.console.metrics import render_metrics
+from fustor_agent.console.settings import is_loopback_host
 
 __all__ = ["STATUS_PATH", "ConsoleApp", "StatusProvider", "readiness"]
 
@@ -46,8 +47,9 @@ def readiness(status: Mapping[str, Any]) -> tuple[bool, dict[str, str]]:
 class ConsoleApp:
     """Maps a request to a response; every route reads a fresh ``agent.status()``."""
 
-    def __init__(self, agent: StatusProvider) -> None:
+    def __init__(self, agent: StatusProvider, *, loopback_only: bool = True) -> None:
         self._agent = agent
+        self._loopback_only = loopback_only
         self._routes = {
             "/": self._dashboard,
             "/index.html": self._dashboard,
@@ -58,6 +60,10 @@ class ConsoleApp:
         }
 
     def __call__(self, request: Request) -> Response:
+        if self._loopback_only and request.host is not None and not is_loopback_host(request.host):
+            # DNS rebinding: a web page the operator visits could otherwise point its own
+            # host name at 127.0.0.1 and read the console from the operator's browser.
+            return Response.text(403, f"host {request.host!r} not allowed; use localhost\n")
         route = self._routes.get(request.path)
         if route is None:
             return Response.text(404, f"not found: {request.path}\n")

@@ -30,6 +30,8 @@ class Request:
     method: str
     path: str
     query: str = ""
+    host: str | None = None
+    """The ``Host`` header without the port, lower-case; None when the client sent none."""
 
 
 @dataclass(slots=True)
@@ -122,14 +124,25 @@ class HttpServer:
 
 def _parse_head(head: bytes) -> Request | None:
     try:
-        request_line = head.split(b"\r\n", 1)[0].decode("ascii")
-        method, target, version = request_line.split(" ")
-    except (UnicodeDecodeError, ValueError):
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = lines[0].split(" ")
+    except ValueError:
         return None
     if not version.startswith("HTTP/1.") or not target.startswith("/"):
         return None
+    host = None
+    for line in lines[1:]:
+        name, sep, value = line.partition(":")
+        if sep and name.strip().lower() == "host":
+            host = _host_without_port(value.strip().lower())
     parts = urlsplit(target)
-    return Request(method=method, path=unquote(parts.path), query=parts.query)
+    return Request(method=method, path=unquote(parts.path), query=parts.query, host=host)
+
+
+def _host_without_port(host: str) -> str:
+    if host.startswith("["):  # [::1]:8100
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 def _encode(response: Response, *, head_only: bool) -> bytes:
