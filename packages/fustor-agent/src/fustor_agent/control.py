@@ -25,6 +25,7 @@ MAX_REQUEST = 64 * 1024
 class NotRunning(FustorError):
     def __init__(self, home: Path) -> None:
         super().__init__(f"not running (no agent answers for FUSTOR_HOME={home})")
+        self.home = home
 
 
 async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:

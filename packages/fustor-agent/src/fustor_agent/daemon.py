@@ -92,7 +92,10 @@ def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> int:
 
 
 def fetch_status(home: Home, timeout: float = 5.0) -> dict[str, Any]:
-    return control.request(home.control_socket, {"cmd": "status"}, timeout=timeout)
+    try:
+        return control.request(home.control_socket, {"cmd": "status"}, timeout=timeout)
+    except control.NotRunning:
+        raise control.NotRunning(home.root) from None
 
 
 def request_reload(home: Home, timeout: float = 30.0) -> dict[str, Any]:

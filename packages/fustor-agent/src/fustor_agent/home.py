@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 __all__ = ["Home"]
 
 DEFAULT_HOME = "~/.fustor"
+MAX_SOCKET_PATH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,13 @@ class Home:
 
     @property
     def control_socket(self) -> Path:
-        return self.root / "agent.sock"
+        path = self.root / "agent.sock"
+        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+            return path
+        # A unix socket path is limited to ~108 bytes; a deep FUSTOR_HOME gets a stable
+        # stand-in in the temporary directory, derived from the home path.
+        digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"fustor-agent-{digest}.sock"
 
     @property
     def log_dir(self) -> Path:
