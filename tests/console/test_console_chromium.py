@@ -70,3 +70,21 @@ def test_the_page_refreshes_itself_from_the_status_api() -> None:
     assert agent.calls >= 2
     assert pipe_sections(dom)["research-fs"] == "error"
     assert "disk vanished" in dom
+
+
+class VanishingAgent(FakeAgent):
+    """Answers the page load, then fails every status request (as if it hung or died)."""
+
+    def status(self) -> dict[str, Any]:
+        status = super().status()
+        if self.calls > 1:
+            raise RuntimeError("agent gone")
+        return status
+
+
+def test_the_page_says_when_the_agent_stops_answering() -> None:
+    agent = VanishingAgent()
+    dom = rendered_dom(agent, budget_ms=8000)  # stale after three missed 2 s refreshes
+    assert re.search(r'<span id="live" class="stale">agent not answering for \d+s</span>', dom)
+    # The last good data stays on screen.
+    assert pipe_sections(dom)["research-fs"] == "running"
