@@ -216,3 +216,23 @@ def test_shutdown_flushes_every_queued_realtime_row_before_closing(home):
     assert world.sent_paths("realtime") == [f"/q{i}" for i in range(30)]
     assert world.log[-1] == ("close_session", "p")
     assert world.senders["p"].closed and world.sources["src"].stopped
+
+
+def test_a_batch_retried_across_a_session_loss_goes_to_the_new_session_only_once(home):
+    world = World()
+    world.snapshot_rows = []
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            world.send_results.extend([SendResult(SendStatus.RETRY, "503")] * 2)
+            world.push("/x")
+            world.heartbeat_errors.append(SessionLostError("419"))
+            await wait_until(lambda: world.sent_paths("realtime") == ["/x"])
+            await asyncio.sleep(0.3)  # nothing else may happen: no third session
+
+    asyncio.run(main())
+    assert world.sessions == 2
+    second_open = [i for i, e in enumerate(world.log) if e[0] == "open"][1]
+    sent = next(i for i, e in enumerate(world.log) if e[0] == "send" and e[1] == "realtime")
+    assert sent > second_open

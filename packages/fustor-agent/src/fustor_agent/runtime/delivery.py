@@ -54,10 +54,18 @@ class Delivery:
     ``SESSION_LOST`` raises :class:`SessionLostError` for the session loop to handle.
     """
 
-    def __init__(self, pipe_id: str, sender: SenderDriver, state: PipeState) -> None:
+    def __init__(
+        self,
+        pipe_id: str,
+        sender: SenderDriver,
+        state: PipeState,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.pipe_id = pipe_id
         self.sender = sender
         self.state = state
+        self.alive = alive
+        """False once the session ended: retries stop with :class:`SessionLostError`."""
 
     async def send(self, batch: Batch) -> bool:
         """Deliver every row of the batch (in pieces of ``max_batch_size``); False if any
@@ -82,8 +90,10 @@ class Delivery:
         )
 
     async def _attempt(self, call: Callable[[], Awaitable[SendResult]], what: str) -> bool:
-        backoff = Backoff()
+        backoff = Backoff(initial=0.2, maximum=5.0)
         while True:
+            if not self.alive():
+                raise SessionLostError("the session ended")
             try:
                 result = await call()
             except SessionLostError:

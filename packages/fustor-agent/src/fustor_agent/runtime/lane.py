@@ -101,22 +101,32 @@ class RealtimeLane:
         self,
         delivery: Delivery,
         connected: asyncio.Event,
-        on_session_lost: Callable[[], None],
+        current_session: Callable[[], object],
+        on_session_lost: Callable[[object], None],
     ) -> None:
-        """Deliver forever (until cancelled); waits while ``connected`` is clear."""
+        """Deliver forever (until cancelled); waits while ``connected`` is clear.
+
+        A batch refused for a lost session goes back to the head of the queue and is sent
+        again, first, in the next session. ``on_session_lost`` gets the session the batch
+        was sent in, so a late answer for an old session never ends a newer one.
+        """
         while True:
             await connected.wait()
             if not self._events:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            session = current_session()
             batch = self._take(max(1, delivery.sender.max_batch_size))
             self._in_flight = True
             try:
                 await delivery.send_one(batch)
             except SessionLostError:
                 self._put_back(batch)
-                on_session_lost()  # clears ``connected`` until a new session is open
+                on_session_lost(session)
+                # The session loop clears ``connected`` once it has noticed; don't spin.
+                while connected.is_set() and current_session() is session:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
             except BaseException:
                 self._put_back(batch)
                 raise

@@ -70,11 +70,12 @@ class SessionRunner:
         self.sender = sender
         self.state = state
         self._can_realtime = can_realtime
-        self.delivery = Delivery(pipe.id, sender, state)
+        self.connected = asyncio.Event()
+        # Retrying for a session that has ended is pointless: the batch waits for the next.
+        self.delivery = Delivery(pipe.id, sender, state, alive=self.connected.is_set)
         self.lane = RealtimeLane(
             pipe.id, state, pipe.max_buffered_rows, self._on_overflow, self._on_rescan
         )
-        self.connected = asyncio.Event()
         self._stopping = asyncio.Event()
         self._session: _Session | None = None
         self.resync_needed = False
@@ -98,9 +99,12 @@ class SessionRunner:
     def _on_overflow(self) -> None:
         self._on_rescan(["/"])
 
-    def _on_lane_session_lost(self) -> None:
-        self.connected.clear()
-        if self._session is not None:
+    def _current_session(self) -> object:
+        return self._session
+
+    def _on_lane_session_lost(self, session: object) -> None:
+        if session is not None and session is self._session:
+            self.connected.clear()
             self._session.lost.set()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -110,7 +114,9 @@ class SessionRunner:
 
     async def run(self) -> None:
         lane_task = asyncio.create_task(
-            self.lane.run(self.delivery, self.connected, self._on_lane_session_lost),
+            self.lane.run(
+                self.delivery, self.connected, self._current_session, self._on_lane_session_lost
+            ),
             name=f"fustor-lane-{self.pipe.id}",
         )
         try:
@@ -128,7 +134,7 @@ class SessionRunner:
             self.state.state = "stopped"
 
     async def _loop(self) -> None:
-        backoff = Backoff(initial=0.5, maximum=30.0)
+        backoff = Backoff(initial=0.5, maximum=10.0)
         while not self._stopping.is_set():
             try:
                 info = await self.sender.open_session()
