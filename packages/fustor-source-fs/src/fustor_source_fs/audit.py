@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from fustor_core import Row
 from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.rows import DIR_OPEN_FLAGS
 from fustor_source_fs.walk import RowSink
 
 __all__ = ["AuditCache", "AuditWalk"]
@@ -121,8 +122,11 @@ class AuditWalk:
         rows: list[Row] = []
         children: list[_Dir] = []
         complete = True
+        base = "" if node.abs == "/" else node.abs
+        fd = -1
         try:
-            with os.scandir(node.abs) as it:
+            fd = os.open(node.abs, DIR_OPEN_FLAGS)
+            with os.scandir(fd) as it:
                 for entry in it:
                     name = entry.name
                     rel = prefix + name
@@ -131,7 +135,7 @@ class AuditWalk:
                         if flt.excluded(name, rel):
                             continue
                         if is_dir:
-                            children.append(_Dir(entry.path, rel, node))
+                            children.append(_Dir(base + "/" + name, rel, node))
                             continue
                         if not flt.wants_file(name):
                             continue
@@ -167,6 +171,9 @@ class AuditWalk:
             log.warning("audit: cannot list %r (sent as audit_skipped): %s", rel_dir, exc)
             complete = False
             children = []
+        finally:
+            if fd >= 0:
+                os.close(fd)
         if rows:
             self.sink.extend(rows)
         self.dirs_listed += 1

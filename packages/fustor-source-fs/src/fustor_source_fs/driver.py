@@ -36,10 +36,11 @@ class FsSource(SourceDriver):
 
     def __init__(self, source_id: str, config: FsSourceConfig) -> None:
         super().__init__(source_id, config)
-        self.root = config.uri
+        # Resolved once: every listing refuses to follow symlinks (O_NOFOLLOW), the root's too.
+        self.root = os.path.realpath(config.uri)
         self.params = config.driver_params
         self.filter = PathFilter(self.params.file_pattern, self.params.exclude)
-        self._real_root = os.path.realpath(self.root)
+        self._real_root = self.root
         self._guard: RootGuard | None = None
         self._audit_cache: AuditCache = {}
         self._realtime: Realtime | None = None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from fustor_core import Row
 from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.rows import DIR_OPEN_FLAGS
 from fustor_source_fs.walk import RowSink, walk
 from fustor_source_fs.watches import Watches, WatchLimit, WatchNode
 
@@ -66,8 +67,10 @@ class WatchScan:
         rows: list[Row] = []
         subdirs: list[str] = []
         seen: set[str] = set()
+        fd = -1
         try:
-            with os.scandir(watches.abs_path(rel_dir)) as it:
+            fd = os.open(watches.abs_path(rel_dir), DIR_OPEN_FLAGS)
+            with os.scandir(fd) as it:
                 for entry in it:
                     name = entry.name
                     rel = prefix + name
@@ -97,6 +100,9 @@ class WatchScan:
         except OSError as exc:
             log.debug("rescan: cannot list %s: %s", rel_dir, exc)
             return []
+        finally:
+            if fd >= 0:
+                os.close(fd)
         with self.lock:
             self.dirs += 1
         if node is not None and node.children and not self.recurse_all:
