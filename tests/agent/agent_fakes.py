@@ -7,11 +7,13 @@ the host made, in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from fustor_agent.agent import Agent
 from fustor_agent.config import AgentConfig, ConsoleSettings, PipeEntry, SenderSpec, SourceSpec
 from fustor_agent_sdk import (
     Phase,
@@ -36,7 +38,7 @@ from fustor_core import (
     confine,
 )
 
-__all__ = ["World", "file_row", "wait_until"]
+__all__ = ["World", "file_row", "running", "wait_until"]
 
 
 def file_row(path: str) -> Row:
@@ -274,3 +276,14 @@ class FakeSenderBase(SenderDriver):
 
     async def close(self) -> None:
         self.closed = True
+
+
+@contextlib.asynccontextmanager
+async def running(agent: Agent) -> AsyncIterator[Agent]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    try:
+        yield agent
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from agent_fakes import World, wait_until
-from test_runtime_leader import running
+from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
 from fustor_core import DriverError, ScanCommand, SendResult, SendStatus, SessionLostError

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
-from agent_fakes import World, wait_until
+from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
 from fustor_core import DriverError, Role
-
-
-@contextlib.asynccontextmanager
-async def running(agent: Agent) -> AsyncIterator[Agent]:
-    stop = asyncio.Event()
-    task = asyncio.create_task(agent.run(stop))
-    try:
-        yield agent
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
 
 
 def test_snapshot_then_end_then_audits_in_order(home):
