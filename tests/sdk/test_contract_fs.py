@@ -21,6 +21,10 @@ class TestFsSourceContract(SourceDriverContract):
     entry_point = "fs"
     # The walk holds at most its queue plus one batch per worker (and one being handed over).
     max_buffered_rows = (QUEUE_BATCHES + WORKERS + 2) * BATCH_SIZE
+    # Enough that a walk running ahead would hold about three times that bound; few enough
+    # to keep the tree quick to create.
+    bulk_entries = 10_000
+    cancel_entries = 3_000
 
     @pytest.fixture
     def root(self, tmp_path: Path) -> Path:

@@ -15,6 +15,9 @@ from fustor_source_jsonl.driver import JsonlConfig, JsonlSource
 
 class TestJsonlSourceContract(SourceDriverContract):
     entry_point = "jsonl"
+    # Rows are built batch by batch as they are pulled: at most one batch (500 rows) is held.
+    max_buffered_rows = 1_000
+    bulk_entries = 6_000
 
     @pytest.fixture
     def catalogue_dir(self, tmp_path: Path) -> Path:
