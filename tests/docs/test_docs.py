@@ -1,0 +1,195 @@
+"""The documentation stays true: hookspecs and config keys documented, examples run, links resolve."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import types
+import typing
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from fustor_agent_sdk import hookspecs
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+OWN_DOCS = ["README.md", "driver_design.md", "CONSISTENCY_DESIGN.md", "configuration.md",
+            "operations.md"]
+TEST_ONLY_DISTRIBUTIONS = {"fustor-driver-testonly"}
+RUNNABLE = re.compile(r"<!-- runnable(?:: (?P<kind>\w+))? -->\s*\n```python\n(?P<code>.*?)\n```",
+                      re.DOTALL)
+
+
+def _all_docs_text() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in sorted(DOCS.glob("*.md")))
+
+
+def _backticked_words(text: str) -> set[str]:
+    """Every identifier written inside `code spans` or fenced code blocks."""
+    words: set[str] = set()
+    for block in re.findall(r"```.*?```", text, re.DOTALL):
+        words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", block))
+    for span in re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.DOTALL)):
+        words.update(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", span))
+    return words
+
+
+def _nested_models(annotation: object) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(_nested_models(arg))
+    return found
+
+
+def config_keys(model: type[BaseModel], prefix: str = "") -> dict[str, str]:
+    """``key -> dotted location`` of every field of ``model``, recursively."""
+    keys: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        keys.setdefault(key, f"{prefix}{key}")
+        for nested in _nested_models(field.annotation):
+            for sub, where in config_keys(nested, f"{prefix}{key}.").items():
+                keys.setdefault(sub, where)
+    return keys
+
+
+def _host_keys() -> dict[str, str]:
+    from fustor_agent.config import layout, legacy
+    from fustor_agent.config.models import ConsoleSettings, PipeEntry, SenderEntry, SourceEntry
+
+    keys = {key: key for key in layout._TOP_KEYS}
+    keys.update(config_keys(SourceEntry, "sources[]."))
+    keys.update(config_keys(SenderEntry, "senders[]."))
+    keys.update(config_keys(PipeEntry, "pipes[]."))
+    keys.update(config_keys(ConsoleSettings, "console."))
+    for group in ("_SOURCE_KEYS", "_SENDER_KEYS", "_PIPE_KEYS", "_TOP_KEYS"):
+        keys.update({key: f"agent-config/*.yaml: {key}" for key in getattr(legacy, group)})
+    return keys
+
+
+def _driver_keys() -> dict[str, str]:
+    from fustor_agent.plugins import load_registry
+
+    registry = load_registry()
+    keys: dict[str, str] = {}
+    drivers = [("source", n, c) for n, c in registry.sources.items()]
+    drivers += [("sender", n, c) for n, c in registry.senders.items()]
+    for kind, name, cls in drivers:
+        if registry.origin[(kind, name)] in TEST_ONLY_DISTRIBUTIONS:
+            continue
+        keys.update(config_keys(cls.config_model, f"{kind} {name}: config."))
+    return keys
+
+
+def test_the_config_walk_finds_nested_driver_params() -> None:
+    class Inner(BaseModel):
+        deep: int = 1
+
+    class Outer(BaseModel):
+        top: str = ""
+        driver_params: Inner | None = None
+        many: list[Inner] = []
+
+    assert config_keys(Outer) == {"top": "top", "driver_params": "driver_params",
+                                  "deep": "driver_params.deep", "many": "many"}
+
+
+def test_every_hookspec_is_documented_in_driver_design() -> None:
+    specs = [name for name, obj in vars(hookspecs).items()
+             if isinstance(obj, types.FunctionType) and hasattr(obj, "fustor_spec")]
+    assert specs, "no hookspec found: the marker attribute changed?"
+    text = (DOCS / "driver_design.md").read_text(encoding="utf-8")
+    missing = [name for name in specs if f"`{name}()`" not in text]
+    assert not missing, f"hookspecs not documented in docs/driver_design.md: {missing}"
+
+
+@pytest.mark.parametrize("which", ["host", "drivers"])
+def test_every_config_key_is_documented(which: str) -> None:
+    keys = _host_keys() if which == "host" else _driver_keys()
+    assert len(keys) > 5
+    documented = _backticked_words(_all_docs_text())
+    missing = sorted(where for key, where in keys.items() if key not in documented)
+    assert not missing, f"config keys not documented (as `code`) in docs/*.md: {missing}"
+
+
+def _blocks(name: str) -> list[tuple[str, str]]:
+    text = (DOCS / name).read_text(encoding="utf-8")
+    return [(m.group("kind") or "python", m.group("code")) for m in RUNNABLE.finditer(text)]
+
+
+def test_driver_design_has_runnable_examples() -> None:
+    kinds = [kind for kind, _ in _blocks("driver_design.md")]
+    assert kinds.count("python") >= 2 and kinds.count("pytest") >= 1, kinds
+
+
+@pytest.mark.parametrize("index", range(len(_blocks("driver_design.md"))))
+def test_runnable_block_of_driver_design_runs(index: int, tmp_path: Path) -> None:
+    kind, code = _blocks("driver_design.md")[index]
+    script = tmp_path / f"test_block_{index}.py"
+    script.write_text(code, encoding="utf-8")
+    if kind == "pytest":
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   "-W", "error", str(script)]
+    else:
+        command = [sys.executable, "-W", "error", str(script)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    if kind == "pytest":
+        assert re.search(r"\d+ passed", output) and "failed" not in output, output[-2000:]
+    else:
+        assert "ok:" in result.stdout, output[-2000:]
+
+
+@pytest.mark.parametrize("name", OWN_DOCS)
+def test_relative_links_resolve(name: str) -> None:
+    path = DOCS / name
+    if not path.exists():
+        pytest.fail(f"docs/{name} is missing")
+    text = path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+        if "://" in target or target.startswith("mailto:"):
+            continue
+        assert (path.parent / target).exists(), f"docs/{name} links to missing {target}"
+
+
+def test_docs_index_lists_every_document() -> None:
+    index = (DOCS / "README.md").read_text(encoding="utf-8")
+    missing = [p.name for p in DOCS.glob("*.md") if p.name != "README.md" and p.name not in index]
+    assert not missing, f"docs/README.md does not list {missing}"
+
+
+def _yaml_block(name: str, marker: str) -> str:
+    text = (DOCS / name).read_text(encoding="utf-8")
+    match = re.search(rf"<!-- {marker} -->\s*\n```yaml\n(.*?)\n```", text, re.DOTALL)
+    assert match, f"docs/{name} has no block marked <!-- {marker} -->"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("layout", ["validated-config", "validated-legacy-config"])
+def test_configuration_examples_are_valid(
+    layout: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fustor_agent.config import load_config
+    from fustor_agent.home import Home
+    from fustor_agent.plugins import load_registry
+
+    data = tmp_path / "research"
+    data.mkdir()
+    home = tmp_path / "home"
+    text = _yaml_block("configuration.md", layout).replace("/data/research", str(data))
+    target = home / ("agent-config.yaml" if layout == "validated-config"
+                     else "agent-config/default.yaml")
+    target.parent.mkdir(parents=True)
+    target.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("FUSION_API_KEY", "doc-example-key")
+    config = load_config(Home(home), load_registry())
+    assert not config.warnings, config.warnings
+    expected = {"research", "research-log"} if layout == "validated-config" else {"research"}
+    assert set(config.pipes) == expected
+    assert config.sources["research-files" if layout == "validated-config"
+                          else "research-fs"].config.uri == str(data)
