@@ -59,6 +59,14 @@ class _Process:
         self.reload_requested = asyncio.Event()
         self.last_reload: dict[str, Any] | None = None
 
+    def _on_stop_signal(self) -> None:
+        if self.stop.is_set():
+            # A second Ctrl-C / SIGTERM: the user does not want to wait for the flush.
+            logger.warning("second stop signal: exiting now, without flushing")
+            logging.shutdown()
+            os._exit(130)
+        self.stop.set()
+
     async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         cmd = req.get("cmd")
         if cmd == "ping":
@@ -89,8 +97,8 @@ class _Process:
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         # Signal handlers only set events; the work happens in tasks.
-        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
-        loop.add_signal_handler(signal.SIGINT, self.stop.set)
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         await self.agent.start()
         server = await control.serve(self.home.control_socket, self.handle)

@@ -44,8 +44,15 @@ class _Session:
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
         self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(self._done)
         return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            # A bug in a session task must not leave a half-working session behind.
+            logger.error("%s failed; the session restarts", task.get_name(), exc_info=exc)
+            self.lost.set()
 
     async def cancel_all(self) -> None:
         tasks = list(self.tasks)
@@ -114,10 +121,7 @@ class SessionRunner:
 
     async def run(self) -> None:
         lane_task = asyncio.create_task(
-            self.lane.run(
-                self.delivery, self.connected, self._current_session, self._on_lane_session_lost
-            ),
-            name=f"fustor-lane-{self.pipe.id}",
+            self._deliver_realtime(), name=f"fustor-lane-{self.pipe.id}"
         )
         try:
             await self._loop()
@@ -132,6 +136,21 @@ class SessionRunner:
                     self.lane.rows,
                 )
             self.state.state = "stopped"
+
+    async def _deliver_realtime(self) -> None:
+        backoff = Backoff(initial=1.0, maximum=30.0)
+        while True:
+            try:
+                await self.lane.run(
+                    self.delivery, self.connected, self._current_session, self._on_lane_session_lost
+                )
+            except Exception as exc:  # the realtime lane must never stop
+                delay = backoff.next()
+                self.state.error(f"realtime delivery failed: {exc}")
+                logger.exception(
+                    "pipe %s: realtime delivery failed; again in %.1fs", self.pipe.id, delay
+                )
+                await asyncio.sleep(delay)
 
     async def _loop(self) -> None:
         backoff = Backoff(initial=0.5, maximum=10.0)
