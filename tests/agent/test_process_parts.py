@@ -11,6 +11,7 @@ import pytest
 from fustor_agent import control
 from fustor_agent.home import Home
 from fustor_agent.lock import AlreadyRunning, InstanceLock, running_pid
+from fustor_core import FustorError
 
 
 def test_lock_is_exclusive_and_names_the_holder(tmp_path):
@@ -66,3 +67,29 @@ def test_agent_id_is_created_once_and_reused(tmp_path):
     first = home.agent_id()
     assert first and home.agent_id_file.read_text().strip() == first
     assert Home(tmp_path).agent_id() == first
+
+
+def test_an_agent_that_does_not_answer_is_a_clear_error(tmp_path):
+    path = tmp_path / "agent.sock"
+
+    async def main() -> None:
+        release = asyncio.Event()
+        handlers: list[asyncio.Task] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+            await release.wait()
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_unix_server(silent, path=str(path))
+        try:
+            with pytest.raises(FustorError, match="did not answer"):
+                await asyncio.to_thread(control.request, path, {"cmd": "status"}, 0.3)
+        finally:
+            release.set()
+            await asyncio.gather(*handlers, return_exceptions=True)
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())

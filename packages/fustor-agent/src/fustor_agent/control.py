@@ -63,13 +63,16 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 5.0) -> dict[s
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
             raise NotRunning(path.parent) from None
-        sock.sendall(json.dumps(payload).encode() + b"\n")
         chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
+        try:
+            sock.sendall(json.dumps(payload).encode() + b"\n")
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except TimeoutError:
+            raise FustorError(f"the agent did not answer on {path} within {timeout:.0f}s") from None
     data = json.loads(b"".join(chunks) or b"{}")
     if not isinstance(data, dict):
         raise FustorError("the agent answered the control request with something unexpected")
