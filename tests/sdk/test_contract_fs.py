@@ -55,6 +55,14 @@ class TestFsSourceContract(SourceDriverContract):
         return create
 
     @pytest.fixture
+    def delete_files(self, root: Path) -> Callable[[Iterable[str]], None]:
+        def delete(paths: Iterable[str]) -> None:
+            for path in paths:
+                os.unlink(os.path.join(root, path.lstrip("/")))
+
+        return delete
+
+    @pytest.fixture
     def broken_source(self, tmp_path: Path) -> Callable[[], FsSource]:
         gone = tmp_path / "gone"
         gone.mkdir()

@@ -41,6 +41,15 @@ class TestJsonlSourceContract(SourceDriverContract):
         return create
 
     @pytest.fixture
+    def delete_files(self, catalogue_dir: Path) -> Callable[[Iterable[str]], None]:
+        def delete(paths: Iterable[str]) -> None:
+            lines = "".join(json.dumps({"path": p, "deleted": True}) + "\n" for p in paths)
+            with open(catalogue_dir / "main.jsonl", "a") as handle:
+                handle.write(lines)
+
+        return delete
+
+    @pytest.fixture
     def broken_source(self, tmp_path: Path) -> Callable[[], JsonlSource]:
         config = JsonlConfig(uri=str(tmp_path / "not-there"))
         return lambda: JsonlSource("missing", config)

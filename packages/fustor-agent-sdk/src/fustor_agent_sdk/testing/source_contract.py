@@ -11,7 +11,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-from fustor_core import Batch, DriverError, MessageSource, PathEscapeError, PhaseSignal
+from fustor_core import (
+    Batch,
+    DriverError,
+    EventType,
+    MessageSource,
+    PathEscapeError,
+    PhaseSignal,
+)
 
 from fustor_agent_sdk.config import SourceConfig
 from fustor_agent_sdk.source import Phase, SourceDriver
@@ -68,6 +75,14 @@ def _open_phase(source: SourceDriver, phase: Phase) -> AsyncIterator[Batch]:
     return source.realtime()
 
 
+def _deleted(sender: RecordingSender, path: str) -> bool:
+    return any(
+        event.event_type is EventType.DELETE and any(row["path"] == path for row in event.rows)
+        for batch in sender.batches
+        for event in batch.events
+    )
+
+
 async def _aclose(iterator: AsyncIterator[Batch]) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
@@ -84,8 +99,9 @@ class SourceDriverContract:
     * ``create_files``: a callable taking root-relative file paths and creating those files,
       with their parent directories, in that store (it may be a coroutine function).
 
-    Optionally override ``broken_source`` (a factory for a driver whose store is unavailable)
-    and the class attributes below. Phases the driver does not declare are checked to raise
+    Optionally override ``delete_files`` (removes files from the store, to check realtime
+    deletes), ``broken_source`` (a factory for a driver whose store is unavailable) and the
+    class attributes below. Phases the driver does not declare are checked to raise
     a clear ``DriverError``; the tests of the others skip with a reason.
     """
 
@@ -112,6 +128,11 @@ class SourceDriverContract:
     @pytest.fixture
     def create_files(self) -> FileCreator:
         raise NotImplementedError("override the create_files fixture in your contract subclass")
+
+    @pytest.fixture
+    def delete_files(self) -> FileCreator | None:
+        """Deletes files at root-relative paths from the store; ``None`` if it cannot."""
+        return None
 
     @pytest.fixture
     def broken_source(self) -> SourceFactory | None:
@@ -344,8 +365,11 @@ class SourceDriverContract:
         rows = run_with_deadline(scenario(), 30)
         check_sentinel_rows(rows, existing, {"/no-such-file"})
 
-    def test_realtime_reports_new_files(
-        self, make_source: SourceFactory, create_files: FileCreator
+    def test_realtime_reports_new_and_deleted_files(
+        self,
+        make_source: SourceFactory,
+        create_files: FileCreator,
+        delete_files: FileCreator | None,
     ) -> None:
         self._require(make_source(), Phase.REALTIME)
         self._populate(create_files, self.contract_files)
@@ -369,6 +393,12 @@ class SourceDriverContract:
                 while "/rt-final.txt" not in sender.paths() and time.monotonic() < deadline:
                     await asyncio.sleep(0.02)
                 assert "/rt-final.txt" in sender.paths(), "a new file was not reported in time"
+                if delete_files is not None:
+                    await _maybe_await(delete_files(["/rt-final.txt"]))
+                    deadline = time.monotonic() + self.realtime_timeout
+                    while not _deleted(sender, "/rt-final.txt") and time.monotonic() < deadline:
+                        await asyncio.sleep(0.02)
+                    assert _deleted(sender, "/rt-final.txt"), "a deleted file was not reported"
                 assert not task.done(), "realtime ended by itself"
             finally:
                 task.cancel()
