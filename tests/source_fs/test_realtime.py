@@ -215,3 +215,46 @@ def test_stop_is_prompt_and_leaves_no_threads(root: str) -> None:
         return took
 
     assert asyncio.run(main()) < 1.0
+
+
+def test_odd_names_in_realtime(root: str) -> None:
+    raw_name = b"caf\xe9\nnew line.txt"
+
+    async def body(rt: Live) -> None:
+        with open(os.fsencode(root) + b"/" + raw_name, "wb") as f:  # noqa: ASYNC230
+            f.write(b"x")
+        expected = "/" + os.fsdecode(raw_name)
+        await rt.wait(lambda: rt.upserts(expected))
+        # The path maps back to the very file (surrogate escapes round-trip).
+        assert os.path.exists(os.fsencode(root) + os.fsencode(expected))  # noqa: ASYNC240
+        os.remove(os.fsencode(root) + b"/" + raw_name)
+        await rt.wait(lambda: rt.deleted(expected))
+
+    live(root, body)
+
+
+def test_snapshot_while_watches_are_being_placed(root: str) -> None:
+    for i in range(300):
+        os.makedirs(f"{root}/d{i:03d}/sub")
+
+    async def main() -> None:
+        source = make_source(root)
+        await source.start()
+        realtime = source.realtime()
+        first = asyncio.create_task(realtime.__anext__())
+        await asyncio.sleep(0)
+        rows = [r for b in [b async for b in source.snapshot()] for e in b.events for r in e.rows]
+        assert len(rows) == 1 + 600
+        # Every directory the snapshot listed is watched by the time it ends.
+        assert source.status()["watched_dirs"] == 601
+        write(f"{root}/d299/sub/late.txt")
+        paths: set[str] = set()
+        batch = await asyncio.wait_for(first, 5)
+        while "/d299/sub/late.txt" not in paths:
+            paths |= {r["path"] for e in batch.events for r in e.rows}
+            if "/d299/sub/late.txt" not in paths:
+                batch = await asyncio.wait_for(realtime.__anext__(), 5)
+        await realtime.aclose()
+        await source.stop()
+
+    asyncio.run(main())

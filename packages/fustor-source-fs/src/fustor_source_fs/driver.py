@@ -106,23 +106,27 @@ class FsSource(SourceDriver):
 
     async def snapshot(self) -> AsyncIterator[Batch]:
         await self._require_root()
-        realtime = self._realtime
-        if realtime is not None and realtime.started:
-            # Watches first, listing second: a change in between is seen by one or the other.
-            # ready is a threading.Event (set by the watch thread), hence polling.
-            while not realtime.ready.is_set() and not realtime.stop.is_set():  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
         root_row = await asyncio.to_thread(lstat_row, self.root, "/")
         if root_row is None:
             raise DriverError(f"root unavailable: {self.root} does not exist", retriable=True)
 
         def job(sink: RowSink, stop: threading.Event) -> None:
             sink.extend([root_row])
-            visit = make_lister(self.filter, sink, self.params.batch_size, self._list_failed)
+            visit = make_lister(
+                self.filter, sink, self.params.batch_size, self._list_failed, self._watch_first
+            )
             walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
 
         async for batch in self._stream(job, MessageSource.SNAPSHOT, "snapshot"):
             yield batch
+
+    def _watch_first(self, rel_dir: str) -> None:
+        """While realtime is still placing its watches, the snapshot places each directory's
+        watch itself before listing it: a change in between is then seen by one or the
+        other, and the snapshot need not wait seconds for the watch walk of a large tree."""
+        realtime = self._realtime
+        if realtime is not None and realtime.started and not realtime.ready.is_set():
+            realtime.ensure_watched(rel_dir)
 
     def realtime(self) -> AsyncIterator[Batch]:
         if self._realtime is not None and not self._realtime.stop.is_set():

@@ -101,6 +101,18 @@ class Realtime:
         finally:
             self.close()
 
+    def ensure_watched(self, rel_dir: str) -> None:
+        """Watch a directory now if it is not yet (called by a snapshot listing it while
+        the initial watch walk is still running: watch first, then list)."""
+        watches = self.watches
+        if watches is None or watches.exhausted:
+            return
+        try:
+            if watches.node_at(rel_dir) is None:
+                watches.add(rel_dir)
+        except (WatchLimit, OSError):
+            pass
+
     def _spawn(self, target: Any, name: str) -> None:
         def guarded() -> None:
             try:

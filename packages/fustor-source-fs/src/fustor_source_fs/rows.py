@@ -50,10 +50,13 @@ def make_lister(
     sink: RowSink,
     batch_size: int,
     on_error: Callable[[str, OSError], None] | None = None,
+    before_list: Callable[[str], None] | None = None,
 ) -> Callable[[DirTask], list[DirTask]]:
     """A walk visitor that lists a directory and adds one row per wanted entry to ``sink``.
 
-    Kept flat on purpose: this loop runs once per file of a million-file snapshot.
+    ``before_list(rel_dir)`` runs before each listing (the snapshot uses it to place the
+    directory's watch first while realtime is still setting up). Kept flat on purpose:
+    this loop runs once per file of a million-file snapshot.
     """
     excluded = None if flt.trivial else flt.excluded
     wants_file = flt.wants_file
@@ -63,6 +66,8 @@ def make_lister(
         prefix = "/" if rel_dir == "/" else rel_dir + "/"
         rows: list[Row] = []
         subdirs: list[DirTask] = []
+        if before_list is not None:
+            before_list(rel_dir)
         try:
             fd = os.open(abs_dir, DIR_OPEN_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
