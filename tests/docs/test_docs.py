@@ -1,4 +1,4 @@
-"""The documentation stays true: hookspecs and config keys documented, examples run, links resolve."""
+"""The docs stay true: hookspecs and config keys documented, examples run, links resolve."""
 
 from __future__ import annotations
 
@@ -15,11 +15,17 @@ from pydantic import BaseModel
 from fustor_agent_sdk import hookspecs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-OWN_DOCS = ["README.md", "driver_design.md", "CONSISTENCY_DESIGN.md", "configuration.md",
-            "operations.md"]
+OWN_DOCS = [
+    "README.md",
+    "driver_design.md",
+    "CONSISTENCY_DESIGN.md",
+    "configuration.md",
+    "operations.md",
+]
 TEST_ONLY_DISTRIBUTIONS = {"fustor-driver-testonly"}
-RUNNABLE = re.compile(r"<!-- runnable(?:: (?P<kind>\w+))? -->\s*\n```python\n(?P<code>.*?)\n```",
-                      re.DOTALL)
+RUNNABLE = re.compile(
+    r"<!-- runnable(?:: (?P<kind>\w+))? -->\s*\n```python\n(?P<code>.*?)\n```", re.DOTALL
+)
 
 
 def _all_docs_text() -> str:
@@ -94,13 +100,20 @@ def test_the_config_walk_finds_nested_driver_params() -> None:
         driver_params: Inner | None = None
         many: list[Inner] = []
 
-    assert config_keys(Outer) == {"top": "top", "driver_params": "driver_params",
-                                  "deep": "driver_params.deep", "many": "many"}
+    assert config_keys(Outer) == {
+        "top": "top",
+        "driver_params": "driver_params",
+        "deep": "driver_params.deep",
+        "many": "many",
+    }
 
 
 def test_every_hookspec_is_documented_in_driver_design() -> None:
-    specs = [name for name, obj in vars(hookspecs).items()
-             if isinstance(obj, types.FunctionType) and hasattr(obj, "fustor_spec")]
+    specs = [
+        name
+        for name, obj in vars(hookspecs).items()
+        if isinstance(obj, types.FunctionType) and hasattr(obj, "fustor_spec")
+    ]
     assert specs, "no hookspec found: the marker attribute changed?"
     text = (DOCS / "driver_design.md").read_text(encoding="utf-8")
     missing = [name for name in specs if f"`{name}()`" not in text]
@@ -132,8 +145,17 @@ def test_runnable_block_of_driver_design_runs(index: int, tmp_path: Path) -> Non
     script = tmp_path / f"test_block_{index}.py"
     script.write_text(code, encoding="utf-8")
     if kind == "pytest":
-        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   "-W", "error", str(script)]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error",
+            str(script),
+        ]
     else:
         command = [sys.executable, "-W", "error", str(script)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
@@ -182,8 +204,9 @@ def test_configuration_examples_are_valid(
     data.mkdir()
     home = tmp_path / "home"
     text = _yaml_block("configuration.md", layout).replace("/data/research", str(data))
-    target = home / ("agent-config.yaml" if layout == "validated-config"
-                     else "agent-config/default.yaml")
+    target = home / (
+        "agent-config.yaml" if layout == "validated-config" else "agent-config/default.yaml"
+    )
     target.parent.mkdir(parents=True)
     target.write_text(text, encoding="utf-8")
     monkeypatch.setenv("FUSION_API_KEY", "doc-example-key")
@@ -191,5 +214,6 @@ def test_configuration_examples_are_valid(
     assert not config.warnings, config.warnings
     expected = {"research", "research-log"} if layout == "validated-config" else {"research"}
     assert set(config.pipes) == expected
-    assert config.sources["research-files" if layout == "validated-config"
-                          else "research-fs"].config.uri == str(data)
+    assert config.sources[
+        "research-files" if layout == "validated-config" else "research-fs"
+    ].config.uri == str(data)

@@ -41,8 +41,13 @@ class TestEchoSenderContract(SenderDriverContract):
                 if "signal" in item:
                     out.append(item)
                 else:
-                    out.append({"message_source": item["message_source"],
-                                "event_type": item["event_type"], "path": item["row"]["path"]})
+                    out.append(
+                        {
+                            "message_source": item["message_source"],
+                            "event_type": item["event_type"],
+                            "path": item["row"]["path"],
+                        }
+                    )
             return out
 
         return records
@@ -50,7 +55,7 @@ class TestEchoSenderContract(SenderDriverContract):
     @pytest.fixture
     def failing_senders(self, tmp_path: Path, pipe_context: PipeContext):
         # An output in a directory that does not exist cannot succeed by being retried.
-        config = EchoConfig(driver_params={"format": "json",
-                                           "output": str(tmp_path / "missing" / "out.jsonl")})
+        config = EchoConfig(
+            driver_params={"format": "json", "output": str(tmp_path / "missing" / "out.jsonl")}
+        )
         return {"unwritable output": (lambda: EchoSender("echo", config, pipe_context), False)}
-

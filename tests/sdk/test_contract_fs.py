@@ -34,8 +34,7 @@ class TestFsSourceContract(SourceDriverContract):
 
     @pytest.fixture
     def make_source(self, root: Path) -> Callable[[], FsSource]:
-        params = {"batch_size": BATCH_SIZE, "queue_batches": QUEUE_BATCHES,
-                  "scan_workers": WORKERS}
+        params = {"batch_size": BATCH_SIZE, "queue_batches": QUEUE_BATCHES, "scan_workers": WORKERS}
         config = FsSourceConfig(uri=str(root), driver_params=params)
         return lambda: FsSource("fs-contract", config)
 

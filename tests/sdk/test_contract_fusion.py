@@ -40,8 +40,9 @@ class TinyReceiver:
                 return httpx.Response(401, json={"detail": "Invalid API Key"})
             sid = str(uuid.uuid4())
             self.sessions.add(sid)
-            return httpx.Response(200, json={"session_id": sid, "role": "leader",
-                                             "session_timeout_seconds": 30})
+            return httpx.Response(
+                200, json={"session_id": sid, "role": "leader", "session_timeout_seconds": 30}
+            )
         if path.endswith("/heartbeat"):
             sid = path.split("/")[-2]
             if sid not in self.sessions:
@@ -69,8 +70,11 @@ class TinyReceiver:
             return
         for event in body["events"]:
             self.records.extend(
-                {"message_source": event["message_source"], "event_type": event["event_type"],
-                 "path": row["path"]}
+                {
+                    "message_source": event["message_source"],
+                    "event_type": event["event_type"],
+                    "path": row["path"],
+                }
                 for row in event["rows"]
             )
         if body.get("is_end"):
@@ -108,8 +112,9 @@ class TestFusionSenderContract(SenderDriverContract):
 
         def make(handler: Callable[[httpx.Request], httpx.Response], key: str) -> FusionSender:
             config = FusionSenderConfig(endpoint=ENDPOINT, credential=key)
-            return FusionSender("fusion", config, pipe_context,
-                                transport=httpx.MockTransport(handler))
+            return FusionSender(
+                "fusion", config, pipe_context, transport=httpx.MockTransport(handler)
+            )
 
         return {
             "connection refused": (lambda: make(refused, self.secret), True),

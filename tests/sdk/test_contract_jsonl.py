@@ -1,4 +1,4 @@
-"""The example third-party source (docs/examples/fustor-source-jsonl) passes the contract in-process.
+"""The example third-party source (docs/examples/fustor-source-jsonl) passes the contract.
 
 The example is not installed in the test environment (its entry point would show up in every
 other test's plugin list), so its sources are put on ``sys.path``; the test that installs it

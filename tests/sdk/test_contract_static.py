@@ -6,15 +6,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from fustor_driver_testonly.hooks import StaticConfig, StaticSource
 
-from fustor_core import SendResult, SendStatus, wire_path
 from fustor_agent_sdk.testing import (
     RecordingSender,
     SenderDriverContract,
     SourceDriverContract,
     expected_paths,
 )
-from fustor_driver_testonly.hooks import StaticConfig, StaticSource
+from fustor_core import SendResult, SendStatus, wire_path
 
 pytest_plugins = ["fustor_agent_sdk.testing"]
 
@@ -41,6 +41,7 @@ class TestStaticSourceContract(SourceDriverContract):
 
 class TestRecordingSenderContract(SenderDriverContract):
     secret = "recording-secret-0123"
+
     @pytest.fixture
     def make_sender(self, tmp_path: Path) -> Callable[[], RecordingSender]:
         self.senders: list[RecordingSender] = []
@@ -63,8 +64,11 @@ class TestRecordingSenderContract(SenderDriverContract):
                     out.append({"signal": item.signal.value, **item.details})  # type: ignore[union-attr]
                     continue
                 out.extend(
-                    {"message_source": e.message_source.value, "event_type": e.event_type.value,
-                     "path": wire_path(row["path"])}
+                    {
+                        "message_source": e.message_source.value,
+                        "event_type": e.event_type.value,
+                        "path": wire_path(row["path"]),
+                    }
                     for e in item.batch.events
                     for row in e.rows
                 )

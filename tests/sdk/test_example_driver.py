@@ -31,7 +31,11 @@ PACKAGES = [
 
 def _run(args: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=600, **kwargs  # type: ignore[arg-type]
+        [str(a) for a in args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,  # type: ignore[arg-type]
     )
     assert result.returncode == 0, f"{args}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
@@ -72,8 +76,10 @@ def test_example_driver_installs_is_discovered_runs_and_passes_the_contract(
     catalogue = tmp_path / "catalogue"
     catalogue.mkdir()
     (catalogue / "tape.jsonl").write_text(
-        json.dumps({"path": "/runs/a.h5", "size": 10, "mtime": 1767000000.0}) + "\n"
-        + json.dumps({"path": "/runs/b.h5", "size": 20, "mtime": 1767000001.0}) + "\n"
+        json.dumps({"path": "/runs/a.h5", "size": 10, "mtime": 1767000000.0})
+        + "\n"
+        + json.dumps({"path": "/runs/b.h5", "size": 20, "mtime": 1767000001.0})
+        + "\n"
     )
     output = tmp_path / "echo.jsonl"
     (home / "agent-config.yaml").write_text(
@@ -101,6 +107,7 @@ pipes:
         text=True,
     )
     try:
+
         def snapshot_done() -> bool:
             return any(line.get("signal") == "snapshot_end" for line in _echo_lines(output))
 
@@ -110,8 +117,12 @@ pipes:
             for line in _echo_lines(output)
             if "row" in line
         }
-        assert {("snapshot", "/"), ("snapshot", "/runs"), ("snapshot", "/runs/a.h5"),
-                ("snapshot", "/runs/b.h5")} <= rows
+        assert {
+            ("snapshot", "/"),
+            ("snapshot", "/runs"),
+            ("snapshot", "/runs/a.h5"),
+            ("snapshot", "/runs/b.h5"),
+        } <= rows
 
         with open(catalogue / "tape.jsonl", "a") as handle:
             handle.write(json.dumps({"path": "/runs/c.h5", "size": 30, "mtime": 1767000002.0}))
@@ -135,7 +146,11 @@ pipes:
 
     result = subprocess.run(
         [bin_dir / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", EXAMPLE / "tests"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout, result.stdout[-2000:]

@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
+from fustor_source_jsonl.driver import JsonlConfig, JsonlSource
 
 from fustor_agent_sdk.testing import SourceDriverContract
-from fustor_source_jsonl.driver import JsonlConfig, JsonlSource
 
 
 class TestJsonlSourceContract(SourceDriverContract):

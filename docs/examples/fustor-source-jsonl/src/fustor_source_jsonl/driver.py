@@ -1,4 +1,4 @@
-"""The ``jsonl`` source driver: snapshot, realtime tail, audit, sentinel and scans of a catalogue."""
+"""The ``jsonl`` source driver: snapshot, realtime tail, audit, sentinel and scans."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pydantic import Field
 from fustor_agent_sdk import Phase, SourceConfig, SourceDriver
 from fustor_agent_sdk.config import StrictModel
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row, confine
-
 from fustor_source_jsonl.catalogue import Catalogue, Entry, read_new_lines
 
 __all__ = ["JsonlConfig", "JsonlParams", "JsonlSource"]
@@ -45,8 +44,13 @@ def _file_row(path: str, entry: Entry) -> Row:
 
 
 def _dir_row(path: str, mtime: float) -> Row:
-    return {"path": path, "size": 0, "modified_time": mtime, "created_time": mtime,
-            "is_directory": True}
+    return {
+        "path": path,
+        "size": 0,
+        "modified_time": mtime,
+        "created_time": mtime,
+        "is_directory": True,
+    }
 
 
 def _under(path: str, top: str) -> bool:
@@ -127,8 +131,11 @@ class JsonlSource(SourceDriver):
             # follows its children, so an audit cut short never deletes what it did not list.
             for path, entry in sorted(catalogue.entries.items()):
                 parent = path.rsplit("/", 1)[0] or "/"
-                yield {**_file_row(path, entry), "parent_path": parent,
-                       "parent_mtime": dirs[parent]}
+                yield {
+                    **_file_row(path, entry),
+                    "parent_path": parent,
+                    "parent_mtime": dirs[parent],
+                }
             for path in sorted(dirs, key=lambda p: (-p.count("/"), p)):
                 yield {**_dir_row(path, dirs[path]), "audit_skipped": False}
 
@@ -175,8 +182,11 @@ class JsonlSource(SourceDriver):
                     continue
                 path, entry = change
                 kind = EventType.DELETE if entry is None else EventType.UPDATE
-                row = {"path": path} if entry is None else {**_file_row(path, entry),
-                                                             "is_atomic_write": True}
+                row = (
+                    {"path": path}
+                    if entry is None
+                    else {**_file_row(path, entry), "is_atomic_write": True}
+                )
                 if events and events[-1].event_type is kind:
                     events[-1].rows.append(row)
                 else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fustor_agent_sdk import SourceDriver, hookimpl
-
 from fustor_source_jsonl.driver import JsonlSource
 
 __all__ = ["fustor_source_drivers"]

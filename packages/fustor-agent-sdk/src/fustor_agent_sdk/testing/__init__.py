@@ -106,7 +106,7 @@ def recording_sender(pipe_context: PipeContext) -> RecordingSender:
 def pipe_runner(
     recording_sender: RecordingSender,
 ) -> Callable[..., PipeRunner]:
-    """``pipe_runner(source, sender=None)``: a :class:`PipeRunner` (default: the recording sender)."""
+    """``pipe_runner(source, sender=None)``: a :class:`PipeRunner` (recording sender by default)."""
 
     def make(source: SourceDriver, sender: SenderDriver | None = None) -> PipeRunner:
         return PipeRunner(source, sender or recording_sender)

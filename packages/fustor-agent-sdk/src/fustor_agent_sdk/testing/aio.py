@@ -17,7 +17,7 @@ class DeadlineExceeded(AssertionError):
 
 
 def run_with_deadline(coro: Coroutine[Any, Any, T], deadline: float = 30.0) -> T:
-    """``asyncio.run(coro)`` in a daemon thread, raising :class:`DeadlineExceeded` after ``deadline`` s.
+    """``asyncio.run(coro)`` in a daemon thread; :class:`DeadlineExceeded` after ``deadline`` s.
 
     ``asyncio.run`` also waits for the default executor, so a driver thread that never stops
     (an inotify read nobody wakes up, a walk that ignores cancellation) makes this fail instead

@@ -1,4 +1,4 @@
-"""Plugin managers for tests: the SDK's hookspecs, explicit registration, no entry-point autoload."""
+"""Plugin managers for tests: the SDK's hookspecs, explicit registration, no autoload."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fustor_agent_sdk.config import SenderConfig
+from fustor_agent_sdk.sender import PipeContext, SenderDriver
 from fustor_core import (
     SEND_OK,
     Batch,
@@ -23,9 +25,6 @@ from fustor_core import (
     SessionInfo,
     SessionLostError,
 )
-
-from fustor_agent_sdk.config import SenderConfig
-from fustor_agent_sdk.sender import PipeContext, SenderDriver
 
 __all__ = ["Recorded", "RecordingSender"]
 

@@ -7,6 +7,9 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from fustor_agent_sdk.sender import SenderDriver
+from fustor_agent_sdk.source import Phase, SourceDriver
+from fustor_agent_sdk.testing.checks import check_batch
 from fustor_core import (
     Batch,
     DriverError,
@@ -19,10 +22,6 @@ from fustor_core import (
     SessionInfo,
     SessionLostError,
 )
-
-from fustor_agent_sdk.sender import SenderDriver
-from fustor_agent_sdk.source import Phase, SourceDriver
-from fustor_agent_sdk.testing.checks import check_batch
 
 __all__ = ["PipeRunner", "split_batch"]
 
@@ -141,9 +140,7 @@ class PipeRunner:
         """An on-demand scan and its completion, which is sent even for a refused path."""
         rows = 0
         try:
-            rows = await self._pump(
-                self.source.scan(path, recursive), MessageSource.ON_DEMAND_JOB
-            )
+            rows = await self._pump(self.source.scan(path, recursive), MessageSource.ON_DEMAND_JOB)
         except PathEscapeError as exc:
             logger.warning("scan refused: %s", exc)
             self.scan_errors.append(exc)

@@ -10,6 +10,10 @@ from typing import Any, ClassVar
 
 import pytest
 
+from fustor_agent_sdk.config import SenderConfig
+from fustor_agent_sdk.sender import SenderDriver
+from fustor_agent_sdk.testing.aio import run_with_deadline
+from fustor_agent_sdk.testing.plugins import entry_point_hooks, make_plugin_manager, sender_drivers
 from fustor_core import (
     Batch,
     DriverError,
@@ -20,16 +24,11 @@ from fustor_core import (
     PhaseSignal,
     Role,
     SendResult,
+    SendStatus,
     SessionInfo,
     SessionLostError,
-    SendStatus,
     wire_path,
 )
-
-from fustor_agent_sdk.config import SenderConfig
-from fustor_agent_sdk.sender import SenderDriver
-from fustor_agent_sdk.testing.aio import run_with_deadline
-from fustor_agent_sdk.testing.plugins import entry_point_hooks, make_plugin_manager, sender_drivers
 
 __all__ = ["SenderDriverContract", "contract_traffic"]
 
@@ -61,8 +60,11 @@ def contract_traffic() -> list[Batch | tuple[PhaseSignal, dict[str, Any]]]:
     realtime = Batch(
         MessageSource.REALTIME,
         [
-            Event(EventType.INSERT, [_upsert("/d/new.txt", is_atomic_write=True)],
-                  MessageSource.REALTIME),
+            Event(
+                EventType.INSERT,
+                [_upsert("/d/new.txt", is_atomic_write=True)],
+                MessageSource.REALTIME,
+            ),
             Event(EventType.DELETE, [{"path": "/d/a.txt"}], MessageSource.REALTIME),
         ],
     )
@@ -85,8 +87,11 @@ def expected_records(traffic: list[Batch | tuple[PhaseSignal, dict[str, Any]]]) 
     for item in traffic:
         if isinstance(item, Batch):
             records.extend(
-                {"message_source": e.message_source.value, "event_type": e.event_type.value,
-                 "path": wire_path(row["path"])}
+                {
+                    "message_source": e.message_source.value,
+                    "event_type": e.event_type.value,
+                    "path": wire_path(row["path"]),
+                }
                 for e in item.events
                 for row in e.rows
             )
@@ -223,8 +228,11 @@ class SenderDriverContract:
         result = run_with_deadline(scenario(), 4 * self.call_deadline)
         assert result.ok, f"a non-UTF-8 name must not fail the batch: {result}"
         if received is not None:
-            assert {"message_source": "realtime", "event_type": "update",
-                    "path": wire_path(path)} in received()
+            assert {
+                "message_source": "realtime",
+                "event_type": "update",
+                "path": wire_path(path),
+            } in received()
 
     def test_errors_are_typed_and_retriable_is_truthful(
         self, failing_senders: dict[str, tuple[SenderFactory, bool]]
@@ -233,7 +241,7 @@ class SenderDriverContract:
             pytest.skip("no `failing_senders` fixture: the driver has no failing peer to test")
         for label, (factory, retriable) in failing_senders.items():
 
-            async def scenario(factory: SenderFactory = factory) -> bool:
+            async def scenario(factory: SenderFactory = factory, label: str = label) -> bool:
                 sender = factory()
                 try:
                     await self._call(sender.open_session())

@@ -11,15 +11,6 @@ from typing import Any, ClassVar
 
 import pytest
 
-from fustor_core import (
-    Batch,
-    DriverError,
-    EventType,
-    MessageSource,
-    PathEscapeError,
-    PhaseSignal,
-)
-
 from fustor_agent_sdk.config import SourceConfig
 from fustor_agent_sdk.source import Phase, SourceDriver
 from fustor_agent_sdk.testing.aio import run_with_deadline
@@ -28,6 +19,14 @@ from fustor_agent_sdk.testing.memory import rows_in_memory
 from fustor_agent_sdk.testing.plugins import entry_point_hooks, make_plugin_manager, source_drivers
 from fustor_agent_sdk.testing.recording import RecordingSender
 from fustor_agent_sdk.testing.runner import PipeRunner
+from fustor_core import (
+    Batch,
+    DriverError,
+    EventType,
+    MessageSource,
+    PathEscapeError,
+    PhaseSignal,
+)
 
 __all__ = ["SourceDriverContract", "expected_paths"]
 
@@ -73,6 +72,16 @@ def _open_phase(source: SourceDriver, phase: Phase) -> AsyncIterator[Batch]:
     if phase is Phase.SCAN:
         return source.scan("/", True)
     return source.realtime()
+
+
+async def _eventually(predicate: Callable[[], bool], within: float) -> bool:
+    """Poll ``predicate`` (what another task records) until it holds or ``within`` s pass."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
 
 
 def _deleted(sender: RecordingSender, path: str) -> bool:
@@ -251,7 +260,9 @@ class SourceDriverContract:
 
     # Phases through the pipe runner
 
-    def _run(self, make_source: SourceFactory, body: Callable[[PipeRunner], Any]) -> RecordingSender:
+    def _run(
+        self, make_source: SourceFactory, body: Callable[[PipeRunner], Any]
+    ) -> RecordingSender:
         sender = RecordingSender()
 
         async def scenario() -> None:
@@ -389,16 +400,14 @@ class SourceDriverContract:
                     await asyncio.sleep(0.2)
                 assert sender.paths(), "no realtime row for files created after the start"
                 await _maybe_await(create_files(["/rt-final.txt"]))
-                deadline = time.monotonic() + self.realtime_timeout
-                while "/rt-final.txt" not in sender.paths() and time.monotonic() < deadline:
-                    await asyncio.sleep(0.02)
-                assert "/rt-final.txt" in sender.paths(), "a new file was not reported in time"
+                assert await _eventually(
+                    lambda: "/rt-final.txt" in sender.paths(), self.realtime_timeout
+                ), "a new file was not reported in time"
                 if delete_files is not None:
                     await _maybe_await(delete_files(["/rt-final.txt"]))
-                    deadline = time.monotonic() + self.realtime_timeout
-                    while not _deleted(sender, "/rt-final.txt") and time.monotonic() < deadline:
-                        await asyncio.sleep(0.02)
-                    assert _deleted(sender, "/rt-final.txt"), "a deleted file was not reported"
+                    assert await _eventually(
+                        lambda: _deleted(sender, "/rt-final.txt"), self.realtime_timeout
+                    ), "a deleted file was not reported"
                 assert not task.done(), "realtime ended by itself"
             finally:
                 task.cancel()
