@@ -146,3 +146,13 @@ def test_client_speaks_http11_with_the_key_header() -> None:
     asyncio.run(run())
     assert seen[0].headers["x-api-key"] == "k-123"
     assert str(seen[0].url) == "https://fusion.example.org:8102/x"
+
+
+def test_plain_http_client_skips_the_ca_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    plain = FusionSenderConfig.model_validate({"endpoint": "http://f:8102", "credential": "k"})
+    assert ssl_context(plain) is False
+    monkeypatch.setenv("ALL_PROXY", "https://proxy.example.org:3128")
+    assert ssl_context(plain) is True  # the proxy connection is TLS: verify it
+    assert ssl_context(_config()) is True

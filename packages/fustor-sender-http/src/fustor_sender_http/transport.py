@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 from typing import Any
@@ -17,11 +18,25 @@ __all__ = ["FusionClient", "build_client", "describe_failure", "ssl_context"]
 _USER_AGENT = "fustor-agent-sender-fusion/1.0.0"
 
 
+def _tls_needed(config: FusionSenderConfig) -> bool:
+    """Whether any connection of this client can be TLS: an https endpoint or proxy."""
+    if config.endpoint.startswith("https://"):
+        return True
+    if not config.driver_params.trust_env:
+        return False
+    return any(
+        os.environ.get(name, "").lower().startswith("https://")
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+    )
+
+
 def ssl_context(config: FusionSenderConfig) -> ssl.SSLContext | bool:
     """``verify`` argument for httpx: a context when a CA bundle or client cert is configured."""
     params = config.driver_params
     if not (params.ca_bundle or params.client_cert):
-        return params.verify
+        # httpx loads the whole CA store up front (tens of ms of CPU); plain-http clients
+        # never use it.
+        return params.verify if _tls_needed(config) else False
     try:
         ctx = ssl.create_default_context(cafile=str(params.ca_bundle) if params.ca_bundle else None)
         if not params.verify:

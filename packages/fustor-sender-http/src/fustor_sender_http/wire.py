@@ -10,12 +10,13 @@ count a handler error); every string is valid UTF-8, non-UTF-8 names converted b
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from fustor_core import Batch, EventType, MessageSource, Row
 from fustor_core.paths import wire_path
@@ -51,13 +52,12 @@ class EncodedBatch:
 def encode_body(payload: dict[str, Any]) -> bytes:
     """Compact UTF-8 JSON; any string Fusion could not take is made wire-safe first."""
     try:
-        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:
-        # A name that is not valid UTF-8 (surrogate escapes) somewhere: the slow path, taken
-        # only for the bodies that need it, so valid trees pay nothing for it.
-        return json.dumps(_wire_safe(payload), ensure_ascii=False, separators=(",", ":")).encode(
-            "utf-8"
-        )
+        return orjson.dumps(payload)
+    except orjson.JSONEncodeError:
+        # orjson refuses strings that are not valid UTF-8 (names carried with surrogate
+        # escapes): the slow path, taken only for the bodies that need it, so valid trees pay
+        # nothing for it.
+        return orjson.dumps(_wire_safe(payload))
 
 
 def _wire_safe(value: Any) -> Any:
