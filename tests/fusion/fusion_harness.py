@@ -32,6 +32,7 @@ __all__ = [
     "FusionServer",
     "disk_tree",
     "ensure_fusion_venv",
+    "ensure_venv",
     "free_port",
     "tree_diff",
     "wait_until",
@@ -54,30 +55,33 @@ def _default_venv() -> Path:
 
 
 def ensure_fusion_venv(venv: Path | None = None) -> Path:
-    """The ``fustor-fusion`` executable, installing Fusion 0.8.17 first if it is not cached.
+    """``fustor-fusion`` of Fusion 0.8.17, installed first if it is not cached."""
+    return ensure_venv(venv or _default_venv(), FUSION_PACKAGES) / "bin" / "fustor-fusion"
 
-    A file lock makes parallel test workers wait for one install instead of racing.
+
+def ensure_venv(venv: Path, packages: list[str]) -> Path:
+    """A virtual environment at ``venv`` holding ``packages`` from the registry (cached).
+
+    A file lock makes parallel test workers wait for one install instead of racing; a marker
+    written last tells a complete install from an interrupted one.
     """
-    venv = venv or _default_venv()
-    exe = venv / "bin" / "fustor-fusion"
     marker = venv / ".fustor-test-complete"
-    if marker.exists() and exe.exists():
-        return exe
+    wanted = " ".join(packages) + "\n"
+    if marker.exists() and marker.read_text() == wanted:
+        return venv
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / f".{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists() and exe.exists():
-            return exe
-        # No marker: a fresh cache, or an install that was interrupted. Start clean.
+        if marker.exists() and marker.read_text() == wanted:
+            return venv
         shutil.rmtree(venv, ignore_errors=True)
         base_python = getattr(sys, "_base_executable", None) or sys.executable
         subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *FUSION_PACKAGES],
-            check=True,
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *packages], check=True
         )
-        marker.write_text(" ".join(FUSION_PACKAGES) + "\n")
-    return exe
+        marker.write_text(wanted)
+    return venv
 
 
 def free_port() -> int:
