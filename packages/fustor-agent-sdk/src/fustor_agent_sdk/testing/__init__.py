@@ -81,10 +81,14 @@ def fustor_plugin_manager() -> pluggy.PluginManager:
 
 
 @pytest.fixture
-def fustor_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh ``FUSTOR_HOME`` directory, exported in the environment for the test."""
-    home = tmp_path / "fustor-home"
-    home.mkdir()
+def fustor_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
+    """A fresh ``FUSTOR_HOME`` directory, exported in the environment for the test.
+
+    Its path is kept short: the agent puts a unix socket in it (at most 107 bytes).
+    """
+    home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("FUSTOR_HOME", str(home))
     yield home
 
