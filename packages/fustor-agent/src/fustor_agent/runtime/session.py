@@ -214,8 +214,8 @@ class SessionRunner:
         self.connected.clear()
         await session.cancel_all()
         self._session = None
-        state.session_id, state.role = None, None
-        state.bulk_phase = None
+        state.session_id, state.role, state.bulk_phase = None, None, None
+        state.state = "starting"
         logger.warning("pipe %s: session lost; opening a new one", self.pipe.id)
         return False
 
