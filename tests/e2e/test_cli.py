@@ -124,3 +124,11 @@ def test_commands_on_a_stopped_agent(run_cli):
     assert stop.returncode == 1 and "not running" in stop.stderr
     reload = run_cli("reload")
     assert reload.returncode == 1 and "not running" in reload.stderr
+
+
+def test_watch_of_a_missing_directory_is_one_clear_error(run_cli, tmp_path):
+    result = run_cli("start", "--watch", str(tmp_path / "missing"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"error: --watch: DIR: Value error, uri '{tmp_path / 'missing'}' does not exist"
+    ]

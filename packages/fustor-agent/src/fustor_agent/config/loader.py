@@ -62,4 +62,6 @@ def embedded_config(
     }
     problems = Problems()
     doc = document_from_lists(data, "--watch", {}, problems)
+    # The user wrote a directory, not a YAML file: name it as they did.
+    doc.sources[0].rename = lambda loc: "DIR" if loc.startswith("sources[0].config.uri") else loc
     return resolve(doc, registry, problems, None)
