@@ -32,10 +32,45 @@ for d in range(dirs):
 """
 
 
+QUEUE = "/proc/sys/fs/inotify/max_queued_events"
+
+
+def _set_queue(value: int) -> int:
+    with open(QUEUE) as f:
+        old = int(f.read())
+    with open(QUEUE, "w") as f:
+        f.write(str(value))
+    return old
+
+
+def _wait_watching(agent: str, env: dict[str, str]) -> None:
+    """Until the agent's inotify instance exists (the queue size is fixed at creation)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        out = subprocess.run(
+            [agent, "status", "--json"], env=env, capture_output=True, text=True, check=False
+        )
+        try:
+            if json.loads(out.stdout)["pipes"][0]["source"].get("watch_ready"):
+                return
+        except (ValueError, KeyError, IndexError):
+            pass
+        time.sleep(0.2)
+    sys.exit("the agent's watches were not ready within 30 s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dirs", type=int, default=100)
     parser.add_argument("--per-dir", type=int, default=200)
+    parser.add_argument(
+        "--max-queued-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="give the agent's inotify instance a queue of N events (root: the sysctl is "
+        "lowered while the agent starts, then restored) to force overflows",
+    )
     args = parser.parse_args()
     agent = os.path.join(os.path.dirname(sys.executable), "fustor-agent")
     expected = {
@@ -45,6 +80,9 @@ def main() -> None:
         root = os.path.join(tmp, "watched")
         os.mkdir(root)
         env = {**os.environ, "FUSTOR_HOME": os.path.join(tmp, "home")}
+        saved_queue = None
+        if args.max_queued_events:
+            saved_queue = _set_queue(args.max_queued_events)
         proc = subprocess.Popen(
             [agent, "start", "--watch", root, "--format", "json"],
             stdout=subprocess.PIPE,
@@ -84,6 +122,10 @@ def main() -> None:
                 drain(time.monotonic() + 0.2)
             if not snapshot_done:
                 sys.exit("the agent did not finish its snapshot within 30 s")
+            if saved_queue is not None:
+                _wait_watching(agent, env)
+                _set_queue(saved_queue)
+                saved_queue = None
             time.sleep(0.5)  # let the realtime watches settle
             started = time.monotonic()
             subprocess.run(
@@ -96,6 +138,8 @@ def main() -> None:
                 [agent, "status", "--json"], env=env, capture_output=True, text=True, check=False
             )
         finally:
+            if saved_queue is not None:
+                _set_queue(saved_queue)
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
     source: dict = {}
