@@ -114,3 +114,37 @@ def test_deleted_root_reports_unavailable_never_deletes_root(tmp_path: os.PathLi
             await rt.wait(lambda: rt.upserts("/again/x.txt"))
 
     asyncio.run(main())
+
+
+def test_deletes_are_suppressed_while_the_root_is_covered(tmp_path: os.PathLike[str]) -> None:
+    """A file system mounted over the root: our watches still see the hidden tree (through a
+    bind mount here), but nothing it reports may delete rows while the root is not ours."""
+    root = os.path.join(tmp_path, "root")
+    alias = os.path.join(tmp_path, "alias")
+    write(f"{root}/a.txt")
+    os.mkdir(alias)
+    subprocess.run(["mount", "--bind", root, alias], check=True)
+    covered = False
+    try:
+        source = make_source(root, health_check_interval_sec=0.1)
+
+        async def main() -> None:
+            nonlocal covered
+            async with Live(source) as rt:
+                subprocess.run(["mount", "-t", "tmpfs", "none", root], check=True)  # noqa: ASYNC221
+                covered = True
+                await rt.wait(lambda: source.health() is not None)
+                assert "another device" in (source.health() or "")
+                os.remove(f"{alias}/a.txt")  # the watched (hidden) tree changes
+                await rt.wait(lambda: source.status()["deletes_suppressed"] >= 1)
+                assert not rt.deleted("/a.txt")
+                subprocess.run(["umount", root], check=True)  # noqa: ASYNC221
+                covered = False
+                await rt.wait(lambda: source.health() is None)
+                await rt.wait(lambda: ["/"] in rt.rescans)  # the host audits: a.txt goes then
+
+        asyncio.run(main())
+    finally:
+        if covered:
+            subprocess.run(["umount", root], check=False)
+        subprocess.run(["umount", alias], check=False)
