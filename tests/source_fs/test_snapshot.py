@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -96,7 +97,10 @@ def _as_nobody(work: Callable[[], object]) -> object:
     if os.geteuid() != 0:
         return json.loads(json.dumps(work()))
     read_fd, write_fd = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # 3.12+ warns about fork() in a threaded process; the child only walks and exits.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # pragma: no cover - child
         try:
             os.close(read_fd)
