@@ -138,3 +138,26 @@ def test_audit_refuses_when_root_is_gone(tmp_path: os.PathLike[str]) -> None:
         await source.stop()
 
     asyncio.run(main())
+
+
+def test_forgetting_mid_audit_makes_the_next_audit_full(root: str) -> None:
+    for i in range(20):
+        write(f"{root}/d{i:02d}/f.txt")
+        _age(f"{root}/d{i:02d}")
+    _age(root)
+    source = make_source(root, batch_size=5, queue_batches=1, scan_workers=1)
+
+    async def main() -> list[dict]:
+        await source.start()
+        it = source.audit()
+        await it.__anext__()
+        source.forget_audit_cache()  # e.g. a promotion while the audit runs
+        async for _ in it:
+            pass
+        rows = rows_of([b async for b in source.audit()])
+        await source.stop()
+        return rows
+
+    rows = asyncio.run(main())
+    assert all(r["audit_skipped"] is False for r in rows if r["is_directory"])
+    assert len([r for r in rows if not r["is_directory"]]) == 20

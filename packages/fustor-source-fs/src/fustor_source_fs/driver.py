@@ -151,17 +151,17 @@ class FsSource(SourceDriver):
             )
             holder.append(audit)
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
-            sink.flush()
-            # Only a complete pass may decide what the next one skips, and not if the cache
-            # was forgotten meanwhile (a new session or a promotion wants a full audit).
-            if epoch == self._cache_epoch:
-                self._audit_cache = audit.new_cache
-            self._audits += 1
             self._progress["audit_dirs_listed"] = audit.dirs_listed
             self._progress["audit_dirs_skipped"] = audit.dirs_skipped
 
         async for batch in self._stream(job, MessageSource.AUDIT, "audit"):
             yield batch
+        # Every batch has been taken by the host. Only such a complete pass may decide what
+        # the next one skips, and not if the cache was forgotten meanwhile (a new session or
+        # a promotion wants a full audit).
+        if holder and epoch == self._cache_epoch:
+            self._audit_cache = holder[0].new_cache
+        self._audits += 1
 
     def forget_audit_cache(self) -> None:
         self._cache_epoch += 1
