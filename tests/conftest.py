@@ -43,3 +43,14 @@ def run_cli(fustor_home: Path) -> CliRunner:
         )
 
     return run
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # Registered here, not in tests/faults/conftest.py: only conftests loaded at start-up may
+    # add options, and `hatch test` starts from tests/.
+    parser.addoption(
+        "--long",
+        action="store_true",
+        default=False,
+        help="run the soak version of the fault suite (tests/faults; minutes, not seconds)",
+    )
