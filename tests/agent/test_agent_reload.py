@@ -104,3 +104,33 @@ def test_one_failing_pipe_never_stops_the_others(home):
             assert status["bad"]["ready"] is False
 
     asyncio.run(main())
+
+
+def test_a_sender_that_cannot_be_created_fails_only_its_pipe_until_reloaded(home):
+    world = World()
+    world.snapshot_rows = []
+
+    class Unbuildable(world.Sender):  # type: ignore[name-defined, misc]
+        def __init__(self, *args, **kwargs):
+            raise OSError("cannot open /dev/full-of-bugs")
+
+    config = world.config(
+        {"id": "bad", "sender_id": "broken"}, {"id": "good"}, senders=("out", "broken")
+    )
+    spec = config.senders["broken"]
+    config.senders["broken"] = type(spec)(spec.id, spec.type, Unbuildable, spec.config)
+    fixed = world.config({"id": "bad", "sender_id": "out"}, {"id": "good"})
+
+    async def main() -> None:
+        agent = Agent(config, home)
+        async with running(agent):
+            await wait_until(lambda: world.realtime is not None)
+            status = {p["id"]: p for p in agent.status()["pipes"]}
+            assert status["good"]["state"] == "running"
+            assert status["bad"]["state"] == "error" and status["bad"]["enabled"] is True
+            assert "cannot open /dev/full-of-bugs" in status["bad"]["last_error"]["message"]
+            summary = await agent.reload(fixed)
+            assert summary["restarted"] == ["bad"]
+            await wait_until(lambda: agent.status()["pipes"][0]["state"] == "running")
+
+    asyncio.run(main())

@@ -12,7 +12,7 @@ from fustor_agent import __version__
 from fustor_agent.config import AgentConfig
 from fustor_agent.console import start_console
 from fustor_agent.home import Home
-from fustor_agent.runtime.pipe import Pipe, disabled_pipe_status
+from fustor_agent.runtime.pipe import Pipe, idle_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
 from fustor_core import FustorError
 
@@ -46,6 +46,8 @@ class Agent:
         self.generation = 1
         self._sources: dict[str, SourceRuntime] = {}
         self._pipes: dict[str, Pipe] = {}
+        self._broken: dict[str, dict[str, Any]] = {}
+        """Enabled pipes whose driver instances could not be created (until a reload)."""
         self._console: Any = None
 
     # -- pipes ---------------------------------------------------------------------------
@@ -55,18 +57,24 @@ class Agent:
 
     async def _start_pipe(self, pipe_id: str) -> None:
         entry = self.config.pipes[pipe_id]
-        source = self._sources.get(entry.source_id)
-        if source is None:
-            source = self._sources[entry.source_id] = SourceRuntime(
-                self.config.sources[entry.source_id]
+        try:
+            source = self._sources.get(entry.source_id)
+            if source is None:
+                source = self._sources[entry.source_id] = SourceRuntime(
+                    self.config.sources[entry.source_id]
+                )
+            pipe = Pipe(
+                entry,
+                source,
+                self.config.senders[entry.sender_id],
+                self.agent_id,
+                self.home.state_dir(pipe_id),
             )
-        pipe = Pipe(
-            entry,
-            source,
-            self.config.senders[entry.sender_id],
-            self.agent_id,
-            self.home.state_dir(pipe_id),
-        )
+        except Exception as exc:
+            # A driver that cannot even be created stops only its own pipe.
+            logger.exception("pipe %s cannot be created", pipe_id)
+            self._broken[pipe_id] = {"message": f"cannot create the pipe: {exc}", "at": time.time()}
+            return
         self._pipes[pipe_id] = pipe
         await pipe.start()
         source.launch()
@@ -95,13 +103,15 @@ class Agent:
     async def reload(self, new: AgentConfig) -> dict[str, list[str]]:
         """Apply a new configuration; only added, removed and changed pipes are touched."""
         old = self.config
-        running = set(self._pipes)
+        running = set(self._pipes) | set(self._broken)
         wanted = set(self._enabled(new))
         removed = sorted(running - wanted)
         changed = sorted(
             pid for pid in running & wanted if old.pipe_signature(pid) != new.pipe_signature(pid)
         )
         added = sorted(wanted - running)
+        for pipe_id in removed + changed:
+            self._broken.pop(pipe_id, None)
         await self._stop_pipes(removed + changed)
         if new.console != old.console:
             logger.warning("console settings changed; they apply at the next start")
@@ -161,10 +171,11 @@ class Agent:
                 pipes.append(pipe.status())
             else:
                 pipes.append(
-                    disabled_pipe_status(
+                    idle_pipe_status(
                         entry,
                         config.sources[entry.source_id].type,
                         config.senders[entry.sender_id].type,
+                        self._broken.get(pipe_id),
                     )
                 )
         return {

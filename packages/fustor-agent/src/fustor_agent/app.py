@@ -93,6 +93,9 @@ class _Process:
             except FustorError as exc:
                 logger.error("reload failed; the current configuration stays: %s", exc)
                 self.last_reload = {"at": time.time(), "ok": False, "error": str(exc)}
+            except Exception as exc:
+                logger.exception("reload failed")
+                self.last_reload = {"at": time.time(), "ok": False, "error": repr(exc)}
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -14,7 +14,7 @@ from fustor_agent.runtime.source_runtime import SourceRuntime
 from fustor_agent.runtime.stats import PipeState
 from fustor_agent_sdk import PipeContext
 
-__all__ = ["Pipe", "disabled_pipe_status"]
+__all__ = ["Pipe", "idle_pipe_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -137,15 +137,18 @@ class Pipe:
         }
 
 
-def disabled_pipe_status(entry: PipeEntry, source_type: str, sender_type: str) -> dict[str, Any]:
+def idle_pipe_status(
+    entry: PipeEntry, source_type: str, sender_type: str, failure: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Status of a pipe that does not run: disabled, or its drivers could not be created."""
     return {
         "id": entry.id,
         "source_id": entry.source_id,
         "source_type": source_type,
         "sender_id": entry.sender_id,
         "sender_type": sender_type,
-        "enabled": False,
-        "state": "stopped",
+        "enabled": entry.enabled,
+        "state": "error" if failure else "stopped",
         "role": None,
         "session": None,
         "phase": "idle",
@@ -157,9 +160,11 @@ def disabled_pipe_status(entry: PipeEntry, source_type: str, sender_type: str) -
         "rows_per_sec": 0.0,
         "queue_depth": {"realtime": 0, "bulk": 0},
         "retries": 0,
-        "last_error": None,
+        "rejected_batches": 0,
+        "dropped_rows": 0,
+        "last_error": failure,
         "ready": False,
-        "not_ready_reason": "disabled",
+        "not_ready_reason": failure["message"] if failure else "disabled",
         "source": {},
         "sender": {},
     }
