@@ -217,3 +217,51 @@ def test_configuration_examples_are_valid(
     assert config.sources[
         "research-files" if layout == "validated-config" else "research-fs"
     ].config.uri == str(data)
+
+
+BROKEN_CONFIG = """
+sources:
+  - {id: files, type: fs, config: {uri: /nonexistent/fustor-doc-test}}
+  - {id: files, type: fs, config: {uri: /}}
+  - {id: other, type: ftp}
+  - {id: f3, type: fs, config: {}}
+senders:
+  - {id: out, type: fusion, config: {endpoint: "fusion:8102", credential: k}}
+  - {id: nokey, type: fusion, config: {endpoint: "http://fusion:8102"}}
+pipes:
+  - {id: "p 1", source_id: f3, sender_id: out}
+  - {id: p2, source_id: nope, sender_id: missing}
+  - {id: p3, source_id: f3, sender_id: out, max_buffered_rows: 0}
+logging: {level: debug}
+"""
+
+# Each fragment must be in a real error of BROKEN_CONFIG and quoted in configuration.md.
+ERROR_FRAGMENTS = [
+    "unknown key (expected one of: sources, senders, pipes,",
+    "missing required key",
+    "duplicate source id",
+    "unknown source type 'ftp' (available: ",
+    "unknown source '",
+    "unknown sender '",
+    "does not exist",
+    "must be the http:// or https:// URL of Fusion's",
+    "credential: the agent API key from Fusion's receivers.<id>.api_keys",
+    "String should match pattern",
+    "Input should be greater than or equal to 1",
+]
+
+
+def test_quoted_error_messages_are_real(tmp_path: Path) -> None:
+    from fustor_agent.config import load_config
+    from fustor_agent.home import Home
+    from fustor_agent.plugins import load_registry
+    from fustor_core import ConfigError
+
+    (tmp_path / "agent-config.yaml").write_text(BROKEN_CONFIG, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(Home(tmp_path), load_registry())
+    produced = str(caught.value)
+    documented = " ".join((DOCS / "configuration.md").read_text(encoding="utf-8").split())
+    for fragment in ERROR_FRAGMENTS:
+        assert fragment in produced, f"the agent no longer says {fragment!r}:\n{produced}"
+        assert fragment in documented, f"configuration.md does not quote {fragment!r}"
