@@ -93,3 +93,43 @@ def test_watch_limit_watches_what_it_can_and_says_so(
     text = "\n".join(r.getMessage() for r in caplog.records)
     assert "watching 5 of 21 directories" in text
     assert "fs.inotify.max_user_watches" in text
+
+
+def test_kernel_watch_limit_enospc(
+    root: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel refusing a watch (ENOSPC from inotify_add_watch) is the same story."""
+    import errno
+
+    import inotify_simple
+
+    import fustor_source_fs.realtime as realtime_module
+
+    class LimitedINotify(inotify_simple.INotify):
+        # Lowering fs.inotify.max_user_watches would hit every process on the machine.
+        def add_watch(self, path, mask):
+            if self.placed >= 4:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.placed += 1
+            return super().add_watch(path, mask)
+
+        placed = 0
+
+    monkeypatch.setattr(realtime_module, "INotify", LimitedINotify)
+    for d in range(6):
+        os.makedirs(f"{root}/d{d}")
+
+    async def main() -> None:
+        async with Live(make_source(root)) as rt:
+            status = rt.source.status()
+            assert (status["watched_dirs"], status["dirs"]) == (4, 7)
+            assert status["watch_limited"] is True
+            write(f"{root}/top.txt")
+            await rt.wait(lambda: rt.upserts("/top.txt"))
+
+    with caplog.at_level(logging.WARNING, logger="fustor_source_fs"):
+        asyncio.run(main())
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "watching 4 of 7 directories" in text
+    assert "the kernel limit fs.inotify.max_user_watches" in text
+    assert "sysctl -w fs.inotify.max_user_watches=" in text
