@@ -1,0 +1,79 @@
+"""Fixtures of the fault, load and bad-input suite: real Fusion, agents as processes, figures."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# The real-Fusion harness lives in tests/fusion and imports itself by its bare module name.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fusion"))
+
+from agent_harness import AgentProcess  # noqa: E402
+from fusion_harness import FusionServer, ensure_fusion_venv  # noqa: E402
+from scenario import FIGURES  # noqa: E402
+
+MakeAgent = Callable[..., AgentProcess]
+
+
+@pytest.fixture(scope="session")
+def fusion_exe() -> Path:
+    return ensure_fusion_venv()
+
+
+@pytest.fixture
+def long_mode(request: pytest.FixtureRequest) -> bool:
+    """``pytest --long``: the soak version of each scenario."""
+    return bool(request.config.getoption("--long"))
+
+
+@pytest.fixture
+def fusion_options() -> dict[str, Any]:
+    # Short sessions: a killed agent's session expires within seconds (failover, restarts).
+    return {"session_timeout": 4}
+
+
+@pytest.fixture
+def fusion(
+    fusion_exe: Path, tmp_path_factory: pytest.TempPathFactory, fusion_options: dict[str, Any]
+) -> Iterator[FusionServer]:
+    server = FusionServer(fusion_exe, tmp_path_factory.mktemp("fusion-home"), fusion_options)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
+    """Agents (fs → fusion) as processes; each is stopped (by its PID) after the test."""
+    agents: list[AgentProcess] = []
+
+    def make(root: Path, name: str = "agent", **options: Any) -> AgentProcess:
+        agent = AgentProcess(tmp_path / name, root, fusion, **options)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        if agent.process is not None and agent.process.poll() is None:
+            # A SIGSTOPped agent must be woken up to see its SIGTERM.
+            agent.process.send_signal(signal.SIGCONT)
+        try:
+            agent.stop(signal.SIGTERM)
+        except AssertionError:
+            pass  # stop() already killed it; the test's own asserts tell what went wrong
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not FIGURES:
+        return
+    terminalreporter.section("fault suite figures")
+    for entry in FIGURES:
+        rest = ", ".join(f"{k}={v}" for k, v in entry.items() if k != "scenario")
+        terminalreporter.write_line(f"{entry['scenario']}: {rest}")
