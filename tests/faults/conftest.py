@@ -6,6 +6,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -54,8 +55,12 @@ def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
     """Agents (fs → fusion) as processes; each is stopped (by its PID) after the test."""
     agents: list[AgentProcess] = []
 
-    def make(root: Path, name: str = "agent", **options: Any) -> AgentProcess:
-        agent = AgentProcess(tmp_path / name, root, fusion, **options)
+    def make(
+        root: Path, name: str = "agent", endpoint: str | None = None, **options: Any
+    ) -> AgentProcess:
+        # ``endpoint``: reach Fusion through something else (a fault proxy, a fake server).
+        target: Any = fusion if endpoint is None else SimpleNamespace(endpoint=endpoint)
+        agent = AgentProcess(tmp_path / name, root, target, **options)
         agents.append(agent)
         return agent
 
