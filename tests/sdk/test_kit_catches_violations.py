@@ -53,6 +53,23 @@ class Contract(SourceDriverContract):
             p for p in expected_paths(paths) if p not in self.source_class.store)
 '''
 
+AUDITING = """
+class Auditing(GoodSource):
+    phases = frozenset({Phase.SNAPSHOT, Phase.AUDIT})
+    post_order = False
+    async def audit(self):
+        rows = []
+        for r in self.rows():  # sorted: every directory before what is in it
+            if r["is_directory"]:
+                rows.append({**r, "audit_skipped": False})
+            else:
+                parent = r["path"].rsplit("/", 1)[0] or "/"
+                rows.append({**r, "parent_path": parent, "parent_mtime": 1.0})
+        if self.post_order:
+            rows.reverse()
+        yield Batch.of(MessageSource.AUDIT, EventType.UPDATE, rows)
+"""
+
 CASES = {
     "good source passes": (
         "class TestIt(Contract): pass",
@@ -141,6 +158,24 @@ CASES = {
         "test_undeclared_phase_raises_driver_error and audit",
         1,
     ),
+    "audit sends a directory before its files": (
+        """
+        class TestIt(Contract):
+            source_class = Auditing
+        """,
+        "test_audit_lists_children_before_their_directory",
+        1,
+    ),
+    "audit in post-order passes": (
+        """
+        class PostOrder(Auditing):
+            post_order = True
+        class TestIt(Contract):
+            source_class = PostOrder
+        """,
+        "test_audit_lists_children_before_their_directory",
+        0,
+    ),
     "sender shows its credential in status": (
         """
         class Leaky(SenderDriver):
@@ -171,7 +206,7 @@ CASES = {
 @pytest.mark.parametrize("case", list(CASES))
 def test_contract_outcome(pytester: pytest.Pytester, case: str) -> None:
     body, selection, failures = CASES[case]
-    pytester.makepyfile(test_case=HEADER + textwrap.dedent(body))
+    pytester.makepyfile(test_case=HEADER + AUDITING + textwrap.dedent(body))
     result = pytester.runpytest("-k", selection, "-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == failures, result.stdout.str()[-3000:]
