@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
 from collections import Counter
@@ -165,7 +164,7 @@ def test_dashboard_in_chromium_shows_the_pipes_and_their_state(
     assert f"<dt>snapshot</dt><dd>done · {len(PATHS)} rows</dd>" in dom
 
 
-def test_a_taken_console_port_is_reported_in_one_line(tmp_path: Path) -> None:
+def test_a_taken_console_port_stops_the_start_with_one_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     with socket.socket() as squatter:
@@ -174,23 +173,18 @@ def test_a_taken_console_port_is_reported_in_one_line(tmp_path: Path) -> None:
         port = squatter.getsockname()[1]
         settings = {**config(tmp_path / "echo.jsonl"), "console": {"port": port}}
         (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
-        stderr_file = tmp_path / "agent.stderr"
-        with stderr_file.open("wb") as stderr:
-            proc = subprocess.Popen(
-                [agent_command(), "start"],
-                env={**os.environ, "FUSTOR_HOME": str(home)},
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-            )
-            try:
-                expected = (
-                    f"console port {port} on 127.0.0.1 is already in use; "
-                    "set console.port or console.enabled: false"
-                )
-                wait_for(lambda: expected in stderr_file.read_text(), "the port-in-use message")
-            finally:
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=20)
-    lines = [line for line in stderr_file.read_text().splitlines() if expected in line]
-    assert lines and all("Traceback" not in line for line in lines)
+        proc = subprocess.run(
+            [agent_command(), "start"],
+            env={**os.environ, "FUSTOR_HOME": str(home)},
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+    expected = (
+        f"console port {port} on 127.0.0.1 is already in use; "
+        "set console.port or console.enabled: false"
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if expected in line]
+    # No pipe started: nothing was sent before the agent gave up.
+    assert not (tmp_path / "echo.jsonl").exists() or not (tmp_path / "echo.jsonl").read_text()
+    assert len(lines) == 1, proc.stderr

@@ -14,7 +14,6 @@ from fustor_agent.console import start_console
 from fustor_agent.home import Home
 from fustor_agent.runtime.pipe import Pipe, idle_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
-from fustor_core import FustorError
 
 __all__ = ["Agent"]
 
@@ -94,11 +93,13 @@ class Agent:
                 await runtime.stop()
 
     async def start(self) -> None:
+        # The console first: a port already in use is a start-up error (raised as a
+        # ConfigError), and it must come before any pipe opens a session.
+        await self._start_console()
         for pipe_id in self._enabled(self.config):
             await self._start_pipe(pipe_id)
         if not self._pipes:
             logger.warning("no enabled pipes in the configuration; the agent idles")
-        await self._start_console()
 
     async def reload(self, new: AgentConfig) -> dict[str, list[str]]:
         """Apply a new configuration; only added, removed and changed pipes are touched."""
@@ -152,13 +153,7 @@ class Agent:
         settings = self.config.console
         if not settings.enabled:
             return
-        try:
-            self._console = await start_console(settings, self)
-        except FustorError as exc:
-            # The console is a window on the agent; the pipes run without it.
-            logger.error("console not started: %s", exc)
-        except Exception:
-            logger.exception("console not started on %s:%s", settings.host, settings.port)
+        self._console = await start_console(settings, self)
 
     # -- status --------------------------------------------------------------------------
 
