@@ -40,6 +40,11 @@ class FsParams(StrictModel):
     recovery_ctime_slack_sec: float = Field(60.0, ge=0)
     """After an overflow, files changed (ctime) since the last good read minus this slack are
     upserted again by the local rescan."""
+    full_sweep_interval_sec: float = Field(3600.0, ge=0)
+    """The leader's audits re-stat every file of the directories they skip once per this
+    period, to catch in-place edits by other NFS clients; 0 turns the sweep off."""
+    sweep_max_stats_per_sec: float = Field(1000.0, gt=0)
+    """Ceiling on the sweep's stats per second (it wins over ``full_sweep_interval_sec``)."""
 
 
 class FsSourceConfig(SourceConfig):

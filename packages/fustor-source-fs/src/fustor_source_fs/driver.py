@@ -20,6 +20,7 @@ from fustor_source_fs.health import RootGuard
 from fustor_source_fs.realtime import Realtime
 from fustor_source_fs.rows import lstat_row, make_lister
 from fustor_source_fs.streaming import stream_walk
+from fustor_source_fs.sweep import Sweeper
 from fustor_source_fs.walk import RowSink, walk
 
 __all__ = ["FsSource"]
@@ -51,6 +52,17 @@ class FsSource(SourceDriver):
         self._monitor: threading.Thread | None = None
         self._monitor_stop = threading.Event()
         self._walk_stops: set[threading.Event] = set()
+        self._sweeper: Sweeper | None = None
+        if self.params.full_sweep_interval_sec > 0:
+            self._sweeper = Sweeper(
+                self.root,
+                self.filter,
+                period=self.params.full_sweep_interval_sec,
+                max_rate=self.params.sweep_max_stats_per_sec,
+                settle_sec=self.params.audit_mtime_tick_sec,
+                check_root=self._check_root_now,
+                realtime_pending=self._realtime_pending,
+            )
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -138,12 +150,13 @@ class FsSource(SourceDriver):
         await self._require_root()
         holder: list[AuditWalk] = []
         epoch = self._cache_epoch
+        sweep = self._sweeper.begin() if self._sweeper is not None else None
 
         def job(sink: RowSink, stop: threading.Event) -> None:
             audit = AuditWalk(
                 self.root,
                 self.filter,
-                sink,
+                sink if sweep is None else sweep.wrap(sink),
                 self._audit_cache,
                 batch_size=self.params.batch_size,
                 mtime_tick=self.params.audit_mtime_tick_sec,
@@ -153,6 +166,9 @@ class FsSource(SourceDriver):
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
             self._progress["audit_dirs_listed"] = audit.dirs_listed
             self._progress["audit_dirs_skipped"] = audit.dirs_skipped
+            if sweep is not None:
+                # Inside the audit cycle: Fusion takes these rows as part of it (§5.5).
+                sweep.run(audit.new_cache, sink, stop, self.params.scan_workers)
 
         async for batch in self._stream(job, MessageSource.AUDIT, "audit"):
             yield batch
@@ -161,11 +177,21 @@ class FsSource(SourceDriver):
         # a promotion wants a full audit).
         if holder and epoch == self._cache_epoch:
             self._audit_cache = holder[0].new_cache
+            if sweep is not None and self._sweeper is not None:
+                self._sweeper.commit(sweep, holder[0].new_cache)
         self._audits += 1
 
     def forget_audit_cache(self) -> None:
         self._cache_epoch += 1
         self._audit_cache = {}
+        if self._sweeper is not None:
+            self._sweeper.forget()
+
+    def _realtime_pending(self, rel: str) -> bool:
+        """Whether realtime holds an unsent change of ``rel`` (read without its lock: a
+        dict lookup is atomic, and a stale answer only defers a forced sweep row)."""
+        realtime = self._realtime
+        return realtime is not None and rel in realtime.pending.changes
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:
         await self._require_root()
@@ -265,6 +291,8 @@ class FsSource(SourceDriver):
             "audit_cache_dirs": len(self._audit_cache),
         }
         out.update(self._progress)
+        if self._sweeper is not None:
+            out.update(self._sweeper.status())
         if self._realtime is not None:
             out.update(self._realtime.status())
         else:

@@ -1,0 +1,116 @@
+"""Compact per-file state of the in-place sweep: per directory, one bytes of hashes/mtimes/sizes."""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from collections import deque
+from collections.abc import Container, Iterator
+
+__all__ = ["RECORD_BYTES", "Columns", "SweepStore", "file_count", "pack", "unpack"]
+
+RECORD_BYTES = 24
+"""Per file: hash of its root-relative path (int64), st_mtime as Fusion sees it (float64),
+size (int64). No name: the sweep lists the directory again to learn the names, so a file
+costs 24 bytes plus its share of one ``bytes`` header and one dict slot per directory."""
+
+_BYTES_HEADER = sys.getsizeof(b"")
+
+
+class Columns:
+    """The three columns of one directory while its record is being built."""
+
+    __slots__ = ("hashes", "mtimes", "sizes")
+
+    def __init__(self) -> None:
+        self.hashes = array("q")
+        self.mtimes = array("d")
+        self.sizes = array("q")
+
+    def add(self, path_hash: int, mtime: float, size: int) -> None:
+        self.hashes.append(path_hash)
+        self.mtimes.append(mtime)
+        self.sizes.append(size)
+
+    def pack(self) -> bytes:
+        return pack(self.hashes, self.mtimes, self.sizes)
+
+
+def pack(hashes: array, mtimes: array, sizes: array) -> bytes:
+    """One immutable ``bytes``: all hashes, then all mtimes, then all sizes (native order)."""
+    return hashes.tobytes() + mtimes.tobytes() + sizes.tobytes()
+
+
+def unpack(blob: bytes) -> tuple[dict[int, int], memoryview, memoryview]:
+    """``path hash -> index`` and the mtime and size columns of a record."""
+    n = len(blob) // RECORD_BYTES
+    view = memoryview(blob)
+    hashes = view[: 8 * n].cast("q")
+    index = {h: i for i, h in enumerate(hashes.tolist())}
+    return index, view[8 * n : 16 * n].cast("d"), view[16 * n :].cast("q")
+
+
+def file_count(blob: bytes) -> int:
+    return len(blob) // RECORD_BYTES
+
+
+class SweepStore:
+    """Directory -> record, plus the rotation that decides which directory is checked next.
+
+    A pass reads it from its walk threads; only the commit of a finished pass changes it,
+    after those threads are done. Forgetting replaces the whole store instead of clearing it.
+    """
+
+    def __init__(self) -> None:
+        self.dirs: dict[str, bytes] = {}
+        self.order: deque[str] = deque()
+        self.files = 0
+        self._blob_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self.dirs)
+
+    def put(self, rel_dir: str, blob: bytes) -> None:
+        old = self.dirs.get(rel_dir)
+        if old is None:
+            self.order.append(rel_dir)  # new directories join the end of the rotation
+        else:
+            self._account(old, -1)
+        self.dirs[rel_dir] = blob
+        self._account(blob, +1)
+
+    def drop(self, rel_dir: str) -> None:
+        old = self.dirs.pop(rel_dir, None)
+        if old is not None:
+            self._account(old, -1)  # its place in the rotation is removed lazily
+
+    def retain(self, keep: Container[str]) -> None:
+        """Forget every directory not in ``keep`` (no longer cached by the audit)."""
+        for rel_dir in [d for d in self.dirs if d not in keep]:
+            self.drop(rel_dir)
+        self._compact()
+
+    def __iter__(self) -> Iterator[str]:
+        """The rotation from its head (dropped directories included: skip them)."""
+        return iter(self.order)
+
+    def rotate(self, consumed: int) -> None:
+        """The first ``consumed`` directories were checked: they go to the end."""
+        if consumed and self.order:
+            self.order.rotate(-min(consumed, len(self.order)))
+        self._compact()
+
+    def _compact(self) -> None:
+        # Dropped or re-added directories leave stale or duplicate places in the rotation.
+        if len(self.order) > len(self.dirs) + 16 + len(self.dirs) // 2:
+            dirs = self.dirs
+            self.order = deque(d for d in dict.fromkeys(self.order) if d in dirs)
+
+    def _account(self, blob: bytes, sign: int) -> None:
+        self.files += sign * file_count(blob)
+        self._blob_bytes += sign * (len(blob) + _BYTES_HEADER)
+
+    def nbytes(self) -> int:
+        """Memory held by the store (records, dict, rotation); directory names are shared
+        with the audit cache and counted there."""
+        return self._blob_bytes + sys.getsizeof(self.dirs) + sys.getsizeof(self.order)
