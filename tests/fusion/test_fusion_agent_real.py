@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
@@ -57,9 +58,11 @@ def test_snapshot_then_changes_to_files_and_dirs(
 ) -> None:
     root = tmp_path / "data"
     make_tree(root)
+    (root / "a" / os.fsdecode(b"caf\xe9-\xff.txt")).write_text("sent as a/caf%E9-%FF.txt")
     agent = make_agent(root)
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=20)
+    assert "/a/caf%E9-%FF.txt" in (fusion.files() or {})
 
     (root / "new.txt").write_text("created")
     (root / "a" / "f.txt").write_text("modified, and longer than before")
@@ -67,6 +70,7 @@ def test_snapshot_then_changes_to_files_and_dirs(
     (root / "a" / "g.txt").rename(root / "a" / "g-renamed.txt")
     (root / "newdir" / "sub").mkdir(parents=True)
     (root / "newdir" / "sub" / "n.txt").write_text("in a new dir")
+    (root / os.fsdecode(b"new-caf\xe9.bin")).write_bytes(b"a name that is not UTF-8")
     (root / "b").rename(root / "b-renamed")
     shutil.rmtree(root / "c")
     fusion.wait_tree(disk_tree(root), timeout=10)
