@@ -15,6 +15,11 @@ class Change(IntEnum):
     PARTIAL = 2
     """Being written (IN_MODIFY): ``is_atomic_write: false``."""
     DELETE = 3
+    DELETE_DIR = 4
+    """A directory went away (deleted or moved): its whole subtree is gone with it."""
+    REPLACE = 5
+    """A directory went away and something new appeared at its path: both must be sent,
+    since an upsert alone would leave the old directory's subtree in place."""
 
 
 class Work(NamedTuple):
@@ -60,6 +65,13 @@ class Pending:
                 # Still unsent news of a complete file: keep it (a new file's first write
                 # would otherwise mark every new file as being written).
                 change = old
+            elif old is Change.DELETE_DIR or old is Change.REPLACE:
+                if change is Change.DELETE:
+                    change = Change.DELETE_DIR
+                elif change is Change.UPSERT or change is Change.PARTIAL:
+                    change = Change.REPLACE
+            # A plain file deleted and created again is one upsert: the node is replaced,
+            # and no delete means no tombstone to reject a re-creation with an old mtime.
             changes[path] = change
             self.ready.notify()
             return change

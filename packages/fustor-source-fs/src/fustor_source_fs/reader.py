@@ -152,7 +152,7 @@ class EventReader:
         elif mask & _DELETE:
             if is_dir:
                 self.dirs_removed += 1
-            add(rel, Change.DELETE, dir_rel)
+            add(rel, Change.DELETE_DIR if is_dir else Change.DELETE, dir_rel)
             add(dir_rel, Change.UPSERT, _parent_of(dir_rel))
         elif mask & _MOVED_FROM:
             self._moves[cookie] = _MovedFrom(rel, dir_rel, node, name, is_dir, now)
@@ -165,7 +165,7 @@ class EventReader:
         add = self.pending.add
         src = self._moves.pop(cookie, None)
         if src is not None:
-            add(src.rel, Change.DELETE, src.parent_rel)
+            add(src.rel, Change.DELETE_DIR if src.is_dir else Change.DELETE, src.parent_rel)
             if src.parent_rel != dir_rel:
                 add(src.parent_rel, Change.UPSERT, _parent_of(src.parent_rel))
             if is_dir:
@@ -200,7 +200,9 @@ class EventReader:
                 continue
             del self._moves[cookie]
             # Moved out of the root (or to an excluded name): gone, with its watches.
-            self.pending.add(src.rel, Change.DELETE, src.parent_rel)
+            self.pending.add(
+                src.rel, Change.DELETE_DIR if src.is_dir else Change.DELETE, src.parent_rel
+            )
             self.pending.add(src.parent_rel, Change.UPSERT, _parent_of(src.parent_rel))
             if src.is_dir:
                 self.dirs_removed += 1

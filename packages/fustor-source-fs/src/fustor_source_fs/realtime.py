@@ -298,18 +298,19 @@ class Realtime:
         root = self.root
         healthy = self.guard.reason is None
         for path, change in changes.items():
-            if change is Change.DELETE:
+            if change is Change.DELETE or change is Change.DELETE_DIR or change is Change.REPLACE:
                 if healthy:
                     rows.append({"path": path})
                 else:
                     self.deletes_suppressed += 1
-                continue
+                if change is not Change.REPLACE:
+                    continue
             try:
                 st = os.lstat(root if path == "/" else root + path if root != "/" else path)
             except OSError:
                 continue  # gone again: its delete event follows
             row = row_of(path, st)
-            row["is_atomic_write"] = change is Change.UPSERT
+            row["is_atomic_write"] = change is not Change.PARTIAL
             rows.append(row)
         return rows
 
