@@ -97,7 +97,8 @@ class SweepPass:
         """After the walk: re-check the directories due, sending changed files to ``sink``."""
         sweeper = self.sweeper
         listed = self.recorder.listed if self.recorder is not None else {}
-        credit, max_sec = sweeper.budget.start_pass(self.store.files)
+        # One stat per file and one per directory (its fstat and listing).
+        credit, max_sec = sweeper.budget.start_pass(self.store.files + len(self.store))
         plan: list[tuple[str, bytes, float]] = []
         planned_cost = 0
         for rel_dir in self.store:

@@ -10,10 +10,10 @@ __all__ = ["Pacer", "SweepBudget"]
 
 
 class SweepBudget:
-    """Files owed to the sweep so that every tracked file is re-checked once per ``period``.
+    """Stats owed to the sweep so that every tracked file is re-checked once per ``period``.
 
-    The debt grows by ``tracked / period`` files per second of wall time (at most one whole
-    round) and each audit pass pays what it re-checked. A pass may run at most as long as
+    The debt grows by ``cost of a round / period`` stats per second of wall time (at most one
+    whole round) and each audit pass pays the stats it made. A pass may run at most as long as
     the pause since the previous pass, so a rate ceiling that cannot keep the period never
     delays an audit's end (which is what detects deletions) by more than about one audit
     interval; the period achieved then grows, and :meth:`period` reports it.
@@ -30,16 +30,16 @@ class SweepBudget:
         self.round_checked = 0
         self.last_round_sec: float | None = None
 
-    def start_pass(self, tracked: int) -> tuple[float, float]:
-        """``(files to re-check, seconds this pass may take)`` for a pass starting now."""
+    def start_pass(self, round_cost: int) -> tuple[float, float]:
+        """``(stats to make, seconds this pass may take)`` for a pass starting now."""
         now = self.clock()
         if self._accrued_at is None:
             # Nothing is owed before the first pass: it lists everything in full anyway.
             self._accrued_at = self._pass_ended_at = self.round_started_at = now
             return 0.0, 0.0
         if self.period > 0:
-            self.credit += tracked * (now - self._accrued_at) / self.period
-        self.credit = min(self.credit, float(tracked))
+            self.credit += round_cost * (now - self._accrued_at) / self.period
+        self.credit = min(self.credit, float(round_cost))
         self._accrued_at = now
         assert self._pass_ended_at is not None
         return self.credit, max(1.0, now - self._pass_ended_at)

@@ -1,0 +1,240 @@
+"""What the fs source's audit sends for in-place edits in directories it skips (issue 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sweep_helpers import age_tree
+
+from fustor_core import Row
+from fustor_source_fs import FsSource, FsSourceConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "source_fs"))
+
+from fs_helpers import collect, rows_of  # noqa: E402
+
+FILES = [f"d{d}/f{f}.dat" for d in range(3) for f in range(4)] + ["top.dat"]
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    for name in FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x" * 10)
+    age_tree(root)
+    return root
+
+
+def make(root: Path, **params: Any) -> FsSource:
+    # A period far shorter than the gap between audits: every pass re-checks every file.
+    params = {"full_sweep_interval_sec": 1e-6, "audit_mtime_tick_sec": 0.5, **params}
+    return FsSource("t", FsSourceConfig(uri=str(root), driver_params=params))
+
+
+async def audit(source: FsSource) -> list[Row]:
+    return rows_of(await collect(source.audit()))
+
+
+def file_rows(rows: list[Row]) -> dict[str, Row]:
+    return {r["path"]: r for r in rows if not r["is_directory"]}
+
+
+def run(source: FsSource, body: Callable[[FsSource], Awaitable[None]]) -> None:
+    async def main() -> None:
+        await source.start()
+        try:
+            await body(source)
+        finally:
+            await source.stop()
+
+    asyncio.run(main())
+
+
+def keep_mtime(path: Path, edit: Callable[[], None], shift_ns: int = 0) -> None:
+    """Edit a file, then put its mtime back (plus ``shift_ns``), as some writers do."""
+    st = os.stat(path)
+    edit()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + shift_ns))
+
+
+def append(path: Path, data: bytes = b"more") -> Callable[[], None]:
+    def edit() -> None:
+        with open(path, "ab") as f:
+            f.write(data)
+
+    return edit
+
+
+def test_unchanged_files_send_no_rows_while_every_file_is_rechecked(tree: Path) -> None:
+    source = make(tree)
+
+    async def body(source: FsSource) -> None:
+        first = await audit(source)
+        assert len(file_rows(first)) == len(FILES)  # the full audit lists everything
+        for _ in range(3):
+            rows = await audit(source)
+            assert file_rows(rows) == {}
+            assert all(r["audit_skipped"] for r in rows)  # directories: skipped, not relisted
+        status = source.status()
+        assert status["sweep_tracked_files"] == len(FILES)
+        assert status["sweep_files_checked"] >= 3 * len(FILES)
+        assert status["sweep_changes_found"] == 0
+        assert status["sweep_rounds"] >= 2
+
+    run(source, body)
+
+
+def test_append_and_truncate_go_out_as_plain_audit_rows(tree: Path) -> None:
+    source = make(tree)
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        append(tree / "d1" / "f2.dat", b"0123456789")()
+        os.truncate(tree / "d2" / "f0.dat", 3)
+        rows = file_rows(await audit(source))
+        assert set(rows) == {"/d1/f2.dat", "/d2/f0.dat"}
+        assert rows["/d1/f2.dat"]["size"] == 20
+        assert rows["/d2/f0.dat"]["size"] == 3
+        for path, row in rows.items():
+            # Strictly newer mtimes: Fusion's ordinary arbitration applies them (§5.4).
+            assert "audit_skipped" not in row
+            assert row["parent_path"] == path.rsplit("/", 1)[0]
+            assert row["parent_mtime"] == os.stat(tree / row["parent_path"][1:]).st_mtime
+            assert row["modified_time"] == os.stat(tree / path[1:]).st_mtime
+        assert file_rows(await audit(source)) == {}  # reported once
+        assert source.status()["sweep_changes_found"] == 2
+
+    run(source, body)
+
+
+def test_a_size_change_that_keeps_the_mtime_is_forced(tree: Path) -> None:
+    source = make(tree, audit_mtime_tick_sec=0.0)
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        keep_mtime(tree / "d0" / "f1.dat", append(tree / "d0" / "f1.dat"))
+        keep_mtime(tree / "d1" / "f1.dat", append(tree / "d1" / "f1.dat"), shift_ns=-10**9)
+        rows = file_rows(await audit(source))
+        assert set(rows) == {"/d0/f1.dat", "/d1/f1.dat"}
+        # Not newer: only audit_skipped makes Fusion take them.
+        assert all(r["audit_skipped"] is True for r in rows.values())
+        assert rows["/d0/f1.dat"]["size"] == 14
+        assert source.status()["sweep_forced_rows"] == 2
+
+    run(source, body)
+
+
+def test_a_forced_row_waits_until_the_file_has_settled(tree: Path) -> None:
+    source = make(tree, audit_mtime_tick_sec=30.0)  # ctime of the edit is younger than this
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        keep_mtime(tree / "d0" / "f1.dat", append(tree / "d0" / "f1.dat"))
+        assert file_rows(await audit(source)) == {}
+        assert source.status()["sweep_deferred"] == 1
+        assert source._sweeper is not None
+        source._sweeper.settle_sec = 0.0
+        rows = file_rows(await audit(source))  # still owed: the record kept the old state
+        assert rows["/d0/f1.dat"]["audit_skipped"] is True
+
+    run(source, body)
+
+
+def test_a_forced_row_is_not_sent_while_realtime_holds_a_change(tree: Path) -> None:
+    source = make(tree, audit_mtime_tick_sec=0.0)
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        keep_mtime(tree / "d2" / "f3.dat", append(tree / "d2" / "f3.dat"))
+        assert source._sweeper is not None
+        source._sweeper.realtime_pending = lambda rel: rel == "/d2/f3.dat"
+        assert file_rows(await audit(source)) == {}
+        source._sweeper.realtime_pending = lambda rel: False
+        assert set(file_rows(await audit(source))) == {"/d2/f3.dat"}
+
+    run(source, body)
+
+
+def test_an_interrupted_audit_reports_the_change_again(tree: Path) -> None:
+    source = make(tree, batch_size=1)
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        append(tree / "d1" / "f0.dat")()
+        batches = source.audit()
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                if any(r["path"] == "/d1/f0.dat" for e in batch.events for r in e.rows):
+                    break  # the host lost its session before the audit ended
+        assert source.status()["sweep_changes_found"] == 0
+        assert set(file_rows(await audit(source))) == {"/d1/f0.dat"}
+
+    run(source, body)
+
+
+def test_files_that_come_or_go_behind_a_restored_directory_mtime(tree: Path) -> None:
+    source = make(tree)
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        st = os.stat(tree / "d0")
+        (tree / "d0" / "new.dat").write_bytes(b"n")
+        (tree / "d0" / "f0.dat").unlink()
+        os.utime(tree / "d0", ns=(st.st_atime_ns, st.st_mtime_ns))  # rsync -a, tar -x ...
+        rows = file_rows(await audit(source))
+        assert set(rows) == {"/d0/new.dat"}  # a delete cannot be sent; Fusion infers those
+        assert "audit_skipped" not in rows["/d0/new.dat"]
+        assert source.status()["sweep_tracked_files"] == len(FILES)
+
+    run(source, body)
+
+
+def test_forgetting_the_audit_cache_records_everything_anew(tree: Path) -> None:
+    source = make(tree)
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        source.forget_audit_cache()  # a new session or a promotion
+        assert source.status()["sweep_tracked_files"] == 0
+        append(tree / "d2" / "f2.dat")()
+        rows = file_rows(await audit(source))
+        assert len(rows) == len(FILES)  # the full listing carries the change
+        assert source.status()["sweep_tracked_files"] == len(FILES)
+        assert source.status()["sweep_changes_found"] == 0
+
+    run(source, body)
+
+
+def test_excluded_and_unwanted_files_are_never_swept(tree: Path) -> None:
+    (tree / "d0" / "skip.tmp").write_bytes(b"t")
+    age_tree(tree)
+    source = make(tree, file_pattern="*.dat", exclude=["d1"])
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        append(tree / "d0" / "skip.tmp")()
+        append(tree / "d1" / "f0.dat")()
+        assert file_rows(await audit(source)) == {}
+        assert source.status()["sweep_tracked_files"] == len(FILES) - 4
+
+    run(source, body)
+
+
+def test_a_zero_interval_turns_the_sweep_off(tree: Path) -> None:
+    source = make(tree, full_sweep_interval_sec=0)
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        append(tree / "d1" / "f2.dat")()
+        assert file_rows(await audit(source)) == {}
+        assert not any(key.startswith("sweep_") for key in source.status())
+
+    run(source, body)
