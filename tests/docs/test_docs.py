@@ -265,3 +265,16 @@ def test_quoted_error_messages_are_real(tmp_path: Path) -> None:
     for fragment in ERROR_FRAGMENTS:
         assert fragment in produced, f"the agent no longer says {fragment!r}:\n{produced}"
         assert fragment in documented, f"configuration.md does not quote {fragment!r}"
+
+
+def test_consistency_design_names_every_tier_and_phase() -> None:
+    from fustor_agent_sdk import Phase
+    from fustor_core import MessageSource
+
+    text = (DOCS / "CONSISTENCY_DESIGN.md").read_text(encoding="utf-8")
+    words = _backticked_words(text)
+    missing = [m.value for m in MessageSource if m.value not in words]
+    assert not missing, f"CONSISTENCY_DESIGN.md does not name the tiers {missing}"
+    headings = " ".join(re.findall(r"^#+ (.*)$", text, re.MULTILINE)).lower()
+    absent = [p.value for p in Phase if p.value not in headings.replace("on-demand scans", "scan")]
+    assert not absent, f"CONSISTENCY_DESIGN.md has no section for the phases {absent}"
