@@ -18,8 +18,10 @@ __all__ = ["AuditCache", "AuditWalk"]
 
 log = logging.getLogger(__name__)
 
-AuditCache = dict[str, tuple[float, tuple[str, ...]]]
-"""Root-relative directory -> (mtime at its last full listing, names of its subdirectories)."""
+AuditCache = dict[str, tuple[float, tuple[str, ...], int]]
+"""Root-relative directory -> (mtime at its last full listing, names of its subdirectories,
+inode). The inode guards against another directory with the same mtime (``tar x``,
+``cp -a``) being moved to a cached path: path and mtime alone would call it unchanged."""
 
 
 class _Dir:
@@ -94,14 +96,14 @@ class AuditWalk:
             row["parent_path"] = parent.rel
             row["parent_mtime"] = parent.row["modified_time"]
         cached = self.cache.get(node.rel)
-        if cached is not None and cached[0] == mtime:
+        if cached is not None and cached[0] == mtime and cached[2] == st.st_ino:
             row["audit_skipped"] = True
             self.new_cache[node.rel] = cached
             prefix = "/" if node.rel == "/" else node.rel + "/"
             children = [_Dir(os.path.join(node.abs, n), prefix + n, node) for n in cached[1]]
             self.dirs_skipped += 1
         else:
-            listed = self._list(node, row, mtime)
+            listed = self._list(node, row, mtime, st.st_ino)
             if listed is None:
                 node.row = None
                 self._complete(node)
@@ -113,7 +115,7 @@ class AuditWalk:
             self._complete(node)
         return children
 
-    def _list(self, node: _Dir, row: Row, mtime: float) -> list[_Dir] | None:
+    def _list(self, node: _Dir, row: Row, mtime: float, ino: int) -> list[_Dir] | None:
         """List a changed directory; ``None`` if it vanished before it could be listed."""
         listed_at = time.time()
         rel_dir = node.rel
@@ -181,7 +183,8 @@ class AuditWalk:
         # A change within the same timestamp tick as our listing could leave the mtime
         # unchanged, and caching it would then hide that change from every later audit.
         if complete and listed_at - mtime >= self.mtime_tick:
-            self.new_cache[rel_dir] = (mtime, tuple(c.rel.rsplit("/", 1)[1] for c in children))
+            names = tuple(c.rel.rsplit("/", 1)[1] for c in children)
+            self.new_cache[rel_dir] = (mtime, names, ino)
         return children
 
     def _vanished(self, node: _Dir) -> None:
