@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fustor_core import PathEscapeError, confine
 
-__all__ = ["Catalogue", "Entry", "read_new_lines"]
+__all__ = ["Catalogue", "Entry", "Offsets", "read_new_lines"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,23 +63,31 @@ class Catalogue:
         return dirs
 
 
-def read_new_lines(directory: Path, pattern: str, offsets: dict[str, int]) -> list[str]:
+Offsets = dict[str, tuple[int, int]]
+"""File name -> (inode, bytes read so far)."""
+
+
+def read_new_lines(directory: Path, pattern: str, offsets: Offsets) -> list[str]:
     """Complete lines appended to the catalogue files since ``offsets`` (updated in place).
 
-    A line still being written (no newline yet) is left for the next call. Blocking: call it
-    from a worker thread.
+    A line still being written (no newline yet) is left for the next call. A file replaced
+    (another inode, as log rotation does) or truncated is read again from the top. Blocking:
+    call it from a worker thread.
     """
     lines: list[str] = []
     for name in sorted(os.listdir(directory)):
         if not fnmatch(name, pattern):
             continue
-        start = offsets.get(name, 0)
         with open(directory / name, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            inode, start = offsets.get(name, (st.st_ino, 0))
+            if inode != st.st_ino or st.st_size < start:
+                start = 0
             handle.seek(start)
             data = handle.read()
         end = data.rfind(b"\n") + 1
+        offsets[name] = (st.st_ino, start + end)
         if not end:
             continue
-        offsets[name] = start + end
         lines.extend(line for line in data[:end].decode("utf-8", "replace").splitlines() if line)
     return lines

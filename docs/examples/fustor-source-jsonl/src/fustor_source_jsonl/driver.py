@@ -13,7 +13,7 @@ from pydantic import Field
 from fustor_agent_sdk import Phase, SourceConfig, SourceDriver
 from fustor_agent_sdk.config import StrictModel
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row, confine
-from fustor_source_jsonl.catalogue import Catalogue, Entry, read_new_lines
+from fustor_source_jsonl.catalogue import Catalogue, Entry, Offsets, read_new_lines
 
 __all__ = ["JsonlConfig", "JsonlParams", "JsonlSource"]
 
@@ -164,7 +164,7 @@ class JsonlSource(SourceDriver):
         ]
 
     async def realtime(self) -> AsyncIterator[Batch]:
-        offsets: dict[str, int] = {}
+        offsets: Offsets = {}
         catalogue = Catalogue()
         await asyncio.to_thread(read_new_lines, self.directory, self.params.pattern, offsets)
         while True:
