@@ -13,8 +13,8 @@ import pytest
 # The Fusion harness lives with the Fusion tests; these tests reuse it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fusion"))
 
-from fusion_harness import FusionServer, ensure_fusion_venv  # noqa: E402
-from sweep_helpers import Share  # noqa: E402
+from fusion_harness import FusionServer, ensure_fusion_venv
+from sweep_helpers import Share
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_harness import AgentProcess, agent_executable
 import sweep_helpers
+from agent_harness import AgentProcess, agent_executable
 from fusion_harness import FusionServer, disk_tree, wait_until
 from sweep_helpers import Share, age_tree
 

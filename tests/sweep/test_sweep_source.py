@@ -18,7 +18,7 @@ from fustor_source_fs import FsSource, FsSourceConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "source_fs"))
 
-from fs_helpers import collect, rows_of  # noqa: E402
+from fs_helpers import collect, rows_of
 
 FILES = [f"d{d}/f{f}.dat" for d in range(3) for f in range(4)] + ["top.dat"]
 
@@ -121,7 +121,7 @@ def test_a_size_change_that_keeps_the_mtime_is_forced(tree: Path) -> None:
     async def body(source: FsSource) -> None:
         await audit(source)
         keep_mtime(tree / "d0" / "f1.dat", append(tree / "d0" / "f1.dat"))
-        keep_mtime(tree / "d1" / "f1.dat", append(tree / "d1" / "f1.dat"), shift_ns=-10**9)
+        keep_mtime(tree / "d1" / "f1.dat", append(tree / "d1" / "f1.dat"), shift_ns=-(10**9))
         rows = file_rows(await audit(source))
         assert set(rows) == {"/d0/f1.dat", "/d1/f1.dat"}
         # Not newer: only audit_skipped makes Fusion take them.

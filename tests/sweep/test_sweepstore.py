@@ -29,9 +29,7 @@ def test_a_record_gives_back_every_file(files: list[tuple[int, float, int]]) -> 
     blob = columns.pack()
     assert len(blob) == RECORD_BYTES * len(files) == RECORD_BYTES * file_count(blob)
     index, mtimes, sizes = unpack(blob)
-    assert {h: (mtimes[i], sizes[i]) for h, i in index.items()} == {
-        h: (m, s) for h, m, s in files
-    }
+    assert {h: (mtimes[i], sizes[i]) for h, i in index.items()} == {h: (m, s) for h, m, s in files}
 
 
 def blob(n: int) -> bytes:
@@ -71,7 +69,7 @@ def test_the_rotation_forgets_dropped_directories() -> None:
         store.put(f"/d{i}", blob(1))
     store.retain({f"/d{i}" for i in range(10)})
     assert sorted(store) == sorted(f"/d{i}" for i in range(10))
-    for i in range(50):  # dropped and put again: never twice in the rotation
+    for _ in range(50):  # dropped and put again: never twice in the rotation
         store.drop("/d1")
         store.put("/d1", blob(1))
     store.rotate(0)

@@ -30,7 +30,7 @@ __all__ = ["SweepPass", "Sweeper"]
 
 log = logging.getLogger(__name__)
 
-_PACE_CHUNK = 16  # stats taken from the pacer at a time
+_PACE_CHUNK = 64  # most stats taken from the pacer at a time
 
 
 class _Recorder(RowSink):
@@ -93,7 +93,9 @@ class SweepPass:
         self.recorder = _Recorder(sink)
         return self.recorder
 
-    def run(self, new_cache: AuditCache, sink: RowSink, stop: threading.Event, workers: int) -> None:
+    def run(
+        self, new_cache: AuditCache, sink: RowSink, stop: threading.Event, workers: int
+    ) -> None:
         """After the walk: re-check the directories due, sending changed files to ``sink``."""
         sweeper = self.sweeper
         listed = self.recorder.listed if self.recorder is not None else {}
@@ -121,17 +123,24 @@ class SweepPass:
         tasks = iter(plan)
         done = [0] * len(plan)
         positions = itertools.count()
+        errors: list[BaseException] = []
+        halt = threading.Event()  # stop, or a worker failed
 
         def work() -> None:
-            while not stop.is_set() and time.monotonic() < deadline:
+            while not halt.is_set() and not stop.is_set() and time.monotonic() < deadline:
                 with lock:
                     task = next(tasks, None)
                     position = next(positions)
                 if task is None:
                     return
                 rel_dir, blob, dir_mtime = task
-                if dir_mtime >= 0:
-                    self._check(rel_dir, blob, dir_mtime, sink, pacer, stop)
+                try:
+                    if dir_mtime >= 0:
+                        self._check(rel_dir, blob, dir_mtime, sink, pacer, stop)
+                except BaseException as exc:  # raised again below, on the job's thread
+                    errors.append(exc)
+                    halt.set()
+                    return
                 done[position] = 1
 
         threads = [
@@ -143,12 +152,14 @@ class SweepPass:
         for thread in threads:
             thread.join()
         self.swept_sec = time.monotonic() - started
+        if errors:
+            raise errors[0]
         if stop.is_set():
             raise WalkCancelled
         # Directories are taken in rotation order and a taken one is always finished, so
         # what was done is a prefix of the plan: that much of the rotation moves on.
         self.consumed = sum(itertools.takewhile(bool, done))
-        for rel_dir, blob, dir_mtime in plan[: self.consumed]:
+        for _, blob, dir_mtime in plan[: self.consumed]:
             if dir_mtime >= 0:
                 self.cost += 1 + file_count(blob)
 
@@ -177,7 +188,8 @@ class SweepPass:
         index, mtimes, sizes = unpack(blob)
         columns = Columns()
         rows: list[Row] = []
-        stats = changes = forced = deferred = 0
+        stats = changes = forced = deferred = tokens = 0
+        expected = len(index)
         prefix = "/" if rel_dir == "/" else rel_dir + "/"
         flt = sweeper.filter
         excluded = None if flt.trivial else flt.excluded
@@ -195,8 +207,13 @@ class SweepPass:
                             continue
                         if excluded is not None and (excluded(name, rel) or not wants_file(name)):
                             continue
-                        if stats % _PACE_CHUNK == 0 and not pacer.take(_PACE_CHUNK, stop):
-                            return
+                        if not tokens:
+                            # The record says how many stats are coming: take them in
+                            # chunks, so the ceiling holds without a lock round per file.
+                            tokens = min(_PACE_CHUNK, max(1, expected - stats))
+                            if not pacer.take(tokens, stop):
+                                return
+                        tokens -= 1
                         st = entry.stat(follow_symlinks=False)
                     except FileNotFoundError:
                         continue
