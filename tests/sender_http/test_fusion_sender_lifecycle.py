@@ -168,3 +168,13 @@ def test_status_is_json_and_counts(tmp_path: Path) -> None:
     assert status["role"] == "leader"
     assert status["sessions_opened"] == 1 and status["requests"] == 1
     assert status["endpoint"] == "http://fusion.test:8102"
+
+
+def test_unwritable_state_dir_does_not_fail_the_session(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "state").write_text("a file where the state directory should be")
+    fusion = FakeReceiver()
+    info = asyncio.run(make_sender(tmp_path, fusion).open_session())
+    assert info.session_id == fusion.issued[0]
+    assert any("cannot keep the session id" in r.getMessage() for r in caplog.records)

@@ -125,7 +125,8 @@ class FusionSender(SenderDriver):
             response = await self.http.request("POST", SESSION_PATH, body=encode_body(request))
         except httpx.HTTPError as exc:
             raise DriverError(
-                f"cannot reach Fusion at {endpoint}: {redact(describe_failure(exc))}",
+                f"cannot reach Fusion at {_USERINFO.sub('//', endpoint)}: "
+                f"{redact(describe_failure(exc))}",
                 retriable=True,
             ) from exc
         if response.status_code != 200:
@@ -135,7 +136,16 @@ class FusionSender(SenderDriver):
         self._role = info.role
         self._lost_session_id = None
         self._counters["sessions_opened"] += 1
-        await asyncio.to_thread(self._store.save, endpoint, info.session_id)
+        try:
+            await asyncio.to_thread(self._store.save, endpoint, info.session_id)
+        except OSError as exc:
+            # Only the clean-up after a crash depends on it: worth a warning, not a failure.
+            logger.warning(
+                "fusion sender %s: cannot keep the session id in %s: %s",
+                self.sender_id,
+                self._store.path,
+                exc,
+            )
         logger.info(
             "fusion sender %s: session %s opened as %s (timeout %gs)",
             self.sender_id,
@@ -149,7 +159,7 @@ class FusionSender(SenderDriver):
 
     def _create_error(self, response: httpx.Response) -> DriverError:
         code, detail = response.status_code, detail_of(response)
-        where = f"Fusion at {self.cfg.endpoint}"
+        where = f"Fusion at {_USERINFO.sub('//', self.cfg.endpoint)}"
         if code == 401:
             message = (
                 f"{where} refused the API key (401 {detail}): check the credential of sender "
