@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -21,11 +22,38 @@ class RootIdentity:
     is_mount: bool
 
 
+_MOUNTINFO = "/proc/self/mountinfo"
+_OCTAL = re.compile(rb"\\([0-7]{3})")
+
+
+def _is_mount(root: str) -> bool:
+    """Whether ``root`` is a mount point, bind mounts of the same file system included.
+
+    ``os.path.ismount`` compares device numbers with the parent directory, so a bind mount of
+    a directory of the same file system looks like a plain directory to it, and its unmount
+    would go unseen; the kernel's mount table knows.
+    """
+    if os.path.ismount(root):
+        return True
+    target = os.fsencode(root)
+    try:
+        with open(_MOUNTINFO, "rb") as f:
+            for line in f:
+                fields = line.split(b" ", 5)
+                # Field 5 is the mount point, with space, tab, newline, backslash as \ooo.
+                point = _OCTAL.sub(lambda m: bytes([int(m.group(1), 8)]), fields[4])
+                if point == target:
+                    return True
+    except (OSError, IndexError):
+        pass
+    return False
+
+
 def _identify(root: str) -> RootIdentity:
     st = os.stat(root)
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(root)
-    return RootIdentity(st.st_dev, st.st_ino, os.path.ismount(root))
+    return RootIdentity(st.st_dev, st.st_ino, _is_mount(root))
 
 
 class RootGuard:
