@@ -258,3 +258,32 @@ def test_snapshot_while_watches_are_being_placed(root: str) -> None:
         await source.stop()
 
     asyncio.run(main())
+
+
+def test_tar_x_and_rsync_style_renames_end_with_the_final_mtime(
+    root: str, tmp_path: os.PathLike[str]
+) -> None:
+    src = os.path.join(tmp_path, "src")
+    write(f"{src}/pkg/one.txt", b"1")
+    write(f"{src}/pkg/two.txt", b"22")
+    for p in (f"{src}/pkg/one.txt", f"{src}/pkg/two.txt"):
+        os.utime(p, (1_000_000, 1_000_000))
+    archive = os.path.join(tmp_path, "a.tar")
+    subprocess.run(["tar", "-C", src, "-cf", archive, "pkg"], check=True)
+
+    async def body(rt: Live) -> None:
+        subprocess.run(["tar", "-C", root, "-xf", archive], check=True)  # noqa: ASYNC221
+        for name in ("one.txt", "two.txt"):
+            await rt.wait(
+                lambda n=name: any(r["modified_time"] == 1_000_000 for r in rt.upserts(f"/pkg/{n}"))
+            )
+            await rt.settle(0.2)
+            assert rt.upserts(f"/pkg/{name}")[-1]["modified_time"] == 1_000_000
+        # rsync writes a temporary file and renames it over the target.
+        write(f"{root}/pkg/.one.txt.Xy12", b"new")
+        os.utime(f"{root}/pkg/.one.txt.Xy12", (2_000_000, 2_000_000))
+        os.rename(f"{root}/pkg/.one.txt.Xy12", f"{root}/pkg/one.txt")
+        await rt.wait(lambda: rt.upserts("/pkg/one.txt")[-1]["modified_time"] == 2_000_000)
+        assert rt.upserts("/pkg/one.txt")[-1]["size"] == 3
+
+    live(root, body)

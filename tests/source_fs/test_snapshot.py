@@ -200,3 +200,50 @@ def test_sentinel_stats_paths_and_leaves_out_missing(root: str) -> None:
     rows = asyncio.run(main())
     st = os.stat(f"{root}/a.txt")
     assert rows == [{"path": "/a.txt", "mtime": st.st_mtime, "size": 3}]
+
+
+def test_scan_applies_file_pattern_and_exclude(root: str) -> None:
+    write(f"{root}/d/a.dat")
+    write(f"{root}/d/b.txt")
+    write(f"{root}/d/.snapshot/c.dat")
+    source = make_source(root, file_pattern="*.dat", exclude=[".snapshot"])
+    rows = rows_of(run_phase(source, "scan", "/d", True))
+    assert {r["path"] for r in rows} == {"/d", "/d/a.dat"}
+    assert rows_of(run_phase(source, "scan", "/d/b.txt", False)) == []
+    assert rows_of(run_phase(source, "scan", "/d/.snapshot", True)) == []
+
+
+def test_walks_never_block_the_event_loop(root: str) -> None:
+    for i in range(20_000):
+        if i % 200 == 0:
+            os.makedirs(f"{root}/d{i // 200:03d}")
+        os.close(os.open(f"{root}/d{i // 200:03d}/f{i:05d}", os.O_CREAT | os.O_WRONLY))
+    source = make_source(root)
+
+    async def main() -> float:
+        await source.start()
+        worst = 0.0
+        running = True
+
+        async def ticker() -> None:
+            nonlocal worst
+            while running:
+                before = time.perf_counter()
+                await asyncio.sleep(0.005)
+                worst = max(worst, time.perf_counter() - before - 0.005)
+
+        task = asyncio.create_task(ticker())
+        rows = 0
+        async for batch in source.snapshot():
+            rows += batch.row_count
+        source.forget_audit_cache()
+        async for batch in source.audit():
+            rows += batch.row_count
+        running = False
+        await task
+        await source.stop()
+        assert rows == 2 * (1 + 100 + 20_000)
+        return worst
+
+    # Rows arrive as whole batches (one loop callback each), the walk runs in threads.
+    assert asyncio.run(main()) < 0.1
