@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from fustor_core import ConfigError
 
-__all__ = ["ConfigErrors", "Problems", "join_location"]
+__all__ = ["ConfigErrors", "Problems", "join_location", "one_line"]
 
 
 class ConfigErrors(ConfigError):
@@ -17,6 +17,17 @@ class ConfigErrors(ConfigError):
     def __init__(self, errors: list[ConfigError]) -> None:
         self.errors = errors
         super().__init__("\n".join(str(e) for e in errors))
+
+
+def one_line(text: str) -> str:
+    """``text`` with control and invisible characters escaped (``\\n``, ``\\x1b``, ``\\u202e``).
+
+    YAML keys and values may hold newlines or terminal escapes; a message must stay one line
+    and show what is really there.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def join_location(prefix: str, loc: Iterable[int | str]) -> str:
@@ -44,7 +55,8 @@ class Problems:
         self.warnings: list[str] = []
 
     def add(self, file: str, location: str, message: str) -> None:
-        self.errors.append(ConfigError(message, f"{file}: {location}" if location else file))
+        where = f"{file}: {one_line(location)}" if location else file
+        self.errors.append(ConfigError(one_line(message), where))
 
     def add_validation(
         self,
@@ -57,8 +69,8 @@ class Problems:
             self.add(file, rename(join_location(prefix, error["loc"])), _message(error))
 
     def warn(self, file: str, location: str, message: str) -> None:
-        where = f"{file}: {location}" if location else file
-        self.warnings.append(f"{where}: {message}")
+        where = f"{file}: {one_line(location)}" if location else file
+        self.warnings.append(f"{where}: {one_line(message)}")
 
     def raise_if_any(self) -> None:
         if len(self.errors) == 1:
