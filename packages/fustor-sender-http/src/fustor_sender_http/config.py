@@ -47,6 +47,8 @@ class FusionParams(StrictModel):
 class FusionSenderConfig(SenderConfig):
     """``senders[].config`` of ``type: fusion``: ``endpoint`` is the receiver URL."""
 
+    endpoint: str
+    """Required here: the base class's empty default would pass without its URL check."""
     driver_params: FusionParams = FusionParams()
 
     @field_validator("endpoint")
