@@ -47,21 +47,37 @@ class _Recorder(RowSink):
         self.listed: dict[str, bytes] = {}
 
     def extend(self, rows: list[Row]) -> None:
+        # Runs for every row of a full audit: kept flat, and a call usually holds the files
+        # of one directory, so its columns are looked up once.
         with self.lock:
             open_dirs = self._open
+            last_parent: str | None = None
+            columns = Columns()  # a placeholder until the first file row
+            add_hash, add_mtime, add_size = (
+                columns.hashes.append,
+                columns.mtimes.append,
+                columns.sizes.append,
+            )
             for row in rows:
                 if row["is_directory"]:
-                    columns = open_dirs.pop(row["path"], None)
+                    done = open_dirs.pop(row["path"], None)
                     if row.get("audit_skipped") is False:
-                        self.listed[row["path"]] = columns.pack() if columns else b""
+                        self.listed[row["path"]] = done.pack() if done else b""
+                    last_parent = None
                     continue
                 parent = row.get("parent_path")
                 if parent is None:
                     continue
-                columns = open_dirs.get(parent)
-                if columns is None:
-                    columns = open_dirs[parent] = Columns()
-                columns.add(hash(row["path"]), row["modified_time"], row["size"])
+                if parent != last_parent:
+                    found = open_dirs.get(parent)
+                    columns = open_dirs[parent] = Columns() if found is None else found
+                    add_hash = columns.hashes.append
+                    add_mtime = columns.mtimes.append
+                    add_size = columns.sizes.append
+                    last_parent = parent
+                add_hash(hash(row["path"]))
+                add_mtime(row["modified_time"])
+                add_size(row["size"])
         self._inner.extend(rows)
 
     def flush(self) -> None:
@@ -114,7 +130,8 @@ class SweepPass:
                 break
             planned_cost += cost
             plan.append((rel_dir, blob, cached[0]))
-        if not plan:
+        if not planned_cost:
+            self.consumed = len(plan)  # nothing to stat (after a full listing, say)
             return
         started = time.monotonic()
         deadline = started + max_sec
