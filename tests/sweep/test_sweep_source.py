@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,76 @@ def test_a_zero_interval_turns_the_sweep_off(tree: Path) -> None:
         assert not any(key.startswith("sweep_") for key in source.status())
 
     run(source, body)
+
+
+def test_the_ceiling_wins_and_status_shows_the_longer_period(tmp_path: Path) -> None:
+    root = tmp_path / "many"
+    for d in range(20):
+        for f in range(10):
+            (root / f"d{d:02d}").mkdir(parents=True, exist_ok=True)
+            (root / f"d{d:02d}" / f"{f}.dat").write_bytes(b"x")
+    age_tree(root)
+    source = make(root, sweep_max_stats_per_sec=100)  # a round is 221 stats
+
+    async def body(source: FsSource) -> None:
+        await audit(source)
+        started = asyncio.get_running_loop().time()
+        await audit(source)  # owes a whole round, may take about a second
+        took = asyncio.get_running_loop().time() - started
+        status = source.status()
+        assert 0 < status["sweep_files_checked"] < 200
+        assert 0 < status["sweep_round_progress"] < 1
+        assert took < 2.5
+        # At 100 stats/s a round of 221 stats needs more than 2 s: far above the target.
+        assert status["sweep_period_achieved_sec"] > 1.5
+        assert status["sweep_period_target_sec"] == 1e-6
+
+    run(source, body)
+
+
+def test_a_directory_gone_before_its_turn_is_forgotten_and_the_share_checked(
+    tree: Path,
+) -> None:
+    from fustor_core import DriverError
+    from fustor_source_fs.sweep import Sweeper
+    from fustor_source_fs.sweepstore import Columns
+
+    checks: list[str] = []
+
+    def check_root() -> None:
+        checks.append("checked")
+        if len(checks) > 1:
+            raise DriverError("root unavailable: gone", retriable=True)
+
+    sweeper = Sweeper(
+        str(tree),
+        FsSource("t", FsSourceConfig(uri=str(tree))).filter,
+        period=1e-6,
+        max_rate=1e6,
+        settle_sec=0,
+        check_root=check_root,
+        realtime_pending=lambda rel: False,
+    )
+    columns = Columns()
+    columns.add(hash("/gone/a.dat"), 1.0, 1)
+    sweeper.store.put("/gone", columns.pack())
+    sent: list[Row] = []
+
+    class Sink:
+        def extend(self, rows: list[Row]) -> None:
+            sent.extend(rows)
+
+    cache = {"/gone": (1.0, ())}
+    first = sweeper.begin()
+    first.run(cache, Sink(), threading.Event(), 2)  # type: ignore[arg-type]  # owes nothing yet
+    sweeper.commit(first, cache)
+    second = sweeper.begin()
+    second.run(cache, Sink(), threading.Event(), 2)  # type: ignore[arg-type]
+    assert checks == ["checked"] and second.updates == {"/gone": None}
+    sweeper.commit(second, cache)
+    assert sweeper.store.files == 0 and sent == []
+    sweeper.store.put("/gone", columns.pack())
+    third = sweeper.begin()
+    with pytest.raises(DriverError):
+        third.run(cache, Sink(), threading.Event(), 2)  # type: ignore[arg-type]
+    assert sent == []
