@@ -50,6 +50,12 @@ def edit_in_place(backing: Path) -> None:
     with open(backing / "d1" / "f2.log", "ab") as f:  # a job appending to its output
         f.write(b"one more line\n" * 7)
     os.truncate(backing / "d3" / "f0.log", 5)
+    # A writer that puts the old mtime back: only a forced (audit_skipped) row can carry it.
+    kept = backing / "d2" / "f4.log"
+    st = os.stat(kept)
+    with open(kept, "ab") as f:
+        f.write(b"same mtime\n")
+    os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert os.stat(backing / "d1").st_mtime == before
 
 
@@ -75,16 +81,18 @@ def test_append_and_truncate_on_the_backing_tree_reach_fusion(
         assert held is not None
         assert held["/d1/f2.log"][1] == 100 + 14 * 7
         assert held["/d3/f0.log"][1] == 5
+        assert held["/d2/f4.log"][1] == 100 + 11
+        assert held["/d2/f4.log"][2] == os.stat(share.backing / "d2" / "f4.log").st_mtime
 
-        # Every file is re-checked, and only the two edits were reported.
+        # Every file is re-checked, and only the three edits were reported.
         status = wait_until(
             lambda: (s := source_status(agent)).get("sweep_rounds", 0) >= 2 and s,
             4 * SWEEP_SEC + 10,
             0.2,
             "two whole sweep rounds",
         )
-        assert status["sweep_changes_found"] == 2, status
-        assert status["sweep_forced_rows"] == 0, status
+        assert status["sweep_changes_found"] == 3, status
+        assert status["sweep_forced_rows"] == 1, status
         assert status["sweep_files_checked"] >= 2 * len(names), status
         assert status["sweep_period_achieved_sec"] <= SWEEP_SEC + 2 * AUDIT_SEC + 2, status
     finally:
@@ -108,6 +116,7 @@ def test_without_the_sweep_fusion_keeps_the_old_sizes(
         assert held is not None
         assert held["/d1/f2.log"][1] == 100
         assert held["/d3/f0.log"][1] == 100
+        assert held["/d2/f4.log"][1] == 100
         assert "sweep_tracked_files" not in source_status(agent)
     finally:
         assert agent.stop() == 0, agent.log_tail()
