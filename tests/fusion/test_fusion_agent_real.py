@@ -92,6 +92,8 @@ def test_two_agents_one_leader_sigterm_promotes_the_follower(
     assert leaders(fusion) == [first.agent_id]
 
     assert first.stop(signal.SIGTERM) == 0
+    # Closed by the stopping agent itself (DELETE), not by expiry seconds later.
+    assert [s["agent_id"] for s in fusion.sessions()] == [second.agent_id]
     (root / "after-failover.txt").write_text("x")
     (root / "a" / "f.txt").unlink()
     wait_until(lambda: leaders(fusion) == [second.agent_id], 10, 0.1, "promotion")
