@@ -40,7 +40,7 @@ def test_agent_bounced_with_sigterm_and_sigkill_under_writes(
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=20)
 
-    cycles = 12 if long_mode else 2
+    cycles = 10 if long_mode else 2
     up_sec, down_sec = (5.0, 2.0) if long_mode else (1.5, 1.0)
     writer = SequenceWriter(root, rate=150)
     writer.start()
@@ -82,7 +82,7 @@ def test_fusion_bounced_under_writes(
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=20)
 
-    bounces = 10 if long_mode else 2
+    bounces = 8 if long_mode else 2
     up_sec, down_sec = (6.0, 3.0) if long_mode else (2.0, 1.0)
     writer = SequenceWriter(root, rate=150)
     writer.start()

@@ -132,7 +132,7 @@ def _check_cli(what: str, home: Path, command: str) -> dict[str, Any]:
 def test_cli_validate_and_start_reject_a_sample(tmp_path: Path, long_mode: bool) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    samples = _sample(root, tmp_path / "homes", 200 if long_mode else 24)
+    samples = _sample(root, tmp_path / "homes", 100 if long_mode else 24)
     jobs = [(what, home, command) for what, home in samples for command in ("validate", "start")]
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda job: _check_cli(*job), jobs))

@@ -43,13 +43,13 @@ def test_misbehaving_server_then_good_behaviour_converges(
     sampler = RssSampler(lambda: [pid])
     sampler.start()
 
-    modes = [*BAD_MODES, "chaos"] * (6 if long_mode else 1)
+    modes = [*BAD_MODES, "chaos"] * (4 if long_mode else 1)
     writer = SequenceWriter(root, rate=100)
     writer.start()
     try:
         for mode in modes:
             fake.mode = mode
-            time.sleep(8 if long_mode else 3)
+            time.sleep(6 if long_mode else 3)
             fake.mode = "good"
             time.sleep(1)
     finally:

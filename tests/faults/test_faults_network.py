@@ -37,7 +37,7 @@ def _schedule(long_mode: bool) -> list[tuple[str, float, float]]:
         return short
     rng = random.Random(11)
     steps: list[tuple[str, float, float]] = []
-    while sum(s[1] for s in steps) < 240:
+    while sum(s[1] for s in steps) < 180:
         mode = rng.choice(["delay", "reset", "blackhole"])
         steps.append((mode, rng.uniform(1, 8), rng.uniform(0.05, 1.5)))
     return steps
