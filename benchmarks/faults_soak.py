@@ -46,8 +46,10 @@ def main() -> int:
         entry = json.loads(line)
         name = entry.pop("scenario")
         print(f"{name:<32} " + ", ".join(f"{k}={v}" for k, v in entry.items()))
-    print(f"\nmode: {'short' if args.short else 'long'}; wall time {wall / 60:.1f} min; "
-          f"pytest exit code {done.returncode}; figures in {figures}")
+    print(
+        f"\nmode: {'short' if args.short else 'long'}; wall time {wall / 60:.1f} min; "
+        f"pytest exit code {done.returncode}; figures in {figures}"
+    )
     return done.returncode
 
 

@@ -203,7 +203,11 @@ def _container_type(doc: dict[str, Any], c: Chooser) -> str:
     path = c.pick(_CONTAINERS)
     node, key = _parent(doc, path) if len(path) > 1 else (doc, path[0])
     node[key] = c.pick(["just a string", 42, 3.5, True, ["list", "of", "strings"]])
-    if isinstance(node[key], list) and path[0] in ("sources", "senders", "pipes") and len(path) == 1:
+    if (
+        isinstance(node[key], list)
+        and path[0] in ("sources", "senders", "pipes")
+        and len(path) == 1
+    ):
         node[key] = "not a list"
     return f"wrong container type at {path}"
 

@@ -14,9 +14,9 @@ import pytest
 # The real-Fusion harness lives in tests/fusion and imports itself by its bare module name.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fusion"))
 
-from agent_harness import AgentProcess  # noqa: E402
-from fusion_harness import FusionServer, ensure_fusion_venv  # noqa: E402
-from scenario import FIGURES  # noqa: E402
+from agent_harness import AgentProcess
+from fusion_harness import FusionServer, ensure_fusion_venv
+from scenario import FIGURES
 
 MakeAgent = Callable[..., AgentProcess]
 

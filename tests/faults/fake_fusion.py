@@ -68,7 +68,9 @@ class FakeFusion:
                 return "good"
             return self.random.choice(BAD_MODES)
 
-    def _forward(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+    def _forward(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> httpx.Response:
         return self._client.request(method, path, content=body or None, headers=headers)
 
     def answer(
@@ -121,9 +123,9 @@ class FakeFusion:
                 if code != 204:
                     self.wfile.write(payload)
 
-            do_GET = do_POST = do_DELETE = do_PUT = _serve  # noqa: N815
+            do_GET = do_POST = do_DELETE = do_PUT = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler

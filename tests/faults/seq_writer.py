@@ -121,25 +121,24 @@ class SequenceWriter(threading.Thread):
         old = self.random.choice(movable)
         new = old.with_name(f"m{self.seq:07d}")
         os.rename(old, new)
-        prefix = str(old) + os.sep
-        self.dirs = [
-            new if d == old else Path(str(new) + str(d)[len(str(old)) :])
-            if str(d).startswith(prefix)
-            else d
-            for d in self.dirs
-        ]
-        self.files = [
-            Path(str(new) + str(f)[len(str(old)) :]) if str(f).startswith(prefix) else f
-            for f in self.files
-        ]
+        self.dirs = [_moved(d, old, new) for d in self.dirs]
+        self.files = [_moved(f, old, new) for f in self.files]
         self.counts["rename_dir"] += 1
         if self.random.random() < 0.3:
             # Now and then a whole subtree goes, files and all.
             shutil.rmtree(new)
-            gone = str(new) + os.sep
-            self.dirs = [d for d in self.dirs if d != new and not str(d).startswith(gone)]
-            self.files = [f for f in self.files if not str(f).startswith(gone)]
+            self.dirs = [d for d in self.dirs if not d.is_relative_to(new)]
+            self.files = [f for f in self.files if not f.is_relative_to(new)]
             self.counts["rmtree"] += 1
+
+
+def _moved(path: Path, old: Path, new: Path) -> Path:
+    """Where ``path`` is after its ancestor (or itself) ``old`` was renamed to ``new``."""
+    if path == old:
+        return new
+    if path.is_relative_to(old):
+        return new / path.relative_to(old)
+    return path
 
 
 def burst(root: Path, dirs: int, per_dir: int, prefix: str = "b") -> int:

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeAgent
 from fusion_harness import FusionServer, disk_tree
 from scenario import converge, record, wait_pipe
 from seq_writer import SequenceWriter
+
+from conftest import MakeAgent
 
 pytestmark = pytest.mark.fusion
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 from agent_harness import AgentProcess
-from conftest import MakeAgent
 from fusion_harness import FusionServer, disk_tree, wait_until
 from scenario import converge, pipe_status, record
 from seq_writer import SequenceWriter, burst
+
+from conftest import MakeAgent
 
 pytestmark = [pytest.mark.fusion, pytest.mark.slow]
 
@@ -60,9 +61,7 @@ def test_leader_killed_mid_snapshot_and_mid_audit(
     root = tmp_path / "data"
     root.mkdir()
     burst(root, dirs=40 if long_mode else 20, per_dir=500)
-    agents = [
-        make_agent(root, name, pipe=PIPE, sender_params=SENDER) for name in ("one", "two")
-    ]
+    agents = [make_agent(root, name, pipe=PIPE, sender_params=SENDER) for name in ("one", "two")]
     for agent in agents:
         agent.start()
     writer = SequenceWriter(root, rate=100)

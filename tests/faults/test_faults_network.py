@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import MakeAgent
 from fault_proxy import FaultProxy
 from fusion_harness import FusionServer, disk_tree
 from scenario import converge, record
 from seq_writer import SequenceWriter
+
+from conftest import MakeAgent
 
 pytestmark = pytest.mark.fusion
 

@@ -6,11 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeAgent
 from fusion_harness import FusionServer, disk_tree
 from scenario import converge, record
 from seq_writer import burst
 from system_faults import RssSampler
+
+from conftest import MakeAgent
 
 pytestmark = [pytest.mark.fusion, pytest.mark.slow]
 

@@ -7,11 +7,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import MakeAgent
 from fusion_harness import FusionServer, disk_tree, tree_diff
 from scenario import converge, record, wait_pipe
 from seq_writer import SequenceWriter
 from system_faults import is_mount_point, umount
+
+from conftest import MakeAgent
 
 pytestmark = pytest.mark.fusion
 
