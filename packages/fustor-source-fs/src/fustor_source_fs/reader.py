@@ -32,8 +32,8 @@ _MOVE_PAIR_WAIT = 0.02  # a rename's two events are queued together; this is amp
 class _MovedFrom(NamedTuple):
     rel: str
     parent_rel: str
-    parent: WatchNode
-    name: str
+    node: WatchNode | None
+    """The moved directory's watch node (``None`` for a file or an unwatched directory)."""
     is_dir: bool
     at: float
 
@@ -135,6 +135,8 @@ class EventReader:
         flt = self.flt
         if flt.excluded(name, rel) or not (is_dir or flt.wants_file(name)):
             return
+        if self._moves:
+            self._settle_moves_at(rel, cookie if mask & _MOVED_TO else None)
         add = self.pending.add
         if mask & _CREATE:
             if is_dir:
@@ -155,7 +157,8 @@ class EventReader:
             add(rel, Change.DELETE_DIR if is_dir else Change.DELETE, dir_rel)
             add(dir_rel, Change.UPSERT, _parent_of(dir_rel))
         elif mask & _MOVED_FROM:
-            self._moves[cookie] = _MovedFrom(rel, dir_rel, node, name, is_dir, now)
+            moved = node.children.get(name) if is_dir and node.children else None
+            self._moves[cookie] = _MovedFrom(rel, dir_rel, moved, is_dir, now)
         elif mask & _MOVED_TO:
             self._moved_to(cookie, node, dir_rel, name, rel, is_dir)
 
@@ -169,8 +172,8 @@ class EventReader:
             if src.parent_rel != dir_rel:
                 add(src.parent_rel, Change.UPSERT, _parent_of(src.parent_rel))
             if is_dir:
-                moved = src.parent.children.get(src.name) if src.parent.children else None
-                if moved is not None:
+                moved = src.node
+                if moved is not None and self.watches.by_wd.get(moved.wd) is moved:
                     # Watches follow the inode: re-link the subtree, no watch is touched.
                     self.watches.move(moved, node, name)
                 else:
@@ -194,21 +197,30 @@ class EventReader:
                 log.warning("cannot watch %s: %s", rel, exc)
         self.pending.add_subtree(rel)
 
+    def _settle_moves_at(self, rel: str, pairing: int | None) -> None:
+        """Something new happens at the source path of an unpaired move: that move left the
+        root. Settle it now, so its delete comes before this event, not 20 ms after it."""
+        for cookie, src in list(self._moves.items()):
+            if src.rel == rel and cookie != pairing:
+                self._moved_out(cookie, src)
+
     def _expire_moves(self, now: float) -> None:
         for cookie, src in list(self._moves.items()):
-            if now - src.at < _MOVE_PAIR_WAIT:
-                continue
-            del self._moves[cookie]
-            # Moved out of the root (or to an excluded name): gone, with its watches.
-            self.pending.add(
-                src.rel, Change.DELETE_DIR if src.is_dir else Change.DELETE, src.parent_rel
-            )
-            self.pending.add(src.parent_rel, Change.UPSERT, _parent_of(src.parent_rel))
-            if src.is_dir:
-                self.dirs_removed += 1
-                moved = src.parent.children.get(src.name) if src.parent.children else None
-                if moved is not None:
-                    self.watches.remove(moved, rm_watch=True)
+            if now - src.at >= _MOVE_PAIR_WAIT:
+                self._moved_out(cookie, src)
+
+    def _moved_out(self, cookie: int, src: _MovedFrom) -> None:
+        del self._moves[cookie]
+        # Moved out of the root (or to an excluded name): gone, with its watches.
+        self.pending.add(
+            src.rel, Change.DELETE_DIR if src.is_dir else Change.DELETE, src.parent_rel
+        )
+        self.pending.add(src.parent_rel, Change.UPSERT, _parent_of(src.parent_rel))
+        if src.is_dir:
+            self.dirs_removed += 1
+            # The node recorded at MOVED_FROM: whatever sits at that name now is not it.
+            if src.node is not None and self.watches.by_wd.get(src.node.wd) is src.node:
+                self.watches.remove(src.node, rm_watch=True)
 
     def _prune(self, now: float) -> None:
         if now - self._pruned_at < 10.0 or not self._partial_at:
