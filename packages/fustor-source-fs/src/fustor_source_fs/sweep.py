@@ -100,7 +100,6 @@ class SweepPass:
         self.changes = 0
         self.forced = 0
         self.deferred = 0
-        self.started_at = time.monotonic()
         self.swept_sec = 0.0
         self._lock = threading.Lock()
 
