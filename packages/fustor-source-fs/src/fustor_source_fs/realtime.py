@@ -90,6 +90,9 @@ class Realtime:
             self.inotify, self.watches, self.pending, self.flt, self.params.throttle_interval_sec
         )
         self._spawn(self.reader.run, "fs-inotify-reader")
+        # Its own thread: on a large tree it takes seconds, and changes in directories
+        # already watched must flow meanwhile.
+        self._spawn(self._setup, "fs-watch-setup")
         self._spawn(self._emit_loop, "fs-realtime-emitter")
         try:
             while True:
@@ -146,7 +149,6 @@ class Realtime:
     # -- emitter -------------------------------------------------------------------------
 
     def _emit_loop(self) -> None:
-        self._setup()
         interval = self.params.health_check_interval_sec
         checked = time.monotonic()
         assert self.reader is not None
