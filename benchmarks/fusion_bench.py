@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -69,6 +70,14 @@ OUR_PACKAGES = [
     "fustor-agent",
 ]
 _ours_exe: list[Path] = []
+_scratch: list[Path] = []
+
+
+def scratch() -> Path:
+    """One directory for every tree, home and venv of this run; removed at the end."""
+    if not _scratch:
+        _scratch.append(Path(tempfile.mkdtemp(prefix="fusion-bench-")))
+    return _scratch[0]
 
 
 def our_agent() -> Path:
@@ -77,7 +86,7 @@ def our_agent() -> Path:
     A clean venv keeps the comparison fair: the test environment loads coverage at start-up.
     """
     if not _ours_exe:
-        venv = Path(tempfile.mkdtemp(prefix="bench-ours-venv-"))
+        venv = Path(tempfile.mkdtemp(prefix="bench-ours-venv-", dir=scratch()))
         base_python = getattr(sys, "_base_executable", None) or sys.executable
         subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
         subprocess.run(
@@ -137,7 +146,7 @@ WRITERS = {"ours": write_ours, "original": write_original}
 
 @contextmanager
 def running_agent(kind: str, root: Path, fusion: FusionServer) -> Iterator[subprocess.Popen]:
-    home = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-home-"))
+    home = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-home-", dir=scratch()))
     command = WRITERS[kind](home, root, fusion)
     env = {**os.environ, "FUSTOR_HOME": str(home)}
     for key in ("VIRTUAL_ENV", "PYTHONPATH", "COVERAGE_PROCESS_START"):
@@ -176,7 +185,7 @@ def cpu_and_rss(pid: int) -> tuple[float, float]:
 def fresh_fusion() -> Iterator[FusionServer]:
     server = FusionServer(
         ensure_fusion_venv(),
-        Path(tempfile.mkdtemp(prefix="bench-fusion-")),
+        Path(tempfile.mkdtemp(prefix="bench-fusion-", dir=scratch())),
         {"session_timeout": 30, "audit_interval": 600.0, "sentinel_interval": 120.0},
     )
     server.start()
@@ -230,7 +239,7 @@ def reader(fusion: FusionServer) -> httpx.Client:
 
 
 def bench_startup(kind: str, files: int) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="bench-tree-")) / "data"
+    root = Path(tempfile.mkdtemp(prefix="bench-tree-", dir=scratch())) / "data"
     make_tree(root, files)
     with fresh_fusion() as fusion, reader(fusion) as client:
         started = time.perf_counter()
@@ -289,7 +298,7 @@ def _percentiles(samples: list[float | None]) -> dict[str, Any]:
 
 
 def bench_latency(kind: str, creates: int, spacings: list[float], burst: int) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="bench-lat-")) / "data"
+    root = Path(tempfile.mkdtemp(prefix="bench-lat-", dir=scratch())) / "data"
     make_tree(root, 100)
     (root / "lat").mkdir()
     out: dict[str, Any] = {}
@@ -326,7 +335,7 @@ def bench_latency(kind: str, creates: int, spacings: list[float], burst: int) ->
 
 
 def bench_burst(kind: str, files: int, dirs: int, timeout: float) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="bench-burst-")) / "data"
+    root = Path(tempfile.mkdtemp(prefix="bench-burst-", dir=scratch())) / "data"
     make_tree(root, 100)
     with fresh_fusion() as fusion, reader(fusion) as client:
         with running_agent(kind, root, fusion) as agent:
@@ -361,6 +370,14 @@ def main() -> None:
     parser.add_argument("--burst-files", type=int, default=20000)
     parser.add_argument("--burst-timeout", type=float, default=60.0)
     args = parser.parse_args()
+    try:
+        run(args)
+    finally:
+        if _scratch:
+            shutil.rmtree(_scratch[0], ignore_errors=True)
+
+
+def run(args: argparse.Namespace) -> None:
     agents = args.agents.split(",")
     only = set(args.only.split(","))
     if "ours" in agents:
