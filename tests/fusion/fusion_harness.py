@@ -287,7 +287,10 @@ class FusionServer:
         return dict(response.json()["statistics"])
 
     def errors(self) -> int:
-        return int(self.pipe_stats()["errors"])
+        """Handler errors of the pipe, as ``/api/v1/pipe/stats`` and the pipe listing say."""
+        response = self.get("/api/v1/pipe/stats", key=AGENT_KEY)
+        response.raise_for_status()
+        return max(int(response.json()["errors"]), int(self.pipe_stats()["errors"]))
 
     def blind_spots(self) -> dict[str, Any]:
         response = self.get(f"/api/v1/views/{self.view_id}/blind-spots")
