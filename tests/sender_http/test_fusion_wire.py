@@ -91,6 +91,12 @@ def test_rows_are_split_by_event_and_by_request() -> None:
     assert sent == [f"/f{i}" for i in range(250)]
 
 
+def test_a_request_never_exceeds_max_batch_size_even_with_larger_events() -> None:
+    batch = Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, [_row(f"/f{i}") for i in range(7)])
+    bodies = _decode(encode_batch(batch, max_batch_size=3, max_rows_per_event=100).bodies)
+    assert [sum(len(e["rows"]) for e in b["events"]) for b in bodies] == [3, 3, 1]
+
+
 def test_never_an_event_with_empty_rows() -> None:
     batch = Batch(
         MessageSource.SNAPSHOT,

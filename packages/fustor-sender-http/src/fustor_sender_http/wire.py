@@ -128,7 +128,7 @@ def encode_batch(batch: Batch, *, max_batch_size: int, max_rows_per_event: int) 
             )
             pending, pending_rows = [], 0
 
-    for wire_event, n in _events(batch, max_rows_per_event, index):
+    for wire_event, n in _events(batch, min(max_rows_per_event, max_batch_size), index):
         if pending_rows + n > max_batch_size:
             flush()
         pending.append(wire_event)
