@@ -40,6 +40,7 @@ def test_defaults() -> None:
     [
         ({"endpoint": "fusion:8102", "credential": "k"}, "http:// or https://"),
         ({"endpoint": "http://f:8102"}, "credential"),
+        ({"credential": "k"}, "endpoint"),
         ({"endpoint": "http://f:8102", "credential": ""}, "credential"),
         (
             {"endpoint": "http://f:8102", "credential": "k", "driver_params": {"timeout": 3}},
