@@ -88,6 +88,7 @@ class World:
         self.sentinel_paths: list[str] = []
         self.commands: list[Command] = []
         self.heartbeat_errors: deque[Exception] = deque()
+        self.sender_health: str | None = None
         self.max_batch_size = 1000
         self.sessions = 0
         world = self
@@ -229,6 +230,9 @@ class FakeSenderBase(SenderDriver):
             world.audit_interval,
             world.sentinel_interval,
         )
+
+    def health(self) -> str | None:
+        return self.world.sender_health
 
     async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
         if self.world.heartbeat_errors:

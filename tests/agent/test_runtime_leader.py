@@ -133,3 +133,19 @@ def test_unhealthy_source_runs_no_snapshot_and_is_not_ready(home):
             await wait_until(lambda: agent.status()["pipes"][0]["ready"])
 
     asyncio.run(main())
+
+
+def test_a_misconfigured_peer_makes_the_pipe_not_ready_with_the_fix(home):
+    world = World()
+    world.sender_health = "audit calls do nothing (B2). Fix: make the pipe id equal the view id"
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            status = agent.status()["pipes"][0]
+            assert status["ready"] is False
+            assert status["not_ready_reason"] == world.sender_health
+            world.sender_health = None
+            await wait_until(lambda: agent.status()["pipes"][0]["ready"])
+
+    asyncio.run(main())

@@ -356,9 +356,11 @@ def test_b2_misconfiguration_is_reported_with_the_fix(
         assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
         problem = sender.status()["misconfiguration"]
         assert "drivers_handled: 0" in problem and "views.<view>.api_keys" in problem
+        assert sender.health() == problem  # the host turns it into "not ready"
         fusion.drivers_handled = 1
         assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
         assert sender.status()["misconfiguration"] is None
+        assert sender.health() is None
 
     with caplog.at_level("INFO"):
         asyncio.run(run())

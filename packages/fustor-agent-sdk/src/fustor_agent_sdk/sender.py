@@ -122,6 +122,14 @@ class SenderDriver(ABC):
     async def close(self) -> None:
         """Release network resources. Idempotent."""
 
+    def health(self) -> str | None:
+        """Why the peer cannot currently act on what is sent (``None`` when all is well).
+
+        For example a server that accepts data but is configured so that its consistency
+        calls do nothing. The host shows it in status and readiness, with the fix.
+        """
+        return None
+
     def status(self) -> dict[str, Any]:
         """Sender figures for status and console (JSON-serialisable; never secrets)."""
         return {}

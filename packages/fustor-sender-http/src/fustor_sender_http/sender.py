@@ -377,6 +377,9 @@ class FusionSender(SenderDriver):
 
     # -- status -----------------------------------------------------------------------------
 
+    def health(self) -> str | None:
+        return self.consistency.misconfiguration
+
     def status(self) -> dict[str, Any]:
         session = self._session
         return {

@@ -88,13 +88,21 @@ class Pipe:
             logger.exception("pipe %s: closing the sender failed", self.id)
         self.state.state = "stopped"
 
+    def _sender_health(self) -> str | None:
+        try:
+            return self.sender.health()
+        except Exception as exc:
+            return f"sender health check failed: {exc}"
+
     def status(self) -> dict[str, Any]:
         state, entry, spec = self.state, self.entry, self.source.spec
         try:
             sender_status = dict(self.sender.status())
         except Exception as exc:
             sender_status = {"status_error": str(exc)}
-        not_ready = state.not_ready_reason or self.source.driver.health()
+        not_ready = (
+            state.not_ready_reason or self.source.driver.health() or self._sender_health()
+        )
         if not_ready is None and state.session_id is None:
             not_ready = "no session"
         elif (
