@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from fustor_core.paths import PathEscapeError, confine, join, to_relative, wire_path
+from fustor_core.paths import PathEscapeError, confine, join, to_relative, unwire_path, wire_path
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,10 @@ def test_wire_path_keeps_valid_utf8_and_escapes_raw_bytes() -> None:
     raw = os.fsdecode(b"/caf\xe9")
     assert wire_path(raw) == "/caf%E9"
     wire_path(raw).encode("utf-8")  # must not raise
+
+
+def test_unwire_path_inverts_wire_path() -> None:
+    raw = os.fsdecode(b"/caf\xe9/r\xe9sum\xe9")
+    assert unwire_path(wire_path(raw)) == raw
+    assert unwire_path("/plain/100%") == "/plain/100%"
+    assert unwire_path("/x%41") == "/x%41"  # ASCII is never escaped, so never un-escaped

@@ -247,3 +247,29 @@ def test_walks_never_block_the_event_loop(root: str) -> None:
         await source.stop()
 
     asyncio.run(main())
+
+
+def test_non_utf8_names_requested_in_their_wire_form_are_found(root: str) -> None:
+    raw_dir = os.path.join(os.fsencode(root), b"caf\xe9")
+    os.mkdir(raw_dir)
+    with open(os.path.join(raw_dir, b"r\xe9sum\xe9.txt"), "wb") as f:
+        f.write(b"12345")
+    write(f"{root}/100%AB.txt", b"x")  # a real name that looks escaped is taken as given
+    source = make_source(root)
+    wire_dir = wire_path(os.fsdecode(b"/caf\xe9"))
+    assert wire_dir == "/caf%E9"
+
+    rows = rows_of(run_phase(source, "scan", wire_dir, True))
+    assert sorted(wire_path(r["path"]) for r in rows) == ["/caf%E9", "/caf%E9/r%E9sum%E9.txt"]
+
+    async def main() -> list[dict]:
+        await source.start()
+        try:
+            return await source.sentinel_check(["/caf%E9/r%E9sum%E9.txt", "/100%AB.txt"])
+        finally:
+            await source.stop()
+
+    assert [(r["path"], r["size"]) for r in asyncio.run(main())] == [
+        ("/caf%E9/r%E9sum%E9.txt", 5),
+        ("/100%AB.txt", 1),
+    ]

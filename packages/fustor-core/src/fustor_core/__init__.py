@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fustor_core.errors import ConfigError, DriverError, FustorError, PluginError, SessionLostError
 from fustor_core.events import Batch, Event, EventType, MessageSource, Row
-from fustor_core.paths import ROOT, PathEscapeError, confine, to_relative, wire_path
+from fustor_core.paths import ROOT, PathEscapeError, confine, to_relative, unwire_path, wire_path
 from fustor_core.session import (
     SEND_OK,
     Command,
@@ -43,5 +43,6 @@ __all__ = [
     "SessionLostError",
     "confine",
     "to_relative",
+    "unwire_path",
     "wire_path",
 ]

@@ -10,8 +10,17 @@ leaves the agent. Names that are valid UTF-8 are sent unchanged.
 from __future__ import annotations
 
 import posixpath
+import re
 
-__all__ = ["ROOT", "PathEscapeError", "confine", "join", "to_relative", "wire_path"]
+__all__ = [
+    "ROOT",
+    "PathEscapeError",
+    "confine",
+    "join",
+    "to_relative",
+    "unwire_path",
+    "wire_path",
+]
 
 ROOT = "/"
 
@@ -72,6 +81,20 @@ def wire_path(path: str) -> str:
     except UnicodeEncodeError:
         return _escape_surrogates(path)
     return path
+
+
+_ESCAPED_BYTE = re.compile(r"%([89A-F][0-9A-F])")
+
+
+def unwire_path(path: str) -> str:
+    """The inverse of :func:`wire_path`: ``%XX`` (XX >= 80) back to the raw byte.
+
+    For paths that come back from Fusion (sentinel tasks, scan commands). A name that really
+    contains such a sequence is ambiguous, so callers try the path as given first.
+    """
+    if "%" not in path:
+        return path
+    return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
 
 
 def join(root: str, relative: str) -> str:

@@ -11,7 +11,15 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 from fustor_agent_sdk import Phase, SourceDriver
-from fustor_core import Batch, DriverError, MessageSource, PathEscapeError, Row, confine
+from fustor_core import (
+    Batch,
+    DriverError,
+    MessageSource,
+    PathEscapeError,
+    Row,
+    confine,
+    unwire_path,
+)
 from fustor_core.paths import join
 from fustor_source_fs.audit import AuditCache, AuditWalk
 from fustor_source_fs.config import FsSourceConfig
@@ -204,17 +212,34 @@ class FsSource(SourceDriver):
                 except PathEscapeError:
                     log.warning("sentinel: ignoring path outside the root: %r", requested)
                     continue
-                try:
-                    st = os.lstat(join(self.root, rel))
-                except OSError:
+                st = self._lstat_requested(rel)
+                if st is None:
                     continue
                 out.append({"path": rel, "mtime": st.st_mtime, "size": st.st_size})
             return out
 
         return await asyncio.to_thread(check)
 
+    def _lstat_requested(self, rel: str) -> os.stat_result | None:
+        """lstat a path named by Fusion; a non-UTF-8 name comes back ``%XX``-escaped."""
+        for candidate in dict.fromkeys((rel, unwire_path(rel))):
+            try:
+                return os.lstat(join(self.root, candidate))
+            except OSError:
+                continue
+        return None
+
+    def _resolve_requested(self, rel: str) -> str:
+        """``rel`` itself if it exists, else its un-escaped form if that exists."""
+        raw = unwire_path(rel)
+        if raw != rel and not os.path.lexists(join(self.root, rel)):
+            if os.path.lexists(join(self.root, raw)):
+                return raw
+        return rel
+
     async def scan(self, path: str, recursive: bool) -> AsyncIterator[Batch]:
         rel = confine(path)  # raises PathEscapeError for ".." above the root
+        rel = await asyncio.to_thread(self._resolve_requested, rel)
         abs_path = join(self.root, rel)
         await asyncio.to_thread(self._confine_real, rel, abs_path, path)
         await self._require_root()
