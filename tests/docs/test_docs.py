@@ -245,7 +245,7 @@ ERROR_FRAGMENTS = [
     "unknown sender '",
     "does not exist",
     "must be the http:// or https:// URL of Fusion's",
-    "credential: the agent API key from Fusion's receivers.<id>.api_keys",
+    "credential is required: the agent API key listed in Fusion's receivers.<id>.api_keys",
     "String should match pattern",
     "Input should be greater than or equal to 1",
 ]

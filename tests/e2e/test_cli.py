@@ -130,5 +130,5 @@ def test_watch_of_a_missing_directory_is_one_clear_error(run_cli, tmp_path):
     result = run_cli("start", "--watch", str(tmp_path / "missing"))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
-        f"error: --watch: DIR: Value error, uri '{tmp_path / 'missing'}' does not exist"
+        f"error: --watch: DIR: uri '{tmp_path / 'missing'}' does not exist"
     ]

@@ -65,7 +65,10 @@ class FusionSenderConfig(SenderConfig):
     @model_validator(mode="after")
     def _needs_credential(self) -> FusionSenderConfig:
         if self.credential is None or not self.credential.get_secret_value():
-            raise ValueError("credential: the agent API key from Fusion's receivers.<id>.api_keys")
+            raise ValueError(
+                "credential is required: the agent API key listed in Fusion's "
+                "receivers.<id>.api_keys"
+            )
         if self.driver_params.client_key and not self.driver_params.client_cert:
             raise ValueError("driver_params.client_key needs driver_params.client_cert")
         return self

@@ -44,7 +44,11 @@ def _message(error: dict) -> str:  # type: ignore[type-arg]
         return "unknown key"
     if kind == "missing":
         return "missing required key"
-    return str(error.get("msg", "invalid value"))
+    message = str(error.get("msg", "invalid value"))
+    if kind == "value_error":
+        # pydantic prefixes a validator's own message with "Value error, ": noise to a user.
+        message = message.removeprefix("Value error, ")
+    return message
 
 
 class Problems:
