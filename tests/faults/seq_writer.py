@@ -23,13 +23,15 @@ class SequenceWriter(threading.Thread):
     """
 
     def __init__(
-        self, root: Path, rate: float = 200.0, max_files: int = 400, seed: int = 7
+        self, root: Path, rate: float = 200.0, max_files: int = 400, seed: int = 7, tag: str = ""
     ) -> None:
         super().__init__(name="fault-writer", daemon=True)
         self.root = root
         self.rate = rate
         self.max_files = max_files
         self.random = random.Random(seed)
+        self.tag = tag
+        """Prefix of every name, so that writers one after another in a tree never collide."""
         self.seq = 0
         self.counts: Counter[str] = Counter()
         self.files: list[Path] = []
@@ -52,7 +54,7 @@ class SequenceWriter(threading.Thread):
     def run(self) -> None:
         try:
             for i in range(4):
-                self._mkdir(self.root / f"w{i}")
+                self._op_mkdir(self.root / f"{self.tag}w{i}")
             interval = 1.0 / self.rate
             next_at = time.monotonic()
             while not self._stop_event.is_set():
@@ -72,31 +74,31 @@ class SequenceWriter(threading.Thread):
         if len(self.files) >= self.max_files:
             roll = 0.95
         if not self.files or roll < 0.45:
-            self._create()
+            self._op_create()
         elif roll < 0.65:
-            self._modify()
+            self._op_modify()
         elif roll < 0.78:
-            self._rename()
+            self._op_rename()
         elif roll < 0.97:
-            self._delete()
+            self._op_delete()
         elif roll < 0.985:
-            self._mkdir(self.random.choice(self.dirs) / f"d{self.seq:07d}")
+            self._op_mkdir(self.random.choice(self.dirs) / f"{self.tag}d{self.seq:07d}")
         else:
-            self._rename_dir()
+            self._op_rename_dir()
 
-    def _create(self) -> None:
-        path = self.random.choice(self.dirs) / f"f{self.seq:07d}.dat"
+    def _op_create(self) -> None:
+        path = self.random.choice(self.dirs) / f"{self.tag}f{self.seq:07d}.dat"
         path.write_bytes(b"x" * self.random.randrange(0, 4096))
         self.files.append(path)
         self.counts["create"] += 1
 
-    def _modify(self) -> None:
+    def _op_modify(self) -> None:
         path = self.random.choice(self.files)
         with open(path, "ab") as f:
             f.write(b"y" * self.random.randrange(1, 512))
         self.counts["modify"] += 1
 
-    def _rename(self) -> None:
+    def _op_rename(self) -> None:
         index = self.random.randrange(len(self.files))
         path = self.files[index]
         target = path.with_name(f"{path.name.split('.')[0]}.r{self.seq:07d}")
@@ -104,22 +106,22 @@ class SequenceWriter(threading.Thread):
         self.files[index] = target
         self.counts["rename"] += 1
 
-    def _delete(self) -> None:
+    def _op_delete(self) -> None:
         path = self.files.pop(self.random.randrange(len(self.files)))
         path.unlink()
         self.counts["delete"] += 1
 
-    def _mkdir(self, path: Path) -> None:
+    def _op_mkdir(self, path: Path) -> None:
         path.mkdir()
         self.dirs.append(path)
         self.counts["mkdir"] += 1
 
-    def _rename_dir(self) -> None:
+    def _op_rename_dir(self) -> None:
         movable = [d for d in self.dirs if d.parent != self.root]
         if not movable:
             return
         old = self.random.choice(movable)
-        new = old.with_name(f"m{self.seq:07d}")
+        new = old.with_name(f"{self.tag}m{self.seq:07d}")
         os.rename(old, new)
         self.dirs = [_moved(d, old, new) for d in self.dirs]
         self.files = [_moved(f, old, new) for f in self.files]

@@ -40,7 +40,7 @@ def test_unmount_keeps_the_view_and_remount_converges(
         cycles = 5 if long_mode else 1
         held_for: list[float] = []
         for cycle in range(cycles):
-            writer = SequenceWriter(mount_point, rate=100, seed=cycle)
+            writer = SequenceWriter(mount_point, rate=100, seed=cycle, tag=f"c{cycle}-")
             writer.start()
             time.sleep(2)
             writer.stop()
