@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -14,7 +15,10 @@ from system_faults import is_mount_point, umount
 
 from conftest import MakeAgent
 
-pytestmark = pytest.mark.fusion
+pytestmark = [
+    pytest.mark.fusion,
+    pytest.mark.skipif(os.geteuid() != 0, reason="mount --bind needs root"),
+]
 
 
 def _mount(source: Path, target: Path) -> None:
