@@ -138,3 +138,29 @@ def test_cli_validate_and_start_reject_a_sample(tmp_path: Path, long_mode: bool)
         results = list(pool.map(lambda job: _check_cli(*job), jobs))
     assert len(results) == 2 * len(samples)
     record("config fuzzer (CLI)", configs=len(samples), processes=len(results))
+
+
+REGRESSIONS = {
+    # Found by the fuzzer: a key holding a newline made a two-line error.
+    "newline in a key": (
+        'sources:\n  - id: a\n    type: fs\n    config: {uri: /}\n    "x\\ny": 1\n'
+    ),
+    "escape in a top key": '"\\e[31mred": 1\n',
+    # Found by the fuzzer: a fusion sender without endpoint was accepted.
+    "fusion sender without endpoint": (
+        f"senders:\n  - id: s\n    type: fusion\n    config: {{credential: {SECRET}}}\n"
+    ),
+}
+
+
+def test_fuzzer_findings_stay_fixed(tmp_path: Path) -> None:
+    registry = load_registry()
+    for what, text in REGRESSIONS.items():
+        home = tmp_path / what.replace(" ", "-")
+        write_home(home, text)
+        try:
+            load_config(Home(home), registry)
+        except ConfigError as exc:
+            _check_messages(_messages(exc), what, text)
+        else:
+            raise AssertionError(f"{what}: accepted")
