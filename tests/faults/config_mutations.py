@@ -16,13 +16,17 @@ import yaml
 
 __all__ = [
     "HOSTILE",
+    "LEGACY_MUTATIONS",
     "MUTATIONS",
     "SECRET",
     "Chooser",
     "RandomChooser",
     "base_config",
     "invalid_config",
+    "invalid_legacy_config",
+    "legacy_config",
     "write_home",
+    "write_legacy_home",
 ]
 
 T = TypeVar("T")
@@ -335,4 +339,130 @@ def invalid_config(root: Path, c: Chooser) -> tuple[str, str]:
 def write_home(home: Path, text: str) -> None:
     home.mkdir(parents=True, exist_ok=True)
     (home / "agent-config.yaml").write_text(text, encoding="utf-8")
+    (home / ".env").write_text(f"FUSION_KEY={SECRET}\n")
+
+
+# -- the 0.8.17 layout: agent-config/*.yaml, mappings keyed by id --------------------------
+
+
+def legacy_config(root: Path) -> dict[str, Any]:
+    """A valid configuration in the original agent's layout."""
+    return {
+        "sources": {
+            "files": {"driver": "fs", "uri": str(root), "driver_params": {"file_pattern": "*"}}
+        },
+        "senders": {
+            "fusion": {
+                "driver": "fusion",
+                "uri": "http://127.0.0.1:9",
+                "credential": {"key": "${FUSION_KEY}"},
+            },
+            "inline": {"driver": "fusion", "uri": "http://127.0.0.1:9", "credential": SECRET},
+        },
+        "pipes": {
+            "p1": {"source": "files", "sender": "fusion", "audit_interval_sec": 60},
+            "p2": {"source": "files", "sender": "inline"},
+        },
+    }
+
+
+_LEGACY_SCALARS = [
+    ("sources", "files", "driver"),
+    ("sources", "files", "uri"),
+    ("senders", "fusion", "uri"),
+    ("senders", "inline", "credential"),
+    ("senders", "fusion", "credential", "key"),
+    ("pipes", "p1", "source"),
+    ("pipes", "p2", "sender"),
+    ("pipes", "p1", "audit_interval_sec"),
+]
+_LEGACY_REQUIRED = [
+    ("sources", "files", "driver"),
+    ("sources", "files", "uri"),
+    ("senders", "inline", "driver"),
+    ("senders", "fusion", "uri"),
+    ("senders", "inline", "credential"),
+    ("pipes", "p1", "source"),
+    ("pipes", "p2", "sender"),
+]
+
+
+def _legacy_wrong_type(doc: dict[str, Any], c: Chooser) -> str:
+    path = c.pick(_LEGACY_SCALARS)
+    node, key = _parent(doc, path)
+    node[key] = c.pick([{"nested": SECRET}, [SECRET], {}, [1, 2]])
+    return f"legacy wrong type at {path}"
+
+
+def _legacy_container(doc: dict[str, Any], c: Chooser) -> str:
+    kind = c.pick(["sources", "senders", "pipes"])
+    if c.pick([True, False]):
+        doc[kind] = c.pick([["a", "list"], "a string", 7])
+    else:
+        doc[kind][next(iter(doc[kind]))] = c.pick(["a string", ["a", "list"], 7])
+    return f"legacy wrong container in {kind}"
+
+
+def _legacy_missing(doc: dict[str, Any], c: Chooser) -> str:
+    path = c.pick(_LEGACY_REQUIRED)
+    node, key = _parent(doc, path)
+    del node[key]
+    return f"legacy missing {path}"
+
+
+def _legacy_dangling(doc: dict[str, Any], c: Chooser) -> str:
+    pipe = doc["pipes"][c.pick(["p1", "p2"])]
+    field = c.pick(["source", "sender"])
+    value = c.text()
+    if value in ("files", "fusion", "inline"):
+        value += "-missing"
+    pipe[field] = value
+    return f"legacy dangling {field}"
+
+
+def _legacy_hostile_id(doc: dict[str, Any], c: Chooser) -> str:
+    kind = c.pick(["sources", "senders"])
+    doc[kind][c.text()] = {"driver": "no-such-driver-" + c.text(), "uri": "/nonexistent"}
+    return f"legacy hostile {kind} id"
+
+
+def _legacy_unknown_driver(doc: dict[str, Any], c: Chooser) -> str:
+    kind, item = c.pick([("sources", "files"), ("senders", "fusion")])
+    doc[kind][item]["driver"] = "no-such-" + c.text()
+    return "legacy unknown driver"
+
+
+def _legacy_bad_params(doc: dict[str, Any], c: Chooser) -> str:
+    params = doc["sources"]["files"]["driver_params"]
+    params[c.pick(["scan_workers", "batch_size", "max_watches"])] = c.pick([0, -3, {}, "many"])
+    return "legacy bad driver_params"
+
+
+LEGACY_MUTATIONS: list[Callable[[dict[str, Any], Chooser], str]] = [
+    _legacy_wrong_type,
+    _legacy_container,
+    _legacy_missing,
+    _legacy_dangling,
+    _legacy_hostile_id,
+    _legacy_unknown_driver,
+    _legacy_bad_params,
+]
+
+
+def invalid_legacy_config(root: Path, c: Chooser) -> tuple[str, str]:
+    """``(description, YAML text)`` of one invalid ``agent-config/*.yaml`` file."""
+    text_of = lambda doc: yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)  # noqa: E731
+    if c.pick(range(8)) == 0:
+        lines = text_of(legacy_config(root)).splitlines()
+        at = c.pick(range(len(lines) + 1))
+        return "legacy broken YAML", "\n".join(
+            [*lines[:at], c.pick(_BROKEN_YAML), *lines[at:]]
+        ) + "\n"
+    doc = legacy_config(root)
+    return c.pick(LEGACY_MUTATIONS)(doc, c), text_of(doc)
+
+
+def write_legacy_home(home: Path, text: str) -> None:
+    (home / "agent-config").mkdir(parents=True, exist_ok=True)
+    (home / "agent-config" / "default.yaml").write_text(text, encoding="utf-8")
     (home / ".env").write_text(f"FUSION_KEY={SECRET}\n")

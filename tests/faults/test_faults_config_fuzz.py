@@ -11,8 +11,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from agent_harness import agent_executable
-from config_mutations import HOSTILE, SECRET, RandomChooser, invalid_config, write_home
+from config_mutations import (
+    HOSTILE,
+    SECRET,
+    RandomChooser,
+    base_config,
+    invalid_config,
+    invalid_legacy_config,
+    legacy_config,
+    write_home,
+    write_legacy_home,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scenario import record
@@ -164,3 +175,43 @@ def test_fuzzer_findings_stay_fixed(tmp_path: Path) -> None:
             _check_messages(_messages(exc), what, text)
         else:
             raise AssertionError(f"{what}: accepted")
+
+
+def test_the_unmutated_configs_are_valid(tmp_path: Path) -> None:
+    """Every rejection above comes from its mutation, not from a broken starting point."""
+    registry = load_registry()
+    root = tmp_path / "root"
+    root.mkdir()
+    write_home(tmp_path / "new", yaml.safe_dump(base_config(root)))
+    assert len(load_config(Home(tmp_path / "new"), registry).pipes) == 2
+    write_legacy_home(tmp_path / "old", yaml.safe_dump(legacy_config(root)))
+    assert len(load_config(Home(tmp_path / "old"), registry).pipes) == 2
+
+
+def test_invalid_configs_in_the_0817_layout_are_rejected(tmp_path: Path, long_mode: bool) -> None:
+    registry = load_registry()
+    root, home = tmp_path / "root", tmp_path / "home"
+    root.mkdir()
+    rejected = 0
+
+    @settings(
+        max_examples=10_000 if long_mode else 1_000,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.data())
+    def one(data: st.DataObject) -> None:
+        nonlocal rejected
+        what, text = invalid_legacy_config(root, HypothesisChooser(data))
+        write_legacy_home(home, text)
+        try:
+            config = load_config(Home(home), registry)
+        except ConfigError as exc:
+            _check_messages(_messages(exc), what, text)
+            rejected += 1
+            return
+        raise AssertionError(f"accepted an invalid configuration ({what}):\n{text}\n{config}")
+
+    one()
+    record("config fuzzer (0.8.17 layout, in-process)", configs=rejected)
