@@ -199,6 +199,7 @@ class SenderDriverContract:
                         results.append(await self._call(sender.send(item)))
                     else:
                         results.append(await self._call(sender.signal(item[0], **item[1])))
+                assert sender.health() is None, f"a healthy peer, yet: {sender.health()}"
                 await self._call(sender.close_session())
             finally:
                 await self._call(sender.close())
