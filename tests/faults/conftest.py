@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -16,9 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fusion"))
 
 from agent_harness import AgentProcess
 from fusion_harness import FusionServer, ensure_fusion_venv
-from scenario import FIGURES
-
-MakeAgent = Callable[..., AgentProcess]
+from scenario import FIGURES, MakeAgent
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from fustor_agent.home import Home
 
 __all__ = [
     "FIGURES",
+    "MakeAgent",
     "agent_status",
     "assert_alive",
     "converge",
@@ -27,6 +28,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+MakeAgent = Callable[..., AgentProcess]
+"""The ``make_agent`` fixture: ``make_agent(root, name="agent", endpoint=None, **options)``."""
 
 FIGURES: list[dict[str, Any]] = []
 """One entry per scenario run; printed at the end of the session (and appended as JSON lines

@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pytest
 from fusion_harness import FusionServer, disk_tree
-from scenario import converge, record, wait_pipe
+from scenario import MakeAgent, converge, record, wait_pipe
 from seq_writer import SequenceWriter
-
-from conftest import MakeAgent
 
 pytestmark = pytest.mark.fusion
 

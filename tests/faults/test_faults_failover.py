@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 from agent_harness import AgentProcess
 from fusion_harness import FusionServer, disk_tree, wait_until
-from scenario import converge, pipe_status, record
+from scenario import MakeAgent, converge, pipe_status, record
 from seq_writer import SequenceWriter, burst
-
-from conftest import MakeAgent
 
 pytestmark = [pytest.mark.fusion, pytest.mark.slow]
 

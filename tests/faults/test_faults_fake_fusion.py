@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 from fake_fusion import BAD_MODES, FakeFusion
 from fusion_harness import FusionServer, disk_tree
-from scenario import converge, record
+from scenario import MakeAgent, converge, record
 from seq_writer import SequenceWriter
 from system_faults import RssSampler
-
-from conftest import MakeAgent
 
 pytestmark = pytest.mark.fusion
 

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 from fault_proxy import FaultProxy
 from fusion_harness import FusionServer, disk_tree
-from scenario import converge, record
+from scenario import MakeAgent, converge, record
 from seq_writer import SequenceWriter
-
-from conftest import MakeAgent
 
 pytestmark = pytest.mark.fusion
 

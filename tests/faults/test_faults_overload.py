@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 from fusion_harness import FusionServer, disk_tree
-from scenario import converge, record
+from scenario import MakeAgent, converge, record
 from seq_writer import burst
 from system_faults import RssSampler
-
-from conftest import MakeAgent
 
 pytestmark = [pytest.mark.fusion, pytest.mark.slow]
 

@@ -13,9 +13,8 @@ import pytest
 from fusion_harness import FusionServer, disk_tree, wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scenario import converge, record
+from scenario import MakeAgent, converge, record
 
-from conftest import MakeAgent
 from fustor_core.paths import confine
 from fustor_source_fs.config import FsSourceConfig
 from fustor_source_fs.driver import FsSource

@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 from fusion_harness import FusionServer, disk_tree, tree_diff
-from scenario import converge, record, wait_pipe
+from scenario import MakeAgent, converge, record, wait_pipe
 from seq_writer import SequenceWriter
 from system_faults import is_mount_point, umount
-
-from conftest import MakeAgent
 
 pytestmark = [
     pytest.mark.fusion,
