@@ -23,7 +23,8 @@ class _Failure:
 
 
 class Channel:
-    """Threads ``put`` (blocking while ``capacity`` items are unconsumed); the loop ``get``s.
+    """Threads ``put`` (blocking while ``capacity`` items are unconsumed); the loop ``get``s,
+    or iterates with ``async for`` until the producer finishes.
 
     One ``call_soon_threadsafe`` per item, so items should be whole batches, never rows.
     """
@@ -65,6 +66,11 @@ class Channel:
             raise item.error
         self._slots.release()
         return item
+
+    def __aiter__(self) -> Channel:
+        return self
+
+    __anext__ = get
 
     def close(self) -> None:
         """The consumer stops: producers blocked in ``put`` give up within 50 ms."""

@@ -95,11 +95,7 @@ class Realtime:
         self._spawn(self._setup, "fs-watch-setup")
         self._spawn(self._emit_loop, "fs-realtime-emitter")
         try:
-            while True:
-                try:
-                    batch = await channel.get()
-                except StopAsyncIteration:
-                    return
+            async for batch in channel:
                 yield batch
         finally:
             self.close()

@@ -57,11 +57,7 @@ async def stream_walk(
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
     try:
-        while True:
-            try:
-                batch = await channel.get()
-            except StopAsyncIteration:
-                return
+        async for batch in channel:
             yield batch
     finally:
         stop.set()
