@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,12 +19,14 @@ from fustor_agent.config.models import (
     SourceEntry,
     SourceSpec,
 )
-from fustor_agent.plugins import DriverRegistry
+from fustor_agent.plugins import DriverRegistry, Kind
+from fustor_agent_sdk import SenderDriver, SourceDriver
 
 __all__ = ["RawDocument", "RawEntry", "resolve"]
 
 _M = TypeVar("_M", bound=BaseModel)
 _E = TypeVar("_E", SourceEntry, SenderEntry, PipeEntry)
+_S = TypeVar("_S", SourceSpec, SenderSpec)
 
 
 def _same(loc: str) -> str:
@@ -89,6 +91,32 @@ def _parsed(model: type[_E], raws: list[RawEntry], problems: Problems) -> list[t
     return out
 
 
+def _specs(
+    kind: Kind,
+    entries: Mapping[str, tuple[RawEntry, SourceEntry | SenderEntry]],
+    drivers: Mapping[str, type[SourceDriver] | type[SenderDriver]],
+    make: Callable[[str, str, Any, Any], _S],
+    registry: DriverRegistry,
+    problems: Problems,
+) -> dict[str, _S]:
+    """Each entry bound to the driver its ``type`` names, its ``config`` validated by that
+    driver's model; an unknown type or an invalid config is a problem and no spec."""
+    specs: dict[str, _S] = {}
+    for raw, entry in entries.values():
+        driver = drivers.get(entry.type)
+        if driver is None:
+            problems.add(
+                raw.file,
+                raw.rename(f"{raw.location}.type"),
+                f"unknown {kind} type {entry.type!r} (available: {registry.names(kind)})",
+            )
+            continue
+        cfg = _validate(driver.config_model, raw, problems, ".config", entry.config)
+        if cfg is not None:
+            specs[entry.id] = make(entry.id, entry.type, driver, cfg)
+    return specs
+
+
 def resolve(
     doc: RawDocument, registry: DriverRegistry, problems: Problems, path: Path | None
 ) -> AgentConfig:
@@ -97,33 +125,8 @@ def resolve(
     senders = _unique("sender", _parsed(SenderEntry, doc.senders, problems), problems)
     pipes = _unique("pipe", _parsed(PipeEntry, doc.pipes, problems), problems)
 
-    source_specs: dict[str, SourceSpec] = {}
-    for raw, src in sources.values():
-        driver = registry.sources.get(src.type)
-        if driver is None:
-            problems.add(
-                raw.file,
-                raw.rename(f"{raw.location}.type"),
-                f"unknown source type {src.type!r} (available: {registry.names('source')})",
-            )
-            continue
-        cfg = _validate(driver.config_model, raw, problems, ".config", src.config)
-        if cfg is not None:
-            source_specs[src.id] = SourceSpec(src.id, src.type, driver, cfg)
-
-    sender_specs: dict[str, SenderSpec] = {}
-    for raw, snd in senders.values():
-        sdriver = registry.senders.get(snd.type)
-        if sdriver is None:
-            problems.add(
-                raw.file,
-                raw.rename(f"{raw.location}.type"),
-                f"unknown sender type {snd.type!r} (available: {registry.names('sender')})",
-            )
-            continue
-        scfg = _validate(sdriver.config_model, raw, problems, ".config", snd.config)
-        if scfg is not None:
-            sender_specs[snd.id] = SenderSpec(snd.id, snd.type, sdriver, scfg)
+    source_specs = _specs("source", sources, registry.sources, SourceSpec, registry, problems)
+    sender_specs = _specs("sender", senders, registry.senders, SenderSpec, registry, problems)
 
     pipe_entries: dict[str, PipeEntry] = {}
     for raw, pipe in pipes.values():
