@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from fustor_core import Row
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS
+from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row, row_of
 from fustor_source_fs.walk import RowSink
 
 __all__ = ["AuditCache", "AuditWalk"]
@@ -83,13 +83,7 @@ class AuditWalk:
             self._vanished(node)
             return []
         mtime = st.st_mtime
-        row: Row = {
-            "path": node.rel,
-            "size": st.st_size,
-            "modified_time": mtime,
-            "created_time": st.st_ctime,
-            "is_directory": True,
-        }
+        row = row_of(node.rel, st)
         parent = node.parent
         if parent is not None:
             assert parent.row is not None
@@ -149,17 +143,7 @@ class AuditWalk:
                         log.warning("audit: cannot stat %r: %s", rel, exc)
                         complete = False
                         continue
-                    rows.append(
-                        {
-                            "path": rel,
-                            "size": st.st_size,
-                            "modified_time": st.st_mtime,
-                            "created_time": st.st_ctime,
-                            "is_directory": False,
-                            "parent_path": rel_dir,
-                            "parent_mtime": mtime,
-                        }
-                    )
+                    rows.append(audit_file_row(rel, st, rel_dir, mtime))
                     if len(rows) >= self.batch_size:
                         self.sink.extend(rows)
                         rows = []

@@ -11,7 +11,15 @@ from fustor_core import Row
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.walk import RowSink
 
-__all__ = ["DIR_OPEN_FLAGS", "DirTask", "child_prefix", "lstat_row", "make_lister", "row_of"]
+__all__ = [
+    "DIR_OPEN_FLAGS",
+    "DirTask",
+    "audit_file_row",
+    "child_prefix",
+    "lstat_row",
+    "make_lister",
+    "row_of",
+]
 
 DIR_OPEN_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 """Directories are listed through an fd: each entry's stat is then an ``fstatat`` relative to
@@ -34,6 +42,20 @@ def row_of(rel: str, st: os.stat_result) -> Row:
         "modified_time": st.st_mtime,
         "created_time": st.st_ctime,
         "is_directory": stat_mod.S_ISDIR(st.st_mode),
+    }
+
+
+def audit_file_row(rel: str, st: os.stat_result, parent: str, parent_mtime: float) -> Row:
+    """A file's row as an audit sends it: with its directory and that directory's mtime
+    (FUSION_PROTOCOL §7.4), which Fusion compares against what it holds."""
+    return {
+        "path": rel,
+        "size": st.st_size,
+        "modified_time": st.st_mtime,
+        "created_time": st.st_ctime,
+        "is_directory": False,
+        "parent_path": parent,
+        "parent_mtime": parent_mtime,
     }
 
 

@@ -21,7 +21,7 @@ from fustor_core import Row
 from fustor_core.paths import join
 from fustor_source_fs.audit import AuditCache
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS
+from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row
 from fustor_source_fs.sweepbudget import Pacer, SweepBudget
 from fustor_source_fs.sweepstore import Columns, SweepStore, file_count, unpack
 from fustor_source_fs.walk import RowSink, WalkCancelled
@@ -243,15 +243,7 @@ class SweepPass:
                     if i is not None and mtimes[i] == mtime and sizes[i] == size:
                         columns.add(path_hash, mtime, size)
                         continue
-                    row: Row = {
-                        "path": rel,
-                        "size": size,
-                        "modified_time": mtime,
-                        "created_time": st.st_ctime,
-                        "is_directory": False,
-                        "parent_path": rel_dir,
-                        "parent_mtime": dir_mtime,
-                    }
+                    row = audit_file_row(rel, st, rel_dir, dir_mtime)
                     if i is not None and mtime <= mtimes[i]:
                         # Fusion keeps a compensating row only with a strictly newer mtime;
                         # this one must be forced (audit_skipped), which is only safe for a
