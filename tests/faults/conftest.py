@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fusion"))
 
 from agent_harness import AgentProcess
 from fusion_harness import FusionServer, ensure_fusion_venv
-from scenario import FIGURES, MakeAgent
+from scenario import FIGURES, MakeAgent, write_figures
+from system_faults import RssSampler
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +43,14 @@ def fusion(
 ) -> Iterator[FusionServer]:
     server = FusionServer(fusion_exe, tmp_path_factory.mktemp("fusion-home"), fusion_options)
     server.start()
+    recorded = len(FIGURES)
     try:
         yield server
+        if server.process is not None and len(FIGURES) > recorded:
+            # Events Fusion applied since its last start (a bounced Fusion counts afresh).
+            events = server.pipe_stats().get("events_processed")
+            for entry in FIGURES[recorded:]:
+                entry.setdefault("fusion_events", events)
     finally:
         server.stop()
 
@@ -52,6 +59,9 @@ def fusion(
 def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
     """Agents (fs → fusion) as processes; each is stopped (by its PID) after the test."""
     agents: list[AgentProcess] = []
+    recorded = len(FIGURES)
+    sampler = RssSampler(lambda: [a.process.pid for a in agents if a.process is not None])
+    sampler.start()
 
     def make(
         root: Path, name: str = "agent", endpoint: str | None = None, **options: Any
@@ -71,6 +81,13 @@ def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
             agent.stop(signal.SIGTERM)
         except AssertionError:
             pass  # stop() already killed it; the test's own asserts tell what went wrong
+    peak = sampler.stop()
+    for entry in FIGURES[recorded:]:
+        entry.setdefault("agent_peak_rss_mb", peak)
+
+
+def pytest_sessionfinish() -> None:
+    write_figures()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "pipe_status",
     "record",
     "wait_pipe",
+    "write_figures",
 ]
 
 logger = logging.getLogger(__name__)
@@ -38,13 +39,19 @@ to ``$FUSTOR_FAULTS_FIGURES`` when set)."""
 
 
 def record(scenario: str, **figures: Any) -> None:
+    """Keep a scenario's figures; the ``make_agent`` fixture adds the agents' peak memory."""
     entry = {"scenario": scenario, **figures}
     FIGURES.append(entry)
-    target = os.environ.get("FUSTOR_FAULTS_FIGURES")
-    if target:
-        with open(target, "a") as f:
-            f.write(json.dumps(entry, default=str) + "\n")
     logger.info("figures: %s", entry)
+
+
+def write_figures() -> None:
+    """Append every entry as JSON lines to ``$FUSTOR_FAULTS_FIGURES`` (when set)."""
+    target = os.environ.get("FUSTOR_FAULTS_FIGURES")
+    if target and FIGURES:
+        with open(target, "a") as f:
+            for entry in FIGURES:
+                f.write(json.dumps(entry, default=str) + "\n")
 
 
 def agent_status(agent: AgentProcess, timeout: float = 5.0) -> dict[str, Any]:
