@@ -10,23 +10,13 @@ import subprocess
 import pytest
 from fs_helpers import Live, make_source, write
 
+from bindfs_support import bindfs_or_skip
 from fustor_core import DriverError
 
 
 @pytest.fixture(scope="module")
 def bindfs() -> str:
-    path = shutil.which("bindfs")
-    if path is None:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "bindfs"],
-            capture_output=True,
-            check=False,
-            timeout=300,
-        )
-        path = shutil.which("bindfs")
-    if path is None:
-        pytest.skip("bindfs is not installed and `apt-get install -y bindfs` failed")
-    return path
+    return bindfs_or_skip()
 
 
 def _mount(bindfs: str, backing: str, mountpoint: str) -> None:

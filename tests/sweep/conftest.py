@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fusion"))
 
 from fusion_harness import FusionServer, ensure_fusion_venv
 from sweep_helpers import Share
+
+from bindfs_support import bindfs_or_skip
 
 
 @pytest.fixture
@@ -32,18 +33,7 @@ def fusion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FusionServer]:
 
 @pytest.fixture(scope="session")
 def bindfs_exe() -> str:
-    path = shutil.which("bindfs")
-    if path is None:
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "bindfs"],
-            capture_output=True,
-            check=False,
-            timeout=300,
-        )
-        path = shutil.which("bindfs")
-    if path is None:
-        pytest.skip("bindfs is not installed and `apt-get install -y bindfs` failed")
-    return path
+    return bindfs_or_skip()
 
 
 @pytest.fixture
