@@ -53,6 +53,29 @@ def leaders(fusion: FusionServer) -> list[str]:
     return [s["agent_id"] for s in fusion.sessions() if s["role"] == "leader"]
 
 
+def two_agents_first_leads(
+    fusion: FusionServer, make_agent: MakeAgent, root: Path
+) -> tuple[AgentProcess, AgentProcess]:
+    """Two agents on one new tree; the first leads and has synced it before the second joins."""
+    make_tree(root)
+    first, second = make_agent(root, "one"), make_agent(root, "two")
+    first.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    second.start()
+    wait_until(lambda: len(fusion.sessions()) == 2, 10, 0.1, "two sessions")
+    assert leaders(fusion) == [first.agent_id]
+    return first, second
+
+
+def make_tree_with_one_deep_dir(root: Path) -> Path:
+    """:func:`make_tree` with the root otherwise flat, so that with ``max_watches: 2`` (taken
+    breadth first: "/" and ``shallow``) ``shallow/deep``, returned, is the one unwatched."""
+    make_tree(root)
+    for d in ("a", "b", "c"):
+        shutil.rmtree(root / d)
+    return root / "shallow" / "deep"
+
+
 def test_snapshot_then_changes_to_files_and_dirs(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
@@ -83,13 +106,7 @@ def test_two_agents_one_leader_sigterm_promotes_the_follower(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
-    make_tree(root)
-    first, second = make_agent(root, "one"), make_agent(root, "two")
-    first.start()
-    fusion.wait_tree(disk_tree(root), timeout=20)
-    second.start()
-    wait_until(lambda: len(fusion.sessions()) == 2, 10, 0.1, "two sessions")
-    assert leaders(fusion) == [first.agent_id]
+    first, second = two_agents_first_leads(fusion, make_agent, root)
 
     assert first.stop(signal.SIGTERM) == 0
     # Closed by the stopping agent itself (DELETE), not by expiry seconds later.
@@ -107,13 +124,7 @@ def test_two_agents_sigkill_of_the_leader_promotes_the_follower(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
-    make_tree(root)
-    first, second = make_agent(root, "one"), make_agent(root, "two")
-    first.start()
-    fusion.wait_tree(disk_tree(root), timeout=20)
-    second.start()
-    wait_until(lambda: len(fusion.sessions()) == 2, 10, 0.1, "two sessions")
-    assert leaders(fusion) == [first.agent_id]
+    first, second = two_agents_first_leads(fusion, make_agent, root)
 
     first.stop(signal.SIGKILL)
     (root / "b" / "after-kill.txt").write_text("y")
@@ -155,16 +166,11 @@ def test_unwatched_change_found_by_audit_as_blind_spot(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
-    make_tree(root)
-    # Breadth first, two watches cover "/" and one first-level directory; make sure the
-    # unwatched one is the only deep directory by keeping the root otherwise flat.
-    for d in ("a", "b", "c"):
-        shutil.rmtree(root / d)
+    deep = make_tree_with_one_deep_dir(root)
     agent = make_agent(root, source_params={"max_watches": 2}, pipe={"audit_interval_sec": 2})
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=20)
 
-    deep = root / "shallow" / "deep"
     (deep / "unseen.txt").write_text("inotify cannot see this")
     (deep / "x.txt").unlink()
     fusion.wait_tree(disk_tree(root), timeout=15)
@@ -177,14 +183,12 @@ def test_on_demand_scan_job_completes(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
-    make_tree(root)
-    for d in ("a", "b", "c"):
-        shutil.rmtree(root / d)
+    deep = make_tree_with_one_deep_dir(root)
     agent = make_agent(root, source_params={"max_watches": 2}, pipe={"audit_interval_sec": 0})
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=20)
 
-    (root / "shallow" / "deep" / "scanned.txt").write_text("only a scan finds me")
+    (deep / "scanned.txt").write_text("only a scan finds me")
     asked = fusion.get(
         f"/api/v1/views/{fusion.view_id}/tree",
         path="/shallow/deep",
