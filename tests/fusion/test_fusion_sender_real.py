@@ -107,6 +107,13 @@ async def lead_snapshot(sender: FusionSender, root: Path) -> None:
     assert (await sender.signal(PhaseSignal.SNAPSHOT_END)).ok
 
 
+async def lead_synced(fusion: FusionServer, sender: FusionSender, root: Path) -> None:
+    """Open a session, send the snapshot of ``root`` as its leader, wait until Fusion holds it."""
+    await sender.open_session()
+    await lead_snapshot(sender, root)
+    fusion.wait_tree(disk_tree(root))
+
+
 def test_session_create_heartbeat_close(fusion: FusionServer, tmp_path: Path) -> None:
     sender = make_sender(fusion, tmp_path / "state")
 
@@ -151,9 +158,7 @@ def test_realtime_changes_apply_in_order(fusion: FusionServer, tmp_path: Path) -
     sender = make_sender(fusion, tmp_path / "state")
 
     async def run() -> None:
-        await sender.open_session()
-        await lead_snapshot(sender, root)
-        fusion.wait_tree(disk_tree(root))
+        await lead_synced(fusion, sender, root)
         (root / "top.txt").unlink()
         (root / "new.txt").write_text("new file")
         rt = MessageSource.REALTIME
@@ -267,9 +272,7 @@ def test_audit_cycle_deletes_what_vanished_unseen(fusion: FusionServer, tmp_path
     sender = make_sender(fusion, tmp_path / "state")
 
     async def run() -> None:
-        await sender.open_session()
-        await lead_snapshot(sender, root)
-        fusion.wait_tree(disk_tree(root))
+        await lead_synced(fusion, sender, root)
         (root / "projects" / "plan.md").unlink()  # nobody watching
         assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
         rows = audit_rows(root)
@@ -291,9 +294,7 @@ def test_on_demand_scan_job_completes(fusion: FusionServer, tmp_path: Path) -> N
     sender = make_sender(fusion, tmp_path / "state")
 
     async def run() -> None:
-        await sender.open_session()
-        await lead_snapshot(sender, root)
-        fusion.wait_tree(disk_tree(root))
+        await lead_synced(fusion, sender, root)
         (root / "projects" / "q3" / "late.bin").write_bytes(b"0123456789")
         asked = await asyncio.to_thread(
             fusion.get,
