@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from fustor_core import Row
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row, row_of
+from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row, child_prefix, row_of
 from fustor_source_fs.walk import RowSink
 
 __all__ = ["AuditCache", "AuditWalk"]
@@ -93,7 +93,7 @@ class AuditWalk:
         if cached is not None and cached[0] == mtime and cached[2] == st.st_ino:
             row["audit_skipped"] = True
             self.new_cache[node.rel] = cached
-            prefix = "/" if node.rel == "/" else node.rel + "/"
+            prefix = child_prefix(node.rel)
             children = [_Dir(os.path.join(node.abs, n), prefix + n, node) for n in cached[1]]
             self.dirs_skipped += 1
         else:
@@ -113,7 +113,7 @@ class AuditWalk:
         """List a changed directory; ``None`` if it vanished before it could be listed."""
         listed_at = time.time()
         rel_dir = node.rel
-        prefix = "/" if rel_dir == "/" else rel_dir + "/"
+        prefix = child_prefix(rel_dir)
         flt = self.flt
         rows: list[Row] = []
         children: list[_Dir] = []

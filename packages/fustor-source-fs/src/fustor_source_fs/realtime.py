@@ -20,7 +20,7 @@ from fustor_source_fs.health import RootGuard
 from fustor_source_fs.pending import Change, Pending, Work
 from fustor_source_fs.reader import EventReader
 from fustor_source_fs.rescan import WatchScan
-from fustor_source_fs.rows import row_of
+from fustor_source_fs.rows import child_prefix, row_of
 from fustor_source_fs.walk import RowSink, WalkCancelled, walk
 from fustor_source_fs.watches import Watches, WatchLimit
 
@@ -174,7 +174,7 @@ class Realtime:
                     pass
             with lock:
                 count += 1
-            prefix = "/" if rel_dir == "/" else rel_dir + "/"
+            prefix = child_prefix(rel_dir)
             subdirs = []
             try:
                 with os.scandir(watches.abs_path(rel_dir)) as it:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from fustor_core import Row
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS
+from fustor_source_fs.rows import DIR_OPEN_FLAGS, child_prefix
 from fustor_source_fs.walk import RowSink, walk
 from fustor_source_fs.watches import Watches, WatchLimit, WatchNode
 
@@ -62,7 +62,7 @@ class WatchScan:
         if node is not None:
             self.visited.add(node.wd)
         since = 0.0 if fresh else self.since
-        prefix = "/" if rel_dir == "/" else rel_dir + "/"
+        prefix = child_prefix(rel_dir)
         flt = self.flt
         rows: list[Row] = []
         subdirs: list[str] = []

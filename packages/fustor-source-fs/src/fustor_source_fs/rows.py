@@ -32,6 +32,7 @@ DirTask = tuple[str, str]
 
 
 def child_prefix(rel_dir: str) -> str:
+    """What the root-relative path of a directory's entry starts with (``/`` for the root's)."""
     return "/" if rel_dir == "/" else rel_dir + "/"
 
 
@@ -85,7 +86,7 @@ def make_lister(
 
     def visit(task: DirTask) -> list[DirTask]:
         abs_dir, rel_dir = task
-        prefix = "/" if rel_dir == "/" else rel_dir + "/"
+        prefix = child_prefix(rel_dir)
         rows: list[Row] = []
         subdirs: list[DirTask] = []
         if before_list is not None:

@@ -21,7 +21,7 @@ from fustor_core import Row
 from fustor_core.paths import join
 from fustor_source_fs.audit import AuditCache
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row
+from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row, child_prefix
 from fustor_source_fs.sweepbudget import Pacer, SweepBudget
 from fustor_source_fs.sweepstore import Columns, SweepStore, file_count, unpack
 from fustor_source_fs.walk import RowSink, WalkCancelled
@@ -206,7 +206,7 @@ class SweepPass:
         rows: list[Row] = []
         stats = changes = forced = deferred = tokens = 0
         expected = len(index)
-        prefix = "/" if rel_dir == "/" else rel_dir + "/"
+        prefix = child_prefix(rel_dir)
         flt = sweeper.filter
         excluded = None if flt.trivial else flt.excluded
         wants_file = flt.wants_file
