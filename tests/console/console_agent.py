@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,6 +15,8 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
+
+from cli_support import agent_command
 
 __all__ = ["RunningAgent", "free_port", "running_agent", "wait_for"]
 
@@ -27,14 +27,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def agent_command() -> str:
-    beside_python = Path(sys.executable).parent / "fustor-agent"
-    found = str(beside_python) if beside_python.exists() else shutil.which("fustor-agent")
-    if found is None:
-        raise RuntimeError("the fustor-agent command is not installed")
-    return found
 
 
 def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:

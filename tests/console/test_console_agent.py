@@ -18,9 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from console_agent import RunningAgent, agent_command, running_agent, wait_for
+from console_agent import RunningAgent, running_agent, wait_for
 from console_browser import chromium, ensure_chromium
 from prometheus_client.parser import text_string_to_metric_families
+
+from cli_support import agent_command
 
 PIPE = "fixed-to-echo"
 LIVE = "counting"
