@@ -142,11 +142,16 @@ def test_buffer_bound_while_disconnected_drops_counts_and_resyncs(home):
             world.push("/after")
             await wait_until(lambda: "/after" in world.sent_paths("realtime"), 5)
             await wait_until(lambda: "snapshot_end" in world.signals())
+            # No audit interval is set: only the resync can start this audit, and it must,
+            # because deletions hidden in the dropped rows show only through an audit.
+            await wait_until(lambda: "audit_end" in world.signals(), 5)
             return a.status()["pipes"][0]
 
     status = asyncio.run(main())
     assert world.sent_paths("realtime") == ["/after"]
     assert status["dropped_rows"] == 6
+    signals = world.signals()
+    assert signals.index("snapshot_end") < signals.index("audit_start")
 
 
 def test_rescan_makes_the_leader_audit_at_once_with_a_forgotten_cache(home):

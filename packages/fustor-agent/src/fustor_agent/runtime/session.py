@@ -189,18 +189,26 @@ class SessionRunner:
         logger.info(
             "pipe %s: session %s… open as %s", self.pipe.id, info.session_id[:8], info.role.value
         )
-        if self.resync_needed:
-            self.resync_needed = False
-            if info.role is Role.FOLLOWER:
-                logger.warning(
-                    "pipe %s: realtime rows were dropped while disconnected; "
-                    "the leader's audit covers them",
-                    self.pipe.id,
-                )
+        resync, self.resync_needed = self.resync_needed, False
+        if resync and info.role is Role.FOLLOWER:
+            logger.warning(
+                "pipe %s: realtime rows were dropped while disconnected; "
+                "the leader's audit covers them",
+                self.pipe.id,
+            )
         self.connected.set()
         session.spawn(self._heartbeats(session), f"fustor-heartbeat-{self.pipe.id}")
         if info.role is Role.LEADER:
             self._start_leader(session)
+            if resync and session.leader is not None:
+                # The snapshot restores what exists; only an audit shows what was deleted
+                # while the dropped rows were queued, so it runs right after the snapshot.
+                logger.warning(
+                    "pipe %s: realtime rows were dropped while disconnected; "
+                    "auditing right after the snapshot",
+                    self.pipe.id,
+                )
+                session.leader.request_audit()
         stop_wait = asyncio.ensure_future(self._stopping.wait())
         lost_wait = asyncio.ensure_future(session.lost.wait())
         try:
