@@ -67,12 +67,20 @@ def two_agents_first_leads(
     return first, second
 
 
-def make_tree_with_one_deep_dir(root: Path) -> Path:
-    """:func:`make_tree` with the root otherwise flat, so that with ``max_watches: 2`` (taken
-    breadth first: "/" and ``shallow``) ``shallow/deep``, returned, is the one unwatched."""
+def start_with_one_unwatched_dir(
+    fusion: FusionServer, make_agent: MakeAgent, root: Path, audit_interval_sec: float
+) -> Path:
+    """An agent with ``max_watches: 2`` on :func:`make_tree` with the root otherwise flat:
+    taken breadth first, the watches cover "/" and ``shallow``, so ``shallow/deep``
+    (returned) is the one unwatched directory. Returns once Fusion holds the tree."""
     make_tree(root)
     for d in ("a", "b", "c"):
         shutil.rmtree(root / d)
+    agent = make_agent(
+        root, source_params={"max_watches": 2}, pipe={"audit_interval_sec": audit_interval_sec}
+    )
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
     return root / "shallow" / "deep"
 
 
@@ -166,10 +174,7 @@ def test_unwatched_change_found_by_audit_as_blind_spot(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
-    deep = make_tree_with_one_deep_dir(root)
-    agent = make_agent(root, source_params={"max_watches": 2}, pipe={"audit_interval_sec": 2})
-    agent.start()
-    fusion.wait_tree(disk_tree(root), timeout=20)
+    deep = start_with_one_unwatched_dir(fusion, make_agent, root, audit_interval_sec=2)
 
     (deep / "unseen.txt").write_text("inotify cannot see this")
     (deep / "x.txt").unlink()
@@ -183,10 +188,7 @@ def test_on_demand_scan_job_completes(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
     root = tmp_path / "data"
-    deep = make_tree_with_one_deep_dir(root)
-    agent = make_agent(root, source_params={"max_watches": 2}, pipe={"audit_interval_sec": 0})
-    agent.start()
-    fusion.wait_tree(disk_tree(root), timeout=20)
+    deep = start_with_one_unwatched_dir(fusion, make_agent, root, audit_interval_sec=0)
 
     (deep / "scanned.txt").write_text("only a scan finds me")
     asked = fusion.get(
