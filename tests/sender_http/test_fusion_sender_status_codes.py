@@ -433,3 +433,26 @@ def test_sentinel_tasks_errors(tmp_path: Path) -> None:
         assert unavailable.value.retriable is True
 
     asyncio.run(run())
+
+
+def test_oversized_answers_are_not_read_and_the_batch_is_retried(tmp_path: Path) -> None:
+    """A broken server answering megabytes must not make the agent hold them (memory)."""
+    fusion = FakeReceiver()
+    huge = b'{"status": "ok", "pad": "' + b"x" * (2 << 20) + b'"}'
+    fusion.script("POST ingest", httpx.Response(200, content=huge))
+    fusion.script(
+        "GET sentinel/tasks", httpx.Response(200, content=b"[" + b" " * (65 << 20) + b"]")
+    )
+    sender = make_sender(tmp_path, fusion)
+
+    async def run() -> None:
+        await sender.open_session()
+        first = await sender.send(_batch())
+        assert first.status is SendStatus.RETRY and "larger than" in first.detail
+        assert (await sender.send(_batch())).ok  # the same batch, once Fusion behaves
+        with pytest.raises(DriverError, match="larger than") as caught:
+            await sender.sentinel_tasks()
+        assert caught.value.retriable
+
+    asyncio.run(run())
+    assert len(fusion.of("POST ingest")) == 2

@@ -29,6 +29,10 @@ B2_FIX = (
 )
 
 
+SENTINEL_TASKS_BYTES = 64 << 20
+"""Room for about half a million suspect paths."""
+
+
 class Consistency:
     """The consistency calls of one sender; remembers a detected B2 misconfiguration."""
 
@@ -76,7 +80,10 @@ class Consistency:
 
     async def sentinel_tasks(self) -> list[str]:
         try:
-            response = await self.client.request("GET", f"{CONSISTENCY_PATH}/sentinel/tasks")
+            # Every current suspect path: after a large burst this list is legitimately long.
+            response = await self.client.request(
+                "GET", f"{CONSISTENCY_PATH}/sentinel/tasks", max_response_bytes=SENTINEL_TASKS_BYTES
+            )
         except httpx.HTTPError as exc:
             raise DriverError(
                 f"sentinel tasks: {redact(describe_failure(exc))}", retriable=True

@@ -48,6 +48,9 @@ SESSION_PATH = "/api/v1/pipe/session/"
 _USERINFO = re.compile(r"//[^/@]*@")
 
 
+HEARTBEAT_BYTES = 16 << 20
+
+
 class FusionSender(SenderDriver):
     """Speaks the Fusion 0.8.17 receiver protocol for one pipe. The host decides roles."""
 
@@ -242,8 +245,13 @@ class FusionSender(SenderDriver):
         url = f"{SESSION_PATH}{session.session_id}/heartbeat"
         body = encode_body({"can_realtime": can_realtime})
         try:
+            # Queued scan commands ride on the answer, each delivered only once: leave room.
             response = await self.http.request(
-                "POST", url, body=body, read_timeout=self._beat_timeout()
+                "POST",
+                url,
+                body=body,
+                read_timeout=self._beat_timeout(),
+                max_response_bytes=HEARTBEAT_BYTES,
             )
         except httpx.HTTPError as exc:
             raise DriverError(

@@ -13,7 +13,14 @@ from fustor_core import DriverError
 from fustor_sender_http.config import FusionSenderConfig
 from fustor_sender_http.redact import redact
 
-__all__ = ["FusionClient", "build_client", "describe_failure", "ssl_context"]
+__all__ = [
+    "MAX_RESPONSE_BYTES",
+    "FusionClient",
+    "ResponseTooLarge",
+    "build_client",
+    "describe_failure",
+    "ssl_context",
+]
 
 _USER_AGENT = "fustor-agent-sender-fusion/1.0.0"
 
@@ -90,6 +97,28 @@ def describe_failure(exc: httpx.HTTPError) -> str:
     return f"{kind}: {text}" if text else kind
 
 
+MAX_RESPONSE_BYTES = 1 << 20
+"""Fusion's answers are small JSON objects; 1 MiB is far above any real one."""
+
+
+class ResponseTooLarge(httpx.HTTPError):
+    """The server sent more than the agent is willing to read."""
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise ResponseTooLarge(f"response of {int(declared)} bytes is larger than {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge(f"response larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class FusionClient:
     """The sender's HTTP client, created on first use, with request figures for status."""
 
@@ -107,11 +136,19 @@ class FusionClient:
         self.last_error: str | None = None
 
     async def request(
-        self, method: str, url: str, *, body: bytes | None = None, read_timeout: float | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes | None = None,
+        read_timeout: float | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
     ) -> httpx.Response:
         """One request; a network failure is counted and re-raised as ``httpx.HTTPError``.
 
-        ``read_timeout`` replaces the configured read timeout for this request only.
+        ``read_timeout`` replaces the configured read timeout for this request only. A
+        response body larger than ``max_response_bytes`` is not read further: it is a failure
+        (:class:`ResponseTooLarge`), so a broken server cannot make the agent hold it all.
         """
         if self._client is None:
             self._client = build_client(self.config, self._transport)
@@ -126,7 +163,15 @@ class FusionClient:
             )
         started = time.perf_counter()
         try:
-            response = await self._client.request(method, url, content=body, timeout=timeout)
+            request = self._client.build_request(method, url, content=body, timeout=timeout)
+            response = await self._client.send(request, stream=True)
+            try:
+                content = await _read_capped(response, max_response_bytes)
+            finally:
+                await response.aclose()
+            response = httpx.Response(
+                response.status_code, headers=response.headers, content=content, request=request
+            )
         except httpx.HTTPError as exc:
             self.request_failures += 1
             self.last_error = redact(describe_failure(exc))
