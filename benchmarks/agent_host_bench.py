@@ -56,10 +56,12 @@ def reader(stream, out: queue.Queue) -> None:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def latency_run(root: Path, lines: queue.Queue, count: int, spacing: float, tag: str) -> list[float]:
+def latency_run(
+    root: Path, lines: queue.Queue, count: int, spacing: float, tag: str
+) -> list[float]:
     pending: dict[str, float] = {}
     delays: list[float] = []
 
