@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
-import pytest
-
-__all__ = ["bindfs_or_skip"]
+__all__ = ["ensure_bindfs"]
 
 
-def bindfs_or_skip() -> str:
-    """The bindfs executable, installed with apt-get if missing; the test is skipped, saying
-    why, when that fails."""
+def ensure_bindfs() -> str:
+    """The bindfs executable, installed from Debian if missing (the tests run as root).
+
+    A machine without it fails these tests loudly rather than skipping them: they are the
+    only proof of the blind-spot behaviour.
+    """
     path = shutil.which("bindfs")
     if path is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        # A fresh machine may have no package lists yet.
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
         subprocess.run(
-            ["apt-get", "install", "-y", "-q", "bindfs"],
-            capture_output=True,
-            check=False,
-            timeout=300,
+            ["apt-get", "install", "-y", "-qq", "bindfs"], check=True, env=env, timeout=600
         )
         path = shutil.which("bindfs")
     if path is None:
-        pytest.skip("bindfs is not installed and `apt-get install -y bindfs` failed")
+        raise RuntimeError("apt-get installed bindfs but it is not on PATH")
     return path

@@ -10,13 +10,13 @@ import subprocess
 import pytest
 from fs_helpers import Live, make_source, write
 
-from bindfs_support import bindfs_or_skip
+from bindfs_support import ensure_bindfs
 from fustor_core import DriverError
 
 
 @pytest.fixture(scope="module")
 def bindfs() -> str:
-    return bindfs_or_skip()
+    return ensure_bindfs()
 
 
 def _mount(bindfs: str, backing: str, mountpoint: str) -> None:

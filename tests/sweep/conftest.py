@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fusion"))
 from fusion_harness import FusionServer, ensure_fusion_venv
 from sweep_helpers import Share
 
-from bindfs_support import bindfs_or_skip
+from bindfs_support import ensure_bindfs
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def fusion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FusionServer]:
 
 @pytest.fixture(scope="session")
 def bindfs_exe() -> str:
-    return bindfs_or_skip()
+    return ensure_bindfs()
 
 
 @pytest.fixture
