@@ -66,6 +66,8 @@ class Delivery:
         self.state = state
         self.alive = alive
         """False once the session ended: retries stop with :class:`SessionLostError`."""
+        self.on_sent: Callable[[Batch], None] | None = None
+        """Called with every batch the sender accepted (``fustor-agent tap``); must not block."""
 
     async def send(self, batch: Batch) -> bool:
         """Deliver every row of the batch (in pieces of ``max_batch_size``); False if any
@@ -82,6 +84,8 @@ class Delivery:
         )
         if ok:
             self.state.count_sent(batch.message_source, rows)
+            if self.on_sent is not None:
+                self.on_sent(batch)
         return ok
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> bool:
