@@ -33,14 +33,21 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> InstanceLock:
+        """Lock the pid file and write our pid; raises :class:`AlreadyRunning` if held."""
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.pid_file, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = _read_pid(fd)
+        while True:
+            fd = os.open(self.pid_file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _read_pid(fd)
+                os.close(fd)
+                raise AlreadyRunning(self.pid_file.parent, pid) from None
+            if _still_named(fd, self.pid_file):
+                break
+            # The holder we waited for removed this file as it let go; a new agent may
+            # already hold a new file under the name. Locking the old one proves nothing.
             os.close(fd)
-            raise AlreadyRunning(self.pid_file.parent, pid) from None
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode())
@@ -48,12 +55,25 @@ class InstanceLock:
         return self
 
     def release(self) -> None:
+        """Remove the pid file, then unlock. Removing it while still locked is what lets
+        :meth:`acquire` tell a removed file from the live one."""
         if self._fd is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            self.pid_file.unlink()
+        if _still_named(self._fd, self.pid_file):
+            with contextlib.suppress(FileNotFoundError):
+                self.pid_file.unlink()
         os.close(self._fd)
         self._fd = None
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """True when ``path`` still names the file open as ``fd``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
 
 
 def running_pid(pid_file: Path) -> int | None:
