@@ -46,8 +46,14 @@ def test_the_lock_excludes_while_holders_come_and_go(tmp_path: Path) -> None:
     until = time.time() + 3
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(tmp_path / "agent.pid"), str(tmp_path / "held"),
-             str(until)],
+            [
+                sys.executable,
+                "-c",
+                HOLDER,
+                str(tmp_path / "agent.pid"),
+                str(tmp_path / "held"),
+                str(until),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
