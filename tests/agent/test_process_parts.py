@@ -59,7 +59,7 @@ def test_deep_home_gets_a_short_socket_path(tmp_path):
     deep = Home(tmp_path / ("x" * 120))
     assert len(os.fsencode(deep.control_socket)) < 108
     assert deep.control_socket == Home(tmp_path / ("x" * 120)).control_socket
-    assert Home(Path("/h")).control_socket == Path("/h/agent.sock")
+    assert Home(Path("/h")).control_socket == Path("/h/run/agent.sock")
 
 
 def test_agent_id_is_created_once_and_reused(tmp_path):

@@ -114,8 +114,7 @@ class _Process:
             with contextlib.suppress(asyncio.CancelledError):
                 await reloads
             server.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.home.control_socket.unlink()
+            control.remove_socket(self.home.control_socket)
             await self.agent.shutdown()
 
 

@@ -13,6 +13,7 @@ __all__ = ["Home"]
 
 DEFAULT_HOME = "~/.fustor"
 MAX_SOCKET_PATH = 100
+SOCKET_NAME = "agent.sock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,14 +48,26 @@ class Home:
         return self.root / "agent.pid"
 
     @property
-    def control_socket(self) -> Path:
-        path = self.root / "agent.sock"
-        if len(os.fsencode(path)) <= MAX_SOCKET_PATH:
+    def runtime_dir(self) -> Path:
+        """The private (0700) directory of the control socket: ``$FUSTOR_HOME/run``.
+
+        A unix socket path is limited to ~108 bytes; a deep home gets a directory named
+        after a digest of its path under ``$XDG_RUNTIME_DIR/fustor-agent`` (or, without
+        one, under ``fustor-agent-<uid>`` in the temporary directory). The control channel
+        checks ownership and mode before it uses any of them (``control.private_dir``).
+        """
+        path = self.root / "run"
+        if len(os.fsencode(path / SOCKET_NAME)) <= MAX_SOCKET_PATH:
             return path
-        # A unix socket path is limited to ~108 bytes; a deep FUSTOR_HOME gets a stable
-        # stand-in in the temporary directory, derived from the home path.
         digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
-        return Path(tempfile.gettempdir()) / f"fustor-agent-{digest}.sock"
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        if runtime and os.path.isabs(runtime):
+            return Path(runtime) / "fustor-agent" / digest
+        return Path(tempfile.gettempdir()) / f"fustor-agent-{os.geteuid()}" / digest
+
+    @property
+    def control_socket(self) -> Path:
+        return self.runtime_dir / SOCKET_NAME
 
     @property
     def log_dir(self) -> Path:
