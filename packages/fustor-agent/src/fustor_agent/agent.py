@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -14,6 +15,7 @@ from fustor_agent.console import start_console
 from fustor_agent.home import Home
 from fustor_agent.runtime.pipe import Pipe, idle_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
+from fustor_agent.tap import TapHub
 
 __all__ = ["Agent"]
 
@@ -48,6 +50,8 @@ class Agent:
         self._broken: dict[str, dict[str, Any]] = {}
         """Enabled pipes whose driver instances could not be created (until a reload)."""
         self._console: Any = None
+        self.taps = TapHub()
+        """Live copies of what the pipes send (``fustor-agent tap``)."""
 
     # -- pipes ---------------------------------------------------------------------------
 
@@ -74,6 +78,7 @@ class Agent:
             logger.exception("pipe %s cannot be created", pipe_id)
             self._broken[pipe_id] = {"message": f"cannot create the pipe: {exc}", "at": time.time()}
             return
+        pipe.runner.delivery.on_sent = functools.partial(self.taps.publish, pipe_id)
         self._pipes[pipe_id] = pipe
         await pipe.start()
         source.launch()
@@ -132,6 +137,7 @@ class Agent:
         await self._stop_pipes(list(self._pipes))
         await asyncio.gather(*(source.stop() for source in self._sources.values()))
         self._sources.clear()
+        self.taps.close()
         if self._console is not None:
             try:
                 await self._console.close()

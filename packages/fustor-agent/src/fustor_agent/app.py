@@ -18,6 +18,7 @@ from fustor_agent.home import Home
 from fustor_agent.lock import InstanceLock
 from fustor_agent.logs import setup_logging
 from fustor_agent.plugins import DriverRegistry, load_registry
+from fustor_agent.tap import MAX_TAP_BUFFER_ROWS, TAP_BUFFER_ROWS
 from fustor_core import FustorError
 
 __all__ = ["RunOptions", "load_configuration", "run_agent"]
@@ -67,7 +68,7 @@ class _Process:
             os._exit(130)
         self.stop.set()
 
-    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+    async def handle(self, req: dict[str, Any]) -> control.Answer:
         cmd = req.get("cmd")
         if cmd == "ping":
             return {"ok": True, "pid": os.getpid()}
@@ -75,7 +76,21 @@ class _Process:
             status = self.agent.status()
             status["last_reload"] = self.last_reload
             return status
+        if cmd == "tap":
+            return self._tap(req.get("pipes") or [], req.get("buffer_rows"))
         return {"error": f"unknown command {cmd!r}"}
+
+    def _tap(self, pipes: list[str], buffer_rows: Any) -> control.Answer:
+        known = self.agent.config.pipes
+        unknown = [pipe for pipe in pipes if pipe not in known]
+        if unknown:
+            return {
+                "error": f"unknown pipe {', '.join(map(repr, unknown))} "
+                f"(pipes: {', '.join(known) or 'none'})"
+            }
+        capacity = buffer_rows if isinstance(buffer_rows, int) else TAP_BUFFER_ROWS
+        capacity = min(max(capacity, 1), MAX_TAP_BUFFER_ROWS)
+        return self.agent.taps.stream(frozenset(pipes) if pipes else None, capacity)
 
     async def _reloads(self) -> None:
         while True:

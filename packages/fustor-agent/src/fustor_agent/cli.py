@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from fustor_agent import __version__, app, control, daemon, report
+from fustor_agent import __version__, app, control, daemon, report, tapview
 from fustor_agent.config import ConfigErrors, load_config
 from fustor_agent.home import Home
 from fustor_agent.plugins import load_registry
@@ -118,6 +118,47 @@ def reload() -> None:
         "reloaded: "
         + ", ".join(f"{key} {outcome.get(key) or []}" for key in ("added", "removed", "restarted"))
     )
+
+
+@cli.command()
+@click.argument("pipes", nargs=-1, metavar="[PIPE]...")
+@click.option("--limit", type=click.IntRange(min=1), help="Stop after N rows.")
+@click.option(
+    "--format",
+    "tap_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="One line per row, as the echo sender prints it.",
+)
+@click.option(
+    "--buffer-rows",
+    type=click.IntRange(min=1, max=1_000_000),
+    default=10_000,
+    show_default=True,
+    help="Rows the agent keeps for this tap while it reads slower than the pipes send.",
+)
+@_known_errors
+def tap(pipes: tuple[str, ...], limit: int | None, tap_format: str, buffer_rows: int) -> None:
+    """Show the rows the running agent's pipes send (all pipes, or PIPE...), live.
+
+    A tap that cannot keep up drops rows for itself and says how many; delivery never waits
+    for it. Works without the web console.
+    """
+    try:
+        tapview.follow(
+            Home.from_env(),
+            list(pipes),
+            limit,
+            tap_format,
+            lambda line: click.echo(line),
+            lambda line: click.echo(line, err=True),
+            buffer_rows,
+        )
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader (head, less) is gone; nothing more to say
 
 
 @cli.command()
