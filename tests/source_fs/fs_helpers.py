@@ -12,8 +12,12 @@ from typing import Any
 from fustor_core import Batch, EventType, Row
 from fustor_source_fs import FsSource, FsSourceConfig
 
+DEFAULT_PARAMS: dict[str, Any] = {}
+"""Parameters every :func:`make_source` starts from (the ``watch_backend`` fixture sets one)."""
+
 
 def make_source(root: os.PathLike[str] | str, **params: Any) -> FsSource:
+    params = {**DEFAULT_PARAMS, **params}
     return FsSource("test", FsSourceConfig(uri=str(root), driver_params=params))
 
 

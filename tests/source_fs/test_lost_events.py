@@ -75,7 +75,7 @@ def test_watch_limit_watches_what_it_can_and_says_so(
         os.makedirs(f"{root}/d{d}/sub")
 
     async def main() -> None:
-        async with Live(make_source(root, max_watches=5)) as rt:
+        async with Live(make_source(root, max_watches=5, watch_backend="inotify")) as rt:
             status = rt.source.status()
             assert status["watched_dirs"] == 5
             assert status["dirs"] == 21
@@ -103,7 +103,7 @@ def test_kernel_watch_limit_enospc(
 
     import inotify_simple
 
-    import fustor_source_fs.realtime as realtime_module
+    import fustor_source_fs.backends as backends_module
 
     class LimitedINotify(inotify_simple.INotify):
         # Lowering fs.inotify.max_user_watches would hit every process on the machine.
@@ -115,12 +115,12 @@ def test_kernel_watch_limit_enospc(
 
         placed = 0
 
-    monkeypatch.setattr(realtime_module, "INotify", LimitedINotify)
+    monkeypatch.setattr(backends_module, "INotify", LimitedINotify)
     for d in range(6):
         os.makedirs(f"{root}/d{d}")
 
     async def main() -> None:
-        async with Live(make_source(root)) as rt:
+        async with Live(make_source(root, watch_backend="inotify")) as rt:
             status = rt.source.status()
             assert (status["watched_dirs"], status["dirs"]) == (4, 7)
             assert status["watch_limited"] is True

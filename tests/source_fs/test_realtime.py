@@ -1,4 +1,5 @@
-"""Realtime with real inotify: every kind of change, moves, new subtrees, filters."""
+"""Realtime with the real kernel, inotify and fanotify alike: every kind of change, moves,
+new subtrees, filters."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
 from fs_helpers import Live, make_source, write
+
+pytestmark = pytest.mark.usefixtures("watch_backend")
 
 
 def live(root: str, test: Callable[[Live], Awaitable[None]], **params: object) -> None:
@@ -226,7 +230,7 @@ def test_odd_names_in_realtime(root: str) -> None:
         expected = "/" + os.fsdecode(raw_name)
         await rt.wait(lambda: rt.upserts(expected))
         # The path maps back to the very file (surrogate escapes round-trip).
-        assert os.path.exists(os.fsencode(root) + os.fsencode(expected))  # noqa: ASYNC240
+        assert os.path.exists(os.fsencode(root) + os.fsencode(expected))
         os.remove(os.fsencode(root) + b"/" + raw_name)
         await rt.wait(lambda: rt.deleted(expected))
 
@@ -285,5 +289,15 @@ def test_tar_x_and_rsync_style_renames_end_with_the_final_mtime(
         os.rename(f"{root}/pkg/.one.txt.Xy12", f"{root}/pkg/one.txt")
         await rt.wait(lambda: rt.upserts("/pkg/one.txt")[-1]["modified_time"] == 2_000_000)
         assert rt.upserts("/pkg/one.txt")[-1]["size"] == 3
+
+    live(root, body)
+
+
+def test_the_backend_asked_for_is_the_one_running(root: str, watch_backend: str) -> None:
+    async def body(rt: Live) -> None:
+        status = rt.source.status()
+        assert status["watch_backend"] == watch_backend
+        assert status["watch_backend_reason"] == f"watch_backend: {watch_backend}"
+        assert status["watch_fanotify"] is (watch_backend == "fanotify")
 
     live(root, body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import Field, field_validator
 
@@ -22,6 +23,10 @@ class FsParams(StrictModel):
     root-relative path (anchored at the root)."""
     throttle_interval_sec: float = Field(5.0, ge=0)
     """At most one in-progress (``is_atomic_write: false``) upsert per file per interval."""
+    watch_backend: Literal["auto", "inotify", "fanotify"] = "auto"
+    """Realtime through inotify (one watch per directory) or one fanotify filesystem mark
+    (root, Linux >= 5.9); ``auto``: fanotify where it works and the directories would not
+    fit the inotify budget, else inotify."""
     max_watches: int | None = Field(None, ge=1)
     """Most inotify watches to place (one per directory); ``None``: up to the kernel limit."""
     scan_workers: int = Field(4, ge=1, le=64)

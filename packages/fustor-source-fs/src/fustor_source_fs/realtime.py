@@ -10,11 +10,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from inotify_simple import INotify
-
-from fustor_core import Batch, Event, EventType, MessageSource, Row
+from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
+from fustor_source_fs.backends import Backend, open_backend
 from fustor_source_fs.channel import Channel, ChannelClosed
 from fustor_source_fs.config import FsParams
+from fustor_source_fs.fanotify import FanotifyUnavailable
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
 from fustor_source_fs.pending import Change, Pending, Work
@@ -52,7 +52,8 @@ def _kernel_watch_limit() -> int:
 
 
 class Realtime:
-    """One inotify instance watching the tree; ``run()`` yields realtime batches."""
+    """One inotify instance or fanotify mark watching the tree (:mod:`backends`);
+    ``run()`` yields realtime batches."""
 
     def __init__(self, root: str, params: FsParams, flt: PathFilter, guard: RootGuard) -> None:
         self.root = root
@@ -64,7 +65,9 @@ class Realtime:
         """Set once the initial watches are in place (the snapshot waits for it)."""
         self.stop = threading.Event()
         self.started = False
-        self.inotify: INotify | None = None
+        self.opened = threading.Event()
+        """Set once the backend is open (or failed to open)."""
+        self.backend: Backend | None = None
         self.watches: Watches | None = None
         self.reader: EventReader | None = None
         self.dirs = 0
@@ -84,12 +87,17 @@ class Realtime:
         loop = asyncio.get_running_loop()
         self._channel = channel = Channel(loop, self.params.queue_batches)
         self.started = True
-        self.inotify = INotify()
-        self.watches = Watches(self.inotify, self.root, self.params.max_watches)
-        self.reader = EventReader(
-            self.inotify, self.watches, self.pending, self.flt, self.params.throttle_interval_sec
-        )
-        self._spawn(self.reader.run, "fs-inotify-reader")
+        try:
+            self.backend = await asyncio.to_thread(
+                open_backend, self.root, self.params, self.pending, self.flt
+            )
+        except FanotifyUnavailable as exc:
+            message = f"watch_backend fanotify cannot work: {exc}"
+            raise DriverError(message, retriable=False) from exc
+        finally:
+            self.opened.set()
+        self.watches, self.reader = self.backend.watches, self.backend.reader
+        self._spawn(self.reader.run, f"fs-{self.backend.name}-reader")
         # Its own thread: on a large tree it takes seconds, and changes in directories
         # already watched must flow meanwhile.
         self._spawn(self._setup, "fs-watch-setup")
@@ -103,6 +111,7 @@ class Realtime:
     def ensure_watched(self, rel_dir: str) -> None:
         """Watch a directory now if it is not yet (called by a snapshot listing it while
         the initial watch walk is still running: watch first, then list)."""
+        self.opened.wait(30.0)  # choosing the backend may take a (bounded) directory count
         watches = self.watches
         if watches is None or watches.exhausted:
             return
@@ -139,8 +148,8 @@ class Realtime:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        if self.inotify is not None and not any(t.is_alive() for t in self._threads):
-            self.inotify.close()
+        if self.backend is not None and not any(t.is_alive() for t in self._threads):
+            self.backend.close()
 
     # -- emitter -------------------------------------------------------------------------
 
@@ -235,6 +244,8 @@ class Realtime:
             self._generation = generation
             self._unavailable_since = None
             log.warning("root %s is back: re-watching and rescanning", self.root)
+            if self.backend is not None:
+                self.backend.rearm()
             self.pending.set_overflow(since)
         self._healthy_at = now
 
@@ -342,4 +353,20 @@ class Realtime:
             "realtime_rows": self.rows,
             "deletes_suppressed": self.deletes_suppressed,
             "watch_ready": self.ready.is_set(),
+            **self._backend_status(),
         }
+
+    def _backend_status(self) -> dict[str, Any]:
+        backend = self.backend
+        if backend is None:
+            return {}
+        out: dict[str, Any] = {
+            "watch_backend": backend.name,
+            "watch_backend_reason": backend.reason,
+            "watch_fanotify": backend.name == "fanotify",
+        }
+        resolver = getattr(backend.reader, "resolver", None)
+        if resolver is not None:
+            out["handles_resolved"] = resolver.resolved
+            out["events_outside_root"] = resolver.dropped
+        return out

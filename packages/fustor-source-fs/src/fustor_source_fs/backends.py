@@ -1,0 +1,166 @@
+"""Choosing and opening the realtime backend: per-directory inotify or a fanotify filesystem mark.
+
+Both give :class:`Realtime` the same two things: a :class:`Watches` tree (inotify watch
+descriptors, or file handles) and an :class:`EventReader` feeding :class:`Pending`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from inotify_simple import INotify
+
+from fustor_source_fs.config import FsParams
+from fustor_source_fs.fanotify import Fanotify, FanotifyUnavailable
+from fustor_source_fs.fanotify_reader import FanotifyReader
+from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.handles import HandleSource
+from fustor_source_fs.pending import Pending
+from fustor_source_fs.reader import EventReader
+from fustor_source_fs.watches import Watches
+
+__all__ = ["Backend", "choose", "fanotify_problem", "inotify_budget", "open_backend"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backend:
+    """An open backend. ``name``: ``inotify`` or ``fanotify``; ``reason``: why it was chosen."""
+
+    name: str
+    reason: str
+    watches: Watches
+    reader: EventReader
+    closer: Any = field(repr=False)
+    root: str = ""
+
+    def rearm(self) -> None:
+        """The root came back (remount, replaced root): fanotify marks the file system it is
+        on now and forgets every handle of the old one; inotify re-watches by rescanning."""
+        if self.name != "fanotify":
+            return
+        fan: Fanotify = self.closer
+        fan.unmark()
+        try:
+            fan.mark(self.root)
+        except FanotifyUnavailable as exc:
+            log.error("cannot watch %s again with fanotify: %s", self.root, exc)
+        self.watches.clear()
+
+    def close(self) -> None:
+        self.closer.close()
+
+
+def inotify_budget() -> int:
+    """Watches a user may place: the kernel's ``fs.inotify.max_user_watches``.
+
+    ``max_watches`` is not counted: it bounds an inotify backend deliberately run with
+    fewer watches than directories (audit-only blind spots by choice).
+    """
+    try:
+        with open("/proc/sys/fs/inotify/max_user_watches") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 8192
+
+
+def fanotify_problem(root: str) -> str | None:
+    """Why fanotify cannot watch ``root`` here (one line), or ``None`` if it can."""
+    try:
+        fan = Fanotify()
+    except FanotifyUnavailable as exc:
+        return str(exc)
+    try:
+        fan.mark(root)
+    except FanotifyUnavailable as exc:
+        return str(exc)
+    finally:
+        fan.close()
+    return None
+
+
+def _count_dirs(root: str, flt: PathFilter, limit: int) -> int:
+    """Directories under ``root`` (itself included), counting no further than ``limit``."""
+    count = 0
+    stack = [(root, "/")]
+    while stack and count < limit:
+        path, rel = stack.pop()
+        count += 1
+        prefix = "/" if rel == "/" else rel + "/"
+        try:
+            with os.scandir(path) as it:
+                for entry in it:
+                    try:
+                        if entry.is_dir(follow_symlinks=False) and not flt.excluded(
+                            entry.name, prefix + entry.name
+                        ):
+                            stack.append((entry.path, prefix + entry.name))
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return count
+
+
+def choose(
+    root: str, params: FsParams, flt: PathFilter, *, budget: int | None = None
+) -> tuple[str, str]:
+    """``(backend, reason)`` for ``watch_backend``; raises :class:`FanotifyUnavailable`
+    when ``fanotify`` was asked for and cannot work. ``budget``: inotify watches available
+    (default :func:`inotify_budget`; tests pass a small one instead of building a tree of
+    200,000 directories)."""
+    wanted = params.watch_backend
+    if wanted == "inotify":
+        return "inotify", "watch_backend: inotify"
+    problem = fanotify_problem(root)
+    if wanted == "fanotify":
+        if problem is not None:
+            raise FanotifyUnavailable(problem)
+        return "fanotify", "watch_backend: fanotify"
+    if problem is not None:
+        return "inotify", f"auto: fanotify unavailable ({problem})"
+    budget = inotify_budget() if budget is None else budget
+    try:
+        st = os.statvfs(root)
+        in_use = st.f_files - st.f_ffree
+    except OSError:
+        in_use = budget + 1
+    if 0 < in_use <= budget:
+        return "inotify", (
+            f"auto: the whole file system has {in_use} inodes, within the inotify budget "
+            f"of {budget} watches"
+        )
+    dirs = _count_dirs(root, flt, budget + 1)
+    if dirs <= budget:
+        return "inotify", f"auto: {dirs} directories fit the inotify budget of {budget} watches"
+    return "fanotify", (
+        f"auto: more than {budget} directories, over the inotify budget "
+        f"(fs.inotify.max_user_watches)"
+    )
+
+
+def open_backend(root: str, params: FsParams, pending: Pending, flt: PathFilter) -> Backend:
+    """Choose (see :func:`choose`), open, log the choice; raises :class:`FanotifyUnavailable`."""
+    name, reason = choose(root, params, flt)
+    throttle = params.throttle_interval_sec
+    if name == "fanotify":
+        fan = Fanotify()
+        try:
+            fan.mark(root)
+        except FanotifyUnavailable:
+            fan.close()
+            raise
+        watches = Watches(HandleSource(), root, None)  # type: ignore[arg-type]
+        reader: EventReader = FanotifyReader(fan, watches, pending, flt, throttle, root)
+        closer: Any = fan
+    else:
+        inotify = INotify()
+        watches = Watches(inotify, root, params.max_watches)
+        reader = EventReader(inotify, watches, pending, flt, throttle)
+        closer = inotify
+    log.info("realtime backend for %s: %s (%s)", root, name, reason)
+    return Backend(name, reason, watches, reader, closer, root)
