@@ -178,7 +178,10 @@ def test_a_taken_console_port_stops_the_start_with_one_line(tmp_path: Path) -> N
         proc = subprocess.run(
             [agent_command(), "start"],
             env={**os.environ, "FUSTOR_HOME": str(home)},
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
     expected = (
         f"console port {port} on 127.0.0.1 is already in use; "

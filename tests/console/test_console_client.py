@@ -10,13 +10,17 @@ from console_fakes import SAMPLE_STATUS, FakeAgent
 
 from fustor_agent.console import ConsoleSettings, fetch_status, start_console
 
+TOKEN = "client-test-token-0123456789"
+
 
 def test_fetch_status_reads_a_running_console(fake_agent: FakeAgent) -> None:
     async def run() -> tuple[Any, Any]:
-        handle = await start_console(ConsoleSettings(host="0.0.0.0", port=0), fake_agent)
+        settings = ConsoleSettings(host="0.0.0.0", port=0, token=TOKEN)
+        handle = await start_console(settings, fake_agent)
         try:
-            by_wildcard = await asyncio.to_thread(fetch_status, "0.0.0.0", handle.port)
-            by_loopback = await asyncio.to_thread(fetch_status, "127.0.0.1", handle.port)
+            by_wildcard = await asyncio.to_thread(fetch_status, "0.0.0.0", handle.port, 2, TOKEN)
+            by_loopback = await asyncio.to_thread(fetch_status, "127.0.0.1", handle.port, 2, TOKEN)
+            assert await asyncio.to_thread(fetch_status, "127.0.0.1", handle.port) is None
             return by_wildcard, by_loopback
         finally:
             await handle.close()

@@ -39,7 +39,7 @@ def test_port_in_use_is_a_one_line_config_error(fake_agent: FakeAgent) -> None:
 
 
 def test_unresolvable_host_is_a_config_error(fake_agent: FakeAgent) -> None:
-    settings = ConsoleSettings(host="no-such-host.invalid", port=0)
+    settings = ConsoleSettings(host="no-such-host.invalid", port=0, token="t" * 16)
     with pytest.raises(ConfigError, match=r"console cannot listen on no-such-host\.invalid:0"):
         asyncio.run(start_console(settings, fake_agent))
 
@@ -56,11 +56,12 @@ def test_loopback_binding_logs_no_warning(
     assert [r.levelno for r in caplog.records] == [logging.INFO]
 
 
-def test_non_loopback_binding_is_logged_as_a_warning(
+def test_non_loopback_binding_without_tls_is_logged_as_a_warning(
     fake_agent: FakeAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def run() -> int:
-        handle = await start_console(ConsoleSettings(host="0.0.0.0", port=0), fake_agent)
+        settings = ConsoleSettings(host="0.0.0.0", port=0, token="t" * 16)
+        handle = await start_console(settings, fake_agent)
         try:
             async with httpx.AsyncClient() as client:
                 resp = await client.get(f"http://127.0.0.1:{handle.port}/healthz")
@@ -72,7 +73,7 @@ def test_non_loopback_binding_is_logged_as_a_warning(
         assert asyncio.run(run()) == 200
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
-    assert "0.0.0.0" in warnings[0].getMessage()
+    assert "0.0.0.0" in warnings[0].getMessage() and "tls_cert" in warnings[0].getMessage()
 
 
 def test_oversized_and_malformed_requests_are_refused(fake_agent: FakeAgent) -> None:
@@ -193,7 +194,8 @@ def test_a_loopback_console_only_answers_loopback_host_names(
 
 def test_a_console_bound_beyond_loopback_answers_any_host_name(fake_agent: FakeAgent) -> None:
     async def run() -> bytes:
-        handle = await start_console(ConsoleSettings(host="0.0.0.0", port=0), fake_agent)
+        settings = ConsoleSettings(host="0.0.0.0", port=0, token="t" * 16)
+        handle = await start_console(settings, fake_agent)
         try:
             request = b"GET /healthz HTTP/1.1\r\nHost: agent7.lab.example:8100\r\n\r\n"
             return await raw_exchange(handle.port, request)

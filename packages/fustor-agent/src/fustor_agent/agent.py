@@ -11,7 +11,7 @@ from typing import Any
 
 from fustor_agent import __version__
 from fustor_agent.config import AgentConfig
-from fustor_agent.console import start_console
+from fustor_agent.console import ConsolePortInUse, start_console
 from fustor_agent.home import Home
 from fustor_agent.runtime.pipe import Pipe, idle_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
@@ -98,8 +98,8 @@ class Agent:
                 await runtime.stop()
 
     async def start(self) -> None:
-        # The console first: a port already in use is a start-up error (raised as a
-        # ConfigError), and it must come before any pipe opens a session.
+        # The console first: a port already in use is a start-up error when the config
+        # names the port (a ConfigError), and it must come before any pipe opens a session.
         await self._start_console()
         for pipe_id in self._enabled(self.config):
             await self._start_pipe(pipe_id)
@@ -159,7 +159,16 @@ class Agent:
         settings = self.config.console
         if not settings.enabled:
             return
-        self._console = await start_console(settings, self)
+        try:
+            self._console = await start_console(settings, self)
+        except ConsolePortInUse as exc:
+            if settings.port_is_explicit:
+                raise
+            # Nobody asked for this console: another agent on the host (a second home) or
+            # another program has the default port. The pipes matter more than the page.
+            logger.warning(
+                "%s; running without the web console (status, reload and tap still work)", exc
+            )
 
     # -- status --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -33,6 +34,10 @@ class RunOptions:
     echo_format: str = "text"
     log_to_stderr: bool = True
     shutdown_timeout: float = 15.0
+    console_port: int | None = None
+    """``--console-port``: overrides ``console.port`` (and makes it explicit)."""
+    no_console: bool = False
+    """``--no-console``: no web console whatever the configuration says."""
 
 
 def load_configuration(
@@ -40,10 +45,18 @@ def load_configuration(
 ) -> AgentConfig:
     registry = registry or load_registry()
     if options.watch is not None:
-        return embedded_config(
+        config = embedded_config(
             os.path.abspath(options.watch), registry, echo_format=options.echo_format
         )
-    return load_config(home, registry)
+    else:
+        config = load_config(home, registry)
+    if options.no_console:
+        console = config.console.model_copy(update={"enabled": False})
+    elif options.console_port is not None:
+        console = config.console.model_copy(update={"port": options.console_port})
+    else:
+        return config
+    return dataclasses.replace(config, console=console)
 
 
 class _Process:

@@ -60,13 +60,31 @@ def cli() -> None:
     show_default=True,
     help="Output format with --watch.",
 )
+@click.option(
+    "--console-port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Serve the web console on PORT (0: any free port) instead of console.port.",
+)
+@click.option("--no-console", is_flag=True, help="No web console, whatever the config says.")
 @click.option("--no-stderr-log", is_flag=True, hidden=True)
 @_known_errors
-def start(background: bool, watch: str | None, echo_format: str, no_stderr_log: bool) -> None:
+def start(
+    background: bool,
+    watch: str | None,
+    echo_format: str,
+    console_port: int | None,
+    no_console: bool,
+    no_stderr_log: bool,
+) -> None:
     """Start the agent (foreground unless -D)."""
     home = Home.from_env()
     options = app.RunOptions(
-        watch=watch, echo_format=echo_format, log_to_stderr=not (no_stderr_log or background)
+        watch=watch,
+        echo_format=echo_format,
+        log_to_stderr=not (no_stderr_log or background),
+        console_port=console_port,
+        no_console=no_console,
     )
     if background:
         pid = daemon.start_daemon(home, options)

@@ -38,6 +38,10 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
     cmd = [sys.executable, "-m", "fustor_agent", "start", "--no-stderr-log"]
     if options.watch is not None:
         cmd += ["--watch", os.path.abspath(options.watch), "--format", options.echo_format]
+    if options.no_console:
+        cmd.append("--no-console")
+    elif options.console_port is not None:
+        cmd += ["--console-port", str(options.console_port)]
     env = {**os.environ, "FUSTOR_HOME": str(home.root)}
     with open(home.daemon_output, "ab") as out:
         offset = out.tell()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import errno
 import logging
-from typing import Protocol
 
+from fustor_agent.console.access import Access, load_token, tls_context
 from fustor_agent.console.app import STATUS_PATH, ConsoleApp, StatusProvider, readiness
 from fustor_agent.console.client import fetch_status
 from fustor_agent.console.httpserver import HttpServer
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_CONSOLE_PORT",
     "STATUS_PATH",
     "ConsoleHandle",
+    "ConsolePortInUse",
     "ConsoleSettings",
     "StatusProvider",
     "fetch_status",
@@ -26,48 +27,62 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class _ListenSettings(Protocol):
-    host: str
-    port: int
+class ConsolePortInUse(ConfigError):
+    """The console's port is taken by another program (or another agent)."""
 
 
 class ConsoleHandle:
     """A running console; ``close()`` stops it. ``port`` is the bound port (useful with 0)."""
 
-    def __init__(self, server: HttpServer, host: str, port: int) -> None:
+    def __init__(self, server: HttpServer, host: str, port: int, *, tls: bool = False) -> None:
         self._server = server
         self.host = host
         self.port = port
+        self.tls = tls
 
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}/"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
 
     async def close(self) -> None:
         """Stop listening and drop open connections. Idempotent."""
         await self._server.close()
 
 
-async def start_console(settings: _ListenSettings, agent: StatusProvider) -> ConsoleHandle:
+async def start_console(settings: ConsoleSettings, agent: StatusProvider) -> ConsoleHandle:
     """Serve the console of ``agent`` on ``settings.host:settings.port`` in the running loop.
 
     The caller decides whether the console is enabled. Raises :class:`ConfigError` when the
-    address cannot be bound (port in use, unknown host).
+    token file or TLS files cannot be read, or the address cannot be bound (port in use,
+    unknown host); :class:`ConsolePortInUse` (a ConfigError) for a taken port.
     """
     host, port = settings.host, settings.port
-    if not is_loopback_host(host):
-        logger.warning(
-            "console listens on %s, reachable from other machines: it shows paths, figures "
-            "and errors of this agent without authentication",
+    token = load_token(settings)
+    tls = tls_context(settings)
+    loopback = is_loopback_host(host)
+    if not loopback:
+        logger.log(
+            logging.INFO if tls is not None else logging.WARNING,
+            "console listens on %s, reachable from other machines: %s; /healthz, /readyz%s "
+            "answer without it%s",
             host,
+            "a bearer token is required" if token else "NO TOKEN is required",
+            " and /metrics" if settings.metrics_open else "",
+            ""
+            if tls
+            else " (no TLS: the token crosses the network in clear; set console."
+            "tls_cert and console.tls_key)",
         )
-    server = HttpServer(ConsoleApp(agent, loopback_only=is_loopback_host(host)))
+    app = ConsoleApp(
+        agent, loopback_only=loopback, access=Access(token, metrics_open=settings.metrics_open)
+    )
+    server = HttpServer(app)
     try:
-        bound_host, bound_port = await server.start(host, port)
+        bound_host, bound_port = await server.start(host, port, tls)
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
+            raise ConsolePortInUse(
                 f"console port {port} on {host} is already in use; "
                 "set console.port or console.enabled: false"
             ) from None
@@ -75,5 +90,6 @@ async def start_console(settings: _ListenSettings, agent: StatusProvider) -> Con
             f"console cannot listen on {host}:{port}: {exc.strerror or exc}; "
             "set console.host / console.port or console.enabled: false"
         ) from None
-    logger.info("console on http://%s:%d/", bound_host, bound_port)
-    return ConsoleHandle(server, bound_host, bound_port)
+    handle = ConsoleHandle(server, bound_host, bound_port, tls=tls is not None)
+    logger.info("console on %s", handle.url)
+    return handle

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from fustor_agent.console.access import Access
 from fustor_agent.console.dashboard import content_security_policy, render_dashboard
 from fustor_agent.console.httpserver import Request, Response
 from fustor_agent.console.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -47,9 +48,12 @@ def readiness(status: Mapping[str, Any]) -> tuple[bool, dict[str, str]]:
 class ConsoleApp:
     """Maps a request to a response; every route reads a fresh ``agent.status()``."""
 
-    def __init__(self, agent: StatusProvider, *, loopback_only: bool = True) -> None:
+    def __init__(
+        self, agent: StatusProvider, *, loopback_only: bool = True, access: Access | None = None
+    ) -> None:
         self._agent = agent
         self._loopback_only = loopback_only
+        self._access = access or Access()
         self._routes = {
             "/": self._dashboard,
             "/index.html": self._dashboard,
@@ -64,6 +68,12 @@ class ConsoleApp:
             # DNS rebinding: a web page the operator visits could otherwise point its own
             # host name at 127.0.0.1 and read the console from the operator's browser.
             return Response.text(403, f"host {request.host!r} not allowed; use localhost\n")
+        if not self._access.allows(request.path, request.authorization):
+            response = Response.text(401, "a bearer token is required (see docs/console.md)\n")
+            response.headers["WWW-Authenticate"] = (
+                'Bearer realm="fustor-agent", Basic realm="fustor-agent", charset="UTF-8"'
+            )
+            return response
         route = self._routes.get(request.path)
         if route is None:
             return Response.text(404, f"not found: {request.path}\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -32,6 +33,8 @@ class Request:
     query: str = ""
     host: str | None = None
     """The ``Host`` header without the port, lower-case; None when the client sent none."""
+    authorization: str | None = None
+    """The ``Authorization`` header as sent; None when absent."""
 
 
 @dataclass(slots=True)
@@ -57,10 +60,18 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen on ``host:port``; returns the bound address. Raises ``OSError`` on failure."""
+    async def start(
+        self, host: str, port: int, tls: ssl.SSLContext | None = None
+    ) -> tuple[str, int]:
+        """Listen on ``host:port`` (HTTPS with ``tls``); returns the bound address. Raises
+        ``OSError`` on failure."""
         self._server = await asyncio.start_server(
-            self._on_connection, host, port, limit=MAX_HEAD_BYTES
+            self._on_connection,
+            host,
+            port,
+            limit=MAX_HEAD_BYTES,
+            ssl=tls,
+            ssl_handshake_timeout=REQUEST_TIMEOUT_SEC if tls else None,
         )
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]
@@ -89,15 +100,15 @@ class HttpServer:
                 writer.write(_encode(response, head_only=method == "HEAD"))
                 async with asyncio.timeout(REQUEST_TIMEOUT_SEC):
                     await writer.drain()
-        except (ConnectionError, TimeoutError):
-            pass  # the client went away or stalled: nothing to answer
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            pass  # the client went away, stalled or spoke no TLS: nothing to answer
         finally:
             if task is not None:
                 self._connections.discard(task)
             writer.close()
             try:
                 await writer.wait_closed()
-            except (ConnectionError, OSError):
+            except (ConnectionError, OSError):  # ssl.SSLError is an OSError
                 pass
 
     async def _read_and_dispatch(self, reader: asyncio.StreamReader) -> tuple[Response | None, str]:
@@ -130,13 +141,22 @@ def _parse_head(head: bytes) -> Request | None:
         return None
     if not version.startswith("HTTP/1.") or not target.startswith("/"):
         return None
-    host = None
+    host = authorization = None
     for line in lines[1:]:
         name, sep, value = line.partition(":")
-        if sep and name.strip().lower() == "host":
+        name = name.strip().lower()
+        if sep and name == "host":
             host = _host_without_port(value.strip().lower())
+        elif sep and name == "authorization":
+            authorization = value.strip()
     parts = urlsplit(target)
-    return Request(method=method, path=unquote(parts.path), query=parts.query, host=host)
+    return Request(
+        method=method,
+        path=unquote(parts.path),
+        query=parts.query,
+        host=host,
+        authorization=authorization,
+    )
 
 
 def _host_without_port(host: str) -> str:
