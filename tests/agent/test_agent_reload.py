@@ -28,7 +28,13 @@ def test_reload_touches_only_added_removed_and_changed_pipes(home):
             keep, change = agent._pipes["keep"], agent._pipes["change"]
             source = agent._sources["src"]
             summary = await agent.reload(second)
-            assert summary == {"added": ["new"], "removed": ["drop"], "restarted": ["change"]}
+            assert summary == {
+                "added": ["new"],
+                "removed": ["drop"],
+                "restarted": ["change"],
+                "added_disabled": ["off"],
+                "removed_disabled": [],
+            }
             assert agent._pipes["keep"] is keep  # untouched: same pipe, same session
             assert agent._pipes["change"] is not change
             assert agent._sources["src"] is source  # the shared source keeps watching

@@ -87,12 +87,12 @@ def test_counters_and_watch_coverage_follow_real_changes(tmp_path: Path, tree: P
     with running_agent(tmp_path, fs_config(tree, echo_file)) as agent:
         wait_for(lambda: agent.get("/readyz").status_code == 200, "the agent to be ready")
         samples = metric_samples(agent)
-        pipe = (("pipe", PIPE),)
+        pipe, tree_source = (("pipe", PIPE),), (("source", "tree"),)
         # root, a, a/c, b: every directory watched.
-        assert samples[("fustor_agent_watched_directories", pipe)] == 4
-        assert samples[("fustor_agent_directories", pipe)] == 4
-        assert samples[("fustor_agent_inotify_overflows_total", pipe)] == 0
-        assert samples[("fustor_agent_source_root_available", pipe)] == 1
+        assert samples[("fustor_agent_watched_directories", tree_source)] == 4
+        assert samples[("fustor_agent_directories", tree_source)] == 4
+        assert samples[("fustor_agent_inotify_overflows_total", tree_source)] == 0
+        assert samples[("fustor_agent_source_root_available", tree_source)] == 1
         assert echoed_paths(echo_file, "snapshot") >= {"/", "/a", "/a/c", "/b", "/a/x.txt"}
 
         (tree / "b" / "new.txt").write_text("new")
@@ -117,7 +117,7 @@ def test_counters_and_watch_coverage_follow_real_changes(tmp_path: Path, tree: P
             labels = (("message_source", source), *pipe)
             assert samples[("fustor_agent_rows_sent_total", labels)] == echoed[source]
         wait_for(lambda: pipe_status(agent)["source"]["watched_dirs"] == 5, "a watch on /d")
-        assert metric_samples(agent)[("fustor_agent_watched_directories", pipe)] == 5
+        assert metric_samples(agent)[("fustor_agent_watched_directories", tree_source)] == 5
 
 
 def test_readyz_names_the_pipe_whose_root_went_away(tmp_path: Path, tree: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from console_browser import chromium, ensure_chromium
 from console_fakes import FakeAgent
+from pngpixels import read_png
 
 from fustor_agent.console import ConsoleSettings, start_console
 
@@ -88,3 +89,65 @@ def test_the_page_says_when_the_agent_stops_answering() -> None:
     assert re.search(r'<span id="live" class="stale">agent not answering for \d+s</span>', dom)
     # The last good data stays on screen.
     assert pipe_sections(dom)["research-fs"] == "running"
+
+
+LONG_REASON = (
+    "misconfigured server: the agent key resolves to pipe 'research-archive-2026' which is not "
+    "a view id; audits and sentinel checks do nothing (make the pipe id equal to its view id) "
+    "/data/research/projects/" + "very-long-directory-name-without-spaces" * 4
+)
+
+
+def test_a_long_not_ready_reason_and_error_stay_inside_their_card(tmp_path) -> None:
+    """Screenshot a narrow window: the right page margin must stay empty (nothing overflows)."""
+    agent = FakeAgent()
+    pipe = agent.state["pipes"][1]
+    pipe["not_ready_reason"] = LONG_REASON
+    pipe["last_error"] = {"message": "open session: " + LONG_REASON, "at": 1_790_003_000.0}
+    shot = tmp_path / "narrow.png"
+
+    async def run() -> None:
+        handle = await start_console(ConsoleSettings(port=0), agent)
+        try:
+            await chromium(
+                "--window-size=520,2400",
+                "--virtual-time-budget=500",
+                f"--screenshot={shot}",
+                handle.url,
+            )
+        finally:
+            await handle.close()
+
+    asyncio.run(run())
+    width, height, rows = read_png(shot)
+    background = (0xF4, 0xF5, 0xF7)
+    margin = range(width - 18, width)  # inside the page's 24 px right padding
+    intruders = {(x, y) for y in range(120, height) for x in margin if rows[y][x] != background}
+    assert not intruders, f"{len(intruders)} pixels in the right margin, first {min(intruders)}"
+
+
+def test_what_the_card_says_reads_as_what_happens() -> None:
+    agent = FakeAgent()
+    leader = agent.state["pipes"][0]
+    # The first pipe runs, is ready, and had an error an hour ago: history, not a fault.
+    leader["source_pipes"] = ["research-fs", "research-copy"]
+    leader["source"].update(
+        sweep_tracked_files=5000,
+        sweep_round_progress=0.04,
+        sweep_rounds=0,
+        sweep_files_checked=200,
+        sweep_changes_found=0,
+        sweep_period_target_sec=3600.0,
+        sweep_period_achieved_sec=None,
+    )
+    dom = rendered_dom(agent, budget_ms=500)
+    assert "(fs, shared with research-copy) → sender" in dom
+    assert "source figures (for all 2 pipes of the source)" in dom
+    assert "· recovered since</span>" in dom
+    assert (
+        "<dt>in-place sweep</dt><dd>first round 4% done, paced to take 1h 0m 0s · 200 of 5,000 "
+        "files re-checked · no in-place change found</dd>"
+    ) in dom
+    # The second pipe never had a session: its snapshot has not started, it is not "0 rows".
+    assert "<dt>snapshot</dt><dd>not started (no session yet)</dd>" in dom
+    assert "in progress · 0 rows" not in dom

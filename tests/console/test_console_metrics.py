@@ -84,10 +84,11 @@ def test_pipe_gauges_and_counters() -> None:
     assert samples[("fustor_agent_queue_depth", (("lane", "bulk"), *p1))] == 17
     assert samples[("fustor_agent_queue_depth", (("lane", "realtime"), *p1))] == 2
     assert samples[("fustor_agent_rows_per_second", p1)] == 42.5
-    assert samples[("fustor_agent_inotify_overflows_total", p1)] == 1
+    s1 = (("source", "research"),)
+    assert samples[("fustor_agent_inotify_overflows_total", s1)] == 1
     assert types["fustor_agent_inotify_overflows"] == "counter"
-    assert samples[("fustor_agent_watched_directories", p1)] == 9_990
-    assert samples[("fustor_agent_directories", p1)] == 10_000
+    assert samples[("fustor_agent_watched_directories", s1)] == 9_990
+    assert samples[("fustor_agent_directories", s1)] == 10_000
     assert samples[("fustor_agent_snapshot_done", p1)] == 1
     assert samples[("fustor_agent_audit_cycles_total", p1)] == 7
     assert samples[("fustor_agent_last_error_timestamp_seconds", p1)] == 1_790_003_000.0
@@ -111,9 +112,9 @@ def test_state_and_phase_are_one_hot_enums() -> None:
 
 def test_numeric_driver_status_keys_become_gauges() -> None:
     samples, types = metrics_of(SAMPLE_STATUS)
-    p1 = (("pipe", "research-fs"),)
-    assert samples[("fustor_agent_source_watched_dirs", p1)] == 9_990
-    assert samples[("fustor_agent_source_root_available", p1)] == 1  # bool -> 0/1
+    p1, s1 = (("pipe", "research-fs"),), (("source", "research"),)
+    assert samples[("fustor_agent_source_watched_dirs", s1)] == 9_990
+    assert samples[("fustor_agent_source_root_available", s1)] == 1  # bool -> 0/1
     assert samples[("fustor_agent_sender_batches_sent", p1)] == 321
     assert types["fustor_agent_sender_inflight"] == "gauge"
     names = {name for name, _ in samples}
@@ -125,8 +126,23 @@ def test_odd_driver_keys_are_sanitised_into_valid_names() -> None:
     status = copy.deepcopy(SAMPLE_STATUS)
     status["pipes"][0]["source"] = {"bytes-read.total": 5, "nested": {"a": 1}, "n": float("nan")}
     samples, _ = metrics_of(status)
-    assert samples[("fustor_agent_source_bytes_read_total", (("pipe", "research-fs"),))] == 5
+    assert samples[("fustor_agent_source_bytes_read_total", (("source", "research"),))] == 5
     assert not any(name.startswith("fustor_agent_source_n") for name, _ in samples)
+
+
+def test_a_source_shared_by_two_pipes_is_exported_once() -> None:
+    status = copy.deepcopy(SAMPLE_STATUS)
+    twin = copy.deepcopy(status["pipes"][0])
+    twin["id"] = "research-copy"
+    twin["sender"] = {"batches_sent": 5}
+    status["pipes"].append(twin)
+    samples, _ = metrics_of(status)
+    watched = {k: v for k, v in samples.items() if k[0] == "fustor_agent_watched_directories"}
+    assert watched[("fustor_agent_watched_directories", (("source", "research"),))] == 9_990
+    assert sum(v for (_, labels), v in watched.items() if ("source", "research") in labels) == 9_990
+    # Each pipe has its own sender: those stay per pipe.
+    assert samples[("fustor_agent_sender_batches_sent", (("pipe", "research-copy"),))] == 5
+    assert samples[("fustor_agent_sender_batches_sent", (("pipe", "research-fs"),))] == 321
 
 
 def test_a_sparse_status_still_renders() -> None:

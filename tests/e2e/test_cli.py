@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 from fustor_agent import __version__
@@ -119,7 +120,9 @@ def test_commands_on_a_stopped_agent(run_cli):
     status = run_cli("status")
     assert status.returncode == 3
     assert "not running" in status.stderr
-    assert run_cli("status", "--json").returncode == 3
+    as_json = run_cli("status", "--json")
+    assert as_json.returncode == 3
+    assert json.loads(as_json.stdout) == {"running": False}  # scripts parse stdout either way
     stop = run_cli("stop")
     assert stop.returncode == 1 and "not running" in stop.stderr
     reload = run_cli("reload")

@@ -15,7 +15,7 @@ import yaml
 from fustor_agent.lock import running_pid
 
 
-def config(out: Path, *pipe_ids: str) -> str:
+def config(out: Path, *pipe_ids: str, disabled: tuple[str, ...] = ()) -> str:
     return yaml.safe_dump(
         {
             "sources": [
@@ -32,7 +32,11 @@ def config(out: Path, *pipe_ids: str) -> str:
                     "config": {"driver_params": {"format": "json", "output": str(out)}},
                 }
             ],
-            "pipes": [{"id": p, "source_id": "files", "sender_id": "out"} for p in pipe_ids],
+            "pipes": [{"id": p, "source_id": "files", "sender_id": "out"} for p in pipe_ids]
+            + [
+                {"id": p, "source_id": "files", "sender_id": "out", "enabled": False}
+                for p in disabled
+            ],
             "console": {"enabled": False},
         }
     )
@@ -90,12 +94,23 @@ def test_daemon_status_lock_reload_stop(run_cli, home_cleanup, tmp_path):
     assert pipes["p1"]["session"] == p1["session"]
     assert pipes["p2"]["state"] in ("starting", "running")
 
-    # An invalid config is refused; the agent keeps running on the old one.
-    (home / "agent-config.yaml").write_text(config(out, "p1").replace("static", "nfs"))
+    # An invalid config is refused; the agent keeps running on the old one. Every line of
+    # the refusal is an error: line, whatever the number of problems.
+    broken = config(out, "p1").replace("static", "nfs").replace("sender_id: out", "sender_id: x")
+    (home / "agent-config.yaml").write_text(broken)
     bad = run_cli("reload")
-    assert bad.returncode == 1
-    assert "unknown source type 'nfs'" in bad.stderr
+    assert bad.returncode != 0
+    assert "unknown source type 'nfs'" in bad.stderr and "unknown sender 'x'" in bad.stderr
+    lines = bad.stderr.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("error: ") for line in lines), bad.stderr
     assert [p["id"] for p in status_json(run_cli)["pipes"]] == ["p1", "p2"]
+
+    # Disabled pipes start nothing, but reload names those it added or removed.
+    (home / "agent-config.yaml").write_text(config(out, "p1", "p2", disabled=("p3",)))
+    added = run_cli("reload")
+    assert "added [], removed [], restarted [], added disabled ['p3']" in added.stdout, added
+    (home / "agent-config.yaml").write_text(config(out, "p1", "p2"))
+    assert "removed disabled ['p3']" in run_cli("reload").stdout
 
     # Reload removing p2 (valid again).
     (home / "agent-config.yaml").write_text(config(out, "p1"))

@@ -80,5 +80,5 @@ def test_the_dashboard_shows_a_sweep_line(swept_status: dict[str, Any]) -> None:
 
     dom = asyncio.run(run())
     assert "<dt>in-place sweep</dt>" in dom
-    assert "3 re-checked · 1 changes found" in dom
+    assert "3 of 3 files re-checked · 1 in-place changes found" in dom
     assert dom.count("<dt>in-place sweep</dt>") == 1  # the second pipe reports no sweep

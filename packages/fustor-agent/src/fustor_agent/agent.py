@@ -107,7 +107,12 @@ class Agent:
             logger.warning("no enabled pipes in the configuration; the agent idles")
 
     async def reload(self, new: AgentConfig) -> dict[str, list[str]]:
-        """Apply a new configuration; only added, removed and changed pipes are touched."""
+        """Apply a new configuration; only added, removed and changed pipes are touched.
+
+        Returns the pipe ids by what happened: ``added``, ``removed``, ``restarted`` (enabled
+        pipes), and ``added_disabled`` / ``removed_disabled`` (disabled pipes that appeared in
+        or left the file; a pipe switched off is in ``removed``, switched on in ``added``).
+        """
         old = self.config
         running = set(self._pipes) | set(self._broken)
         wanted = set(self._enabled(new))
@@ -126,7 +131,18 @@ class Agent:
         for pipe_id in [*changed, *added]:
             await self._start_pipe(pipe_id)
         self.generation += 1
-        summary = {"added": added, "removed": removed, "restarted": changed}
+        # Disabled pipes start nothing, but an operator checking an edit wants to see them.
+        summary = {
+            "added": added,
+            "removed": removed,
+            "restarted": changed,
+            "added_disabled": sorted(
+                pid for pid in set(new.pipes) - set(old.pipes) if not new.pipes[pid].enabled
+            ),
+            "removed_disabled": sorted(
+                pid for pid in set(old.pipes) - set(new.pipes) if not old.pipes[pid].enabled
+            ),
+        }
         logger.info("configuration reloaded: %s", summary)
         return summary
 
@@ -188,6 +204,14 @@ class Agent:
                         self._broken.get(pipe_id),
                     )
                 )
+        # A source shared by pipes reports its own figures (one snapshot count for all of
+        # them); each pipe names the others so nobody reads them as the pipe's own.
+        users: dict[str, list[str]] = {}
+        for pipe in pipes:
+            if pipe.get("enabled"):
+                users.setdefault(pipe["source_id"], []).append(pipe["id"])
+        for pipe in pipes:
+            pipe["source_pipes"] = users.get(pipe["source_id"], [])
         return {
             "agent_id": self.agent_id,
             "version": __version__,

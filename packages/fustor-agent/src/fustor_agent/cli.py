@@ -30,8 +30,8 @@ def _known_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except FustorError as exc:
-            lines = [str(e) for e in exc.errors] if isinstance(exc, ConfigErrors) else [str(exc)]
-            for line in lines:
+            errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
+            for line in [line for e in errors for line in str(e).splitlines() if line.strip()]:
                 click.echo(f"error: {line}", err=True)
             # Like LSB init scripts, only ``status`` says "not running" with code 3.
             not_running = isinstance(exc, control.NotRunning) and func.__name__ == "status"
@@ -105,9 +105,19 @@ def stop() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @_known_errors
 def status(as_json: bool) -> None:
-    """Show whether the agent runs, and each pipe's state and phase."""
-    current = daemon.fetch_status(Home.from_env())
-    click.echo(json.dumps(current, indent=2) if as_json else report.render_status(current))
+    """Show whether the agent runs, and each pipe's state and phase (exit 3: not running)."""
+    try:
+        current = daemon.fetch_status(Home.from_env())
+    except control.NotRunning:
+        if not as_json:
+            raise
+        click.echo(json.dumps({"running": False}))
+        sys.exit(EXIT_NOT_RUNNING)
+    click.echo(
+        json.dumps({"running": True, **current}, indent=2)
+        if as_json
+        else report.render_status(current)
+    )
 
 
 @cli.command()
@@ -134,7 +144,10 @@ def reload() -> None:
         )
     click.echo(
         "reloaded: "
-        + ", ".join(f"{key} {outcome.get(key) or []}" for key in ("added", "removed", "restarted"))
+        + ", ".join(
+            f"{key.replace('_', ' ')} {outcome.get(key) or []}"
+            for key in ("added", "removed", "restarted", "added_disabled", "removed_disabled")
+        )
     )
 
 

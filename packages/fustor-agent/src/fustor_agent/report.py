@@ -45,10 +45,33 @@ def render_status(status: dict[str, Any]) -> str:
             ]
         )
     lines += _table(rows)
+    now = (status.get("started_at") or 0) + (status.get("uptime_sec") or 0)
     for pipe in pipes:
         if pipe.get("last_error"):
-            lines.append(f"{pipe.get('id')}: last error: {pipe['last_error'].get('message')}")
+            lines.append(f"{pipe.get('id')}: {_last_error(pipe, now)}")
     return "\n".join(lines)
+
+
+def _age(seconds: float) -> str:
+    """``42s``, ``4m12s``, ``3h05m``, ``2d03h``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def _last_error(pipe: dict[str, Any], now: float) -> str:
+    """``last error 4m ago (recovered since): <message>``: the age, and whether the pipe has
+    been running and ready since (the error is history then, kept for the operator)."""
+    error = pipe["last_error"]
+    at = error.get("at")
+    age = f" {_age(now - at)} ago" if isinstance(at, int | float) and now else ""
+    recovered = " (recovered since)" if pipe.get("state") == "running" and pipe.get("ready") else ""
+    return f"last error{age}{recovered}: {error.get('message')}"
 
 
 def render_plugins(registry: DriverRegistry) -> str:

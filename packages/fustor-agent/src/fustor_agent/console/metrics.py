@@ -209,25 +209,37 @@ def _pipe_families(pipes: list[Mapping[str, Any]]) -> Iterator[Metric]:
 
 
 def _driver_families(pipes: list[Mapping[str, Any]], kind: str) -> Iterator[Metric]:
-    """Numeric keys of ``SourceDriver.status()`` / ``SenderDriver.status()`` as gauges."""
+    """Numeric keys of ``SourceDriver.status()`` / ``SenderDriver.status()`` as gauges.
+
+    A sender belongs to one pipe: its series carry the ``pipe`` label. A source may feed
+    several pipes, and its figures are the source's own (one snapshot count for all its
+    pipes): its series carry the ``source`` label, once per source, so that a sum over
+    series never counts a shared source twice.
+    """
+    label = "source" if kind == "source" else "pipe"
     named: dict[str, Metric] = {}
     generic: dict[str, GaugeMetricFamily] = {}
+    seen: set[str] = set()
     for pipe in pipes:
-        pid = str(pipe.get("id", ""))
-        for key, raw in _mapping(pipe.get(kind)).items():
+        owner = str(pipe.get("source_id" if kind == "source" else "id", ""))
+        figures = _mapping(pipe.get(kind))
+        if owner in seen or not figures:
+            continue
+        seen.add(owner)
+        for key, raw in figures.items():
             value = _number(raw)
             if value is None:
                 continue
             if kind == "source" and key in _SOURCE_NAMED:
                 family_cls, name, doc = _SOURCE_NAMED[key]
                 if key not in named:
-                    named[key] = family_cls(f"{PREFIX}_{name}", doc, labels=["pipe"])
-                named[key].add_metric([pid], value)  # type: ignore[attr-defined]
+                    named[key] = family_cls(f"{PREFIX}_{name}", doc, labels=[label])
+                named[key].add_metric([owner], value)  # type: ignore[attr-defined]
             metric = f"{PREFIX}_{kind}_{_METRIC_NAME_INVALID.sub('_', str(key))}"
             if metric not in generic:
                 generic[metric] = GaugeMetricFamily(
-                    metric, f"{kind} driver status key {key!r}.", labels=["pipe"]
+                    metric, f"{kind} driver status key {key!r}.", labels=[label]
                 )
-            generic[metric].add_metric([pid], value)
+            generic[metric].add_metric([owner], value)
     yield from named.values()
     yield from generic.values()

@@ -1,0 +1,36 @@
+"""``fustor-agent status`` as text: the last error carries its age, and says when it is past."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fustor_agent.report import render_status
+
+
+def _status(**pipe: Any) -> dict[str, Any]:
+    base = {"id": "p1", "state": "running", "ready": True, "phase": "realtime"}
+    return {
+        "agent_id": "a1",
+        "pid": 7,
+        "version": "1.0.0",
+        "started_at": 1_000_000.0,
+        "uptime_sec": 4000.0,  # "now" is 1_004_000
+        "config_path": "/etc/fustor/agent-config.yaml",
+        "pipes": [{**base, **pipe}],
+    }
+
+
+def test_a_past_error_shows_its_age_and_that_the_pipe_recovered() -> None:
+    error = {"message": "open session: cannot reach Fusion", "at": 1_004_000.0 - 252}
+    text = render_status(_status(last_error=error))
+    assert "p1: last error 4m12s ago (recovered since): open session: cannot reach Fusion" in text
+
+
+def test_a_current_error_shows_its_age_only() -> None:
+    error = {"message": "fusion answered 503", "at": 1_004_000.0 - 3 * 3600 - 300}
+    text = render_status(_status(state="backing_off", ready=False, last_error=error))
+    assert text.splitlines()[-1] == "p1: last error 3h05m ago: fusion answered 503"
+
+
+def test_no_error_no_line() -> None:
+    assert "last error" not in render_status(_status(last_error=None))
