@@ -30,7 +30,8 @@ class FsParams(StrictModel):
     max_watches: int | None = Field(None, ge=1)
     """Most inotify watches to place (one per directory); ``None``: up to the kernel limit."""
     scan_workers: int = Field(4, ge=1, le=64)
-    """Threads that list and stat in parallel (NFS/FUSE latency); 1 = a plain sequential walk."""
+    """Most threads that list and stat in parallel, used once listings wait on storage
+    (NFS/FUSE latency; a warm local walk stays in one thread); 1 = always sequential."""
     batch_size: int = Field(1000, ge=1, le=100_000)
     """Rows per batch handed to the host."""
     queue_batches: int = Field(8, ge=1, le=1024)
