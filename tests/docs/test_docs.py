@@ -15,13 +15,6 @@ from pydantic import BaseModel
 from fustor_agent_sdk import hookspecs
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-OWN_DOCS = [
-    "README.md",
-    "driver_design.md",
-    "CONSISTENCY_DESIGN.md",
-    "configuration.md",
-    "operations.md",
-]
 TEST_ONLY_DISTRIBUTIONS = {"fustor-driver-testonly"}
 RUNNABLE = re.compile(
     r"<!-- runnable(?:: (?P<kind>\w+))? -->\s*\n```python\n(?P<code>.*?)\n```", re.DOTALL
@@ -167,16 +160,140 @@ def test_runnable_block_of_driver_design_runs(index: int, tmp_path: Path) -> Non
         assert "ok:" in result.stdout, output[-2000:]
 
 
-@pytest.mark.parametrize("name", OWN_DOCS)
-def test_relative_links_resolve(name: str) -> None:
-    path = DOCS / name
-    if not path.exists():
-        pytest.fail(f"docs/{name} is missing")
-    text = path.read_text(encoding="utf-8")
-    for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text):
+REPO = DOCS.parent
+PROTOCOL = DOCS / "fusion-protocol.md"
+USER_DOCS = sorted(
+    [*DOCS.rglob("*.md"), REPO / "README.md", *REPO.glob("packages/*/README.md")],
+    key=str,
+)
+SOURCES = sorted(REPO.glob("packages/*/src/**/*.py"), key=str)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
+HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$", re.MULTILINE)
+# "§5.4", "protocol §5.4, §5.8", "[operations.md](operations.md) §5", "docs/fusion-protocol.md §2.3"
+SECTION_CHAIN = re.compile(
+    r"(?:(?P<doc>[\w./-]+\.md)\)?\s+|(?P<protocol>protocol)\s+)?"
+    r"§(?P<chain>\d+(?:\.\d+)*(?:(?:,\s*|\s+and\s+|\s+or\s+)§\d+(?:\.\d+)*)*)"
+)
+BUG = re.compile(r"\bB([1-9]\d?)\b")
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def _prose(path: Path) -> str:
+    """The text of a markdown file without its fenced code blocks."""
+    return FENCE.sub("", path.read_text(encoding="utf-8"))
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"<[^>]+>", "", heading).strip().lower()
+    return "".join(c for c in text if c.isalnum() or c in " -_").replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    """Heading anchors (with GitHub's -1, -2 for repeats) and explicit ``<a id>`` anchors."""
+    text = _prose(path)
+    found: set[str] = set(re.findall(r"<a (?:id|name)=\"([^\"]+)\"", text))
+    for _, title in HEADING.findall(text):
+        slug, n = github_slug(title), 0
+        while (candidate := slug if n == 0 else f"{slug}-{n}") in found:
+            n += 1
+        found.add(candidate)
+    return found
+
+
+def section_numbers(path: Path) -> set[str]:
+    """Numbers of the numbered headings: ``## 5. Pipes`` -> 5, ``### 7.4 The audit`` -> 7.4."""
+    return {
+        m.group(1)
+        for _, title in HEADING.findall(_prose(path))
+        if (m := re.match(r"(\d+(?:\.\d+)*)\.?\s", title))
+    }
+
+
+def test_the_slug_and_section_helpers() -> None:
+    assert github_slug("7.4 The audit walk (mtime skip)") == "74-the-audit-walk-mtime-skip"
+    assert github_slug("Seeing the rows a pipe sends: `tap`") == "seeing-the-rows-a-pipe-sends-tap"
+    assert "74-the-audit-walk-mtime-skip" in anchors(PROTOCOL)
+    assert {"b2", "b28", "5.4", "7.4"} <= anchors(PROTOCOL) | section_numbers(PROTOCOL)
+
+
+@pytest.mark.parametrize("path", USER_DOCS, ids=_rel)
+def test_relative_links_and_anchors_resolve(path: Path) -> None:
+    for target in LINK.findall(_prose(path)):
         if "://" in target or target.startswith("mailto:"):
             continue
-        assert (path.parent / target).exists(), f"docs/{name} links to missing {target}"
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part).resolve() if file_part else path
+        assert linked.exists(), f"{_rel(path)} links to missing {file_part}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in anchors(linked), f"{_rel(path)}: no #{anchor} in {_rel(linked)}"
+
+
+def _section_references(path: Path, text: str) -> list[tuple[Path | None, str, str]]:
+    """``(target file, section number, quoted text)`` of every § reference in ``text``."""
+    found = []
+    for match in SECTION_CHAIN.finditer(text):
+        if match.group("protocol"):
+            target: Path | None = PROTOCOL
+        elif match.group("doc"):
+            target = DOCS / Path(match.group("doc")).name
+            if not target.exists():
+                target = (path.parent / match.group("doc")).resolve()
+        else:
+            target = path if path.suffix == ".md" else None  # a docstring must name its doc
+        for number in re.findall(r"§(\d+(?:\.\d+)*)", "§" + match.group("chain")):
+            found.append((target, number, match.group(0)))
+    return found
+
+
+@pytest.mark.parametrize("path", USER_DOCS + SOURCES, ids=_rel)
+def test_section_references_resolve(path: Path) -> None:
+    """ "§n" is a numbered section of the same document; "protocol §n" one of
+    fusion-protocol.md; "x.md §n" one of x.md. Docstrings always name the document."""
+    text = _prose(path) if path.suffix == ".md" else path.read_text(encoding="utf-8")
+    for target, number, quoted in _section_references(path, text):
+        assert target is not None, f"{_rel(path)}: {quoted!r} does not say which document"
+        assert target.exists(), f"{_rel(path)}: {quoted!r} names a missing document"
+        assert number in section_numbers(target), (
+            f"{_rel(path)}: {quoted!r}: {_rel(target)} has no section {number}"
+        )
+
+
+def test_section_references_are_found() -> None:
+    """The scanner itself: chains, prefixes and bare references."""
+    refs = _section_references(
+        DOCS / "CONSISTENCY_DESIGN.md",
+        "clock (protocol §5.4, §5.8); recovery (§7); see [operations.md](operations.md) §5",
+    )
+    assert [(t.name if t else None, n) for t, n, _ in refs] == [
+        ("fusion-protocol.md", "5.4"),
+        ("fusion-protocol.md", "5.8"),
+        ("CONSISTENCY_DESIGN.md", "7"),
+        ("operations.md", "5"),
+    ]
+
+
+def test_every_named_server_bug_is_explained() -> None:
+    defined = {a[1:] for a in anchors(PROTOCOL) if re.fullmatch(r"b\d+", a)}
+    assert defined == {str(n) for n in range(1, 29)}
+    for path in [p for p in USER_DOCS if p != PROTOCOL] + SOURCES:
+        text = _prose(path) if path.suffix == ".md" else path.read_text(encoding="utf-8")
+        unknown = sorted(set(BUG.findall(text)) - defined, key=int)
+        assert not unknown, f"{_rel(path)} names server bugs B{unknown} not in fusion-protocol.md"
+
+
+def test_nothing_cites_documents_outside_the_repository() -> None:
+    for path in USER_DOCS + SOURCES + sorted((REPO / "tests").rglob("*.py"), key=str):
+        if path == Path(__file__):
+            continue
+        assert "FUSION_PROTOCOL" not in path.read_text(encoding="utf-8"), (
+            f"{_rel(path)} cites FUSION_PROTOCOL.md, which is not in the repository: "
+            "cite docs/fusion-protocol.md"
+        )
 
 
 def test_docs_index_lists_every_document() -> None:

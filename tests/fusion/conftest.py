@@ -31,7 +31,7 @@ def fusion(
     try:
         yield server
         if server.process is not None:
-            # Every scenario must leave Fusion without handler errors (FUSION_PROTOCOL §5.3).
+            # Every scenario must leave Fusion without handler errors (protocol §5.3, B9).
             assert server.errors() == 0, server.log_tail()
     finally:
         server.stop()

@@ -3,7 +3,7 @@
 Fusion is installed from the package registry into its own virtual environment (its packages
 share names with ours), cached in ``~/.cache/fustor-tests/fusion-0.8.17`` (or
 ``$FUSTOR_TEST_FUSION_VENV``), and started as ``fustor-fusion start`` with a private
-``FUSTOR_HOME`` holding the YAML of FUSION_PROTOCOL §8 with free ports.
+``FUSTOR_HOME`` holding the YAML of docs/fusion-protocol.md §8 with free ports.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def fusion_config(
     sentinel_interval: float = 10.0,
     allow_concurrent_push: bool = True,
 ) -> dict[str, Any]:
-    """The YAML of FUSION_PROTOCOL §8 as a mapping."""
+    """The YAML of docs/fusion-protocol.md §8 as a mapping."""
     return {
         "host": "127.0.0.1",
         "port": main_port,

@@ -1,6 +1,6 @@
 """The ``fusion`` sender passes the SDK sender contract against a tiny fake receiver.
 
-The fake answers on ``httpx.MockTransport`` the few routes of FUSION_PROTOCOL §0 and records
+The fake answers on ``httpx.MockTransport`` the few routes of docs/fusion-protocol.md §3 and records
 what arrives; the real-server behaviour is tested in tests/fusion.
 """
 

@@ -1,4 +1,4 @@
-"""Every status code of FUSION_PROTOCOL §4, through the fusion sender, with httpx.MockTransport."""
+"""Every status code of protocol §4, through the fusion sender, with httpx.MockTransport."""
 
 from __future__ import annotations
 

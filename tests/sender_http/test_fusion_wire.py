@@ -1,4 +1,4 @@
-"""Wire shapes of the fusion sender: what every ingest body looks like (FUSION_PROTOCOL §2)."""
+"""Wire shapes of the fusion sender: what every ingest body looks like (protocol §2)."""
 
 from __future__ import annotations
 

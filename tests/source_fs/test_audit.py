@@ -1,4 +1,4 @@
-"""Audit: FUSION_PROTOCOL §7.4 mtime-skip, directory rows after their subtree, safe caching."""
+"""Audit: protocol §7.4 mtime-skip, directory rows after their subtree, safe caching."""
 
 from __future__ import annotations
 

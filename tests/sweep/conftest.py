@@ -26,7 +26,7 @@ def fusion(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FusionServer]:
     try:
         yield server
         if server.process is not None:
-            assert server.errors() == 0, server.log_tail()  # FUSION_PROTOCOL §5.3
+            assert server.errors() == 0, server.log_tail()  # docs/fusion-protocol.md §5.3, B9
     finally:
         server.stop()
 

@@ -10,7 +10,7 @@ Contract (the host relies on every point):
     calls it **once per source instance** and fans the batches out to every pipe that uses
     the source, so one source feeding several pipes is watched once. A batch with a non-empty
     ``rescan`` says events were lost for those paths (see :class:`~fustor_core.Batch`).
-  - ``audit()``: ``audit`` rows for the consistency check (FUSION_PROTOCOL §7.4); a directory's
+  - ``audit()``: ``audit`` rows for the consistency check (protocol §7.4); a directory's
     row comes after its children's rows. The host sends the audit start/end signals around it
     and calls ``forget_audit_cache()`` on a new session or a promotion.
   - ``sentinel_check(paths)``: ``{"path", "mtime", "size"}`` for each path that exists.

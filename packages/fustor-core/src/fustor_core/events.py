@@ -1,7 +1,7 @@
 """Events and batches: what a source produces and a sender delivers.
 
 Rows are plain ``dict`` objects (the hot path handles millions of them, so no per-row model
-object). The keys follow the Fusion fs row (docs/FUSION_PROTOCOL.md §2.3): ``path``
+object). The keys follow the Fusion fs row (docs/fusion-protocol.md §2.3): ``path``
 (root-relative, leading ``/``), ``size``, ``modified_time``, ``created_time``,
 ``is_directory`` and, depending on the phase, ``is_atomic_write``, ``parent_path``,
 ``parent_mtime``, ``audit_skipped``. Delete rows need only ``path``.

@@ -1,4 +1,4 @@
-"""Fusion's consistency endpoints: audit start/end calls, sentinel tasks and feedback (§3.6-3.9).
+"""Fusion's consistency calls: audit start/end, sentinel tasks and feedback (protocol §3.6).
 
 They resolve the agent key to a *view* name, so they silently do nothing when Fusion's pipe id
 differs from its view id (bug B2); ``drivers_handled: 0`` in an audit answer reveals it.
@@ -69,7 +69,7 @@ class Consistency:
             message = (
                 f"Fusion ignored audit {kind} (drivers_handled: 0): the agent key resolves to a "
                 "pipe id that is not a view id, so audit and sentinel calls do nothing "
-                f"(FUSION_PROTOCOL B2). Fix: {B2_FIX}"
+                f"(Fusion bug B2, docs/fusion-protocol.md). Fix: {B2_FIX}"
             )
             if self.misconfiguration != message:
                 logger.error("fusion sender %s: %s", self.sender_id, message)

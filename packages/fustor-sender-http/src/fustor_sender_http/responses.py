@@ -1,4 +1,4 @@
-"""Read Fusion's answers: status codes to send results (FUSION_PROTOCOL §4), bodies to models."""
+"""Read Fusion's answers: status codes to send results (protocol §4), bodies to models."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _interval(value: Any) -> float | None:
 
 
 def parse_session(response: httpx.Response, requested_timeout: int | None) -> SessionInfo:
-    """A 200 answer of session create, in either the receiver or the main-port shape (§3.10)."""
+    """A 200 answer of session create, in the receiver or the main-port shape (protocol §3.10)."""
     data = _json_object(response, "session create")
     session_id = data.get("session_id")
     if not isinstance(session_id, str) or not session_id:

@@ -1,4 +1,4 @@
-"""The ``fusion`` sender: one pipe's session with a Fusion 0.8.17 receiver (FUSION_PROTOCOL)."""
+"""The ``fusion`` sender: one session with a Fusion 0.8.17 receiver (docs/fusion-protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Encode batches and phase signals as Fusion 0.8.17 ingest bodies (FUSION_PROTOCOL §2, §3.5).
+"""Encode batches and phase signals as Fusion 0.8.17 ingest bodies (protocol §2, §3.5).
 
-Guarantees, each of which protects a 0.8.17 view from silent poisoning (§5.3, B9, B10):
+Guarantees, each of which protects a 0.8.17 view from silent poisoning (protocol §5.3, B9, B10):
 every event has a lowercase ``event_type``, ``event_schema: "fs"``, ``table: "files"``, the row
 keys as ``fields``, a non-empty ``rows`` list and its own ``message_source``; data batches never
 carry ``metadata``; upserts without ``modified_time`` are left out (Fusion would store 0.0 or

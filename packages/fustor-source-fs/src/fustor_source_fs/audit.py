@@ -1,4 +1,4 @@
-"""The audit walk: FUSION_PROTOCOL §7.4 mtime-skip, each directory's row after its subtree."""
+"""The audit walk: protocol §7.4 mtime-skip, each directory's row after its subtree."""
 
 from __future__ import annotations
 

@@ -175,7 +175,7 @@ class FsSource(SourceDriver):
             self._progress["audit_dirs_listed"] = audit.dirs_listed
             self._progress["audit_dirs_skipped"] = audit.dirs_skipped
             if sweep is not None:
-                # Inside the audit cycle: Fusion takes these rows as part of it (§5.5).
+                # Inside the audit cycle: Fusion takes these rows as part of it (protocol §5.5).
                 sweep.run(audit.new_cache, sink, stop, self.params.scan_workers)
 
         async for batch in self._stream(job, MessageSource.AUDIT, "audit"):

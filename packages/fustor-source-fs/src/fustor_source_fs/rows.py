@@ -48,7 +48,7 @@ def row_of(rel: str, st: os.stat_result) -> Row:
 
 def audit_file_row(rel: str, st: os.stat_result, parent: str, parent_mtime: float) -> Row:
     """A file's row as an audit sends it: with its directory and that directory's mtime
-    (FUSION_PROTOCOL §7.4), which Fusion compares against what it holds."""
+    (docs/fusion-protocol.md §7.4), which Fusion compares against what it holds."""
     return {
         "path": rel,
         "size": st.st_size,

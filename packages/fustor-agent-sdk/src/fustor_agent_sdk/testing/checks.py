@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 UPSERT_KEYS = frozenset({"path", "size", "modified_time", "created_time", "is_directory"})
-"""Keys every upsert row carries, in every phase (FUSION_PROTOCOL §2.3)."""
+"""Keys every upsert row carries, in every phase (docs/fusion-protocol.md §2.3)."""
 
 _UPSERTS = (EventType.INSERT, EventType.UPDATE)
 
@@ -95,7 +95,7 @@ def check_batch(batch: object, source: MessageSource) -> None:
 def check_audit_order(rows: Iterable[Row]) -> None:
     """Fail if a listed directory's own row comes before one of its children's rows.
 
-    FUSION_PROTOCOL §7.4: a directory sent with ``audit_skipped: false`` goes after its files,
+    protocol §7.4: a directory sent with ``audit_skipped: false`` goes after its files,
     so an audit cut short never makes Fusion delete the children it did not see.
     """
     listed_dirs: dict[str, int] = {}
