@@ -44,8 +44,11 @@ def cpu_and_rss(pid: int) -> tuple[float, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
-    hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmHWM:"))
+    hwm = next(
+        line
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmHWM:")
+    )
     return cpu, int(hwm.split()[1]) / 1024
 
 
@@ -104,7 +107,10 @@ def main() -> None:
         started = time.monotonic()
         proc = subprocess.Popen(
             [agent_command(), "start", "--watch", str(root), "--format", "json"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
         )
         lines: queue.Queue = queue.Queue()
         threading.Thread(target=reader, args=(proc.stdout, lines), daemon=True).start()
@@ -116,13 +122,17 @@ def main() -> None:
             rows += 1
         elapsed = time.monotonic() - started
         cpu, rss = cpu_and_rss(proc.pid)
-        print(f"snapshot of {args.files} files ({rows} rows): {elapsed:.2f} s from process "
-              f"start, agent CPU {cpu:.2f} s, peak RSS {rss:.0f} MB")
+        print(
+            f"snapshot of {args.files} files ({rows} rows): {elapsed:.2f} s from process "
+            f"start, agent CPU {cpu:.2f} s, peak RSS {rss:.0f} MB"
+        )
         for spacing, tag in ((0.05, "fast"), (0.5, "slow")):
             delays = latency_run(root, lines, args.creates, spacing, tag)
-            print(f"create -> echo row, {args.creates} creates {spacing * 1000:.0f} ms apart: "
-                  f"p50 {statistics.median(delays):.1f} ms, p95 {percentile(delays, 0.95):.1f} ms,"
-                  f" max {max(delays):.1f} ms")
+            print(
+                f"create -> echo row, {args.creates} creates {spacing * 1000:.0f} ms apart: "
+                f"p50 {statistics.median(delays):.1f} ms, p95 {percentile(delays, 0.95):.1f} ms,"
+                f" max {max(delays):.1f} ms"
+            )
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
 
