@@ -88,6 +88,10 @@ OUR_PACKAGES = [
     "fustor-sender-http",
     "fustor-agent",
 ]
+PROFILE: tuple[str, Path] | None = None
+"""(py-spy executable, output directory) when agents run under the profiler."""
+OUR_PARAMS: dict[str, dict[str, Any]] = {"fs": {}, "fusion": {}}
+"""Extra ``driver_params`` of our fs sources and fusion senders (``--fs-params`` ...)."""
 _ours_exe: list[Path] = []
 _scratch: list[Path] = []
 
@@ -128,7 +132,11 @@ def write_ours(home: Path, pipes: Pipes, fusion: FusionServer) -> list[str]:
     config: dict[str, Any] = {"sources": [], "senders": [], "pipes": []}
     for pipe_id, root, key in pipes:
         config["sources"].append(
-            {"id": f"{pipe_id}-files", "type": "fs", "config": {"uri": str(root)}}
+            {
+                "id": f"{pipe_id}-files",
+                "type": "fs",
+                "config": {"uri": str(root), "driver_params": OUR_PARAMS["fs"]},
+            }
         )
         config["senders"].append(
             {
@@ -137,7 +145,7 @@ def write_ours(home: Path, pipes: Pipes, fusion: FusionServer) -> list[str]:
                 "config": {
                     "endpoint": fusion.endpoint,
                     "credential": key,
-                    "driver_params": {"trust_env": False},
+                    "driver_params": {"trust_env": False, **OUR_PARAMS["fusion"]},
                 },
             }
         )
@@ -172,6 +180,22 @@ WRITERS = {"ours": write_ours, "original": write_original}
 def running_agent(kind: str, pipes: Pipes, fusion: FusionServer) -> Iterator[subprocess.Popen]:
     home = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-home-", dir=scratch()))
     command = WRITERS[kind](home, pipes, fusion)
+    if PROFILE:
+        pyspy, out_dir = PROFILE
+        out = out_dir / f"{kind}-{len(list(out_dir.glob(f'{kind}-*')))}.txt"
+        command = [
+            pyspy,
+            "record",
+            "-r",
+            "200",
+            "-f",
+            "raw",
+            "--threads",
+            "-o",
+            str(out),
+            "--",
+            *command,
+        ]
     env = {**os.environ, "FUSTOR_HOME": str(home)}
     for key in ("VIRTUAL_ENV", "PYTHONPATH", "COVERAGE_PROCESS_START"):
         env.pop(key, None)
@@ -187,12 +211,21 @@ def running_agent(kind: str, pipes: Pipes, fusion: FusionServer) -> Iterator[sub
 
 def _stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        # Under py-spy the agent is its child: stopping the agent makes py-spy write.
+        for pid in _children(process.pid) if PROFILE else [process.pid]:
+            os.kill(pid, signal.SIGTERM)
     try:
-        process.wait(15)
+        process.wait(60 if PROFILE else 15)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(x) for x in (task / "children").read_text().split()]
+    return found or [pid]
 
 
 def cpu_and_rss(pid: int) -> tuple[float, float]:
@@ -259,7 +292,10 @@ class FloorLane:
 
     def __init__(self, fusion: FusionServer) -> None:
         self.client = httpx.Client(
-            base_url=fusion.endpoint, headers={"X-API-Key": AGENT_KEY}, timeout=30, trust_env=False
+            base_url=fusion.endpoint,
+            headers={"X-API-Key": AGENT_KEY, "Content-Type": "application/json"},
+            timeout=30,
+            trust_env=False,
         )
         answer = self.client.post(
             "/api/v1/pipe/session/",
@@ -391,6 +427,13 @@ class Visible:
         self.client.close()
 
 
+def fusion_cpu_s(fusion: FusionServer) -> float:
+    """CPU-seconds Fusion has used so far: on a shared machine its time to take rows in
+    varies with the load, its CPU much less."""
+    assert fusion.process is not None
+    return cpu_and_rss(fusion.process.pid)[0]
+
+
 def bench_tree(files: int) -> Path:
     """``files`` empty files, 100 per directory (built once, reused; marker beside it)."""
     root = TREES / f"fusion-tree-{files}"
@@ -430,6 +473,7 @@ def bench_startup(kind: str, files: int) -> dict[str, Any]:
     with fresh_fusion() as fusion:
         visible = Visible(fusion)
         try:
+            fusion_cpu = fusion_cpu_s(fusion)
             if kind == "floor":
                 with running_floor(fusion, AGENT_KEY, floor_bodies(root)) as (client, go):
                     started = time.perf_counter()
@@ -443,11 +487,19 @@ def bench_startup(kind: str, files: int) -> dict[str, Any]:
                     alive = agent.poll() is None
                     cpu, rss = cpu_and_rss(agent.pid) if alive else (float("nan"),) * 2
             elapsed = time.perf_counter() - started if waited is not None else None
+            fusion_cpu = fusion_cpu_s(fusion) - fusion_cpu
             seen = visible.seen
         finally:
             visible.close()
         errors = fusion.errors()
-    return {"seconds": elapsed, "cpu_s": cpu, "rss_mb": rss, "lost": files - seen, "errors": errors}
+    return {
+        "seconds": elapsed,
+        "cpu_s": cpu,
+        "rss_mb": rss,
+        "fusion_cpu_s": round(fusion_cpu, 2),
+        "lost": files - seen,
+        "errors": errors,
+    }
 
 
 def _wait_size(client: httpx.Client, url: str, rel: str, size: int, timeout: float) -> bool:
@@ -649,32 +701,33 @@ def bench_burst(kind: str, files: int, dirs: int, timeout: float) -> dict[str, A
 
 
 def bench_sweep(
-    files: int, sizes: list[int], per_events: list[int], concurrencies: list[int]
-) -> None:
-    """The floor's ingest time for each request shape; prints one line per shape."""
+    files: int, shapes: list[tuple[int, int, int]], rounds: int
+) -> dict[str, dict[str, list[Any]]]:
+    """The floor's seconds to take in the tree for each (rows/request, rows/event,
+    concurrency), the shapes interleaved round by round; printed as they come."""
     root = bench_tree(files)
-    for size in sizes:
-        for per_event in per_events:
-            if per_event > size:
-                continue
+    results: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
+    for number in range(rounds):
+        for size, per_event, concurrency in (
+            shapes[number % len(shapes) :] + shapes[: number % len(shapes)]
+        ):
             bodies = floor_bodies(root, size, per_event)
-            for concurrency in concurrencies:
-                with fresh_fusion() as fusion:
-                    visible = Visible(fusion)
-                    with running_floor(fusion, AGENT_KEY, bodies, concurrency) as (_, go):
-                        started = time.perf_counter()
-                        go()
-                        waited = visible.wait(files, _timeout(files))
-                        elapsed = (
-                            None if waited is None else round(time.perf_counter() - started, 2)
-                        )
-                    visible.close()
-                    errors = fusion.errors()
-                print(
-                    f"sweep files={files} rows/request={size} rows/event={per_event} "
-                    f"concurrency={concurrency}: {elapsed} s, errors={errors}",
-                    flush=True,
-                )
+            with fresh_fusion() as fusion:
+                visible = Visible(fusion)
+                with running_floor(fusion, AGENT_KEY, bodies, concurrency) as (_, go):
+                    fusion_cpu = fusion_cpu_s(fusion)
+                    started = time.perf_counter()
+                    go()
+                    waited = visible.wait(files, _timeout(files))
+                    elapsed = None if waited is None else round(time.perf_counter() - started, 2)
+                    fusion_cpu = round(fusion_cpu_s(fusion) - fusion_cpu, 2)
+                visible.close()
+                errors = fusion.errors()
+            name = f"sweep {files}: {size} rows/request, {per_event}/event, {concurrency} in flight"
+            print(f"{name}: {elapsed} s, Fusion {fusion_cpu} CPU-s, errors={errors}", flush=True)
+            results[f"{name} seconds"]["floor"].append(elapsed)
+            results[f"{name} Fusion CPU-s"]["floor"].append(fusion_cpu)
+    return results
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -726,7 +779,22 @@ def main() -> None:
     parser.add_argument("--sizes", default="250,500,1000,2000,5000")
     parser.add_argument("--events", default="100,1000")
     parser.add_argument("--concurrency", default="1,2,4")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="run the agents under py-spy (on PATH or --py-spy), raw profiles into DIR "
+        "(their CPU and RSS figures are then py-spy's)",
+    )
+    parser.add_argument("--py-spy", default="py-spy")
+    parser.add_argument("--fs-params", default="{}", help="JSON: our fs sources' driver_params")
+    parser.add_argument("--fusion-params", default="{}", help="JSON: our senders' driver_params")
     args = parser.parse_args()
+    OUR_PARAMS["fs"] = json.loads(args.fs_params)
+    OUR_PARAMS["fusion"] = json.loads(args.fusion_params)
+    if args.profile:
+        global PROFILE
+        PROFILE = (args.py_spy, Path(args.profile).resolve())
+        PROFILE[1].mkdir(parents=True, exist_ok=True)
     try:
         run(args)
     finally:
@@ -742,9 +810,18 @@ def run(args: argparse.Namespace) -> None:
     agents = args.agents.split(",")
     only = args.only.split(",")
     if "sweep" in only:
+        shapes = [
+            (size, per_event, concurrency)
+            for size in _ints(args.sizes)
+            for per_event in _ints(args.events)
+            for concurrency in _ints(args.concurrency)
+            if per_event <= size
+        ]
         for files in _ints(args.files):
-            bench_sweep(files, _ints(args.sizes), _ints(args.events), _ints(args.concurrency))
+            print_table(bench_sweep(files, shapes, args.rounds), ["floor"], args.rounds)
         only.remove("sweep")
+        if not only:
+            return
     if "ours" in agents:
         our_agent()  # install before any clock starts
     if "original" in agents:

@@ -179,11 +179,11 @@ def run(endpoint: str, key: str, bodies: list[bytes], concurrency: int) -> float
 
 def _keep_alive(endpoint: str, key: str, sid: str) -> None:
     def beat() -> None:
-        conn = _Conn(endpoint, key)
         body = json.dumps({"can_realtime": True}).encode()
         while True:
             time.sleep(5)
-            conn.post(f"/api/v1/pipe/session/{sid}/heartbeat", body)
+            # A fresh connection each time: Fusion closes keep-alive connections idle for 5 s.
+            _Conn(endpoint, key).post(f"/api/v1/pipe/session/{sid}/heartbeat", body)
 
     threading.Thread(target=beat, daemon=True).start()
 
