@@ -158,3 +158,24 @@ def test_no_console_option(agents) -> None:
         assert "fustor_agent.console" not in log and "already in use" not in log, log
         assert agent.status().returncode == 0
     assert agent.stop() == 0
+
+
+def test_a_console_block_makes_the_console_wanted(tmp_path: Path) -> None:
+    """With a console: block (even without a port) a taken port stops the start."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "agent-config.yaml").write_text(
+        "console: {host: 127.0.0.1}\nsources: []\nsenders: []\npipes: []\n"
+    )
+    with default_port_taken():
+        result = subprocess.run(
+            [agent_command(), "start"],
+            env={**os.environ, "FUSTOR_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert f"error: console port {DEFAULT_CONSOLE_PORT} on 127.0.0.1 is already in use" in (
+        result.stderr
+    )

@@ -178,7 +178,7 @@ class Agent:
         try:
             self._console = await start_console(settings, self)
         except ConsolePortInUse as exc:
-            if settings.port_is_explicit:
+            if settings.requested:
                 raise
             # Nobody asked for this console: another agent on the host (a second home) or
             # another program has the default port. The pipes matter more than the page.

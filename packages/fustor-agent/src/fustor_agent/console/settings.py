@@ -55,10 +55,11 @@ class ConsoleSettings(StrictModel):
         return self.token is not None or self.token_file is not None
 
     @property
-    def port_is_explicit(self) -> bool:
-        """The configuration (or ``--console-port``) named the port: failing to bind it is an
-        error. Otherwise the console is optional and a taken port only costs a warning."""
-        return "port" in self.model_fields_set
+    def requested(self) -> bool:
+        """The configuration has a ``console:`` block (or ``--console-port`` was given):
+        failing to serve it is an error. Otherwise the console is optional and a taken port
+        only costs a warning."""
+        return bool(self.model_fields_set)
 
 
 def is_loopback_host(host: str) -> bool:
