@@ -12,6 +12,7 @@ import errno
 import os
 import select
 import struct
+import threading
 from typing import NamedTuple
 
 __all__ = [
@@ -113,16 +114,28 @@ def _raise(what: str) -> None:
     raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
+class _HandleBuffers(threading.local):
+    def __init__(self) -> None:
+        self.buf = ctypes.create_string_buffer(8 + _MAX_HANDLE)
+        self.size = ctypes.c_uint.from_buffer(self.buf)
+        self.mount_id = ctypes.c_int()
+        self.mount_ref = ctypes.byref(self.mount_id)
+
+
+_buffers = _HandleBuffers()
+
+
 def handle_of(path: bytes | str, dir_fd: int = AT_FDCWD) -> bytes:
     """The file handle of ``path`` (symlinks not followed) as the bytes fanotify reports:
-    ``struct file_handle`` (handle_bytes, handle_type, f_handle). Raises ``OSError``."""
-    buf = ctypes.create_string_buffer(8 + _MAX_HANDLE)
-    struct.pack_into("=I", buf, 0, _MAX_HANDLE)
-    mount_id = ctypes.c_int()
-    if _libc.name_to_handle_at(dir_fd, os.fsencode(path), buf, ctypes.byref(mount_id), 0) != 0:
+    ``struct file_handle`` (handle_bytes, handle_type, f_handle). Raises ``OSError``.
+
+    Called once per directory by the walks, so its buffers are allocated once per thread.
+    """
+    b = _buffers
+    b.size.value = _MAX_HANDLE
+    if _libc.name_to_handle_at(dir_fd, os.fsencode(path), b.buf, b.mount_ref, 0) != 0:
         _raise("name_to_handle_at")
-    (size,) = struct.unpack_from("=I", buf, 0)
-    return buf.raw[: 8 + size]
+    return b.buf.raw[: 8 + b.size.value]
 
 
 def path_of_handle(mount_fd: int, handle: bytes) -> bytes:
