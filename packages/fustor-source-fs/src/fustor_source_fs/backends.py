@@ -22,7 +22,14 @@ from fustor_source_fs.pending import Pending
 from fustor_source_fs.reader import EventReader
 from fustor_source_fs.watches import Watches
 
-__all__ = ["Backend", "choose", "fanotify_problem", "inotify_budget", "open_backend"]
+__all__ = [
+    "Backend",
+    "choose",
+    "fanotify_problem",
+    "fanotify_refused",
+    "inotify_budget",
+    "open_backend",
+]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +88,11 @@ def fanotify_problem(root: str) -> str | None:
     finally:
         fan.close()
     return None
+
+
+def fanotify_refused(problem: object) -> str:
+    """The one-line error of an explicit ``watch_backend: fanotify`` that cannot work."""
+    return f"watch_backend fanotify cannot work: {problem}"
 
 
 def _count_dirs(root: str, flt: PathFilter, limit: int) -> int:

@@ -22,6 +22,7 @@ from fustor_core import (
 )
 from fustor_core.paths import join
 from fustor_source_fs.audit import AuditCache, AuditWalk
+from fustor_source_fs.backends import fanotify_problem, fanotify_refused
 from fustor_source_fs.config import FsSourceConfig
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
@@ -75,6 +76,10 @@ class FsSource(SourceDriver):
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self.params.watch_backend == "fanotify":
+            problem = await asyncio.to_thread(fanotify_problem, self.root)
+            if problem is not None:
+                raise DriverError(fanotify_refused(problem), retriable=False)
         if self._guard is None:
             try:
                 self._guard = await asyncio.to_thread(RootGuard, self.root)

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
-from fustor_source_fs.backends import Backend, open_backend
+from fustor_source_fs.backends import Backend, fanotify_refused, open_backend
 from fustor_source_fs.channel import Channel, ChannelClosed
 from fustor_source_fs.config import FsParams
 from fustor_source_fs.fanotify import FanotifyUnavailable
@@ -92,8 +92,11 @@ class Realtime:
                 open_backend, self.root, self.params, self.pending, self.flt
             )
         except FanotifyUnavailable as exc:
-            message = f"watch_backend fanotify cannot work: {exc}"
-            raise DriverError(message, retriable=False) from exc
+            self.close()
+            raise DriverError(fanotify_refused(exc), retriable=False) from None
+        except BaseException:
+            self.close()
+            raise
         finally:
             self.opened.set()
         self.watches, self.reader = self.backend.watches, self.backend.reader
