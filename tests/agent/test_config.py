@@ -135,7 +135,7 @@ def test_unset_variable_is_an_error_at_its_location(home, registry, monkeypatch)
             "console: {enabled: false, port: 9100}",
             "consol: {}",
             "agent-config.yaml: consol: unknown key (expected one of: sources, senders, pipes, "
-            "console, agent_id)",
+            "console, logging, agent_id)",
         ),
         (
             "config: {uri: /data, ",

@@ -349,7 +349,7 @@ pipes:
   - {id: "p 1", source_id: f3, sender_id: out}
   - {id: p2, source_id: nope, sender_id: missing}
   - {id: p3, source_id: f3, sender_id: out, max_buffered_rows: 0}
-logging: {level: debug}
+loging: {level: debug}
 """
 
 # Each fragment must be in a real error of BROKEN_CONFIG and quoted in configuration.md.

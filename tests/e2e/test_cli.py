@@ -59,7 +59,7 @@ def test_validate_prints_one_line_per_error_and_starts_nothing(run_cli, fustor_h
     )
     (fustor_home / "agent-config.yaml").write_text(bad)
     result = run_cli("validate", API_KEY="k")
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG
     lines = result.stderr.splitlines()
     assert len(lines) == 3, lines
     assert all(line.startswith("error: agent-config.yaml: ") for line in lines)
@@ -75,7 +75,7 @@ def test_validate_never_echoes_a_credential(run_cli, fustor_home):
         CONFIG.replace('credential: "${API_KEY}"', f"credential: [{secret}]")
     )
     result = run_cli("validate")
-    assert result.returncode == 1
+    assert result.returncode == 78
     assert "senders[0].config.credential" in result.stderr
     assert secret not in result.stdout + result.stderr
 
@@ -111,7 +111,7 @@ def test_legacy_layout_validates_with_warnings(run_cli, fustor_home):
 def test_no_config_says_how_to_start(run_cli):
     for command in ("validate", "start"):
         result = run_cli(command)
-        assert result.returncode == 1
+        assert result.returncode == 78
         assert result.stderr.startswith("error: no configuration")
         assert "--watch" in result.stderr and "Traceback" not in result.stderr
 
@@ -131,7 +131,7 @@ def test_commands_on_a_stopped_agent(run_cli):
 
 def test_watch_of_a_missing_directory_is_one_clear_error(run_cli, tmp_path):
     result = run_cli("start", "--watch", str(tmp_path / "missing"))
-    assert result.returncode == 1
+    assert result.returncode == 78
     assert result.stderr.splitlines() == [
         f"error: --watch: DIR: uri '{tmp_path / 'missing'}' does not exist"
     ]

@@ -99,10 +99,15 @@ def test_daemon_status_lock_reload_stop(run_cli, home_cleanup, tmp_path):
     broken = config(out, "p1").replace("static", "nfs").replace("sender_id: out", "sender_id: x")
     (home / "agent-config.yaml").write_text(broken)
     bad = run_cli("reload")
+<<<<<<< HEAD
     assert bad.returncode != 0
     assert "unknown source type 'nfs'" in bad.stderr and "unknown sender 'x'" in bad.stderr
     lines = bad.stderr.splitlines()
     assert len(lines) >= 2 and all(line.startswith("error: ") for line in lines), bad.stderr
+=======
+    assert bad.returncode == 78  # EX_CONFIG
+    assert "unknown source type 'nfs'" in bad.stderr
+>>>>>>> 3268f86 (CLI: --home/--config on every command, the 0.8.17 command forms, log level/format, systemd notify, exit 78)
     assert [p["id"] for p in status_json(run_cli)["pipes"]] == ["p1", "p2"]
 
     # Disabled pipes start nothing, but reload names those it added or removed.
@@ -145,7 +150,7 @@ def test_log_is_appended_across_starts_never_truncated(run_cli, home_cleanup, tm
 def test_daemon_that_cannot_start_says_why(run_cli, home_cleanup):
     (home_cleanup / "agent-config.yaml").write_text("pipes: [{id: x, source_id: a, sender_id: b}]")
     result = run_cli("start", "-D")
-    assert result.returncode == 1
+    assert result.returncode == 78
     assert "the agent exited at start" in result.stderr
     assert "pipes[0].source_id: unknown source 'a'" in result.stderr
     assert running_pid(home_cleanup / "agent.pid") is None

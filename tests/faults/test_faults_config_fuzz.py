@@ -126,7 +126,7 @@ def _run(command: str, home: Path) -> subprocess.CompletedProcess[str]:
 def _check_cli(what: str, home: Path, command: str) -> dict[str, Any]:
     done = _run(command, home)
     output = done.stdout + done.stderr
-    assert done.returncode == 1, f"{command} ({what}) exited {done.returncode}:\n{output}"
+    assert done.returncode == 78, f"{command} ({what}) exited {done.returncode}:\n{output}"
     assert "Traceback" not in output, f"{command} ({what}):\n{output}"
     assert SECRET not in output, f"{command} ({what}) echoed the secret:\n{output}"
     lines = [line for line in done.stderr.splitlines() if line.strip()]

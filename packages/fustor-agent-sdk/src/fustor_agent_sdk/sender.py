@@ -19,6 +19,8 @@ Contract:
   takes the ``{"path", "mtime", "size"}`` rows of the source.
 * **Roles are decided by the host** from what the sender returns; a sender never starts phases.
 * ``close()`` releases network resources; idempotent.
+* ``check_connection()`` is what ``fustor-agent validate --connect`` runs, with no pipe
+  started: by default it opens a session, reads ``health()`` and closes the session again.
 * Errors other than session loss raise :class:`fustor_core.DriverError` with ``retriable`` set
   truthfully (a wrong credential is not retriable by itself; a refused connection is).
 
@@ -121,6 +123,21 @@ class SenderDriver(ABC):
 
     async def close(self) -> None:
         """Release network resources. Idempotent."""
+
+    async def check_connection(self) -> list[str]:
+        """Open what a pipe would open, report what is wrong, leave nothing behind.
+
+        Returns problems found on a working connection, as advice lines (empty: all well).
+        Raises :class:`fustor_core.DriverError` when the connection or session cannot be
+        opened. Called by ``fustor-agent validate --connect`` on an instance no pipe uses;
+        ``close()`` follows. Override it to add checks that need no data to be sent.
+        """
+        await self.open_session()
+        try:
+            problem = self.health()
+        finally:
+            await self.close_session()
+        return [problem] if problem else []
 
     def health(self) -> str | None:
         """Why the peer cannot currently act on what is sent (``None`` when all is well).

@@ -13,9 +13,11 @@ from fustor_agent import __version__
 from fustor_agent.config import AgentConfig
 from fustor_agent.console import ConsolePortInUse, start_console
 from fustor_agent.home import Home
+from fustor_agent.logs import current_pipe
 from fustor_agent.runtime.pipe import Pipe, idle_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
 from fustor_agent.tap import TapHub
+from fustor_core import ConfigError
 
 __all__ = ["Agent"]
 
@@ -29,7 +31,8 @@ class Agent:
 
     ``await run(stop_event)`` starts everything, waits for the event and shuts down in order;
     ``await reload(config)`` applies added, removed and changed pipes and leaves the others
-    running untouched.
+    running untouched. ``only`` limits the agent to those pipe ids (``start PIPE_ID...``);
+    ``stop_pipes`` / ``start_pipes`` stop and start single pipes of the running agent.
     """
 
     def __init__(
@@ -38,6 +41,7 @@ class Agent:
         home: Home,
         *,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_SEC,
+        only: frozenset[str] | None = None,
     ) -> None:
         self.config = config
         self.home = home
@@ -52,11 +56,56 @@ class Agent:
         self._console: Any = None
         self.taps = TapHub()
         """Live copies of what the pipes send (``fustor-agent tap``)."""
+        self._only = set(only) if only is not None else None
+        self._held: set[str] = set()
+        """Pipes stopped by ``fustor-agent stop PIPE_ID`` (until started again)."""
 
     # -- pipes ---------------------------------------------------------------------------
 
     def _enabled(self, config: AgentConfig) -> list[str]:
-        return [pid for pid, pipe in config.pipes.items() if pipe.enabled]
+        return [
+            pid
+            for pid, pipe in config.pipes.items()
+            if pipe.enabled and pid not in self._held and (self._only is None or pid in self._only)
+        ]
+
+    def _unknown(self, pipe_ids: list[str]) -> None:
+        unknown = [pid for pid in pipe_ids if pid not in self.config.pipes]
+        if unknown:
+            raise ConfigError(
+                f"not in the configuration: {', '.join(map(repr, unknown))} "
+                f"(pipes: {', '.join(sorted(self.config.pipes)) or 'none'})"
+            )
+
+    async def stop_pipes(self, pipe_ids: list[str]) -> list[str]:
+        """Stop these pipes (orderly, as at shutdown) and keep them stopped across reloads;
+        return the ids that were running. Raises ``ConfigError`` for an unknown id."""
+        self._unknown(pipe_ids)
+        self._held.update(pipe_ids)
+        running = [pid for pid in pipe_ids if pid in self._pipes]
+        for pipe_id in pipe_ids:
+            self._broken.pop(pipe_id, None)
+        await self._stop_pipes(running)
+        await self._release_sources(self.config.sources)
+        return running
+
+    async def start_pipes(self, pipe_ids: list[str]) -> list[str]:
+        """Start these pipes if they are enabled and not running; return the ids started.
+        Raises ``ConfigError`` for an unknown or disabled id."""
+        self._unknown(pipe_ids)
+        disabled = [pid for pid in pipe_ids if not self.config.pipes[pid].enabled]
+        if disabled:
+            raise ConfigError(
+                f"disabled in the configuration (enabled: false): {', '.join(map(repr, disabled))}"
+            )
+        self._held.difference_update(pipe_ids)
+        if self._only is not None:
+            self._only.update(pipe_ids)
+        started = [pid for pid in pipe_ids if pid not in self._pipes]
+        for pipe_id in started:
+            self._broken.pop(pipe_id, None)
+            await self._start_pipe(pipe_id)
+        return started
 
     async def _start_pipe(self, pipe_id: str) -> None:
         entry = self.config.pipes[pipe_id]
@@ -75,20 +124,32 @@ class Agent:
             )
         except Exception as exc:
             # A driver that cannot even be created stops only its own pipe.
-            logger.exception("pipe %s cannot be created", pipe_id)
+            logger.exception("pipe %s cannot be created", pipe_id, extra={"pipe_id": pipe_id})
             self._broken[pipe_id] = {"message": f"cannot create the pipe: {exc}", "at": time.time()}
             return
         pipe.runner.delivery.on_sent = functools.partial(self.taps.publish, pipe_id)
         self._pipes[pipe_id] = pipe
-        await pipe.start()
+        # Tasks the pipe creates inherit the pipe id for their log lines; the source is
+        # shared by pipes, so it is launched outside.
+        token = current_pipe.set(pipe_id)
+        try:
+            await pipe.start()
+        finally:
+            current_pipe.reset(token)
         source.launch()
-        logger.info("pipe %s started (%s -> %s)", pipe_id, entry.source_id, entry.sender_id)
+        logger.info(
+            "pipe %s started (%s -> %s)",
+            pipe_id,
+            entry.source_id,
+            entry.sender_id,
+            extra={"pipe_id": pipe_id},
+        )
 
     async def _stop_pipes(self, pipe_ids: list[str]) -> None:
         pipes = [self._pipes.pop(pid) for pid in pipe_ids if pid in self._pipes]
         await asyncio.gather(*(pipe.stop(self.shutdown_timeout) for pipe in pipes))
         for pipe in pipes:
-            logger.info("pipe %s stopped", pipe.id)
+            logger.info("pipe %s stopped", pipe.id, extra={"pipe_id": pipe.id})
 
     async def _release_sources(self, keep: dict[str, Any]) -> None:
         """Stop source runtimes no pipe uses any more, or whose config changed."""
@@ -120,6 +181,7 @@ class Agent:
         changed = sorted(
             pid for pid in running & wanted if old.pipe_signature(pid) != new.pipe_signature(pid)
         )
+        self._held &= set(new.pipes)
         added = sorted(wanted - running)
         for pipe_id in removed + changed:
             self._broken.pop(pipe_id, None)
@@ -196,14 +258,18 @@ class Agent:
             if pipe is not None:
                 pipes.append(pipe.status())
             else:
-                pipes.append(
-                    idle_pipe_status(
-                        entry,
-                        config.sources[entry.source_id].type,
-                        config.senders[entry.sender_id].type,
-                        self._broken.get(pipe_id),
-                    )
+                idle = idle_pipe_status(
+                    entry,
+                    config.sources[entry.source_id].type,
+                    config.senders[entry.sender_id].type,
+                    self._broken.get(pipe_id),
                 )
+                if entry.enabled and pipe_id not in self._broken:
+                    if pipe_id in self._held:
+                        idle["not_ready_reason"] = "stopped with `fustor-agent stop`"
+                    elif self._only is not None and pipe_id not in self._only:
+                        idle["not_ready_reason"] = "not selected at start"
+                pipes.append(idle)
         # A source shared by pipes reports its own figures (one snapshot count for all of
         # them); each pipe names the others so nobody reads them as the pipe's own.
         users: dict[str, list[str]] = {}

@@ -1,4 +1,5 @@
-"""Running the agent process in the foreground: lock, logging, signals, control channel."""
+"""Running the agent process in the foreground: lock, logging, signals, control channel,
+systemd notifications."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ from fustor_agent.agent import Agent
 from fustor_agent.config import AgentConfig, embedded_config, load_config
 from fustor_agent.home import Home
 from fustor_agent.lock import InstanceLock
-from fustor_agent.logs import setup_logging
+from fustor_agent.logs import LogSetup, journald_stderr, setup_logging
 from fustor_agent.plugins import DriverRegistry, load_registry
+from fustor_agent.sdnotify import Notifier, watchdog_interval
+from fustor_agent.selection import select_pipes
 from fustor_agent.tap import MAX_TAP_BUFFER_ROWS, TAP_BUFFER_ROWS
-from fustor_core import FustorError
+from fustor_core import ConfigError, FustorError
 
 __all__ = ["RunOptions", "load_configuration", "run_agent"]
 
@@ -38,6 +41,24 @@ class RunOptions:
     """``--console-port``: overrides ``console.port`` (and makes it explicit)."""
     no_console: bool = False
     """``--no-console``: no web console whatever the configuration says."""
+    pipes: tuple[str, ...] = ()
+    """Run only these pipes (ids, or ``FILE.yaml``: the pipes defined in that file)."""
+    log_level: str | None = None
+    """``None``: the config's ``logging.level``. Likewise for the next two."""
+    log_format: str | None = None
+    log_file: bool | None = None
+
+    def log_setup(self, config: AgentConfig | None, *, stderr: bool) -> LogSetup:
+        """Command-line options win over the ``logging:`` block of ``config``."""
+        base = config.logging if config is not None else None
+        return LogSetup(
+            level=self.log_level or (base.level if base else "info"),
+            format="json"
+            if (self.log_format or (base.format if base else "")) == "json"
+            else "text",
+            file=self.log_file if self.log_file is not None else (base.file if base else None),
+            stderr=stderr,
+        )
 
 
 def load_configuration(
@@ -68,7 +89,13 @@ class _Process:
         self.home = home
         self.options = options
         self.registry = registry
-        self.agent = Agent(config, home, shutdown_timeout=options.shutdown_timeout)
+        self.agent = Agent(
+            config,
+            home,
+            shutdown_timeout=options.shutdown_timeout,
+            only=select_pipes(config, options.pipes),
+        )
+        self.notifier = Notifier()
         self.stop = asyncio.Event()
         self.reload_requested = asyncio.Event()
         self.last_reload: dict[str, Any] | None = None
@@ -91,6 +118,16 @@ class _Process:
             return status
         if cmd == "tap":
             return self._tap(req.get("pipes") or [], req.get("buffer_rows"))
+        if cmd in ("start_pipes", "stop_pipes"):
+            ids = req.get("pipes")
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                return {"error": f"{cmd} needs a list of pipe ids"}
+            try:
+                if cmd == "start_pipes":
+                    return {"ok": True, "started": await self.agent.start_pipes(ids)}
+                return {"ok": True, "stopped": await self.agent.stop_pipes(ids)}
+            except FustorError as exc:
+                return {"error": str(exc), "config_error": isinstance(exc, ConfigError)}
         return {"error": f"unknown command {cmd!r}"}
 
     def _tap(self, pipes: list[str], buffer_rows: Any) -> control.Answer:
@@ -110,6 +147,7 @@ class _Process:
             await self.reload_requested.wait()
             self.reload_requested.clear()
             logger.info("reload requested (SIGHUP)")
+            self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}")
             try:
                 if self.options.watch is not None:
                     raise FustorError("started with --watch: there is no config file to reload")
@@ -120,10 +158,22 @@ class _Process:
                 self.last_reload = {"at": time.time(), "ok": True, **summary}
             except FustorError as exc:
                 logger.error("reload failed; the current configuration stays: %s", exc)
-                self.last_reload = {"at": time.time(), "ok": False, "error": str(exc)}
+                self.last_reload = {
+                    "at": time.time(),
+                    "ok": False,
+                    "error": str(exc),
+                    "config_error": isinstance(exc, ConfigError),
+                }
             except Exception as exc:
                 logger.exception("reload failed")
                 self.last_reload = {"at": time.time(), "ok": False, "error": repr(exc)}
+            self.notifier.send("READY=1", "STATUS=running")
+
+    async def _watchdog(self, interval: float) -> None:
+        """``WATCHDOG=1`` from the event loop itself: a stuck loop stops the pings."""
+        while True:
+            self.notifier.send("WATCHDOG=1")
+            await asyncio.sleep(interval)
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -131,13 +181,33 @@ class _Process:
         loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        interval = watchdog_interval()
+        # From the start: opening sessions may take longer than the watchdog period, and
+        # an orderly stop still runs the loop.
+        watchdog = (
+            asyncio.create_task(self._watchdog(interval), name="fustor-watchdog")
+            if interval and self.notifier.enabled
+            else None
+        )
+        try:
+            await self._serve()
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watchdog
+            self.notifier.close()
+
+    async def _serve(self) -> None:
         await self.agent.start()
         server = await control.serve(self.home.control_socket, self.handle)
         reloads = asyncio.create_task(self._reloads(), name="fustor-reload")
         logger.info("agent %s running (pid %d)", self.agent.agent_id, os.getpid())
+        self.notifier.send("READY=1", f"MAINPID={os.getpid()}", "STATUS=running")
         try:
             await self.stop.wait()
         finally:
+            self.notifier.send("STOPPING=1", "STATUS=stopping")
             reloads.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reloads
@@ -147,21 +217,25 @@ class _Process:
 
 
 def run_agent(home: Home, options: RunOptions) -> None:
-    """Run until SIGTERM/SIGINT. Raises a :class:`FustorError` for known problems."""
+    """Run until SIGTERM/SIGINT. Raises a :class:`FustorError` for known problems
+    (:class:`~fustor_core.ConfigError` for the configuration, pipe selection included)."""
     lock = InstanceLock(home.pid_file).acquire()
     try:
         # The file log first: a config error goes there, and to the terminal only once,
-        # as the CLI's "error:" line.
-        setup_logging(home, to_stderr=False)
+        # as the CLI's "error:" line (which is what the journal gets under systemd).
+        journal = journald_stderr()
+        if not journal:
+            setup_logging(home, options.log_setup(None, stderr=False))
         try:
             registry = load_registry()
             config = load_configuration(home, options, registry)
+            select_pipes(config, options.pipes)
         except FustorError as exc:
-            for line in str(exc).splitlines():
-                logger.error("not started: %s", line)
+            if not journal:
+                for line in str(exc).splitlines():
+                    logger.error("not started: %s", line)
             raise
-        if options.log_to_stderr:
-            setup_logging(home, to_stderr=True)
+        setup_logging(home, options.log_setup(config, stderr=options.log_to_stderr))
         for warning in config.warnings:
             logger.warning("%s", warning)
         asyncio.run(_Process(home, options, config, registry).run())

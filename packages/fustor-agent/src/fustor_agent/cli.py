@@ -2,54 +2,43 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
 import click
 
-from fustor_agent import __version__, app, control, daemon, report, tapview
-from fustor_agent.config import ConfigErrors, load_config
+from fustor_agent import __version__, app, control, daemon, report, sender_check, systemd, tapview
+from fustor_agent.cliopts import (
+    EXIT_NOT_RUNNING,
+    home_options,
+    known_errors,
+    log_options,
+    warn,
+)
+from fustor_agent.config import load_config
 from fustor_agent.home import Home
 from fustor_agent.plugins import load_registry
-from fustor_core import FustorError
+from fustor_agent.selection import select_pipes, split_targets
 
-__all__ = ["cli", "main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-EXIT_NOT_RUNNING = 3
-
-
-def _known_errors(func: F) -> F:
-    """A known error is one ``error: ...`` line per problem and a non-zero exit."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except FustorError as exc:
-            errors = exc.errors if isinstance(exc, ConfigErrors) else [exc]
-            for line in [line for e in errors for line in str(e).splitlines() if line.strip()]:
-                click.echo(f"error: {line}", err=True)
-            # Like LSB init scripts, only ``status`` says "not running" with code 3.
-            not_running = isinstance(exc, control.NotRunning) and func.__name__ == "status"
-            sys.exit(EXIT_NOT_RUNNING if not_running else 1)
-
-    return wrapper  # type: ignore[return-value]
+__all__ = ["EXIT_NOT_RUNNING", "cli", "main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fustor-agent")
-def cli() -> None:
+@home_options
+def cli(**_: object) -> None:
     """Watch storage and sync file metadata to Fusion through pipes (source -> sender).
 
-    Configuration: $FUSTOR_HOME/agent-config.yaml (FUSTOR_HOME defaults to ~/.fustor).
+    Configuration: $FUSTOR_HOME/agent-config.yaml (FUSTOR_HOME defaults to ~/.fustor), or
+    the file given with --config (before or after the command).
     """
 
 
+# -- running the agent -------------------------------------------------------------------
+
+
 @cli.command()
+@click.argument("targets", nargs=-1, metavar="[PIPE_ID|FILE.yaml]...")
 @click.option("-D", "--daemon", "background", is_flag=True, help="Run in the background.")
 @click.option("--watch", metavar="DIR", help="Built-in config: print the changes of DIR.")
 @click.option(
@@ -68,23 +57,45 @@ def cli() -> None:
 )
 @click.option("--no-console", is_flag=True, help="No web console, whatever the config says.")
 @click.option("--no-stderr-log", is_flag=True, hidden=True)
-@_known_errors
+@log_options
+@home_options
+@known_errors
 def start(
+    home: Home,
+    targets: tuple[str, ...],
     background: bool,
     watch: str | None,
     echo_format: str,
     console_port: int | None,
     no_console: bool,
     no_stderr_log: bool,
+    log_level: str | None,
+    log_format: str | None,
+    log_file: bool | None,
 ) -> None:
-    """Start the agent (foreground unless -D)."""
-    home = Home.from_env()
+    """Start the agent (foreground unless -D), or pipes of the running agent.
+
+    With PIPE_ID or FILE.yaml arguments only those pipes run (FILE.yaml: the pipes defined
+    in that file of the configuration; a file outside it is used as --config). When an
+    agent already runs for this home, they are started in it.
+    """
+    home, targets = split_targets(home, targets)
+    if targets and watch is None and daemon.agent_pid(home) is not None:
+        config = load_config(home, load_registry())
+        ids = sorted(select_pipes(config, targets) or ())
+        started = daemon.pipes_request(home, "start_pipes", ids)
+        click.echo(f"started: {', '.join(started) or 'none (already running)'}")
+        return
     options = app.RunOptions(
         watch=watch,
         echo_format=echo_format,
         log_to_stderr=not (no_stderr_log or background),
         console_port=console_port,
         no_console=no_console,
+        pipes=targets,
+        log_level=log_level,
+        log_format=log_format,
+        log_file=log_file,
     )
     if background:
         pid = daemon.start_daemon(home, options)
@@ -94,25 +105,36 @@ def start(
 
 
 @cli.command()
-@_known_errors
-def stop() -> None:
-    """Stop the running agent and wait until it has exited."""
-    pid = daemon.stop_agent(Home.from_env())
+@click.argument("pipe_ids", nargs=-1, metavar="[PIPE_ID]...")
+@home_options
+@known_errors
+def stop(home: Home, pipe_ids: tuple[str, ...]) -> None:
+    """Stop the running agent and wait until it has exited; or only the PIPE_IDs in it."""
+    if pipe_ids:
+        stopped = daemon.pipes_request(home, "stop_pipes", list(pipe_ids))
+        click.echo(f"stopped: {', '.join(stopped) or 'none (not running)'}")
+        return
+    pid = daemon.stop_agent(home)
     click.echo(f"agent stopped (pid {pid})")
 
 
 @cli.command()
+@click.argument("pipe_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@_known_errors
-def status(as_json: bool) -> None:
-    """Show whether the agent runs, and each pipe's state and phase (exit 3: not running)."""
+@home_options
+@known_errors
+def status(home: Home, pipe_id: str | None, as_json: bool) -> None:
+    """Show whether the agent runs, and each pipe's state and phase, or PIPE_ID's only
+    (exit 3: not running)."""
     try:
-        current = daemon.fetch_status(Home.from_env())
+        current = daemon.fetch_status(home)
     except control.NotRunning:
         if not as_json:
             raise
         click.echo(json.dumps({"running": False}))
         sys.exit(EXIT_NOT_RUNNING)
+    if pipe_id is not None:
+        current = report.only_pipe(current, pipe_id)
     click.echo(
         json.dumps({"running": True, **current}, indent=2)
         if as_json
@@ -121,27 +143,13 @@ def status(as_json: bool) -> None:
 
 
 @cli.command()
-@_known_errors
-def validate() -> None:
-    """Check the configuration; print every problem; start nothing."""
-    config = load_config(Home.from_env(), load_registry())
-    for warning in config.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(
-        f"configuration OK ({config.path}): {len(config.sources)} sources, "
-        f"{len(config.senders)} senders, {len(config.pipes)} pipes"
-    )
-
-
-@cli.command()
-@_known_errors
-def reload() -> None:
+@home_options
+@known_errors
+def reload(home: Home) -> None:
     """Re-read the configuration in the running agent (SIGHUP)."""
-    outcome = daemon.request_reload(Home.from_env())
+    outcome = daemon.request_reload(home)
     if not outcome.get("ok"):
-        raise FustorError(
-            f"reload failed, the agent keeps its configuration: {outcome.get('error')}"
-        )
+        daemon.raise_reload_failure(outcome)
     click.echo(
         "reloaded: "
         + ", ".join(
@@ -151,7 +159,6 @@ def reload() -> None:
     )
 
 
-@cli.command()
 @click.argument("pipes", nargs=-1, metavar="[PIPE]...")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after N rows.")
 @click.option(
@@ -169,8 +176,11 @@ def reload() -> None:
     show_default=True,
     help="Rows the agent keeps for this tap while it reads slower than the pipes send.",
 )
-@_known_errors
-def tap(pipes: tuple[str, ...], limit: int | None, tap_format: str, buffer_rows: int) -> None:
+@home_options
+@known_errors
+def tap(
+    home: Home, pipes: tuple[str, ...], limit: int | None, tap_format: str, buffer_rows: int
+) -> None:
     """Show the rows the running agent's pipes send (all pipes, or PIPE...), live.
 
     A tap that cannot keep up drops rows for itself and says how many; delivery never waits
@@ -178,7 +188,7 @@ def tap(pipes: tuple[str, ...], limit: int | None, tap_format: str, buffer_rows:
     """
     try:
         tapview.follow(
-            Home.from_env(),
+            home,
             list(pipes),
             limit,
             tap_format,
@@ -192,11 +202,64 @@ def tap(pipes: tuple[str, ...], limit: int | None, tap_format: str, buffer_rows:
         sys.stderr.close()  # the reader (head, less) is gone; nothing more to say
 
 
+# -- the configuration ---------------------------------------------------------------------
+
+
 @cli.command()
-@_known_errors
+@click.argument("path", required=False, type=click.Path(dir_okay=True))
+@click.option(
+    "--connect",
+    is_flag=True,
+    help="Also open each sender's connection (no pipe starts): reachability, credential, "
+    "the server's own mapping.",
+)
+@home_options
+@known_errors
+def validate(home: Home, path: str | None, connect: bool) -> None:
+    """Check the configuration (or the candidate file PATH); print every problem; start
+    nothing."""
+    if path is not None:
+        home = Home.at(home.root, path)
+    config = load_config(home, load_registry())
+    for warning in config.warnings:
+        warn(warning)
+    click.echo(
+        f"configuration OK ({config.path}): {len(config.sources)} sources, "
+        f"{len(config.senders)} senders, {len(config.pipes)} pipes"
+    )
+    if connect:
+        sender_check.check_connections(config, home, echo=click.echo)
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the pipes as JSON.")
+@home_options
+@known_errors
+def list_pipes(home: Home, as_json: bool) -> None:
+    """List the pipes defined in the configuration (running or not)."""
+    config = load_config(home, load_registry())
+    for warning in config.warnings:
+        warn(warning)
+    rows = report.pipe_rows(config)
+    click.echo(json.dumps(rows, indent=2) if as_json else report.render_pipes(rows))
+
+
+@cli.command()
+@known_errors
 def plugins() -> None:
     """List installed driver plugins and the drivers each provides."""
     click.echo(report.render_plugins(load_registry()))
+
+
+@cli.command(name="systemd-unit")
+@click.option("--home", "home_dir", default=systemd.TEMPLATE_HOME, show_default=True)
+@click.option("--config", "config_path", metavar="PATH", help="Run with --config PATH.")
+@click.option("--user", default=systemd.TEMPLATE_USER, show_default=True)
+@known_errors
+def systemd_unit(home_dir: str, config_path: str | None, user: str) -> None:
+    """Print the systemd unit for this installation (Type=notify, watchdog,
+    RestartPreventExitStatus=78); redirect it to /etc/systemd/system/fustor-agent.service."""
+    click.echo(systemd.unit_text(home_dir, config_path, user), nl=False)
 
 
 def main() -> None:

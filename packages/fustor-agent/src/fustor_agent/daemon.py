@@ -14,9 +14,17 @@ from fustor_agent import control
 from fustor_agent.app import RunOptions
 from fustor_agent.home import Home
 from fustor_agent.lock import AlreadyRunning, running_pid
-from fustor_core import FustorError
+from fustor_core import ConfigError, FustorError
 
-__all__ = ["fetch_status", "request_reload", "start_daemon", "stop_agent"]
+__all__ = [
+    "agent_pid",
+    "fetch_status",
+    "pipes_request",
+    "raise_reload_failure",
+    "request_reload",
+    "start_daemon",
+    "stop_agent",
+]
 
 START_TIMEOUT_SEC = 30.0
 STOP_TIMEOUT_SEC = 60.0
@@ -36,12 +44,22 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
         raise AlreadyRunning(home.root, pid if pid > 0 else None)
     home.log_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "fustor_agent", "start", "--no-stderr-log"]
+    cmd += ["--home", str(home.root)]
+    if home.config_path is not None:
+        cmd += ["--config", str(home.config_path)]
     if options.watch is not None:
         cmd += ["--watch", os.path.abspath(options.watch), "--format", options.echo_format]
     if options.no_console:
         cmd.append("--no-console")
     elif options.console_port is not None:
         cmd += ["--console-port", str(options.console_port)]
+    if options.log_level is not None:
+        cmd += ["--log-level", options.log_level]
+    if options.log_format is not None:
+        cmd += ["--log-format", options.log_format]
+    if options.log_file is not None:
+        cmd.append("--log-file" if options.log_file else "--no-log-file")
+    cmd += ["--", *options.pipes]
     env = {**os.environ, "FUSTOR_HOME": str(home.root)}
     with open(home.daemon_output, "ab") as out:
         offset = out.tell()
@@ -61,6 +79,8 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
             lines = _new_output(home.daemon_output, offset)
             errors = [line for line in lines if line.startswith("error:")] or lines[-5:]
             detail = "; ".join(line.removeprefix("error: ") for line in errors)
+            if code == os.EX_CONFIG:
+                raise ConfigError(f"the agent exited at start: {detail}")
             raise FustorError(f"the agent exited at start (code {code}): {detail}")
         try:
             answer = control.request(home.control_socket, {"cmd": "ping"}, timeout=1.0)
@@ -72,6 +92,12 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
     raise FustorError(
         f"the agent (pid {proc.pid}) did not answer within {timeout:.0f}s; see {home.log_file}"
     )
+
+
+def agent_pid(home: Home) -> int | None:
+    """The pid of the agent running for ``home``, or ``None``."""
+    pid = running_pid(home.pid_file)
+    return pid if pid is not None and pid > 0 else None
 
 
 def _running(home: Home) -> int:
@@ -102,6 +128,21 @@ def fetch_status(home: Home, timeout: float = 5.0) -> dict[str, Any]:
         raise control.NotRunning(home.root) from None
 
 
+def pipes_request(home: Home, cmd: str, pipe_ids: list[str]) -> list[str]:
+    """``start_pipes`` / ``stop_pipes`` in the running agent; the ids it acted on.
+
+    Raises :class:`ConfigError` for ids the agent's configuration does not have.
+    """
+    _running(home)
+    answer = control.request(
+        home.control_socket, {"cmd": cmd, "pipes": pipe_ids}, timeout=STOP_TIMEOUT_SEC
+    )
+    if "error" in answer:
+        error = ConfigError if answer.get("config_error") else FustorError
+        raise error(str(answer["error"]))
+    return list(answer.get("started") or answer.get("stopped") or [])
+
+
 def request_reload(home: Home, timeout: float = 30.0) -> dict[str, Any]:
     """SIGHUP the agent and wait for the outcome of that reload."""
     pid = _running(home)
@@ -114,3 +155,14 @@ def request_reload(home: Home, timeout: float = 30.0) -> dict[str, Any]:
         if outcome.get("at") != before and outcome.get("at") is not None:
             return outcome
     raise FustorError(f"the agent (pid {pid}) did not report the reload within {timeout:.0f}s")
+
+
+def raise_reload_failure(outcome: dict[str, Any]) -> None:
+    """Raise the error of a failed reload: :class:`ConfigError` when the new file is wrong."""
+    lines = str(outcome.get("error") or "unknown error").splitlines() or ["unknown error"]
+    message = "\n".join(
+        ["reload failed, the agent keeps its configuration:", *lines]
+        if len(lines) > 1
+        else [f"reload failed, the agent keeps its configuration: {lines[0]}"]
+    )
+    raise (ConfigError if outcome.get("config_error") else FustorError)(message)

@@ -21,18 +21,37 @@ class Home:
     """Paths under ``$FUSTOR_HOME`` (default ``~/.fustor``)."""
 
     root: Path
+    config_path: Path | None = None
+    """A configuration given with ``--config`` (a file, or a 0.8.17 ``agent-config/``
+    directory) instead of the one in ``root``."""
 
     @classmethod
     def from_env(cls) -> Home:
-        return cls(Path(os.environ.get("FUSTOR_HOME") or DEFAULT_HOME).expanduser().absolute())
+        return cls.at(None)
+
+    @classmethod
+    def at(cls, root: str | os.PathLike[str] | None, config: str | None = None) -> Home:
+        """The home ``root`` (default ``$FUSTOR_HOME``, then ``~/.fustor``), with ``config``
+        (default ``$FUSTOR_CONFIG``) as its configuration; both made absolute."""
+        base = root or os.environ.get("FUSTOR_HOME") or DEFAULT_HOME
+        config = config or os.environ.get("FUSTOR_CONFIG") or None
+        return cls(
+            Path(base).expanduser().absolute(),
+            Path(config).expanduser().absolute() if config else None,
+        )
 
     @property
     def config_file(self) -> Path:
+        """``agent-config.yaml`` in the home, or the ``--config`` file."""
+        if self.config_path is not None and not self.config_path.is_dir():
+            return self.config_path
         return self.root / "agent-config.yaml"
 
     @property
     def legacy_config_dir(self) -> Path:
-        """The 0.8.17 layout: ``agent-config/*.yaml``."""
+        """The 0.8.17 layout: ``agent-config/*.yaml`` (or the ``--config`` directory)."""
+        if self.config_path is not None and self.config_path.is_dir():
+            return self.config_path
         return self.root / "agent-config"
 
     @property

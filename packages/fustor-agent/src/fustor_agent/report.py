@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from fustor_agent.config import AgentConfig
 from fustor_agent.plugins import DriverRegistry
+from fustor_core import FustorError
 
-__all__ = ["render_plugins", "render_status"]
+__all__ = ["only_pipe", "pipe_rows", "render_pipes", "render_plugins", "render_status"]
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -82,3 +84,45 @@ def render_plugins(registry: DriverRegistry) -> str:
             if origin == info.distribution:
                 lines.append(f"  {kind:<7} {name}")
     return "\n".join(lines) if lines else "no driver plugins installed"
+
+
+def only_pipe(status: dict[str, Any], pipe_id: str) -> dict[str, Any]:
+    """``status`` with only the pipe ``pipe_id``; :class:`FustorError` when it has none."""
+    pipes = [p for p in status.get("pipes") or [] if p.get("id") == pipe_id]
+    if not pipes:
+        known = ", ".join(str(p.get("id")) for p in status.get("pipes") or []) or "none"
+        raise FustorError(f"the running agent has no pipe {pipe_id!r} (pipes: {known})")
+    return {**status, "pipes": pipes}
+
+
+def pipe_rows(config: AgentConfig) -> list[dict[str, Any]]:
+    """One mapping per pipe of ``config``: id, source and sender (id and type), enabled, file."""
+    return [
+        {
+            "id": pipe_id,
+            "source_id": entry.source_id,
+            "source_type": config.sources[entry.source_id].type,
+            "sender_id": entry.sender_id,
+            "sender_type": config.senders[entry.sender_id].type,
+            "enabled": entry.enabled,
+            "file": config.pipe_files.get(pipe_id),
+        }
+        for pipe_id, entry in config.pipes.items()
+    ]
+
+
+def render_pipes(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no pipes in the configuration"
+    table = [["PIPE", "SOURCE", "SENDER", "ENABLED", "FILE"]]
+    for row in rows:
+        table.append(
+            [
+                str(row["id"]),
+                f"{row['source_id']} ({row['source_type']})",
+                f"{row['sender_id']} ({row['sender_type']})",
+                "yes" if row["enabled"] else "no",
+                str(row["file"] or "-"),
+            ]
+        )
+    return "\n".join(_table(table))

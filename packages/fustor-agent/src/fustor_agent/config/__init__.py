@@ -7,6 +7,7 @@ from fustor_agent.config.loader import embedded_config, load_config
 from fustor_agent.config.models import (
     AgentConfig,
     ConsoleSettings,
+    LoggingSettings,
     PipeEntry,
     SenderSpec,
     SourceSpec,
@@ -16,6 +17,7 @@ __all__ = [
     "AgentConfig",
     "ConfigErrors",
     "ConsoleSettings",
+    "LoggingSettings",
     "PipeEntry",
     "SenderSpec",
     "SourceSpec",

@@ -11,7 +11,7 @@ from fustor_agent.config.resolve import RawDocument, RawEntry
 
 __all__ = ["document_from_lists"]
 
-_TOP_KEYS = ("sources", "senders", "pipes", "console", "agent_id")
+_TOP_KEYS = ("sources", "senders", "pipes", "console", "logging", "agent_id")
 
 
 def document_from_lists(
@@ -36,6 +36,8 @@ def document_from_lists(
         target.extend(RawEntry(label, f"{kind}[{i}]", item) for i, item in enumerate(items))
     if data.get("console") is not None:
         doc.console = RawEntry(label, "console", data["console"])
+    if data.get("logging") is not None:
+        doc.logging = RawEntry(label, "logging", data["logging"])
     if data.get("agent_id") is not None:
         doc.agent_id = str(data["agent_id"])
     return doc

@@ -15,7 +15,7 @@ from fustor_agent.config.errors import Problems
 from fustor_agent.config.resolve import RawDocument, RawEntry
 from fustor_agent.config.yamlfile import read_yaml
 
-__all__ = ["read_legacy_dir"]
+__all__ = ["read_legacy_dir", "read_legacy_files"]
 
 _TOP_KEYS = {"sources", "senders", "pipes", "agent_id"}
 _SOURCE_KEYS = {"driver", "uri", "driver_params", "disabled", "credential"}
@@ -123,13 +123,14 @@ def _read_file(
             getattr(doc, kind).append(RawEntry(label, loc, entry, _renamer(loc, names)))
 
 
-def read_legacy_dir(
-    directory: Path, label_base: Path, env: Mapping[str, str], problems: Problems
+def read_legacy_files(
+    paths: list[Path], label_base: Path, env: Mapping[str, str], problems: Problems
 ) -> RawDocument:
-    """Merge every ``*.yaml`` of the directory (one namespace) into a raw document."""
+    """Merge the files (one namespace) into a raw document; labels are relative to
+    ``label_base``."""
     doc = RawDocument()
     disabled: set[tuple[str, str]] = set()
-    for path in sorted(directory.glob("*.yaml")):
+    for path in paths:
         label = str(path.relative_to(label_base))
         _read_file(path, label, env, problems, doc, disabled)
     # A disabled source or sender disables the pipes that use it, as in 0.8.17.
@@ -141,3 +142,10 @@ def read_legacy_dir(
         ) in disabled:
             pipe["enabled"] = False
     return doc
+
+
+def read_legacy_dir(
+    directory: Path, label_base: Path, env: Mapping[str, str], problems: Problems
+) -> RawDocument:
+    """Merge every ``*.yaml`` of the directory (one namespace) into a raw document."""
+    return read_legacy_files(sorted(directory.glob("*.yaml")), label_base, env, problems)

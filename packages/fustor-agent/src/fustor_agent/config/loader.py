@@ -7,7 +7,7 @@ from pathlib import Path
 from fustor_agent.config.env import load_environment
 from fustor_agent.config.errors import Problems
 from fustor_agent.config.layout import document_from_lists
-from fustor_agent.config.legacy import read_legacy_dir
+from fustor_agent.config.legacy import read_legacy_dir, read_legacy_files
 from fustor_agent.config.models import AgentConfig
 from fustor_agent.config.resolve import resolve
 from fustor_agent.config.yamlfile import read_yaml
@@ -18,14 +18,46 @@ from fustor_core import ConfigError
 __all__ = ["embedded_config", "load_config"]
 
 
-def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
-    """Load ``agent-config.yaml`` or, failing that, the 0.8.17 ``agent-config/`` directory.
+def _is_legacy_file(data: object) -> bool:
+    """A 0.8.17 file keys its sources, senders and pipes by id (mappings, not lists)."""
+    return isinstance(data, dict) and any(
+        isinstance(data.get(kind), dict) for kind in ("sources", "senders", "pipes")
+    )
 
-    Raises :class:`~fustor_core.ConfigError` (``ConfigErrors`` for several) naming the file
-    and YAML location of each problem. Warnings are kept in ``.warnings`` for the caller to
-    report.
+
+def _load_given(home: Home, registry: DriverRegistry, problems: Problems) -> AgentConfig:
+    """The configuration named by ``--config``: a file of either layout, or a directory."""
+    path = home.config_path
+    assert path is not None
+    env = load_environment(home.env_file)
+    if path.is_dir():
+        files = sorted(path.glob("*.yaml"))
+        if not files:
+            raise ConfigError(f"--config {path}: the directory holds no *.yaml file")
+        doc = read_legacy_dir(path, path.parent, env, problems)
+        return resolve(doc, registry, problems, path)
+    if not path.exists():
+        raise ConfigError(f"--config {path}: no such file or directory")
+    label = str(path)
+    data = read_yaml(path, label, problems)
+    if _is_legacy_file(data):
+        doc = read_legacy_files([path], path.parent, env, problems)
+    else:
+        doc = document_from_lists(data, label, env, problems)
+    return resolve(doc, registry, problems, path)
+
+
+def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
+    """Load the ``--config`` file or directory when ``home`` has one; otherwise
+    ``agent-config.yaml`` or, failing that, the 0.8.17 ``agent-config/`` directory.
+
+    Raises :class:`~fustor_core.ConfigError` (``ConfigErrors`` for several) naming the file,
+    line and YAML location of each problem. Warnings are kept in ``.warnings`` for the caller
+    to report.
     """
     problems = Problems()
+    if home.config_path is not None:
+        return _load_given(home, registry, problems)
     env = load_environment(home.env_file)
     legacy_files = (
         sorted(home.legacy_config_dir.glob("*.yaml")) if home.legacy_config_dir.is_dir() else []
@@ -43,8 +75,8 @@ def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
     else:
         raise ConfigError(
             f"no configuration: neither {home.config_file} nor {home.legacy_config_dir}/*.yaml "
-            "exists; write one, or run `fustor-agent start --watch DIR` to print the changes "
-            "of DIR with the built-in fs -> echo pipe"
+            "exists; write one, give one with --config PATH, or run `fustor-agent start --watch "
+            "DIR` to print the changes of DIR with the built-in fs -> echo pipe"
         )
     return resolve(doc, registry, problems, path)
 

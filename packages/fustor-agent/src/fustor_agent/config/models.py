@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fustor_agent.console.settings import ConsoleSettings
 from fustor_agent_sdk import SenderConfig, SenderDriver, SourceConfig, SourceDriver
@@ -14,6 +14,7 @@ from fustor_agent_sdk import SenderConfig, SenderDriver, SourceConfig, SourceDri
 __all__ = [
     "AgentConfig",
     "ConsoleSettings",
+    "LoggingSettings",
     "PipeEntry",
     "SenderEntry",
     "SenderSpec",
@@ -52,6 +53,21 @@ class PipeEntry(_Strict):
     the pipe resynchronises (the leader audits with a forgotten cache)."""
 
 
+class LoggingSettings(_Strict):
+    """The top-level ``logging:`` block; command-line options win over it."""
+
+    level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    format: Literal["text", "json"] = "text"
+    """``json``: one object per line (timestamp, level, logger, message, pipe_id)."""
+    file: bool | None = None
+    """Write ``$FUSTOR_HOME/logs/agent.log``; null: yes, except under systemd's journal."""
+
+    @field_validator("level", "format", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
 @dataclass(frozen=True, slots=True)
 class SourceSpec:
     """A validated source: its driver class and its driver-validated config."""
@@ -78,10 +94,13 @@ class AgentConfig:
     senders: dict[str, SenderSpec] = field(default_factory=dict)
     pipes: dict[str, PipeEntry] = field(default_factory=dict)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
     path: Path | None = None
     """The file (or legacy directory) it came from; ``None`` for the embedded default."""
     agent_id: str | None = None
     warnings: tuple[str, ...] = ()
+    pipe_files: dict[str, str] = field(default_factory=dict)
+    """Pipe id → the file (as labelled in messages) that defines it."""
 
     def pipe_signature(self, pipe_id: str) -> tuple[PipeEntry, SourceSpec, SenderSpec]:
         """Everything a running pipe depends on; a reload restarts it when this changes."""

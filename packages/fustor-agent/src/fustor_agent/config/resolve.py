@@ -13,6 +13,7 @@ from fustor_agent.config.errors import Problems
 from fustor_agent.config.models import (
     AgentConfig,
     ConsoleSettings,
+    LoggingSettings,
     PipeEntry,
     SenderEntry,
     SenderSpec,
@@ -50,6 +51,7 @@ class RawDocument:
     senders: list[RawEntry] = field(default_factory=list)
     pipes: list[RawEntry] = field(default_factory=list)
     console: RawEntry | None = None
+    logging: RawEntry | None = None
     agent_id: str | None = None
 
 
@@ -152,13 +154,19 @@ def resolve(
     if doc.console is not None:
         console = _validate(ConsoleSettings, doc.console, problems) or console
 
+    logging_settings = LoggingSettings()
+    if doc.logging is not None:
+        logging_settings = _validate(LoggingSettings, doc.logging, problems) or logging_settings
+
     problems.raise_if_any()
     return AgentConfig(
         sources=source_specs,
         senders=sender_specs,
         pipes=pipe_entries,
         console=console,
+        logging=logging_settings,
         path=path,
         agent_id=doc.agent_id,
         warnings=tuple(problems.warnings),
+        pipe_files={pid: raw.file for pid, (raw, _) in pipes.items() if pid in pipe_entries},
     )

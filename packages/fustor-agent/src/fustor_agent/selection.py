@@ -1,0 +1,72 @@
+"""``start PIPE_ID...`` / ``start FILE.yaml``: which pipes of a configuration to run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path, PurePath
+
+from fustor_agent.config import AgentConfig
+from fustor_agent.home import Home
+from fustor_core import ConfigError
+
+__all__ = ["is_file_selector", "select_pipes", "split_targets"]
+
+
+def is_file_selector(target: str) -> bool:
+    return target.endswith((".yaml", ".yml"))
+
+
+def _known(config: AgentConfig) -> str:
+    return ", ".join(sorted(config.pipes)) or "none"
+
+
+def select_pipes(config: AgentConfig, targets: Iterable[str]) -> frozenset[str] | None:
+    """The pipe ids ``targets`` name, or ``None`` (every pipe) when there are none.
+
+    A target is a pipe id, or a ``.yaml`` file of the configuration (its name or path as
+    written in messages): the pipes defined in it. Raises :class:`ConfigError` for a target
+    that names nothing.
+    """
+    targets = list(targets)
+    if not targets:
+        return None
+    chosen: set[str] = set()
+    for target in targets:
+        if is_file_selector(target):
+            wanted = PurePath(target).name
+            found = {
+                pipe_id
+                for pipe_id, label in config.pipe_files.items()
+                if label == target or PurePath(label).name == wanted
+            }
+            if not found:
+                files = sorted({PurePath(label).name for label in config.pipe_files.values()})
+                raise ConfigError(
+                    f"no pipe of the configuration is defined in {target} "
+                    f"(files with pipes: {', '.join(files) or 'none'})"
+                )
+            chosen |= found
+        elif target in config.pipes:
+            chosen.add(target)
+        else:
+            raise ConfigError(
+                f"pipe {target!r} is not in the configuration (pipes: {_known(config)})"
+            )
+    return frozenset(chosen)
+
+
+def split_targets(home: Home, targets: tuple[str, ...]) -> tuple[Home, tuple[str, ...]]:
+    """``start FILE.yaml`` with a file that is not one of the home's ``agent-config/*.yaml``
+    means ``--config FILE.yaml`` (the 0.8.17 agent took a path there too)."""
+    if home.config_path is not None:
+        return home, targets
+    for target in targets:
+        if (
+            is_file_selector(target)
+            and os.path.isfile(target)
+            and not (home.legacy_config_dir / Path(target).name).is_file()
+        ):
+            rest = tuple(t for t in targets if t != target)
+            return Home.at(home.root, target), rest
+    return home, targets
