@@ -99,15 +99,10 @@ def test_daemon_status_lock_reload_stop(run_cli, home_cleanup, tmp_path):
     broken = config(out, "p1").replace("static", "nfs").replace("sender_id: out", "sender_id: x")
     (home / "agent-config.yaml").write_text(broken)
     bad = run_cli("reload")
-<<<<<<< HEAD
-    assert bad.returncode != 0
+    assert bad.returncode == 78  # EX_CONFIG
     assert "unknown source type 'nfs'" in bad.stderr and "unknown sender 'x'" in bad.stderr
     lines = bad.stderr.splitlines()
     assert len(lines) >= 2 and all(line.startswith("error: ") for line in lines), bad.stderr
-=======
-    assert bad.returncode == 78  # EX_CONFIG
-    assert "unknown source type 'nfs'" in bad.stderr
->>>>>>> 3268f86 (CLI: --home/--config on every command, the 0.8.17 command forms, log level/format, systemd notify, exit 78)
     assert [p["id"] for p in status_json(run_cli)["pipes"]] == ["p1", "p2"]
 
     # Disabled pipes start nothing, but reload names those it added or removed.

@@ -159,6 +159,7 @@ def reload(home: Home) -> None:
     )
 
 
+@cli.command()
 @click.argument("pipes", nargs=-1, metavar="[PIPE]...")
 @click.option("--limit", type=click.IntRange(min=1), help="Stop after N rows.")
 @click.option(
