@@ -10,8 +10,11 @@ import time
 from collections.abc import Callable
 
 from fustor_core import Row
+from fustor_source_fs.deep import lstat_at, open_dir
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row, child_prefix, row_of
+from fustor_source_fs.links import HardLinks
+from fustor_source_fs.rows import audit_file_row, child_prefix, row_of
+from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink
 
 __all__ = ["AuditCache", "AuditWalk"]
@@ -45,6 +48,10 @@ class AuditWalk:
     ``parent_path`` and the ``parent_mtime`` read *before* listing, then (once all its
     subdirectories are done) its own row with ``audit_skipped: false``. A directory that
     cannot be listed completely is sent with ``audit_skipped: true``.
+
+    Directories holding paths that a Fusion tombstone may hide (see
+    :class:`~fustor_source_fs.tombstones.TombstoneTracker`) are always listed; ``listed``
+    collects those listings (and any that found such a path).
     """
 
     def __init__(
@@ -57,8 +64,14 @@ class AuditWalk:
         batch_size: int,
         mtime_tick: float,
         check_root: Callable[[], None],
+        tombstones: TombstoneTracker | None = None,
+        links: HardLinks | None = None,
     ) -> None:
         self.root = root
+        self.tombstones = tombstones
+        self.links = links
+        self.force = tombstones.holding_dirs() if tombstones is not None else set()
+        self.listed: set[str] = set()
         self.flt = flt
         self.sink = sink
         self.cache = cache
@@ -74,12 +87,8 @@ class AuditWalk:
         return _Dir(self.root, "/", None)
 
     def visit(self, node: _Dir) -> list[_Dir]:
-        try:
-            st = os.lstat(node.abs)
-        except OSError:
-            self._vanished(node)
-            return []
-        if not stat_mod.S_ISDIR(st.st_mode):
+        st = lstat_at(self.root, node.rel)
+        if st is None or not stat_mod.S_ISDIR(st.st_mode):
             self._vanished(node)
             return []
         mtime = st.st_mtime
@@ -90,7 +99,12 @@ class AuditWalk:
             row["parent_path"] = parent.rel
             row["parent_mtime"] = parent.row["modified_time"]
         cached = self.cache.get(node.rel)
-        if cached is not None and cached[0] == mtime and cached[2] == st.st_ino:
+        if (
+            cached is not None
+            and cached[0] == mtime
+            and cached[2] == st.st_ino
+            and node.rel not in self.force
+        ):
             row["audit_skipped"] = True
             self.new_cache[node.rel] = cached
             prefix = child_prefix(node.rel)
@@ -120,8 +134,10 @@ class AuditWalk:
         complete = True
         base = "" if node.abs == "/" else node.abs
         fd = -1
+        tombstones, links = self.tombstones, self.links
+        hidden = rel_dir in self.force
         try:
-            fd = os.open(node.abs, DIR_OPEN_FLAGS)
+            fd = open_dir(node.abs, rel_dir)
             with os.scandir(fd) as it:
                 for entry in it:
                     name = entry.name
@@ -143,6 +159,10 @@ class AuditWalk:
                         log.warning("audit: cannot stat %r: %s", rel, exc)
                         complete = False
                         continue
+                    if tombstones is not None and tombstones.seen(rel, st.st_mtime):
+                        hidden = True
+                    if links is not None and st.st_nlink > 1:
+                        links.note(rel, st)
                     rows.append(audit_file_row(rel, st, rel_dir, mtime))
                     if len(rows) >= self.batch_size:
                         self.sink.extend(rows)
@@ -162,6 +182,9 @@ class AuditWalk:
                 os.close(fd)
         if rows:
             self.sink.extend(rows)
+        if hidden:
+            with self._lock:
+                self.listed.add(rel_dir)
         self.dirs_listed += 1
         row["audit_skipped"] = not complete
         # A change within the same timestamp tick as our listing could leave the mtime

@@ -39,6 +39,14 @@ class FsParams(StrictModel):
     max_pending_paths: int = Field(100_000, ge=16)
     """Distinct changed paths held between inotify and the host; beyond it, changes degrade
     to "rescan this directory" markers instead of making the inotify reader wait."""
+    delete_settle_sec: float = Field(0.3, ge=0, le=5)
+    """A realtime delete waits this long, then is checked against the disk: a path that
+    exists again by then (safe save by rename, ``git checkout``, ``tar x``) is sent as an
+    upsert, so no Fusion tombstone hides it. 0 sends deletes at once."""
+    tombstone_ttl_sec: float = Field(3600.0, gt=0)
+    """Set it to Fusion's ``tombstone_ttl_seconds``: how long a path deleted and then back
+    with an old mtime can stay hidden by Fusion's tombstone; audits restore such paths once
+    an audit end has happened past it."""
     audit_mtime_tick_sec: float = Field(2.0, ge=0)
     """A directory whose mtime is this close to the time it was listed is not cached by audit."""
     health_check_interval_sec: float = Field(1.0, gt=0)

@@ -26,10 +26,12 @@ from fustor_source_fs.backends import fanotify_problem, fanotify_refused
 from fustor_source_fs.config import FsSourceConfig
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
+from fustor_source_fs.links import HardLinks
 from fustor_source_fs.realtime import Realtime
 from fustor_source_fs.rows import lstat_row, make_lister
 from fustor_source_fs.streaming import stream_walk
 from fustor_source_fs.sweep import Sweeper
+from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink, walk
 
 __all__ = ["FsSource"]
@@ -61,6 +63,8 @@ class FsSource(SourceDriver):
         self._monitor: threading.Thread | None = None
         self._monitor_stop = threading.Event()
         self._walk_stops: set[threading.Event] = set()
+        self.tombstones = TombstoneTracker(self.params.tombstone_ttl_sec)
+        self.links = HardLinks()
         self._sweeper: Sweeper | None = None
         if self.params.full_sweep_interval_sec > 0:
             self._sweeper = Sweeper(
@@ -138,7 +142,12 @@ class FsSource(SourceDriver):
         def job(sink: RowSink, stop: threading.Event) -> None:
             sink.extend([root_row])
             visit = make_lister(
-                self.filter, sink, self.params.batch_size, self._list_failed, self._watch_first
+                self.filter,
+                sink,
+                self.params.batch_size,
+                self._list_failed,
+                self._watch_first,
+                self.links.note,
             )
             walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
 
@@ -156,7 +165,9 @@ class FsSource(SourceDriver):
     def realtime(self) -> AsyncIterator[Batch]:
         if self._realtime is not None and not self._realtime.stop.is_set():
             raise DriverError("realtime is already running for this source", retriable=False)
-        self._realtime = Realtime(self.root, self.params, self.filter, self.guard)
+        self._realtime = Realtime(
+            self.root, self.params, self.filter, self.guard, self.tombstones, self.links
+        )
         return self._realtime.run()
 
     async def audit(self) -> AsyncIterator[Batch]:
@@ -164,6 +175,7 @@ class FsSource(SourceDriver):
         holder: list[AuditWalk] = []
         epoch = self._cache_epoch
         sweep = self._sweeper.begin() if self._sweeper is not None else None
+        purged = self.tombstones.audit_started()
 
         def job(sink: RowSink, stop: threading.Event) -> None:
             audit = AuditWalk(
@@ -174,6 +186,8 @@ class FsSource(SourceDriver):
                 batch_size=self.params.batch_size,
                 mtime_tick=self.params.audit_mtime_tick_sec,
                 check_root=self._check_root_now,
+                tombstones=self.tombstones,
+                links=self.links,
             )
             holder.append(audit)
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
@@ -188,6 +202,8 @@ class FsSource(SourceDriver):
         # Every batch has been taken by the host. Only such a complete pass may decide what
         # the next one skips, and not if the cache was forgotten meanwhile (a new session or
         # a promotion wants a full audit).
+        if holder:
+            self.tombstones.audit_ended(purged, holder[0].listed)
         if holder and epoch == self._cache_epoch:
             self._audit_cache = holder[0].new_cache
             if sweep is not None and self._sweeper is not None:
@@ -319,6 +335,10 @@ class FsSource(SourceDriver):
             "root_problem": reason,
             "audits": self._audits,
             "audit_cache_dirs": len(self._audit_cache),
+            "tombstone_hidden_paths": self.tombstones.hidden,
+            "tombstone_restored_paths": self.tombstones.restored,
+            "tracked_deletes": self.tombstones.tracked,
+            "hard_link_names": len(self.links),
         }
         out.update(self._progress)
         if self._sweeper is not None:

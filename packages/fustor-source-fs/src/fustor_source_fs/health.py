@@ -63,9 +63,12 @@ class RootGuard:
     and no longer is, or sits on another device than at start (the share under it went away
     and we now see the empty directory it was mounted on). It becomes available again when
     the original comes back; a root that was a mount point is also accepted back on a new
-    device as long as it is a mount point again (a remount gets a new device number). A root
-    that is not a mount point and was deleted and re-created on the same device is accepted
-    as the new root.
+    device as long as it is a mount point again (a remount gets a new device number).
+
+    The root's identity is its inode: a root that is not a mount point and was replaced on
+    the same device (moved away or deleted, and a directory put at its path) is accepted as
+    the new root at once, and :attr:`replaced` says which generation that was, so realtime
+    re-watches and re-lists all of it.
     """
 
     stall_after = 10.0
@@ -78,7 +81,9 @@ class RootGuard:
         self.baseline = _identify(root)
         self.reason: str | None = None
         self.generation = 0
-        """Bumped each time the root comes back after being unavailable."""
+        """Bumped each time the root comes back after being unavailable, or is replaced."""
+        self.replaced = -1
+        """The generation at which the root became another directory (another inode)."""
 
     @property
     def problem(self) -> str | None:
@@ -111,10 +116,16 @@ class RootGuard:
         with self._lock:
             was = self.reason
             self.reason = problem
-            if problem is None and was is not None:
-                assert current is not None
+            base = self.baseline
+            swapped = current is not None and not base.is_mount and current.ino != base.ino
+            if problem is None and current is not None and (was is not None or swapped):
                 self.baseline = current
                 self.generation += 1
+                if swapped:
+                    # A remounted share keeps its content (new device, same tree); another
+                    # directory at a plain root's path is a new tree.
+                    self.replaced = self.generation
+                    log.warning("root %s is another directory now: watching it", self.root)
         if problem != was:
             if problem is None:
                 log.warning("root %s is available again; resuming", self.root)

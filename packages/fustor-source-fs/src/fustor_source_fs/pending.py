@@ -6,7 +6,7 @@ import threading
 from enum import IntEnum
 from typing import NamedTuple
 
-__all__ = ["Change", "Pending", "Work"]
+__all__ = ["DELETES", "Change", "Pending", "Work", "merge"]
 
 
 class Change(IntEnum):
@@ -20,6 +20,28 @@ class Change(IntEnum):
     REPLACE = 5
     """A directory went away and something new appeared at its path: both must be sent,
     since an upsert alone would leave the old directory's subtree in place."""
+
+
+DELETES = frozenset({Change.DELETE, Change.DELETE_DIR})
+"""Changes that end with the path gone (held back briefly before they are sent)."""
+
+
+def merge(old: Change, new: Change) -> Change:
+    """What one pending change of a path becomes when a newer event for it arrives.
+
+    State, not history: a file deleted and created again is one upsert (the node is replaced,
+    and no delete means no tombstone in Fusion to reject a re-creation with an old mtime); a
+    directory that went away stays a replacement whatever appears at its path next.
+    """
+    if new is Change.PARTIAL and old is Change.UPSERT:
+        # Still unsent news of a complete file: keep it (a new file's first write would
+        # otherwise mark every new file as being written).
+        return old
+    if old is Change.DELETE_DIR or old is Change.REPLACE:
+        if new is Change.DELETE or new is Change.DELETE_DIR:
+            return Change.DELETE_DIR
+        return Change.REPLACE
+    return new
 
 
 class Work(NamedTuple):
@@ -61,17 +83,8 @@ class Pending:
                 self.rescans[parent] = None
                 self.ready.notify()
                 return None
-            if change is Change.PARTIAL and old is Change.UPSERT:
-                # Still unsent news of a complete file: keep it (a new file's first write
-                # would otherwise mark every new file as being written).
-                change = old
-            elif old is Change.DELETE_DIR or old is Change.REPLACE:
-                if change is Change.DELETE:
-                    change = Change.DELETE_DIR
-                elif change is Change.UPSERT or change is Change.PARTIAL:
-                    change = Change.REPLACE
-            # A plain file deleted and created again is one upsert: the node is replaced,
-            # and no delete means no tombstone to reject a re-creation with an old mtime.
+            if old is not None:
+                change = merge(old, change)
             changes[path] = change
             self.ready.notify()
             return change
@@ -100,7 +113,9 @@ class Pending:
     def take(self, timeout: float) -> Work:
         """Wait up to ``timeout`` for work; return and clear everything that waits."""
         with self.lock:
-            if not (self.changes or self.rescans or self.subtrees or self.overflow_since):
+            if not (
+                self.changes or self.rescans or self.subtrees or self.overflow_since is not None
+            ):
                 self.ready.wait(timeout)
             work = Work(self.changes, list(self.rescans), list(self.subtrees), self.overflow_since)
             self.changes, self.rescans, self.subtrees = {}, {}, {}

@@ -73,6 +73,11 @@ class EventReader:
         self.last_read = time.time()
         self._moves: dict[int, _MovedFrom] = {}
         self._partial_at: dict[str, float] = {}
+        self._trailing: dict[str, str] = {}
+        """Files whose writes the throttle held back (path -> directory): their state is
+        sent once their throttle window ends (the trailing edge)."""
+        self.root_replaced = 0
+        """Times the root directory itself was moved away or deleted under us."""
         self._pruned_at = time.time()
 
     def run(self) -> None:
@@ -99,6 +104,8 @@ class EventReader:
                 self.events += len(events)
             if self._moves:
                 self._expire_moves(now)
+            if self._trailing:
+                self._trailing_edge(now)
             self.last_read = now
             self._prune(now)
 
@@ -124,6 +131,15 @@ class EventReader:
         dir_rel = node.path
         if not name:
             if mask & _SELF:
+                if node.parent is None and mask & (flags.MOVE_SELF | flags.DELETE_SELF):
+                    # The root went away (moved or deleted): whatever its old watches report
+                    # from now on is outside the root. Drop them at once; the health check
+                    # watches and rescans whatever is at the root's path now.
+                    self.root_replaced += 1
+                    log.warning("the root directory was moved or deleted: dropping its watches")
+                    self._moves.clear()
+                    self._trailing.clear()
+                    self.watches.clear()
                 if node.parent is None or mask & flags.UNMOUNT:
                     self.health_due.set()
                     self.pending.wake()
@@ -144,14 +160,26 @@ class EventReader:
             add(rel, Change.UPSERT, dir_rel)
             add(dir_rel, Change.UPSERT, _parent_of(dir_rel))
         elif mask & _CLOSE_WRITE or mask & _ATTRIB:
+            if (
+                is_dir
+                and mask & _ATTRIB
+                and not self.watches.exhausted
+                and self.watches.node_at(rel) is None
+            ):
+                # A directory we could not watch or list may have just become readable.
+                self._new_dir(rel)
+            self._trailing.pop(rel, None)
             add(rel, Change.UPSERT, dir_rel)
         elif mask & _MODIFY:
             last = self._partial_at.get(rel)
-            if (last is None or now - last >= self.throttle) and add(
-                rel, Change.PARTIAL, dir_rel
-            ) is Change.PARTIAL:
-                self._partial_at[rel] = now
+            if last is None or now - last >= self.throttle:
+                self._trailing.pop(rel, None)
+                if add(rel, Change.PARTIAL, dir_rel) is Change.PARTIAL:
+                    self._partial_at[rel] = now
+            else:
+                self._trailing[rel] = dir_rel
         elif mask & _DELETE:
+            self._trailing.pop(rel, None)
             if is_dir:
                 self.dirs_removed += 1
             add(rel, Change.DELETE_DIR if is_dir else Change.DELETE, dir_rel)
@@ -221,6 +249,15 @@ class EventReader:
             # The node recorded at MOVED_FROM: whatever sits at that name now is not it.
             if src.node is not None and self.watches.by_wd.get(src.node.wd) is src.node:
                 self.watches.remove(src.node, rm_watch=True)
+
+    def _trailing_edge(self, now: float) -> None:
+        """Send the current state of files whose throttle window ended with writes held."""
+        throttle = self.throttle
+        for rel, dir_rel in list(self._trailing.items()):
+            if now - self._partial_at.get(rel, 0.0) >= throttle:
+                del self._trailing[rel]
+                if self.pending.add(rel, Change.PARTIAL, dir_rel) is Change.PARTIAL:
+                    self._partial_at[rel] = now
 
     def _prune(self, now: float) -> None:
         if now - self._pruned_at < 10.0 or not self._partial_at:

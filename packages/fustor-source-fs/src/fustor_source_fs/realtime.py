@@ -14,13 +14,16 @@ from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
 from fustor_source_fs.backends import Backend, fanotify_refused, open_backend
 from fustor_source_fs.channel import Channel, ChannelClosed
 from fustor_source_fs.config import FsParams
+from fustor_source_fs.deep import lstat_at, open_dir
 from fustor_source_fs.fanotify import FanotifyUnavailable
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
-from fustor_source_fs.pending import Change, Pending, Work
+from fustor_source_fs.links import HardLinks
+from fustor_source_fs.pending import DELETES, Change, Pending, Work, merge
 from fustor_source_fs.reader import EventReader
 from fustor_source_fs.rescan import WatchScan
 from fustor_source_fs.rows import child_prefix, row_of
+from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink, WalkCancelled, walk
 from fustor_source_fs.watches import Watches, WatchLimit
 
@@ -55,8 +58,18 @@ class Realtime:
     """One inotify instance or fanotify mark watching the tree (:mod:`backends`);
     ``run()`` yields realtime batches."""
 
-    def __init__(self, root: str, params: FsParams, flt: PathFilter, guard: RootGuard) -> None:
+    def __init__(
+        self,
+        root: str,
+        params: FsParams,
+        flt: PathFilter,
+        guard: RootGuard,
+        tombstones: TombstoneTracker,
+        links: HardLinks,
+    ) -> None:
         self.root = root
+        self.tombstones = tombstones
+        self.links = links
         self.params = params
         self.flt = flt
         self.guard = guard
@@ -80,6 +93,10 @@ class Realtime:
         self._unavailable_since: float | None = None
         self._healthy_at = time.time()
         self._generation = guard.generation
+        self._held: dict[str, tuple[Change, float]] = {}
+        """Deletes waiting ``delete_settle_sec`` before they are checked and sent."""
+        self.deletes_cancelled = 0
+        """Held deletes whose path existed again when they were due (sent as upserts)."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -161,7 +178,11 @@ class Realtime:
         checked = time.monotonic()
         assert self.reader is not None
         while not self.stop.is_set():
-            work = self.pending.take(min(interval, 0.2))
+            wait = min(interval, 0.2)
+            if self._held:
+                due = min(d for _, d in self._held.values())
+                wait = max(0.0, min(wait, due - time.monotonic()))
+            work = self.pending.take(wait)
             now = time.monotonic()
             if now - checked >= interval or self.reader.health_due.is_set():
                 self.reader.health_due.clear()
@@ -189,7 +210,12 @@ class Realtime:
             prefix = child_prefix(rel_dir)
             subdirs = []
             try:
-                with os.scandir(watches.abs_path(rel_dir)) as it:
+                fd = open_dir(watches.abs_path(rel_dir), rel_dir)
+            except OSError as exc:
+                log.warning("cannot list %s: %s", rel_dir, exc)
+                return subdirs
+            try:
+                with os.scandir(fd) as it:
                     for entry in it:
                         rel = prefix + entry.name
                         try:
@@ -201,6 +227,8 @@ class Realtime:
                             continue
             except OSError as exc:
                 log.warning("cannot list %s: %s", rel_dir, exc)
+            finally:
+                os.close(fd)
             return subdirs
 
         started = time.monotonic()
@@ -244,6 +272,12 @@ class Realtime:
         generation = self.guard.generation
         if generation != self._generation or self._unavailable_since is not None:
             since = self._unavailable_since or self._healthy_at
+            if self.guard.replaced > self._generation:
+                # Another directory is the root now: its old watches name another tree, and
+                # everything in the new one is news (even entries with old ctimes).
+                since = 0.0
+                assert self.watches is not None
+                self.watches.clear()
             self._generation = generation
             self._unavailable_since = None
             log.warning("root %s is back: re-watching and rescanning", self.root)
@@ -260,8 +294,9 @@ class Realtime:
             self._unavailable_since = min(
                 self._unavailable_since or time.time(), work.overflow_since
             )
-        if work.changes:
-            sink.extend(self._rows_for(work.changes))
+        changes = self._settle(work.changes)
+        if changes:
+            sink.extend(self._rows_for(changes))
         if work.subtrees:
             self._scan(work.subtrees, sink, since=0.0, recurse_all=True)
         if work.rescans:
@@ -305,28 +340,89 @@ class Realtime:
         scan.run(roots, self.params.scan_workers, self.stop)
         return scan
 
+    def _settle(self, changes: dict[str, Change]) -> dict[str, Change]:
+        """Hold deletes for ``delete_settle_sec``; return what is due now.
+
+        A path deleted and created again within the window (safe save by rename, ``git
+        checkout``, ``tar x``) is then one upsert: no delete reaches Fusion, so no tombstone
+        can reject the new file's old mtime (docs/CONSISTENCY_DESIGN.md §8).
+        """
+        held = self._held
+        settle = self.params.delete_settle_sec
+        if not held and (settle <= 0 or not changes):
+            return changes
+        now = time.monotonic()
+        ready: dict[str, Change] = {}
+        for path, change in changes.items():
+            old = held.pop(path, None)
+            if old is not None:
+                change = merge(old[0], change)
+            if change in DELETES and settle > 0:
+                held[path] = (change, old[1] if old is not None else now + settle)
+            else:
+                ready[path] = change
+        for path, (change, due) in list(held.items()):
+            if due <= now:
+                del held[path]
+                ready[path] = change
+        return ready
+
     def _rows_for(self, changes: dict[str, Change]) -> list[Row]:
+        """Rows for the current state of each changed path, read from the disk now.
+
+        A delete whose path exists again is sent as that path's upsert. A directory that went
+        away and has a directory at its path again is sent as a *reset*: a file row, then the
+        directory's row, in order. Fusion replaces a node whose type changes without a
+        tombstone (so the old subtree goes and nothing blocks the new one); the listing of the
+        new directory follows. A directory replaced by a file or link needs only the upsert.
+        """
         rows: list[Row] = []
         root = self.root
         healthy = self.guard.reason is None
         for path, change in changes.items():
-            if change is Change.DELETE or change is Change.DELETE_DIR or change is Change.REPLACE:
+            st = lstat_at(root, path)
+            if st is None:
+                if change is Change.UPSERT or change is Change.PARTIAL:
+                    continue  # gone again: its delete event follows
+                self.links.forget(path)
                 if healthy:
                     rows.append({"path": path})
                 else:
                     self.deletes_suppressed += 1
-                if change is not Change.REPLACE:
-                    continue
-            try:
-                st = os.lstat(root if path == "/" else root + path if root != "/" else path)
-            except OSError:
-                continue  # gone again: its delete event follows
+                continue
             row = row_of(path, st)
             row["is_atomic_write"] = change is not Change.PARTIAL
+            if change in DELETES or change is Change.REPLACE:
+                if change is not Change.REPLACE:
+                    # Back before its delete was due; a directory found here is listed (its
+                    # own create event may not have been read yet).
+                    self.deletes_cancelled += 1
+                    if row["is_directory"]:
+                        self.pending.add_subtree(path)
+                if row["is_directory"] and change is not Change.DELETE:
+                    rows.append({**row, "is_directory": False, "size": 0})
             rows.append(row)
+            if st.st_nlink > 1 and not row["is_directory"]:
+                rows.extend(self.links.others(path, st, root, row["is_atomic_write"]))
         return rows
 
     def _emit(self, rows: list[Row]) -> None:
+        """Every realtime row goes out here: deletes and re-appearances are tracked against
+        Fusion's tombstones on the way."""
+        tombstones = self.tombstones
+        hidden = 0
+        for row in rows:
+            mtime = row.get("modified_time")
+            if mtime is None:
+                tombstones.deleted(row["path"])
+            elif tombstones.seen(row["path"], mtime):
+                hidden += 1
+        if hidden:
+            log.info(
+                "%d deleted paths are back with an mtime older than their delete: Fusion's "
+                "tombstones may hide them until an audit past tombstone_ttl_sec restores them",
+                hidden,
+            )
         self.rows += len(rows)
         self._put(Batch(_RT, _events(rows)))
 
@@ -347,6 +443,7 @@ class Realtime:
             "dirs": dirs,
             "watch_coverage": round(watched / dirs, 4) if dirs else 1.0,
             "watch_limited": bool(self.watches and self.watches.limited),
+            "unwatchable_dirs": len(self.watches.unwatchable) if self.watches else 0,
             "overflows": reader.overflows if reader else 0,
             "inotify_events": reader.events if reader else 0,
             "pending_paths": len(self.pending),
@@ -355,6 +452,8 @@ class Realtime:
             "recoveries": self.recoveries,
             "realtime_rows": self.rows,
             "deletes_suppressed": self.deletes_suppressed,
+            "deletes_held": len(self._held),
+            "deletes_cancelled": self.deletes_cancelled,
             "watch_ready": self.ready.is_set(),
             **self._backend_status(),
         }

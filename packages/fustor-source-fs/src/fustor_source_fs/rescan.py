@@ -8,8 +8,9 @@ import threading
 from collections.abc import Callable
 
 from fustor_core import Row
+from fustor_source_fs.deep import open_dir
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS, child_prefix
+from fustor_source_fs.rows import child_prefix
 from fustor_source_fs.walk import RowSink, walk
 from fustor_source_fs.watches import Watches, WatchLimit, WatchNode
 
@@ -69,7 +70,7 @@ class WatchScan:
         seen: set[str] = set()
         fd = -1
         try:
-            fd = os.open(watches.abs_path(rel_dir), DIR_OPEN_FLAGS)
+            fd = open_dir(watches.abs_path(rel_dir), rel_dir)
             with os.scandir(fd) as it:
                 for entry in it:
                     name = entry.name

@@ -8,6 +8,7 @@ import stat as stat_mod
 from collections.abc import Callable
 
 from fustor_core import Row
+from fustor_source_fs.deep import open_dir
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.walk import RowSink
 
@@ -74,11 +75,13 @@ def make_lister(
     batch_size: int,
     on_error: Callable[[str, OSError], None] | None = None,
     before_list: Callable[[str], None] | None = None,
+    note_link: Callable[[str, os.stat_result], None] | None = None,
 ) -> Callable[[DirTask], list[DirTask]]:
     """A walk visitor that lists a directory and adds one row per wanted entry to ``sink``.
 
     ``before_list(rel_dir)`` runs before each listing (the snapshot uses it to place the
-    directory's watch first while realtime is still setting up). Kept flat on purpose:
+    directory's watch first while realtime is still setting up); ``note_link(rel, st)`` is
+    told every file with more than one hard link. Kept flat on purpose:
     this loop runs once per file of a million-file snapshot.
     """
     excluded = None if flt.trivial else flt.excluded
@@ -92,7 +95,7 @@ def make_lister(
         if before_list is not None:
             before_list(rel_dir)
         try:
-            fd = os.open(abs_dir, DIR_OPEN_FLAGS)
+            fd = open_dir(abs_dir, rel_dir)
         except (FileNotFoundError, NotADirectoryError):
             return subdirs
         except OSError as exc:
@@ -114,6 +117,8 @@ def make_lister(
                         st = entry.stat(follow_symlinks=False)
                     except OSError:  # vanished since the listing
                         continue
+                    if st.st_nlink > 1 and note_link is not None and not is_dir:
+                        note_link(rel, st)
                     rows.append(
                         {
                             "path": rel,

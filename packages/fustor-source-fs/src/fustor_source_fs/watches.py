@@ -9,6 +9,8 @@ from collections.abc import Iterator
 
 from inotify_simple import INotify, flags
 
+from fustor_source_fs.deep import watch_path
+
 __all__ = ["WATCH_MASK", "WatchLimit", "WatchNode", "Watches"]
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class Watches:
         """Set once a watch could not be placed for lack of watches (for status and logs)."""
         self.kernel_limited = False
         """The kernel refused a watch (ENOSPC): no use trying again for every new directory."""
+        self.unwatchable: dict[str, str] = {}
+        """Directories that could not be watched (path -> reason), each logged once; the
+        rest of the tree keeps realtime, these are covered by audits."""
 
     @property
     def exhausted(self) -> bool:
@@ -111,8 +116,10 @@ class Watches:
     def add(self, rel: str) -> WatchNode | None:
         """Watch the directory at ``rel`` (its parent must be watched, unless it is the root).
 
-        Returns the node, or ``None`` if it is gone or not a directory. Raises
-        :class:`WatchLimit` when out of watches.
+        Returns the node, or ``None`` if it is gone, not a directory, or cannot be watched
+        (then logged once and kept in :attr:`unwatchable` with the reason). Raises
+        :class:`WatchLimit` when out of watches. A path longer than PATH_MAX is watched
+        through an ``O_PATH`` fd of the directory.
         """
         with self.lock:
             # Several walk threads add at once: reserve the slot before the syscall.
@@ -121,19 +128,35 @@ class Watches:
                 raise WatchLimit
             self._adding += 1
         try:
-            wd = self.inotify.add_watch(self.abs_path(rel), WATCH_MASK)
+            with watch_path(self.root, rel) as path:
+                # /proc/self/fd/N is a link to follow; the fd itself was opened O_NOFOLLOW.
+                mask = WATCH_MASK
+                if path.startswith("/proc/self/fd/"):
+                    mask &= ~flags.DONT_FOLLOW
+                wd = self.inotify.add_watch(path, mask)
         except OSError as exc:
             with self.lock:
                 self._adding -= 1
             if exc.errno == errno.ENOSPC:
                 self.limited = self.kernel_limited = True
                 raise WatchLimit from exc
-            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES, errno.ELOOP):
-                return None
-            raise
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                self._unwatchable(rel, exc)
+            return None
         with self.lock:
             self._adding -= 1
+            self.unwatchable.pop(rel, None)
             return self._link(rel, wd)
+
+    def _unwatchable(self, rel: str, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        with self.lock:
+            if self.unwatchable.get(rel) == reason:
+                return
+            self.unwatchable[rel] = reason
+            if len(self.unwatchable) > 10_000:  # bounded: keep the newest
+                del self.unwatchable[next(iter(self.unwatchable))]
+        log.warning("cannot watch %s (%s): skipped, covered by audits only", rel, reason)
 
     def _link(self, rel: str, wd: int) -> WatchNode | None:
         """Put a new watch into the tree (lock held)."""

@@ -66,6 +66,11 @@ class LeaderWork:
     async def run(self) -> None:
         self.source.forget_audit_cache()
         await self._snapshot()
+        if Phase.AUDIT in self.source.phases:
+            # The snapshot never deletes (FUSION_PROTOCOL §5.4): what was deleted while this
+            # agent did not lead (stopped, crashed, session lost) goes only through an audit,
+            # so the first one runs right away, with the cache forgotten above (a full one).
+            self._audit_now.set()
         async with asyncio.TaskGroup() as group:
             if Phase.AUDIT in self.source.phases:
                 group.create_task(self._audit_loop(), name=f"fustor-audit-{self.pipe_id}")

@@ -199,16 +199,9 @@ class SessionRunner:
         self.connected.set()
         session.spawn(self._heartbeats(session), f"fustor-heartbeat-{self.pipe.id}")
         if info.role is Role.LEADER:
+            # The leader audits right after its snapshot, which also covers rows dropped
+            # while disconnected.
             self._start_leader(session)
-            if resync and session.leader is not None:
-                # The snapshot restores what exists; only an audit shows what was deleted
-                # while the dropped rows were queued, so it runs right after the snapshot.
-                logger.warning(
-                    "pipe %s: realtime rows were dropped while disconnected; "
-                    "auditing right after the snapshot",
-                    self.pipe.id,
-                )
-                session.leader.request_audit()
         stop_wait = asyncio.ensure_future(self._stopping.wait())
         lost_wait = asyncio.ensure_future(session.lost.wait())
         try:

@@ -1,0 +1,139 @@
+"""Which existing paths Fusion may be hiding behind a tombstone, and when an audit restores them.
+
+Fusion 0.8.17 stamps a tombstone on every path a realtime delete names (docs/CONSISTENCY_DESIGN.md
+§8, FUSION_PROTOCOL §5.4). Until it is purged, any upsert of that path (every tier, realtime
+included) whose ``modified_time`` is not newer than the deletion time is dropped. Fusion purges
+a tombstone only at the end of an audit, once it is older than the server's
+``tombstone_ttl_seconds`` (§5.5). The realtime emitter avoids most tombstones on paths that
+exist (deletes are held briefly and checked against the disk before they go out); this tracker
+covers the rest: a path deleted by us and seen again (by realtime or by an audit listing) with
+an mtime that is not newer than the deletion is *hidden*. Its directory is then listed by every
+audit (never skipped by the mtime cache), and once an audit end has happened past the tombstone's
+TTL, the next audit's listing re-sends the path and Fusion accepts it.
+
+Memory: one entry per path deleted within the last ``2 * ttl`` (at most ``limit``, oldest
+forgotten first), and one per hidden path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+__all__ = ["TombstoneTracker"]
+
+LAG_SLACK_SEC = 5.0
+"""How much later than our emission Fusion may stamp a delete (lane queue, network, its own
+queue). A re-creation within this of our delete counts as hidden; a purge counts as done only
+this long after the TTL."""
+
+
+def _parent(path: str) -> str:
+    return path.rsplit("/", 1)[0] or "/"
+
+
+class TombstoneTracker:
+    """Thread-safe record of sent deletes and of the existing paths they may hide.
+
+    Times are wall-clock seconds (``time.time()``), as Fusion's tombstone purge uses its own
+    wall clock; only differences are compared, so clock offset between hosts does not matter.
+    """
+
+    def __init__(self, ttl: float, *, limit: int = 500_000) -> None:
+        self.ttl = ttl
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._deleted: OrderedDict[str, float] = OrderedDict()
+        self._hidden: dict[str, float] = {}
+        self._purged_before = 0.0
+        """Tombstones stamped before this wall time are surely purged (an audit end past TTL)."""
+        self.restored = 0
+        """Hidden paths re-sent by an audit after their tombstone was purged."""
+
+    # -- realtime --------------------------------------------------------------------------
+
+    def deleted(self, path: str, now: float | None = None) -> None:
+        """A realtime delete of ``path`` was emitted (Fusion will stamp a tombstone on it)."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._deleted.pop(path, None)
+            self._deleted[path] = now
+            self._hidden.pop(path, None)
+            while len(self._deleted) > self.limit:
+                self._deleted.popitem(last=False)
+            if len(self._deleted) > 1:
+                self._expire(now)
+
+    def seen(self, path: str, mtime: float) -> bool:
+        """``path`` exists with ``mtime`` and a row for it goes out now. Return True when
+        Fusion may drop that row because of our earlier delete (the path is then hidden)."""
+        if path not in self._deleted and path not in self._hidden:
+            return False  # lock-free fast path: almost every row
+        with self._lock:
+            at = self._deleted.get(path, self._hidden.get(path))
+            if at is None:
+                return False
+            if mtime > at + LAG_SLACK_SEC:
+                # Newer than any stamp Fusion can have given it: accepted, tombstone consumed.
+                del self._deleted[path]
+                self._hidden.pop(path, None)
+                return False
+            self._hidden[path] = at
+            return True
+
+    # -- audit -----------------------------------------------------------------------------
+
+    def holding_dirs(self) -> set[str]:
+        """Directories holding hidden paths: the audit lists them (never skips them)."""
+        with self._lock:
+            return {_parent(p) for p in self._hidden}
+
+    def audit_started(self) -> float:
+        """Call when an audit starts; pass the result to :meth:`audit_ended`."""
+        with self._lock:
+            return self._purged_before
+
+    def audit_ended(
+        self, purged_at_start: float, listed: set[str], now: float | None = None
+    ) -> None:
+        """An audit ended (its end is sent right after). Its listing of the directories in
+        ``listed`` re-sent every hidden path whose tombstone was purged before it started;
+        those are done. This end in turn purges tombstones older than the TTL."""
+        now = time.time() if now is None else now
+        with self._lock:
+            for path, at in list(self._hidden.items()):
+                if at < purged_at_start and _parent(path) in listed:
+                    del self._hidden[path]
+                    self._deleted.pop(path, None)
+                    self.restored += 1
+            self._purged_before = max(self._purged_before, now - self.ttl - LAG_SLACK_SEC)
+            self._expire(now)
+
+    # -- figures ---------------------------------------------------------------------------
+
+    @property
+    def hidden(self) -> int:
+        return len(self._hidden)
+
+    @property
+    def tracked(self) -> int:
+        return len(self._deleted)
+
+    def is_hidden(self, path: str) -> bool:
+        return path in self._hidden
+
+    def _expire(self, now: float) -> None:
+        """Forget deletes whose tombstone is purged or old enough to be (lock held). Hidden
+        paths stay until an audit restores them, or (with no audit here: a follower) until
+        their tombstone is old enough for the leader's audits to have purged it."""
+        horizon = max(self._purged_before, now - 2 * self.ttl - LAG_SLACK_SEC)
+        deleted = self._deleted
+        while deleted:
+            path, at = next(iter(deleted.items()))
+            if at >= horizon:
+                break
+            del deleted[path]
+        stale = now - 2 * self.ttl - LAG_SLACK_SEC
+        if self._hidden and min(self._hidden.values()) < stale:
+            self._hidden = {p: at for p, at in self._hidden.items() if at >= stale}
