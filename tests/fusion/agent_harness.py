@@ -34,6 +34,8 @@ class AgentProcess:
     pipe: dict[str, Any] = field(default_factory=dict)
     source_params: dict[str, Any] = field(default_factory=dict)
     sender_params: dict[str, Any] = field(default_factory=dict)
+    command_prefix: list[str] = field(default_factory=list)
+    """Put before the agent's command (e.g. ``setpriv`` to drop capabilities)."""
     process: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:
@@ -70,7 +72,7 @@ class AgentProcess:
         env = {**os.environ, "FUSTOR_HOME": str(self.home)}
         out = open(self.home / "agent-stdout.log", "ab")
         self.process = subprocess.Popen(
-            [str(agent_executable()), "start"],
+            [*self.command_prefix, str(agent_executable()), "start"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

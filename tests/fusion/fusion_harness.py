@@ -115,8 +115,10 @@ def fusion_config(
     audit_interval: float = 30.0,
     sentinel_interval: float = 10.0,
     allow_concurrent_push: bool = True,
+    tombstone_ttl: float = 2.0,
 ) -> dict[str, Any]:
-    """The YAML of docs/fusion-protocol.md §8 as a mapping."""
+    """The YAML of docs/fusion-protocol.md §8 as a mapping (``tombstone_ttl``: the view's
+    ``tombstone_ttl_seconds``; Fusion's own default is 3600)."""
     return {
         "host": "127.0.0.1",
         "port": main_port,
@@ -136,7 +138,7 @@ def fusion_config(
                 "api_keys": [QUERY_KEY],
                 "driver_params": {
                     "hot_file_threshold": 5.0,
-                    "consistency": {"tombstone_ttl_seconds": 2.0},
+                    "consistency": {"tombstone_ttl_seconds": tombstone_ttl},
                     "max_tree_items": 0,
                 },
             }

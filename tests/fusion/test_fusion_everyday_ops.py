@@ -1,0 +1,282 @@
+"""Everyday file operations against the real Fusion 0.8.17: a path on disk is in Fusion.
+
+Each scenario of issue 11 runs our agent (fs → fusion) as a process with default settings and
+ends with Fusion's tree equal to the disk (and, checked by the ``fusion`` fixture, no handler
+errors). Fusion runs with its default ``tombstone_ttl_seconds`` (3600 s) unless a scenario
+says otherwise, so a tombstone left on an existing path would show as a missing file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_harness import AgentProcess
+from fusion_harness import FusionServer, disk_tree, wait_until
+
+pytestmark = pytest.mark.fusion
+
+MakeAgent = Callable[..., AgentProcess]
+SETTLE = 6.0
+"""Seconds within which a quiet tree must be in Fusion (delete settle, realtime, margin)."""
+
+
+@pytest.fixture
+def fusion_options() -> dict:
+    # Fusion's defaults: tombstones last an hour, its audits every 30 s do not matter here.
+    return {"tombstone_ttl": 3600.0, "audit_interval": 3600.0}
+
+
+@pytest.fixture
+def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
+    agents: list[AgentProcess] = []
+
+    def make(root: Path, name: str = "agent", **options: Any) -> AgentProcess:
+        agent = AgentProcess(tmp_path / name, root, fusion, **options)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop(signal.SIGTERM)
+
+
+def synced(fusion: FusionServer, make_agent: MakeAgent, root: Path, **options: Any) -> AgentProcess:
+    agent = make_agent(root, **options)
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    return agent
+
+
+def sh(script: str, cwd: Path) -> None:
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, check=True)
+
+
+def test_safe_saves_by_rename_keep_every_file(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "w"
+    (root / "s").mkdir(parents=True)
+    for i in range(8):
+        (root / "s" / f"cfg{i}.ini").write_text("old\n")
+    synced(fusion, make_agent, root)
+    for i in range(8):
+        sh(
+            f"echo new{i} > s/cfg{i}.ini.tmp; mv s/cfg{i}.ini s/cfg{i}.ini.old; "
+            f"mv s/cfg{i}.ini.tmp s/cfg{i}.ini; rm s/cfg{i}.ini.old",
+            root,
+        )
+        time.sleep(0.15)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+
+
+def test_git_checkout_like_rewrites_keep_every_file(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """unlink + create of many files at once (``git checkout``, ``tar x`` over a tree),
+    the new files' mtimes set back (``tar`` restores them)."""
+    root = tmp_path / "w"
+    (root / "src").mkdir(parents=True)
+    for i in range(50):
+        (root / "src" / f"m{i}.py").write_text("v1\n")
+    synced(fusion, make_agent, root)
+    old = time.time() - 86400
+    for i in range(50):
+        path = root / "src" / f"m{i}.py"
+        path.unlink()
+        path.write_text("v2 longer\n")
+        os.utime(path, (old, old))
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+
+
+def test_type_changes_reach_fusion_as_the_new_node(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "w"
+    for d in ("r/d1/sub", "r/d2", "r/d3/old"):
+        (root / d).mkdir(parents=True)
+    for f in ("r/d1/a.txt", "r/d1/sub/b.txt", "r/f1", "r/f2", "r/d2/x", "r/d3/old/y"):
+        (root / f).write_text("x\n")
+    synced(fusion, make_agent, root)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    sh("rm -r r/d1 && echo x > r/d1", root)  # directory -> file
+    sh("rm r/f1 && mkdir r/f1 && echo y > r/f1/inner", root)  # file -> directory
+    sh("rm r/f2 && ln -s d2 r/f2", root)  # file -> symlink
+    # directory -> another directory (the old one moved away, so no per-file deletes)
+    sh(f"mv r/d3 {outside}/d3 && mkdir r/d3 && echo z > r/d3/new", root)
+    sh("mv r/d2 r/d2.bak && mkdir r/d2", root)  # directory -> empty directory
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+
+
+def test_root_replaced_is_followed_and_the_old_tree_forgotten(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "w"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "old.txt").write_text("o\n")
+    (root / "keep.txt").write_text("k\n")
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    old_root = tmp_path / "w.old"
+    root.rename(old_root)
+    root.mkdir()
+    (root / "new.txt").write_text("n\n")
+    time.sleep(3)
+    (root / "later.txt").write_text("l\n")
+    shutil.rmtree(old_root / "sub")  # outside the root now: must not be sent as /sub
+    (old_root / "ghost.txt").write_text("g\n")  # nor this as /ghost.txt
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE + 4)
+    time.sleep(1.0)
+    fusion.wait_tree(disk_tree(root), timeout=1)
+
+
+def _make_deep(base: Path, levels: int, name_len: int) -> list[str]:
+    """Nested directories whose full path is longer than PATH_MAX; returns the names."""
+    names = [f"{i:02d}" + "d" * (name_len - 2) for i in range(levels)]
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            os.mkdir(name, dir_fd=fd)
+            nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        os.close(os.open("deep.txt", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    finally:
+        os.close(fd)
+    return names
+
+
+def test_a_directory_beyond_path_max_does_not_stop_realtime(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "w"
+    (root / "a").mkdir(parents=True)
+    names = _make_deep(root / "a", 25, 190)
+    deep_rel = "/a/" + "/".join(names)
+    assert len(os.fsencode(str(root) + deep_rel)) > 4096
+    agent = make_agent(root, pipe={"audit_interval_sec": 3600})
+    agent.start()
+
+    def held() -> dict[str, tuple[str, int, float]]:
+        return fusion.files() or {}
+
+    wait_until(lambda: deep_rel + "/deep.txt" in held(), 20, 0.2, "the deep file in Fusion")
+    (root / "top.txt").write_text("t\n")
+    wait_until(lambda: "/top.txt" in held(), SETTLE, 0.1, "realtime for the rest of the tree")
+    fd = os.open(str(root / "a"), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+        os.close(os.open("later.txt", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+    finally:
+        os.close(fd)
+    wait_until(lambda: deep_rel + "/later.txt" in held(), SETTLE, 0.1, "realtime in the deep dir")
+    assert "restarting realtime" not in agent.log_tail(400)
+
+
+def test_directory_made_readable_is_watched_and_listed_at_once(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """The agent runs as root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH, so a mode-700
+    directory of another owner is closed to it, as to any unprivileged agent."""
+    root = tmp_path / "w"
+    locked = root / "locked"
+    locked.mkdir(parents=True)
+    (locked / "early.txt").write_text("e\n")
+    os.chown(locked, 65534, 65534)
+    os.chmod(locked, 0o700)
+    agent = make_agent(
+        root,
+        pipe={"audit_interval_sec": 3600},
+        command_prefix=["setpriv", "--bounding-set", "-dac_override,-dac_read_search"],
+    )
+    agent.start()
+    wait_until(lambda: "/locked" in (fusion.files() or {}), 20, 0.2, "the locked dir's row")
+    os.chmod(locked, 0o755)
+    (locked / "inside.txt").write_text("i\n")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    assert "cannot watch /locked" in agent.log_tail(400)
+
+
+def test_a_write_through_one_hard_link_updates_the_other_name(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    root = tmp_path / "w"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir()
+    (root / "a" / "x.dat").write_text("one\n")
+    os.link(root / "a" / "x.dat", root / "b" / "y.dat")
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    with open(root / "a" / "x.dat", "a") as f:
+        f.write("two\n")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    os.link(root / "b" / "y.dat", root / "z.dat")  # a third name, made while running
+    with open(root / "z.dat", "a") as f:
+        f.write("three\n")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+
+
+@pytest.mark.parametrize("truncate", [False, True], ids=["append", "append-truncate-append"])
+def test_a_log_held_open_gets_its_final_size_within_the_throttle_window(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, truncate: bool
+) -> None:
+    root = tmp_path / "w"
+    root.mkdir()
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    log = open(root / "app.log", "w")  # noqa: SIM115 - held open across the test on purpose
+    try:
+        started = time.monotonic()
+        while time.monotonic() - started < 1.0:
+            log.write("line\n" * 20)
+            log.flush()
+            if truncate and 0.45 < time.monotonic() - started < 0.55:
+                log.truncate(0)
+                log.seek(0)
+            time.sleep(0.05)
+        last_write = time.monotonic()
+        # Default throttle 5 s: the trailing edge sends the size within that window.
+        fusion.wait_tree(disk_tree(root), timeout=5.0 + 1.5)
+        assert time.monotonic() - last_write <= 6.5
+    finally:
+        log.close()
+
+
+TTL = 5.0
+AUDIT = 3.0
+
+
+@pytest.mark.parametrize("fusion_options", [{"tombstone_ttl": TTL, "audit_interval": 3600.0}])
+def test_recreated_with_an_old_mtime_after_the_delete_went_out_comes_back(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """The delete reached Fusion before the path came back with an older mtime, so Fusion's
+    tombstone drops the re-creation: the documented bound is one audit end past the TTL
+    (plus the tracker's 5 s slack) and one more audit (docs/CONSISTENCY_DESIGN.md §8)."""
+    root = tmp_path / "w"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_text("f\n")
+    (root / "d" / "g").write_text("g\n")
+    saved = tmp_path / "saved-g"
+    shutil.copy2(root / "d" / "g", saved)
+    synced(
+        fusion,
+        make_agent,
+        root,
+        pipe={"audit_interval_sec": AUDIT},
+        source_params={"tombstone_ttl_sec": TTL},
+    )
+    sh(f"mv d/f d/f.old; rm d/g; sleep 2; mv d/f.old d/f; cp -p {saved} d/g", root)
+    back = time.monotonic()
+    bound = TTL + 5.0 + 2 * AUDIT + 6.0  # TTL, slack, two audit periods, walk and margin
+    fusion.wait_tree(disk_tree(root), timeout=bound)
+    restored = time.monotonic() - back
+    assert restored > 1.0, "restored at once: the scenario did not exercise a tombstone"
