@@ -54,6 +54,8 @@ class Live:
         self.events: list[tuple[str, Row]] = []
         self.rescans: list[list[str]] = []
         self.times: list[float] = []
+        self.walls: list[float] = []
+        """Wall-clock arrival time of each row (what Fusion stamps a tombstone with)."""
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Live:
@@ -73,13 +75,14 @@ class Live:
 
     async def _pump(self) -> None:
         async for batch in self.source.realtime():
-            now = time.perf_counter()
+            now, wall = time.perf_counter(), time.time()
             if batch.rescan:
                 self.rescans.append(batch.rescan)
             for event in batch.events:
                 for row in event.rows:
                     self.events.append((event.event_type.value, row))
                     self.times.append(now)
+                    self.walls.append(wall)
 
     def upserts(self, path: str) -> list[Row]:
         return [r for t, r in self.events if t == EventType.UPDATE.value and r["path"] == path]
