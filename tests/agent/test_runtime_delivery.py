@@ -159,10 +159,11 @@ def test_rescan_makes_the_leader_audit_at_once_with_a_forgotten_cache(home):
 
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)):
-            await wait_until(lambda: "snapshot_end" in world.signals())
+            # The first audit of the term runs right after the snapshot.
+            await wait_until(lambda: world.signals().count("audit_end") == 1)
             forgets = [e[0] for e in world.log].count("forget")
             world.push(rescan=["/"])
-            await wait_until(lambda: "audit_end" in world.signals())
+            await wait_until(lambda: world.signals().count("audit_end") == 2)
             assert [e[0] for e in world.log].count("forget") == forgets + 1
 
     asyncio.run(main())

@@ -36,6 +36,19 @@ def test_snapshot_then_end_then_audits_in_order(home):
     assert world.log[-1] == ("close_session", "p")
 
 
+def test_the_first_audit_of_a_term_runs_right_after_the_snapshot(home):
+    world = World()  # the session suggests no audit interval
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "audit_end" in world.signals(), 5)
+
+    asyncio.run(main())
+    signals = world.signals()
+    assert signals.index("snapshot_end") < signals.index("audit_start")
+    assert signals.count("audit_start") == 1
+
+
 def test_pipe_interval_overrides_the_session(home):
     world = World()
     world.audit_interval = 0.05  # suggested by the session; the pipe says "never"

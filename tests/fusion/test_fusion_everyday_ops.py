@@ -232,7 +232,7 @@ def test_a_log_held_open_gets_its_final_size_within_the_throttle_window(
     root = tmp_path / "w"
     root.mkdir()
     synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
-    log = open(root / "app.log", "w")  # noqa: SIM115 - held open across the test on purpose
+    log = open(root / "app.log", "w")  # held open across the test on purpose
     try:
         started = time.monotonic()
         while time.monotonic() - started < 1.0:
@@ -260,7 +260,7 @@ def test_recreated_with_an_old_mtime_after_the_delete_went_out_comes_back(
 ) -> None:
     """The delete reached Fusion before the path came back with an older mtime, so Fusion's
     tombstone drops the re-creation: the documented bound is one audit end past the TTL
-    (plus the tracker's 5 s slack) and one more audit (docs/CONSISTENCY_DESIGN.md §8)."""
+    (plus the tracker's 5 s slack) and one more audit (docs/CONSISTENCY_DESIGN.md section 8)."""
     root = tmp_path / "w"
     (root / "d").mkdir(parents=True)
     (root / "d" / "f").write_text("f\n")

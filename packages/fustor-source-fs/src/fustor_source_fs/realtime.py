@@ -345,7 +345,7 @@ class Realtime:
 
         A path deleted and created again within the window (safe save by rename, ``git
         checkout``, ``tar x``) is then one upsert: no delete reaches Fusion, so no tombstone
-        can reject the new file's old mtime (docs/CONSISTENCY_DESIGN.md §8).
+        can reject the new file's old mtime (docs/CONSISTENCY_DESIGN.md section 8).
         """
         held = self._held
         settle = self.params.delete_settle_sec

@@ -1,10 +1,10 @@
 """Which existing paths Fusion may be hiding behind a tombstone, and when an audit restores them.
 
-Fusion 0.8.17 stamps a tombstone on every path a realtime delete names (docs/CONSISTENCY_DESIGN.md
-§8, FUSION_PROTOCOL §5.4). Until it is purged, any upsert of that path (every tier, realtime
-included) whose ``modified_time`` is not newer than the deletion time is dropped. Fusion purges
-a tombstone only at the end of an audit, once it is older than the server's
-``tombstone_ttl_seconds`` (§5.5). The realtime emitter avoids most tombstones on paths that
+Fusion 0.8.17 stamps a tombstone on every path a realtime delete names (docs/fusion-protocol.md
+§5.4; docs/CONSISTENCY_DESIGN.md section 8). Until it is purged, any upsert of that path (every
+tier, realtime included) whose ``modified_time`` is not newer than the deletion time is dropped.
+Fusion purges a tombstone only at the end of an audit, once it is older than the server's
+``tombstone_ttl_seconds`` (docs/fusion-protocol.md §5.5). The realtime emitter avoids most tombstones on paths that
 exist (deletes are held briefly and checked against the disk before they go out); this tracker
 covers the rest: a path deleted by us and seen again (by realtime or by an audit listing) with
 an mtime that is not newer than the deletion is *hidden*. Its directory is then listed by every

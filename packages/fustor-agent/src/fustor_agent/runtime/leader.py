@@ -52,6 +52,9 @@ class LeaderWork:
         self.delivery = delivery
         self.state = state
         self.audit_interval = audit_interval or None
+        self.audits_disabled = audit_interval == 0
+        """``audit_interval_sec: 0``: the operator turned audits off (only lost events still
+        trigger one)."""
         self.sentinel_interval = sentinel_interval or None
         self._audit_now = asyncio.Event()
 
@@ -66,8 +69,8 @@ class LeaderWork:
     async def run(self) -> None:
         self.source.forget_audit_cache()
         await self._snapshot()
-        if Phase.AUDIT in self.source.phases:
-            # The snapshot never deletes (FUSION_PROTOCOL §5.4): what was deleted while this
+        if Phase.AUDIT in self.source.phases and not self.audits_disabled:
+            # The snapshot never deletes (docs/fusion-protocol.md §5.4): what was deleted while this
             # agent did not lead (stopped, crashed, session lost) goes only through an audit,
             # so the first one runs right away, with the cache forgotten above (a full one).
             self._audit_now.set()
