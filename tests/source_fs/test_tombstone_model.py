@@ -4,8 +4,8 @@ except paths the tombstone tracker knows are hidden (which an audit restores aft
 Random sequences of create, write, delete, rename, rename back, type change and ``os.utime``
 to an old time, with random pauses (up to 3 s, longer than the delete settle window), run
 against a real tree under realtime. The rows are replayed through a model of Fusion 0.8.17's
-realtime rules (docs/fusion-protocol.md §5.4: an upsert replaces the node, a type change drops the old
-subtree, a delete removes the subtree and stamps a tombstone at its arrival time, and an upsert
+realtime rules (docs/fusion-protocol.md §5.4: an upsert replaces the node, a type change drops
+the old subtree, a delete removes the subtree and stamps a tombstone at its arrival time, and an upsert
 of a tombstoned path is dropped unless its mtime is newer). Once the tree is quiet:
 
 * nothing is in the model that is not on disk;

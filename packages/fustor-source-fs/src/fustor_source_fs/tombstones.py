@@ -4,8 +4,9 @@ Fusion 0.8.17 stamps a tombstone on every path a realtime delete names (docs/fus
 §5.4; docs/CONSISTENCY_DESIGN.md section 8). Until it is purged, any upsert of that path (every
 tier, realtime included) whose ``modified_time`` is not newer than the deletion time is dropped.
 Fusion purges a tombstone only at the end of an audit, once it is older than the server's
-``tombstone_ttl_seconds`` (docs/fusion-protocol.md §5.5). The realtime emitter avoids most tombstones on paths that
-exist (deletes are held briefly and checked against the disk before they go out); this tracker
+``tombstone_ttl_seconds`` (docs/fusion-protocol.md §5.5). The realtime emitter avoids most
+tombstones on paths that exist (deletes are held briefly and checked against the disk before
+they go out); this tracker
 covers the rest: a path deleted by us and seen again (by realtime or by an audit listing) with
 an mtime that is not newer than the deletion is *hidden*. Its directory is then listed by every
 audit (never skipped by the mtime cache), and once an audit end has happened past the tombstone's
