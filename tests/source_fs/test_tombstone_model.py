@@ -5,8 +5,8 @@ Random sequences of create, write, delete, rename, rename back, type change and 
 to an old time, with random pauses (up to 3 s, longer than the delete settle window), run
 against a real tree under realtime. The rows are replayed through a model of Fusion 0.8.17's
 realtime rules (docs/fusion-protocol.md §5.4: an upsert replaces the node, a type change drops
-the old subtree, a delete removes the subtree and stamps a tombstone at its arrival time, and an upsert
-of a tombstoned path is dropped unless its mtime is newer). Once the tree is quiet:
+the old subtree, a delete removes the subtree and stamps a tombstone at its arrival time, and an
+upsert of a tombstoned path is dropped unless its mtime is newer). Once the tree is quiet:
 
 * nothing is in the model that is not on disk;
 * every path on disk is in the model with its type and size, or is hidden per the tracker.
