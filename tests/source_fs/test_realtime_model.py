@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 
+import pytest
 from fs_helpers import Live, make_source, write
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -89,7 +90,8 @@ def _run(root: str, outside: str, op: str, src: str, dst: str, n: int) -> None:
 @example(ops=[("move_out", "/a", "/a"), ("mkdir", "/a", "/a")])
 @example(ops=[("move_out", "/a", "/a"), ("rename", "/b", "/a")])
 @example(ops=[("rename", "/a", "/c"), ("mkdir", "/a", "/a")])
-def test_realtime_rows_reproduce_the_tree(ops: list[tuple[str, str, str]]) -> None:
+@pytest.mark.parametrize("backend", ["inotify", "fanotify"])
+def test_realtime_rows_reproduce_the_tree(ops: list[tuple[str, str, str]], backend: str) -> None:
     base = tempfile.mkdtemp(prefix="fs-model-")
     try:
         root, outside = os.path.join(base, "root"), os.path.join(base, "outside")
@@ -100,7 +102,7 @@ def test_realtime_rows_reproduce_the_tree(ops: list[tuple[str, str, str]]) -> No
         model = _disk(root)
 
         async def main() -> None:
-            async with Live(make_source(root)) as rt:
+            async with Live(make_source(root, watch_backend=backend)) as rt:
                 for n, (op, src, dst) in enumerate(ops):
                     _run(root, outside, op, src, dst, n)
                 await rt.settle(0.4)
