@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,6 +130,41 @@ def test_upserts_without_mtime_are_left_out_deletes_need_only_path() -> None:
     [body] = _decode(encoded.bodies)
     assert [r["path"] for e in body["events"] for r in e["rows"]] == ["/ok", "/gone"]
     assert encoded.dropped_rows == 2
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"path": "", "modified_time": 1.0},
+        {"path": None, "modified_time": 1.0},
+        {"size": 3, "modified_time": 1.0},
+        {"path": "/mtime-none", "modified_time": None},
+        ["/not-a-dict"],
+        None,
+    ],
+    ids=["empty-path", "null-path", "no-path", "null-mtime", "list-row", "none-row"],
+)
+@pytest.mark.parametrize("where", [0, 500, 999])
+def test_one_bad_row_anywhere_in_a_large_batch_is_left_out_and_the_rest_sent(
+    bad: object, where: int
+) -> None:
+    # The whole-batch check takes the fast path only when every row is fine.
+    rows: list = [_row(f"/f{i}") for i in range(999)]
+    rows.insert(where, bad)
+    batch = Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows)
+    encoded = encode_batch(batch, max_batch_size=1000, max_rows_per_event=100)
+    sent = [r["path"] for b in _decode(encoded.bodies) for e in b["events"] for r in e["rows"]]
+    assert sent == [f"/f{i}" for i in range(999)]
+    assert encoded.dropped_rows == 1 and encoded.rows == 999
+
+
+def test_a_delete_needs_no_mtime_but_a_path() -> None:
+    rows = [{"path": "/a"}, {"path": "/b", "modified_time": None}, {"path": ""}]
+    batch = Batch.of(MessageSource.REALTIME, EventType.DELETE, rows)
+    encoded = encode_batch(batch, max_batch_size=10, max_rows_per_event=10)
+    [body] = _decode(encoded.bodies)
+    assert [r["path"] for r in body["events"][0]["rows"]] == ["/a", "/b"]
+    assert encoded.dropped_rows == 1
 
 
 def test_non_utf8_names_are_sent_with_wire_path_and_do_not_block_the_batch() -> None:
