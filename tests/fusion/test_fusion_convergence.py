@@ -10,7 +10,6 @@ delete settle window and a realtime round trip.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import time
@@ -22,61 +21,14 @@ import pytest
 from agent_harness import AgentProcess
 from fusion_harness import FusionServer, disk_tree, wait_until
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+from everyday_ops import OPS, apply, seed
 
 pytestmark = pytest.mark.fusion
 
 TTL = 3.0
 AUDIT = 2.0
 BOUND = TTL + 5.0 + 2 * AUDIT + 4.0
-
-OLD = 1_000_000_000.0
-NAMES = ["a", "b"]
-RELS = [x for x in NAMES] + [f"{x}/{y}" for x in NAMES for y in NAMES]
-OPS = st.lists(
-    st.tuples(
-        st.sampled_from(
-            ["write", "remove", "rename", "rename_back", "to_dir", "to_file", "old_mtime"]
-        ),
-        st.sampled_from(RELS),
-        st.sampled_from(RELS),
-        st.sampled_from([0.0, 0.0, 0.05, 0.5, 2.0]),
-    ),
-    min_size=1,
-    max_size=6,
-)
-
-
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-
-
-def apply(base: Path, op: str, src: str, dst: str, n: int) -> None:
-    """One step of an everyday sequence (a no-op where it does not apply)."""
-    s, d = base / src, base / dst
-    try:
-        if op == "write" and s.parent.is_dir() and not s.is_dir():
-            _write(s, b"w" * (n + 1))
-        elif op == "remove" and os.path.lexists(s):
-            shutil.rmtree(s) if s.is_dir() and not s.is_symlink() else s.unlink()
-        elif op in ("rename", "rename_back") and os.path.lexists(s) and not os.path.lexists(d):
-            if d.parent.is_dir() and not (str(d) + "/").startswith(str(s) + "/"):
-                s.rename(d)
-                if op == "rename_back":
-                    d.rename(s)
-        elif op == "to_dir" and os.path.lexists(s) and not s.is_dir():
-            s.unlink()
-            s.mkdir()
-            _write(s / "inner", b"i")
-        elif op == "to_file" and s.is_dir() and not s.is_symlink():
-            shutil.rmtree(s)
-            _write(s, b"f" * (n + 2))
-            os.utime(s, (OLD, OLD))
-        elif op == "old_mtime" and os.path.lexists(s):
-            os.utime(s, (OLD, OLD), follow_symlinks=False)
-    except OSError:
-        pass
 
 
 @pytest.fixture
@@ -114,9 +66,7 @@ def test_random_everyday_sequences_converge_within_the_bound(
 ) -> None:
     root, _agent = running
     base = root / f"ex{time.monotonic_ns()}"
-    _write(base / "a" / "a", b"seed")
-    _write(base / "b" / "a", b"seed-b")
-    os.utime(base / "b" / "a", (OLD, OLD))
+    seed(base)
     fusion.wait_tree(disk_tree(root), timeout=10)
     for n, (op, src, dst, pause) in enumerate(ops):
         apply(base, op, src, dst, n)
@@ -139,7 +89,8 @@ def test_deletions_made_while_the_agent_was_down_reach_fusion_after_its_snapshot
     root = tmp_path / "w"
     for d in range(10):
         for f in range(100):
-            _write(root / f"d{d}" / f"f{f}.txt", b"x" * (f % 7))
+            (root / f"d{d}").mkdir(parents=True, exist_ok=True)
+            (root / f"d{d}" / f"f{f}.txt").write_bytes(b"x" * (f % 7))
     agent = AgentProcess(tmp_path / "agent", root, fusion, pipe={"audit_interval_sec": 3600})
     agent.start()
     try:
@@ -149,7 +100,8 @@ def test_deletions_made_while_the_agent_was_down_reach_fusion_after_its_snapshot
             for f in range(0, 100, 3):
                 (root / f"d{d}" / f"f{f}.txt").unlink()
         shutil.rmtree(root / "d9")
-        _write(root / "new" / "n.txt", b"new")
+        (root / "new").mkdir()
+        (root / "new" / "n.txt").write_bytes(b"new")
         before = fusion.sessions()
         agent.start()
         wait_until(lambda: fusion.sessions() not in ([], before), 60, 0.05, "a new session")
