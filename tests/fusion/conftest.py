@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from agent_harness import AgentProcess
 from fusion_harness import FusionServer, ensure_fusion_venv
 
 
@@ -35,3 +38,19 @@ def fusion(
             assert server.errors() == 0, server.log_tail()
     finally:
         server.stop()
+
+
+@pytest.fixture
+def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
+    """``make_agent(root, name="agent", **options)``: an agent process (not started) on
+    ``fusion``; every one made is stopped (SIGTERM, by its PID) after the test."""
+    agents: list[AgentProcess] = []
+
+    def make(root: Path, name: str = "agent", **options: Any) -> AgentProcess:
+        agent = AgentProcess(tmp_path / name, root, fusion, **options)
+        agents.append(agent)
+        return agent
+
+    yield make
+    for agent in agents:
+        agent.stop(signal.SIGTERM)

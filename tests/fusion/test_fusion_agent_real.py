@@ -6,9 +6,8 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from agent_harness import AgentProcess
@@ -17,20 +16,6 @@ from fusion_harness import FusionServer, disk_tree, wait_until
 pytestmark = pytest.mark.fusion
 
 MakeAgent = Callable[..., AgentProcess]
-
-
-@pytest.fixture
-def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
-    agents: list[AgentProcess] = []
-
-    def make(root: Path, name: str = "agent", **options: Any) -> AgentProcess:
-        agent = AgentProcess(tmp_path / name, root, fusion, **options)
-        agents.append(agent)
-        return agent
-
-    yield make
-    for agent in agents:
-        agent.stop(signal.SIGTERM)
 
 
 def make_tree(root: Path) -> None:

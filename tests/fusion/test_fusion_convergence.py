@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +72,6 @@ def test_random_everyday_sequences_converge_within_the_bound(
         apply(base, op, src, dst, n)
         time.sleep(pause)
     fusion.wait_tree(disk_tree(root), timeout=BOUND)
-
-
-MakeAgent = Callable[..., AgentProcess]
 
 
 @pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGTERM], ids=["crash", "stop"])

@@ -8,9 +8,9 @@ says otherwise, so a tombstone left on an existing path would show as a missing 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -32,20 +32,6 @@ SETTLE = 6.0
 def fusion_options() -> dict:
     # Fusion's defaults: tombstones last an hour, its audits every 30 s do not matter here.
     return {"tombstone_ttl": 3600.0, "audit_interval": 3600.0}
-
-
-@pytest.fixture
-def make_agent(fusion: FusionServer, tmp_path: Path) -> Iterator[MakeAgent]:
-    agents: list[AgentProcess] = []
-
-    def make(root: Path, name: str = "agent", **options: Any) -> AgentProcess:
-        agent = AgentProcess(tmp_path / name, root, fusion, **options)
-        agents.append(agent)
-        return agent
-
-    yield make
-    for agent in agents:
-        agent.stop(signal.SIGTERM)
 
 
 def synced(fusion: FusionServer, make_agent: MakeAgent, root: Path, **options: Any) -> AgentProcess:
@@ -137,20 +123,25 @@ def test_root_replaced_is_followed_and_the_old_tree_forgotten(
     fusion.wait_tree(disk_tree(root), timeout=1)
 
 
-def _make_deep(base: Path, levels: int, name_len: int) -> list[str]:
-    """Nested directories whose full path is longer than PATH_MAX; returns the names."""
-    names = [f"{i:02d}" + "d" * (name_len - 2) for i in range(levels)]
+@contextlib.contextmanager
+def _deep_dir(base: Path, names: list[str], *, create: bool = False) -> Iterator[int]:
+    """An fd of ``base/names[0]/.../names[-1]`` (made if ``create``), reached one component
+    at a time: the whole path is longer than PATH_MAX."""
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
     try:
         for name in names:
-            os.mkdir(name, dir_fd=fd)
+            if create:
+                os.mkdir(name, dir_fd=fd)
             nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
             os.close(fd)
             fd = nfd
-        os.close(os.open("deep.txt", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
+        yield fd
     finally:
         os.close(fd)
-    return names
+
+
+def _touch_at(fd: int, name: str) -> None:
+    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=fd))
 
 
 def test_a_directory_beyond_path_max_does_not_stop_realtime(
@@ -158,7 +149,9 @@ def test_a_directory_beyond_path_max_does_not_stop_realtime(
 ) -> None:
     root = tmp_path / "w"
     (root / "a").mkdir(parents=True)
-    names = _make_deep(root / "a", 25, 190)
+    names = [f"{i:02d}" + "d" * 188 for i in range(25)]
+    with _deep_dir(root / "a", names, create=True) as fd:
+        _touch_at(fd, "deep.txt")
     deep_rel = "/a/" + "/".join(names)
     assert len(os.fsencode(str(root) + deep_rel)) > 4096
     agent = make_agent(root, pipe={"audit_interval_sec": 3600})
@@ -170,15 +163,8 @@ def test_a_directory_beyond_path_max_does_not_stop_realtime(
     wait_until(lambda: deep_rel + "/deep.txt" in held(), 20, 0.2, "the deep file in Fusion")
     (root / "top.txt").write_text("t\n")
     wait_until(lambda: "/top.txt" in held(), SETTLE, 0.1, "realtime for the rest of the tree")
-    fd = os.open(str(root / "a"), os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for name in names:
-            nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        os.close(os.open("later.txt", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
-    finally:
-        os.close(fd)
+    with _deep_dir(root / "a", names) as fd:
+        _touch_at(fd, "later.txt")
     wait_until(lambda: deep_rel + "/later.txt" in held(), SETTLE, 0.1, "realtime in the deep dir")
     assert "restarting realtime" not in agent.log_tail(400)
 
