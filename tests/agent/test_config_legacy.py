@@ -69,15 +69,20 @@ def test_legacy_layout_is_translated(home, registry, monkeypatch):
     # One warning per unknown key, naming it; nothing rejected.
     assert sorted(config.warnings) == sorted(
         [
-            "agent-config/default.yaml: logging: not supported by this agent; ignored",
-            "agent-config/default.yaml: fs_scan_workers: not supported by this agent; ignored",
-            "agent-config/default.yaml: sources.research.max_queue_size: not supported by this "
+            "agent-config/default.yaml: line 2: logging: not supported by this agent; ignored",
+            "agent-config/default.yaml: line 3: fs_scan_workers: not supported by this agent; "
+            "ignored",
+            "agent-config/default.yaml: line 9: sources.research.max_queue_size: not supported by "
+            "this "
             "agent; ignored",
-            "agent-config/default.yaml: senders.fusion-main.batch_size: not supported by this "
+            "agent-config/default.yaml: line 15: senders.fusion-main.batch_size: not supported by "
+            "this "
             "agent; ignored",
-            "agent-config/default.yaml: senders.fusion-main.max_retries: not supported by this "
+            "agent-config/default.yaml: line 16: senders.fusion-main.max_retries: not supported by "
+            "this "
             "agent; ignored",
-            "agent-config/pipes.yaml: pipes.research-sync.fields_mapping: not supported by this "
+            "agent-config/pipes.yaml: line 7: pipes.research-sync.fields_mapping: not supported by "
+            "this "
             "agent; ignored",
         ]
     )
@@ -99,23 +104,25 @@ def test_disabled_source_disables_its_pipes(home, registry, monkeypatch):
         (
             "sender: fusion-main\n    audit",
             "sender: gone\n    audit",
-            "agent-config/default.yaml: pipes.research-sync.sender: unknown sender 'gone'",
+            "agent-config/default.yaml: line 21: pipes.research-sync.sender: unknown sender "
+            "'gone' (defined: fusion-main)",
         ),
         (
             "driver: static",
             "driver: nfs",
-            "agent-config/default.yaml: sources.research.driver: unknown source type 'nfs' "
+            "agent-config/default.yaml: line 6: sources.research.driver: unknown source type 'nfs' "
             "(available: counter, static)",
         ),
         (
             "    uri: /data/research\n",
             "",
-            "agent-config/default.yaml: sources.research.uri: missing required key",
+            "agent-config/default.yaml: line 5: sources.research.uri: missing required key",
         ),
         (
             "driver_params: {paths: [/x]}",
             "driver_params: {paths: [/x], bad: 1}",
-            "agent-config/default.yaml: sources.research.driver_params.bad: unknown key",
+            "agent-config/default.yaml: line 8: sources.research.driver_params.bad: unknown key "
+            "(expected one of: paths)",
         ),
     ],
 )
@@ -137,5 +144,7 @@ def test_duplicate_ids_across_legacy_files(home, registry, monkeypatch):
     with pytest.raises(ConfigError) as info:
         load_config(home, registry)
     text = str(info.value)
-    assert "agent-config/b.yaml: sources.research.id: duplicate source id 'research'" in text
-    assert "agent-config/b.yaml: senders.fusion-main.id: duplicate sender id" in text
+    assert (
+        "agent-config/b.yaml: line 5: sources.research.id: duplicate source id 'research'" in text
+    )
+    assert "agent-config/b.yaml: line 11: senders.fusion-main.id: duplicate sender id" in text

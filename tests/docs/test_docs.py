@@ -342,6 +342,7 @@ sources:
   - {id: files, type: fs, config: {uri: /}}
   - {id: other, type: ftp}
   - {id: f3, type: fs, config: {}}
+  - {id: rel, type: fs, config: {uri: data/research}}
 senders:
   - {id: out, type: fusion, config: {endpoint: "fusion:8102", credential: k}}
   - {id: nokey, type: fusion, config: {endpoint: "http://fusion:8102"}}
@@ -349,12 +350,12 @@ pipes:
   - {id: "p 1", source_id: f3, sender_id: out}
   - {id: p2, source_id: nope, sender_id: missing}
   - {id: p3, source_id: f3, sender_id: out, max_buffered_rows: 0}
+  - {id: p4, source_id: filez, sender_id: out}
 loging: {level: debug}
 """
 
 # Each fragment must be in a real error of BROKEN_CONFIG and quoted in configuration.md.
 ERROR_FRAGMENTS = [
-    "unknown key (expected one of: sources, senders, pipes,",
     "missing required key",
     "duplicate source id",
     "unknown source type 'ftp' (available: ",
@@ -363,8 +364,11 @@ ERROR_FRAGMENTS = [
     "does not exist",
     "must be the http:// or https:// URL of Fusion's",
     "credential is required: the agent API key listed in Fusion's receivers.<id>.api_keys",
-    "String should match pattern",
-    "Input should be greater than or equal to 1",
+    "a pipe id may hold only letters, digits and _ . : -",
+    "must be at least 1",
+    "unknown key; did you mean 'logging'?",
+    "; did you mean 'files'?",
+    "is relative; write the absolute path",
 ]
 
 

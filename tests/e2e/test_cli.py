@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from pathlib import Path
 
 from fustor_agent import __version__
 
@@ -99,11 +100,13 @@ def test_legacy_layout_validates_with_warnings(run_cli, fustor_home):
     warnings = result.stderr.splitlines()
     assert sorted(warnings) == sorted(
         [
-            "warning: agent-config/default.yaml: logging: not supported by this agent; ignored",
-            "warning: agent-config/default.yaml: senders.main.batch_size: not supported by this "
+            "warning: agent-config/default.yaml: line 2: logging: not supported by this agent; "
+            "ignored",
+            "warning: agent-config/default.yaml: line 6: senders.main.batch_size: not supported by "
+            "this "
             "agent; ignored",
-            "warning: agent-config/default.yaml: pipes.sync.fields_mapping: not supported by this "
-            "agent; ignored",
+            "warning: agent-config/default.yaml: line 8: pipes.sync.fields_mapping: not "
+            "supported by this agent; ignored",
         ]
     )
 
@@ -134,4 +137,43 @@ def test_watch_of_a_missing_directory_is_one_clear_error(run_cli, tmp_path):
     assert result.returncode == 78
     assert result.stderr.splitlines() == [
         f"error: --watch: DIR: uri '{tmp_path / 'missing'}' does not exist"
+    ]
+
+
+EVERY_PROBLEM = """\
+sources:
+  - {id: files, type: fs, config: {uri: data/research, driver_params: {file_patern: "*"}}}
+senders:
+  - {id: out, type: fusion, config: {endpoint: "fusion:8102"}}
+pipes:
+  - {id: p1, source_id: files, sender_id: out}
+  - {id: p2, source_id: files, sender_id: out}
+  - {id: p1, source_id: files, sender_id: outt, max_buffered_rows: 0}
+loging: {level: debug}
+"""
+
+
+def test_validate_reports_every_problem_in_one_run_with_lines_and_advice(run_cli, fustor_home):
+    (fustor_home / "agent-config.yaml").write_text(EVERY_PROBLEM)
+    result = run_cli("validate")
+    assert result.returncode == 78
+    prefix = "error: agent-config.yaml: "
+    assert result.stderr.splitlines() == [
+        prefix + "line 2: sources[0].config.uri: uri 'data/research' is relative; write the "
+        f"absolute path (from the current directory it would be "
+        f"'{Path.cwd() / 'data/research'}'; under systemd, '/data/research')",
+        prefix + "line 2: sources[0].config.driver_params.file_patern: unknown key; "
+        "did you mean 'file_pattern'?",
+        # The bad endpoint does not hide the missing credential.
+        prefix + "line 4: senders[0].config.endpoint: must be the http:// or https:// URL of "
+        "Fusion's receiver (for example http://fusion.example.org:8102)",
+        prefix + "line 4: senders[0].config.credential: credential is required: the agent API "
+        "key listed in Fusion's receivers.<id>.api_keys",
+        # The duplicate is reported with the entry's other errors; the invalid source and
+        # sender make no pipe report them as unknown.
+        prefix + "line 8: pipes[2].id: duplicate pipe id 'p1' (first defined at "
+        "agent-config.yaml: pipes[0])",
+        prefix + "line 8: pipes[2].max_buffered_rows: must be at least 1",
+        prefix + "line 8: pipes[2].sender_id: unknown sender 'outt'; did you mean 'out'?",
+        prefix + "line 9: loging: unknown key; did you mean 'logging'?",
     ]

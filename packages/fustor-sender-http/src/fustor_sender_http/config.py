@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from fustor_agent_sdk import SenderConfig
 from fustor_agent_sdk.config import StrictModel
@@ -49,6 +49,8 @@ class FusionSenderConfig(SenderConfig):
 
     endpoint: str
     """Required here: the base class's empty default would pass without its URL check."""
+    credential: SecretStr | None = Field(default=None, validate_default=True)
+    """Required (checked even when left out): the agent API key."""
     driver_params: FusionParams = FusionParams()
 
     @field_validator("endpoint")
@@ -62,13 +64,20 @@ class FusionSenderConfig(SenderConfig):
             )
         return value
 
-    @model_validator(mode="after")
-    def _needs_credential(self) -> FusionSenderConfig:
-        if self.credential is None or not self.credential.get_secret_value():
+    @field_validator("credential")
+    @classmethod
+    def _needs_credential(cls, value: SecretStr | None) -> SecretStr | None:
+        # A field validator (validate_default), not a model validator: it runs, and its
+        # error shows, even when another field such as endpoint is wrong too.
+        if value is None or not value.get_secret_value():
             raise ValueError(
                 "credential is required: the agent API key listed in Fusion's "
                 "receivers.<id>.api_keys"
             )
+        return value
+
+    @model_validator(mode="after")
+    def _client_key_needs_cert(self) -> FusionSenderConfig:
         if self.driver_params.client_key and not self.driver_params.client_cert:
             raise ValueError("driver_params.client_key needs driver_params.client_cert")
         return self

@@ -72,7 +72,16 @@ class FsSourceConfig(SourceConfig):
         path = value[len("file://") :] if value.startswith("file://") else value
         if not path:
             raise ValueError("uri is empty: give the directory to watch")
-        path = os.path.abspath(os.path.expanduser(path))
+        path = os.path.expanduser(path)
+        if not os.path.isabs(path):
+            # Resolved against the working directory it would silently change meaning
+            # between a shell and a service (systemd starts services in /).
+            raise ValueError(
+                f"uri {value!r} is relative; write the absolute path (from the current "
+                f"directory it would be {os.path.abspath(path)!r}; under systemd, "
+                f"{os.path.join('/', path)!r})"
+            )
+        path = os.path.abspath(path)
         if not os.path.exists(path):
             raise ValueError(f"uri {path!r} does not exist")
         if not os.path.isdir(path):

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fustor_agent.config.env import expand
-from fustor_agent.config.errors import Problems
+from fustor_agent.config.errors import Problems, unknown_key
 from fustor_agent.config.resolve import RawDocument, RawEntry
 
 __all__ = ["document_from_lists"]
@@ -26,7 +26,7 @@ def document_from_lists(
     data = expand(data, env, problems, label)
     for key in data:
         if key not in _TOP_KEYS:
-            problems.add(label, str(key), f"unknown key (expected one of: {', '.join(_TOP_KEYS)})")
+            problems.add(label, str(key), unknown_key(str(key), _TOP_KEYS))
     for kind in ("sources", "senders", "pipes"):
         items = data.get(kind) or []
         if not isinstance(items, list):

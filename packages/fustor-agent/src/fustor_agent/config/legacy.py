@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fustor_agent.config.env import expand
-from fustor_agent.config.errors import Problems
+from fustor_agent.config.errors import Problems, closest
 from fustor_agent.config.resolve import RawDocument, RawEntry
 from fustor_agent.config.yamlfile import read_yaml
 
@@ -52,7 +52,13 @@ def _warn_unknown(
 ) -> None:
     for key in item:
         if key not in known:
-            problems.warn(label, f"{loc}.{key}", "not supported by this agent; ignored")
+            problems.warn(label, f"{loc}.{key}", _ignored(str(key), known))
+
+
+def _ignored(key: str, known: set[str]) -> str:
+    match = closest(key, sorted(known))
+    hint = f" (did you mean {match!r}?)" if match else ""
+    return f"not supported by this agent; ignored{hint}"
 
 
 def _credential(value: Any) -> Any:
@@ -78,7 +84,7 @@ def _read_file(
     data = expand(data, env, problems, label)
     for key in data:
         if key not in _TOP_KEYS:
-            problems.warn(label, str(key), "not supported by this agent; ignored")
+            problems.warn(label, str(key), _ignored(str(key), _TOP_KEYS))
     if data.get("agent_id") is not None:
         doc.agent_id = str(data["agent_id"])
     for kind in ("sources", "senders", "pipes"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,9 @@ __all__ = [
 ]
 
 
+_PIPE_ID = re.compile(r"[A-Za-z0-9_.:-]+")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -40,7 +44,8 @@ class SenderEntry(_Strict):
 
 
 class PipeEntry(_Strict):
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    id: str = Field(min_length=1)
+    """Letters, digits and ``_ . : -``: it names ``state/<id>/`` and Fusion's task id."""
     source_id: str
     sender_id: str
     enabled: bool = True
@@ -51,6 +56,16 @@ class PipeEntry(_Strict):
     max_buffered_rows: int = Field(default=100_000, ge=1)
     """Realtime rows kept while the sender cannot take them; beyond it they are dropped and
     the pipe resynchronises (the leader audits with a forgotten cache)."""
+
+    @field_validator("id")
+    @classmethod
+    def _id_characters(cls, value: str) -> str:
+        if not _PIPE_ID.fullmatch(value):
+            raise ValueError(
+                "a pipe id may hold only letters, digits and _ . : - (it names the directory "
+                "state/<id>/ and is part of Fusion's task id)"
+            )
+        return value
 
 
 class LoggingSettings(_Strict):

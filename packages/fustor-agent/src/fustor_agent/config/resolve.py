@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from fustor_agent.config.errors import Problems
+from fustor_agent.config.errors import Problems, closest
 from fustor_agent.config.models import (
     AgentConfig,
     ConsoleSettings,
@@ -62,35 +62,56 @@ def _validate(
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        problems.add_validation(entry.file, entry.location + suffix, exc, entry.rename)
+        problems.add_validation(entry.file, entry.location + suffix, exc, entry.rename, model)
         return None
 
 
-def _unique(
-    kind: str, entries: list[tuple[RawEntry, _E]], problems: Problems
-) -> dict[str, tuple[RawEntry, _E]]:
-    seen: dict[str, tuple[RawEntry, _E]] = {}
-    for raw, item in entries:
-        if item.id in seen:
-            first = seen[item.id][0]
+def _raw_ids(kind: str, raws: list[RawEntry], problems: Problems) -> dict[str, RawEntry]:
+    """The first entry of each id, as written (valid or not); a repeated id is a problem.
+
+    Read from the raw data so that a duplicate is reported along with the entries' other
+    errors, and a reference to an invalid entry is not reported as a dangling one.
+    """
+    seen: dict[str, RawEntry] = {}
+    for raw in raws:
+        ident = raw.data.get("id") if isinstance(raw.data, dict) else None
+        if not isinstance(ident, str) or not ident:
+            continue  # the model reports a missing or wrong id
+        if ident in seen:
+            first = seen[ident]
             problems.add(
                 raw.file,
                 raw.rename(f"{raw.location}.id"),
-                f"duplicate {kind} id {item.id!r} (first defined at {first.file}: "
+                f"duplicate {kind} id {ident!r} (first defined at {first.file}: "
                 f"{first.rename(first.location)})",
             )
         else:
-            seen[item.id] = (raw, item)
+            seen[ident] = raw
     return seen
 
 
-def _parsed(model: type[_E], raws: list[RawEntry], problems: Problems) -> list[tuple[RawEntry, _E]]:
-    out = []
+def _parsed(
+    model: type[_E], raws: list[RawEntry], firsts: dict[str, RawEntry], problems: Problems
+) -> dict[str, tuple[RawEntry, _E]]:
+    """Every entry validated (so each reports its errors); the first of each id kept."""
+    out: dict[str, tuple[RawEntry, _E]] = {}
     for raw in raws:
         item = _validate(model, raw, problems)
-        if item is not None:
-            out.append((raw, item))
+        if item is not None and firsts.get(item.id) is raw:
+            out[item.id] = (raw, item)
     return out
+
+
+def _check_reference(
+    raw: RawEntry, key: str, kind: str, known: dict[str, RawEntry], problems: Problems
+) -> bool:
+    value = raw.data.get(key) if isinstance(raw.data, dict) else None
+    if not isinstance(value, str) or value in known:
+        return isinstance(value, str)
+    match = closest(value, known)
+    hint = f"; did you mean {match!r}?" if match else f" (defined: {', '.join(known) or 'none'})"
+    problems.add(raw.file, raw.rename(f"{raw.location}.{key}"), f"unknown {kind} {value!r}{hint}")
+    return False
 
 
 def _specs(
@@ -123,32 +144,24 @@ def resolve(
     doc: RawDocument, registry: DriverRegistry, problems: Problems, path: Path | None
 ) -> AgentConfig:
     """Validate every entry and reference, collecting all problems; raise if there are any."""
-    sources = _unique("source", _parsed(SourceEntry, doc.sources, problems), problems)
-    senders = _unique("sender", _parsed(SenderEntry, doc.senders, problems), problems)
-    pipes = _unique("pipe", _parsed(PipeEntry, doc.pipes, problems), problems)
+    source_ids = _raw_ids("source", doc.sources, problems)
+    sender_ids = _raw_ids("sender", doc.senders, problems)
+    pipe_ids = _raw_ids("pipe", doc.pipes, problems)
+    sources = _parsed(SourceEntry, doc.sources, source_ids, problems)
+    senders = _parsed(SenderEntry, doc.senders, sender_ids, problems)
+    pipes = _parsed(PipeEntry, doc.pipes, pipe_ids, problems)
 
     source_specs = _specs("source", sources, registry.sources, SourceSpec, registry, problems)
     sender_specs = _specs("sender", senders, registry.senders, SenderSpec, registry, problems)
 
-    pipe_entries: dict[str, PipeEntry] = {}
-    for raw, pipe in pipes.values():
-        ok = True
-        if pipe.source_id not in sources:
-            problems.add(
-                raw.file,
-                raw.rename(f"{raw.location}.source_id"),
-                f"unknown source {pipe.source_id!r}",
-            )
-            ok = False
-        if pipe.sender_id not in senders:
-            problems.add(
-                raw.file,
-                raw.rename(f"{raw.location}.sender_id"),
-                f"unknown sender {pipe.sender_id!r}",
-            )
-            ok = False
-        if ok:
-            pipe_entries[pipe.id] = pipe
+    # References are checked on every pipe as written, even one with other errors.
+    dangling = set()
+    for raw in doc.pipes:
+        ok_source = _check_reference(raw, "source_id", "source", source_ids, problems)
+        ok_sender = _check_reference(raw, "sender_id", "sender", sender_ids, problems)
+        if not (ok_source and ok_sender):
+            dangling.add(id(raw))
+    pipe_entries = {pid: pipe for pid, (raw, pipe) in pipes.items() if id(raw) not in dangling}
 
     console = ConsoleSettings()
     if doc.console is not None:
