@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 import pluggy
 
 from fustor_agent_sdk.config import SenderConfig, SourceConfig
@@ -17,7 +19,8 @@ ENTRY_POINT_GROUP = "fustor.agent.plugins"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-__version__ = "1.0.0"
+__version__ = _metadata.version("fustor-agent-sdk")
+"""From the installed distribution: pyproject.toml states the version once."""
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
-__version__ = "1.0.0"
+from importlib import metadata as _metadata
+
+__version__ = _metadata.version("fustor-agent")
+"""From the installed distribution: pyproject.toml states the version once."""
 
 __all__ = ["__version__"]

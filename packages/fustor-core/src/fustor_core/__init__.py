@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from fustor_core.errors import ConfigError, DriverError, FustorError, PluginError, SessionLostError
 from fustor_core.events import Batch, Event, EventType, MessageSource, Row
 from fustor_core.paths import ROOT, PathEscapeError, confine, to_relative, unwire_path, wire_path
@@ -17,7 +19,8 @@ from fustor_core.session import (
     SessionInfo,
 )
 
-__version__ = "1.0.0"
+__version__ = _metadata.version("fustor-core")
+"""From the installed distribution: pyproject.toml states the version once."""
 
 __all__ = [
     "ROOT",

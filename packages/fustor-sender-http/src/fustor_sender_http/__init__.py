@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
+
 from fustor_sender_http.config import FusionParams, FusionSenderConfig
 from fustor_sender_http.sender import FusionSender
 
-__version__ = "1.0.0"
+__version__ = _metadata.version("fustor-sender-http")
+"""From the installed distribution: pyproject.toml states the version once."""
 
 __all__ = ["FusionParams", "FusionSender", "FusionSenderConfig"]
