@@ -60,6 +60,8 @@ def test_full_pending_structure_degrades_to_directory_rescans(root: str) -> None
                 expected.add(f"/d{i % 4}/f{i:03d}")
             reader.paused.clear()
             await rt.wait(lambda: expected <= rt.paths(), within=10)
+            # The rescan marker follows the rows of the rescan: it may still be on its way.
+            await rt.wait(lambda: bool(rt.rescans))
             status = rt.source.status()
             assert status["degraded_changes"] > 0 and status["overflows"] == 0
             rescanned = {p for batch in rt.rescans for p in batch}

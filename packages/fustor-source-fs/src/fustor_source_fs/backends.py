@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,11 +96,19 @@ def fanotify_refused(problem: object) -> str:
     return f"watch_backend fanotify cannot work: {problem}"
 
 
-def _count_dirs(root: str, flt: PathFilter, limit: int) -> int:
-    """Directories under ``root`` (itself included), counting no further than ``limit``."""
+_COUNT_SECONDS = 10.0
+"""``auto`` stops counting directories after this long (slow storage, or a huge tree)."""
+
+
+def _count_dirs(root: str, flt: PathFilter, limit: int) -> int | None:
+    """Directories under ``root`` (itself included), counting no further than ``limit``;
+    ``None`` when counting took longer than ``_COUNT_SECONDS``."""
     count = 0
     stack = [(root, "/")]
+    deadline = time.monotonic() + _COUNT_SECONDS
     while stack and count < limit:
+        if count % 256 == 0 and time.monotonic() > deadline:
+            return None
         path, rel = stack.pop()
         count += 1
         prefix = "/" if rel == "/" else rel + "/"
@@ -147,6 +156,11 @@ def choose(
             f"of {budget} watches"
         )
     dirs = _count_dirs(root, flt, budget + 1)
+    if dirs is None:
+        return "fanotify", (
+            f"auto: counting the directories took over {_COUNT_SECONDS:.0f} s "
+            f"(a tree this large or slow would strain {budget} inotify watches)"
+        )
     if dirs <= budget:
         return "inotify", f"auto: {dirs} directories fit the inotify budget of {budget} watches"
     return "fanotify", (

@@ -80,6 +80,7 @@ class Realtime:
         self.started = False
         self.opened = threading.Event()
         """Set once the backend is open (or failed to open)."""
+        self._opened_by = time.monotonic() + 30.0
         self.backend: Backend | None = None
         self.watches: Watches | None = None
         self.reader: EventReader | None = None
@@ -103,6 +104,7 @@ class Realtime:
     async def run(self) -> AsyncIterator[Batch]:
         loop = asyncio.get_running_loop()
         self._channel = channel = Channel(loop, self.params.queue_batches)
+        self._opened_by = time.monotonic() + 30.0
         self.started = True
         try:
             self.backend = await asyncio.to_thread(
@@ -131,7 +133,8 @@ class Realtime:
     def ensure_watched(self, rel_dir: str) -> None:
         """Watch a directory now if it is not yet (called by a snapshot listing it while
         the initial watch walk is still running: watch first, then list)."""
-        self.opened.wait(30.0)  # choosing the backend may take a (bounded) directory count
+        # Choosing the backend may count directories first (bounded: ``backends.choose``).
+        self.opened.wait(max(0.0, self._opened_by - time.monotonic()))
         watches = self.watches
         if watches is None or watches.exhausted:
             return
