@@ -15,6 +15,7 @@ import pytest
 from fs_helpers import Live, make_source, write
 
 from fustor_core import DriverError
+from fustor_source_fs import backends
 from fustor_source_fs.backends import choose
 from fustor_source_fs.config import FsParams
 from fustor_source_fs.filters import PathFilter
@@ -254,3 +255,12 @@ def test_auto_picks_fanotify_over_the_inotify_budget(root: str) -> None:
         "auto: more than 5 directories, over the inotify budget (fs.inotify.max_user_watches)",
     )
     assert choose(root, FsParams(), PathFilter("*", []), budget=7)[0] == "inotify"
+
+
+def test_auto_stops_counting_on_slow_storage_and_picks_fanotify(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backends, "_COUNT_SECONDS", 0.0)  # as if every listing took long
+    name, reason = choose(root, FsParams(), PathFilter("*", []), budget=1000)
+    assert name == "fanotify"
+    assert reason.startswith("auto: counting the directories took over 0 s")
