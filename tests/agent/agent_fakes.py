@@ -156,7 +156,7 @@ class FakeSourceBase(SourceDriver):
     def __init__(self, source_id: str, config: SourceConfig) -> None:
         super().__init__(source_id, config)
         self.world.sources[source_id] = self
-        self.forgets = 0
+        self.full_audits = 0
         self.stopped = False
 
     async def stop(self) -> None:
@@ -172,7 +172,10 @@ class FakeSourceBase(SourceDriver):
         async for batch in self._rows(MessageSource.SNAPSHOT, self.world.snapshot_rows):
             yield batch
 
-    async def audit(self) -> AsyncIterator[Batch]:
+    async def audit(self, full: bool = False) -> AsyncIterator[Batch]:
+        if full:
+            self.full_audits += 1
+            self.world.log.append(("full_audit", self.source_id))
         async for batch in self._rows(MessageSource.AUDIT, self.world.audit_rows):
             yield batch
         if self.world.audit_error is not None:
@@ -182,10 +185,6 @@ class FakeSourceBase(SourceDriver):
         self.world.realtime = queue = asyncio.Queue()
         while True:
             yield await queue.get()
-
-    def forget_audit_cache(self) -> None:
-        self.forgets += 1
-        self.world.log.append(("forget", self.source_id))
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:
         return [{"path": p, "mtime": 1.0, "size": 1} for p in paths]

@@ -84,6 +84,10 @@ def test_session_lost_on_send_reopens_resends_and_restarts_leader_work(home):
     world = World()
     world.snapshot_rows = [{"path": "/s"}]
 
+    def second_term_audited_in_full() -> bool:
+        opens = [i for i, e in enumerate(world.log) if e[0] == "open"]
+        return len(opens) == 2 and ("full_audit", "src") in world.log[opens[1] :]
+
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)):
             await wait_until(lambda: "snapshot_end" in world.signals())
@@ -91,13 +95,14 @@ def test_session_lost_on_send_reopens_resends_and_restarts_leader_work(home):
             world.push("/kept")
             await wait_until(lambda: world.sent_paths("realtime") == ["/kept"])
             await wait_until(lambda: world.signals().count("snapshot_end") == 2)
+            await wait_until(second_term_audited_in_full)
 
     asyncio.run(main())
     assert world.sessions == 2
     opens = [i for i, e in enumerate(world.log) if e[0] == "open"]
     sent = next(i for i, e in enumerate(world.log) if e[0] == "send" and e[1] == "realtime")
     assert opens[0] < opens[1] < sent  # resent in the new session
-    assert [e[0] for e in world.log].count("forget") == 2
+    assert second_term_audited_in_full()
 
 
 def test_heartbeat_session_loss_opens_a_new_session(home):
@@ -154,17 +159,17 @@ def test_buffer_bound_while_disconnected_drops_counts_and_resyncs(home):
     assert signals.index("snapshot_end") < signals.index("audit_start")
 
 
-def test_rescan_makes_the_leader_audit_at_once_with_a_forgotten_cache(home):
+def test_rescan_makes_the_leader_run_a_full_audit_at_once(home):
     world = World()  # no audit interval: only the rescan can trigger an audit
 
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)):
             # The first audit of the term runs right after the snapshot.
             await wait_until(lambda: world.signals().count("audit_end") == 1)
-            forgets = [e[0] for e in world.log].count("forget")
+            fulls = [e[0] for e in world.log].count("full_audit")
             world.push(rescan=["/"])
             await wait_until(lambda: world.signals().count("audit_end") == 2)
-            assert [e[0] for e in world.log].count("forget") == forgets + 1
+            assert [e[0] for e in world.log].count("full_audit") == fulls + 1
 
     asyncio.run(main())
 

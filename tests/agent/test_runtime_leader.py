@@ -32,7 +32,7 @@ def test_snapshot_then_end_then_audits_in_order(home):
     assert kinds[:4] == ["snapshot", "snapshot", "snapshot", "snapshot_end"]
     assert kinds[4:7] == ["audit_start", "audit", "audit_end"]
     assert world.sent_paths("snapshot") == [f"/s{i}" for i in range(5)]
-    assert ("forget", "src") in world.log
+    assert ("full_audit", "src") in world.log
     assert world.log[-1] == ("close_session", "p")
 
 

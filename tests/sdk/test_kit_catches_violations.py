@@ -57,7 +57,7 @@ AUDITING = """
 class Auditing(GoodSource):
     phases = frozenset({Phase.SNAPSHOT, Phase.AUDIT})
     post_order = False
-    async def audit(self):
+    async def audit(self, full=False):
         rows = []
         for r in self.rows():  # sorted: every directory before what is in it
             if r["is_directory"]:
@@ -149,7 +149,7 @@ CASES = {
     "undeclared phase yields nothing instead of failing": (
         """
         class Bad(GoodSource):
-            async def audit(self):
+            async def audit(self, full=False):
                 return
                 yield
         class TestIt(Contract):

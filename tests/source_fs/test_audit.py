@@ -19,11 +19,11 @@ def _age(path: str, seconds: float = 100.0) -> None:
     os.utime(path, (t, t))
 
 
-def _audit(source: FsSource) -> list[dict]:
+def _audit(source: FsSource, full: bool = False) -> list[dict]:
     async def main() -> list[dict]:
         await source.start()
         try:
-            batches = [b async for b in source.audit()]
+            batches = [b async for b in source.audit(full)]
         finally:
             await source.stop()
         assert {b.message_source for b in batches} <= {MessageSource.AUDIT}
@@ -73,9 +73,11 @@ def test_unchanged_dirs_are_skipped_changed_ones_listed(root: str) -> None:
     # Files of skipped directories are not listed; the changed one's are, all of them.
     assert "/a.txt" not in rows and "/d1/d2/c.txt" not in rows
     assert {"/d1/b.txt", "/d1/new.txt"} <= set(rows)
-    source.forget_audit_cache()
-    rows = {r["path"]: r for r in _audit(source)}
+    rows = {r["path"]: r for r in _audit(source, full=True)}
     assert rows["/"]["audit_skipped"] is False and "/a.txt" in rows
+    # A full audit leaves a cache behind like any other: the next one skips again.
+    rows = {r["path"]: r for r in _audit(source)}
+    assert rows["/"]["audit_skipped"] is True
 
 
 def test_recently_changed_dir_is_not_cached(root: str) -> None:
@@ -140,7 +142,9 @@ def test_audit_refuses_when_root_is_gone(tmp_path: os.PathLike[str]) -> None:
     asyncio.run(main())
 
 
-def test_forgetting_mid_audit_makes_the_next_audit_full(root: str) -> None:
+def test_a_full_audit_while_another_runs_lists_everything(root: str) -> None:
+    """Two pipes on one source: one runs an incremental audit, the other (just promoted)
+    asks for a full one meanwhile; each call stands on its own."""
     for i in range(20):
         write(f"{root}/d{i:02d}/f.txt")
         _age(f"{root}/d{i:02d}")
@@ -149,12 +153,12 @@ def test_forgetting_mid_audit_makes_the_next_audit_full(root: str) -> None:
 
     async def main() -> list[dict]:
         await source.start()
+        [b async for b in source.audit()]  # fills the cache
         it = source.audit()
         await it.__anext__()
-        source.forget_audit_cache()  # e.g. a promotion while the audit runs
+        rows = rows_of([b async for b in source.audit(True)])
         async for _ in it:
             pass
-        rows = rows_of([b async for b in source.audit()])
         await source.stop()
         return rows
 

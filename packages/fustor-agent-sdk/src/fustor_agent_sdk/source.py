@@ -10,9 +10,10 @@ Contract (the host relies on every point):
     calls it **once per source instance** and fans the batches out to every pipe that uses
     the source, so one source feeding several pipes is watched once. A batch with a non-empty
     ``rescan`` says events were lost for those paths (see :class:`~fustor_core.Batch`).
-  - ``audit()``: ``audit`` rows for the consistency check (protocol §7.4); a directory's
+  - ``audit(full)``: ``audit`` rows for the consistency check (protocol §7.4); a directory's
     row comes after its children's rows. The host sends the audit start/end signals around it
-    and calls ``forget_audit_cache()`` on a new session or a promotion.
+    and asks for a ``full`` audit as the first one of each leadership term and after lost
+    events.
   - ``sentinel_check(paths)``: ``{"path", "mtime", "size"}`` for each path that exists.
   - ``scan(path, recursive)``: ``on_demand_job`` rows for one node or a subtree. ``path`` is a
     root-relative request from outside and must be confined to the root (raise
@@ -109,11 +110,17 @@ class SourceDriver(ABC):
     def realtime(self) -> AsyncIterator[Batch]:
         raise self._unsupported(Phase.REALTIME)
 
-    def audit(self) -> AsyncIterator[Batch]:
-        raise self._unsupported(Phase.AUDIT)
+    def audit(self, full: bool = False) -> AsyncIterator[Batch]:
+        """Batches of ``audit`` rows describing the tree as it is now (protocol §7.4).
 
-    def forget_audit_cache(self) -> None:
-        """Make the next audit a full one (new session, or promotion to leader)."""
+        ``full``: trust nothing kept from earlier audits and report every directory's
+        complete listing (the host asks for it as the first audit of each leadership term and
+        after events were lost). Otherwise a driver may send an unchanged directory as one row
+        with ``audit_skipped: true`` instead of its listing. Each directory's own row comes
+        after the rows of its children. Errors: :class:`fustor_core.DriverError` (retriable
+        when the storage may come back).
+        """
+        raise self._unsupported(Phase.AUDIT)
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:
         raise self._unsupported(Phase.SENTINEL)

@@ -59,7 +59,6 @@ class FsSource(SourceDriver):
         self._progress: dict[str, Any] = {}
         self._sinks: dict[str, RowSink] = {}
         self._audits = 0
-        self._cache_epoch = 0
         self._monitor: threading.Thread | None = None
         self._monitor_stop = threading.Event()
         self._walk_stops: set[threading.Event] = set()
@@ -170,10 +169,12 @@ class FsSource(SourceDriver):
         )
         return self._realtime.run()
 
-    async def audit(self) -> AsyncIterator[Batch]:
+    async def audit(self, full: bool = False) -> AsyncIterator[Batch]:
         await self._require_root()
         holder: list[AuditWalk] = []
-        epoch = self._cache_epoch
+        if full and self._sweeper is not None:
+            self._sweeper.forget()
+        cache: AuditCache = {} if full else self._audit_cache
         sweep = self._sweeper.begin() if self._sweeper is not None else None
         purged = self.tombstones.audit_started()
 
@@ -182,7 +183,7 @@ class FsSource(SourceDriver):
                 self.root,
                 self.filter,
                 sink if sweep is None else sweep.wrap(sink),
-                self._audit_cache,
+                cache,
                 batch_size=self.params.batch_size,
                 mtime_tick=self.params.audit_mtime_tick_sec,
                 check_root=self._check_root_now,
@@ -199,22 +200,14 @@ class FsSource(SourceDriver):
 
         async for batch in self._stream(job, MessageSource.AUDIT, "audit"):
             yield batch
-        # Every batch has been taken by the host. Only such a complete pass may decide what
-        # the next one skips, and not if the cache was forgotten meanwhile (a new session or
-        # a promotion wants a full audit).
+        # Every batch has been taken by the host: only such a complete pass may decide what
+        # the next one skips.
         if holder:
             self.tombstones.audit_ended(purged, holder[0].listed)
-        if holder and epoch == self._cache_epoch:
             self._audit_cache = holder[0].new_cache
             if sweep is not None and self._sweeper is not None:
                 self._sweeper.commit(sweep, holder[0].new_cache)
         self._audits += 1
-
-    def forget_audit_cache(self) -> None:
-        self._cache_epoch += 1
-        self._audit_cache = {}
-        if self._sweeper is not None:
-            self._sweeper.forget()
 
     def _realtime_pending(self, rel: str) -> bool:
         """Whether realtime holds an unsent change of ``rel`` (read without its lock: a

@@ -122,7 +122,8 @@ class JsonlSource(SourceDriver):
         for batch in self._batches(MessageSource.SNAPSHOT, self._tree_rows(catalogue)):
             yield batch
 
-    async def audit(self) -> AsyncIterator[Batch]:
+    async def audit(self, full: bool = False) -> AsyncIterator[Batch]:
+        # Stateless: every audit is a full one, so ``full`` changes nothing here.
         catalogue = await self._load()
         dirs = catalogue.directories()
 

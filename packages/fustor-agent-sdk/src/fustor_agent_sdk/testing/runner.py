@@ -127,12 +127,11 @@ class PipeRunner:
         return rows
 
     async def run_audit(self, *, full: bool = False) -> int:
-        """Audit start, the audit, audit end (also after an error). ``full`` forgets the cache."""
-        if full:
-            self.source.forget_audit_cache()
+        """Audit start, the audit (``full`` as the host asks for it), audit end (also after an
+        error)."""
         await self.signal(PhaseSignal.AUDIT_START)
         try:
-            return await self._pump(self.source.audit(), MessageSource.AUDIT)
+            return await self._pump(self.source.audit(full), MessageSource.AUDIT)
         finally:
             await self.signal(PhaseSignal.AUDIT_END)
 
@@ -167,7 +166,6 @@ class PipeRunner:
         always sent: it is what makes Fusion's view ready).
         """
         await self.start()
-        self.source.forget_audit_cache()
         rows = 0
         if Phase.SNAPSHOT in self.source.phases:
             rows += await self.run_snapshot()

@@ -68,8 +68,7 @@ def _open_phase(source: SourceDriver, phase: Phase) -> AsyncIterator[Batch]:
     if phase is Phase.SNAPSHOT:
         return source.snapshot()
     if phase is Phase.AUDIT:
-        source.forget_audit_cache()
-        return source.audit()
+        return source.audit(True)
     if phase is Phase.SCAN:
         return source.scan("/", True)
     return source.realtime()

@@ -57,22 +57,23 @@ class LeaderWork:
         trigger one)."""
         self.sentinel_interval = sentinel_interval or None
         self._audit_now = asyncio.Event()
+        self._audit_full = True
+        """The next audit trusts no state of earlier ones (first of the term, lost events)."""
 
     def request_audit(self) -> None:
-        """Audit as soon as possible, with a forgotten cache (events were lost)."""
+        """Audit as soon as possible, a full one (events were lost)."""
         if Phase.AUDIT not in self.source.phases:
             logger.warning("pipe %s: events were lost and the source cannot audit", self.pipe_id)
             return
-        self.source.forget_audit_cache()
+        self._audit_full = True
         self._audit_now.set()
 
     async def run(self) -> None:
-        self.source.forget_audit_cache()
         await self._snapshot()
         if Phase.AUDIT in self.source.phases and not self.audits_disabled:
             # The snapshot never deletes (docs/fusion-protocol.md §5.4): what was deleted while this
             # agent did not lead (stopped, crashed, session lost) goes only through an audit,
-            # so the first one runs right away, with the cache forgotten above (a full one).
+            # so the first one runs right away, a full one.
             self._audit_now.set()
         async with asyncio.TaskGroup() as group:
             if Phase.AUDIT in self.source.phases:
@@ -127,7 +128,8 @@ class LeaderWork:
         unhealthy = False
         try:
             await self.delivery.signal(PhaseSignal.AUDIT_START)
-            await self._walk(self.source.audit(), "audit_rows")
+            full, self._audit_full = self._audit_full, False
+            await self._walk(self.source.audit(full), "audit_rows")
         except SourceUnhealthy as exc:
             # An unavailable root could look empty: no audit end, so nothing is inferred gone.
             unhealthy = True
