@@ -20,7 +20,12 @@ HOLDER = textwrap.dedent(
     import os, sys, time
     from pathlib import Path
     from fustor_agent.lock import AlreadyRunning, InstanceLock
-    pid_file, marker, until = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
+    pid_file, marker, ready, go = (Path(a) for a in sys.argv[1:5])
+    ready.touch()  # imports done: the test starts everyone at once, however slow the machine
+    deadline = time.time() + 60
+    while not go.exists() and time.time() < deadline:
+        time.sleep(0.01)
+    until = time.time() + float(sys.argv[5])
     held = overlaps = 0
     while time.time() < until:
         try:
@@ -43,7 +48,7 @@ HOLDER = textwrap.dedent(
 
 def test_the_lock_excludes_while_holders_come_and_go(tmp_path: Path) -> None:
     """Four processes take and release the lock as fast as they can for 3 s."""
-    until = time.time() + 3
+    go = tmp_path / "go"
     workers = [
         subprocess.Popen(
             [
@@ -52,13 +57,19 @@ def test_the_lock_excludes_while_holders_come_and_go(tmp_path: Path) -> None:
                 HOLDER,
                 str(tmp_path / "agent.pid"),
                 str(tmp_path / "held"),
-                str(until),
+                str(tmp_path / f"ready-{n}"),
+                str(go),
+                "3",
             ],
             stdout=subprocess.PIPE,
             text=True,
         )
-        for _ in range(4)
+        for n in range(4)
     ]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("ready-*"))) < len(workers) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    go.touch()
     results = [tuple(map(int, w.communicate(timeout=60)[0].split())) for w in workers]
     assert all(w.returncode == 0 for w in workers)
     held = sum(r[0] for r in results)
