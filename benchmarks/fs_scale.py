@@ -40,6 +40,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from fs_rss import _mem as proc_mem
 from fs_snapshot import bare_walk
 from fs_tree import BASE, build_tree
 
@@ -100,16 +101,6 @@ def slabs() -> dict[str, int]:
     except OSError:
         pass
     return out
-
-
-def proc_mem(pid: int) -> tuple[int, int]:
-    values = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) * 1024
-    return values["VmRSS"], values["VmHWM"]
 
 
 def proc_cpu(pid: int) -> float:
