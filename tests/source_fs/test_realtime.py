@@ -302,3 +302,23 @@ def test_the_backend_asked_for_is_the_one_running(root: str, watch_backend: str)
         assert status["watch_fanotify"] is (watch_backend == "fanotify")
 
     live(root, body)
+
+
+def test_move_out_then_move_in_back_to_back_are_not_paired(
+    root: str, tmp_path: os.PathLike[str]
+) -> None:
+    write(f"{root}/a/old.txt")
+    incoming = os.path.join(tmp_path, "incoming")
+    write(f"{incoming}/in.txt")
+
+    async def body(rt: Live) -> None:
+        os.rename(f"{root}/a", os.path.join(tmp_path, "gone"))
+        os.rename(incoming, f"{root}/b")
+        await rt.wait(lambda: rt.deleted("/a") and {"/b", "/b/in.txt"} <= rt.paths())
+        write(f"{root}/b/later.txt")  # b's own directory is the one followed, not a's
+        await rt.wait(lambda: rt.upserts("/b/later.txt"))
+        write(os.path.join(tmp_path, "gone", "outside.txt"))
+        await rt.settle(0.3)
+        assert not any("outside.txt" in r["path"] for _, r in rt.events)
+
+    live(root, body)

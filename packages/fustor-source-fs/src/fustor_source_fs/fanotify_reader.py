@@ -96,6 +96,9 @@ class _Translator:
 
     def _plain(self, ev: FanotifyEvent, out: list[Event]) -> None:
         mask = ev.mask
+        # Only the event right after a MOVED_FROM can be its MOVED_TO, even when one of them
+        # is dropped as outside the root (else a move out followed by a move in would pair).
+        previous_from, self._from_cookie = self._from_cookie, 0
         if self.root_parent is not None:
             self._watch_root_entry(ev.dir_handle, ev.name)
         node = self.resolver.node(ev.dir_handle)
@@ -115,10 +118,8 @@ class _Translator:
             out.append(Event(wd, mask, self._from_cookie, name))
             return
         if entry == FAN_MOVED_TO:
-            cookie, self._from_cookie = self._from_cookie or self._next_cookie(), 0
-            out.append(Event(wd, mask, cookie, name))
+            out.append(Event(wd, mask, previous_from or self._next_cookie(), name))
             return
-        self._from_cookie = 0
         if entry & _APPEAR and entry & _VANISH:
             # Merged by the kernel, order lost: the disk says which came last.
             path = node.path
@@ -131,6 +132,7 @@ class _Translator:
         out.append(Event(wd, entry | isdir if entry & FAN_DELETE else mask, 0, name))
 
     def _rename(self, ev: FanotifyEvent, out: list[Event]) -> None:
+        self._from_cookie = 0
         if self.root_parent is not None:
             self._watch_root_entry(ev.dir_handle, ev.name)
             self._watch_root_entry(ev.new_dir_handle, ev.new_name)
