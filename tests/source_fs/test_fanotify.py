@@ -6,6 +6,7 @@ Real fanotify throughout; the tests run as root (CAP_SYS_ADMIN), as in CI."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import subprocess
@@ -18,6 +19,7 @@ from fustor_core import DriverError
 from fustor_source_fs import backends
 from fustor_source_fs.backends import choose
 from fustor_source_fs.config import FsParams
+from fustor_source_fs.fanotify import Fanotify
 from fustor_source_fs.filters import PathFilter
 
 
@@ -264,3 +266,25 @@ def test_auto_stops_counting_on_slow_storage_and_picks_fanotify(
     name, reason = choose(root, FsParams(), PathFilter("*", []), budget=1000)
     assert name == "fanotify"
     assert reason.startswith("auto: counting the directories took over 0 s")
+
+
+def test_events_merged_into_a_move_keep_the_move(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without FAN_RENAME, a write just before a rename merges into its MOVED_FROM."""
+    monkeypatch.setattr(backends, "Fanotify", functools.partial(Fanotify, rename=False))
+    write(f"{root}/f.txt")
+
+    async def main() -> None:
+        async with Live(make_source(root, watch_backend="fanotify")) as rt:
+            reader = rt.source._realtime.reader  # type: ignore[union-attr]
+            reader.paused.set()
+            await asyncio.sleep(0.25)  # the queue holds the events: the kernel merges them
+            with open(f"{root}/f.txt", "ab") as f:  # noqa: ASYNC230
+                f.write(b"more")
+                f.flush()
+                os.rename(f"{root}/f.txt", f"{root}/g.txt")
+            reader.paused.clear()
+            await rt.wait(lambda: rt.deleted("/f.txt") and rt.upserts("/g.txt"))
+
+    asyncio.run(main())

@@ -114,11 +114,13 @@ class _Translator:
         if entry == FAN_MOVED_FROM:
             # Without FAN_RENAME (Linux < 5.17): the kernel queues a move's two events back
             # to back, so a MOVED_TO right after this one is its other end.
+            # Bits merged into a move (a write just before it, a chmod just after) are
+            # dropped: the move's own handling covers them, and EventReader reads one kind.
             self._from_cookie = self._next_cookie()
-            out.append(Event(wd, mask, self._from_cookie, name))
+            out.append(Event(wd, entry | isdir, self._from_cookie, name))
             return
         if entry == FAN_MOVED_TO:
-            out.append(Event(wd, mask, previous_from or self._next_cookie(), name))
+            out.append(Event(wd, entry | isdir, previous_from or self._next_cookie(), name))
             return
         if entry & _APPEAR and entry & _VANISH:
             # Merged by the kernel, order lost: the disk says which came last.
