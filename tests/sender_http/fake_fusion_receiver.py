@@ -33,6 +33,8 @@ class FakeReceiver:
 
     role: str = "leader"
     requests: list[httpx.Request] = field(default_factory=list)
+    probes: list[httpx.Request] = field(default_factory=list)
+    """``GET /api/v1/management/views``: 404 here, as on a real receiver port."""
     scripts: dict[str, list[Reply]] = field(default_factory=dict)
     issued: list[str] = field(default_factory=list)
     drivers_handled: int = 1
@@ -44,11 +46,13 @@ class FakeReceiver:
         return [json.loads(r.content) if r.content else None for r in self.of(route)]
 
     def of(self, route: str) -> list[httpx.Request]:
-        return [r for r in self.requests if _route(r) == route]
+        return [r for r in self.requests + self.probes if _route(r) == route]
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
         route = _route(request)
+        # The sender's one-off check of which Fusion port it talks to is kept apart, so the
+        # protocol sequences the tests compare stay what Fusion's receiver sees.
+        (self.probes if route == PROBE else self.requests).append(request)
         queued = self.scripts.get(route)
         if queued:
             reply = queued.pop(0)
@@ -100,6 +104,9 @@ class FakeReceiver:
         if route == "POST sentinel/feedback":
             return httpx.Response(200, json={"status": "processed", "drivers_updated": 1})
         return httpx.Response(404, json={"detail": "Not Found"})
+
+
+PROBE = "GET /api/v1/management/views"
 
 
 def _route(request: httpx.Request) -> str:

@@ -166,7 +166,9 @@ def test_status_is_json_and_counts(tmp_path: Path) -> None:
     json.dumps(status)
     assert status["session"] == f"{fusion.issued[0][:8]}…"
     assert status["role"] == "leader"
-    assert status["sessions_opened"] == 1 and status["requests"] == 1
+    # The session create, and the one check that the endpoint is a receiver port.
+    assert status["sessions_opened"] == 1 and status["requests"] == 2
+    assert len(fusion.probes) == 1
     assert status["endpoint"] == "http://fusion.test:8102"
 
 

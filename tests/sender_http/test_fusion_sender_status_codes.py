@@ -96,7 +96,7 @@ def test_zero_intervals_mean_disabled(tmp_path: Path) -> None:
     [
         (401, False, "refused the API key"),
         (400, False, "no running pipe"),
-        (409, True, "locked by another session"),
+        (409, True, "refused to open a session (409 boom)"),
         (307, False, "receiver URL"),
         (404, False, "receiver URL"),
         (422, False, "HTTP 422"),
@@ -114,6 +114,53 @@ def test_create_errors(tmp_path: Path, code: int, retriable: bool, words: str) -
     assert words in str(caught.value)
     assert KEY not in str(caught.value)
     assert sender.session_id is None
+
+
+def test_create_409_of_the_lock_says_locked(tmp_path: Path) -> None:
+    fusion = FakeReceiver()
+    lock = "View research is currently locked by session 1234. Concurrent push is disabled."
+    fusion.script("POST create", _reply(409, lock))
+    sender = make_sender(tmp_path, fusion)
+    with pytest.raises(DriverError) as caught:
+        asyncio.run(sender.open_session())
+    assert caught.value.retriable is True
+    assert "has the view locked by another session" in str(caught.value)
+    assert not fusion.of("GET /api/v1/management/views")  # a lock needs no probe
+
+
+@pytest.mark.parametrize("code", [409, 401, 404])
+def test_create_on_the_management_port_is_diagnosed_as_such(tmp_path: Path, code: int) -> None:
+    fusion = FakeReceiver()
+    fusion.script("POST create", _reply(code, "Pipe v1 not found"))
+    fusion.script("GET /api/v1/management/views", httpx.Response(200, json={"running_views": {}}))
+    sender = make_sender(tmp_path, fusion)
+    with pytest.raises(DriverError) as caught:
+        asyncio.run(sender.open_session())
+    message = str(caught.value)
+    assert "is Fusion's management port" in message and "receivers.<id>.port" in message
+    assert "locked" not in message
+    assert caught.value.retriable is False
+
+
+def test_heartbeat_errors_do_not_repeat_the_operation(tmp_path: Path) -> None:
+    # The host prefixes "heartbeat failed:" / "heartbeat:"; the sender's message must not.
+    fusion = FakeReceiver()
+    fusion.script("POST heartbeat", httpx.ConnectError("refused"), _reply(500))
+    sender = make_sender(tmp_path, fusion)
+
+    async def run() -> list[str]:
+        await sender.open_session()
+        messages = []
+        for _ in range(2):
+            with pytest.raises(DriverError) as caught:
+                await sender.heartbeat(can_realtime=True)
+            messages.append(str(caught.value))
+        return messages
+
+    messages = asyncio.run(run())
+    assert messages[0].startswith("cannot reach Fusion at ")
+    assert messages[1].startswith("Fusion answered HTTP 500")
+    assert not any("heartbeat" in m for m in messages), messages
 
 
 @pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow")])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -58,7 +59,15 @@ def check_connections(config: AgentConfig, home: Home, echo: Callable[[str], Non
                 else:
                     echo(f"pipe {pipe_id}: sender {entry.sender_id} connected, no problem found")
 
-    asyncio.run(run())
+    # What the drivers log while checking is said in the result lines; without a handler
+    # Python would print their warnings raw on stderr.
+    quiet = logging.NullHandler()
+    root = logging.getLogger()
+    root.addHandler(quiet)
+    try:
+        asyncio.run(run())
+    finally:
+        root.removeHandler(quiet)
     if problems:
         raise FustorError("\n".join(problems))
 

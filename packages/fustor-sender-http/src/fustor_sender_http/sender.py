@@ -45,10 +45,19 @@ __all__ = ["FusionSender"]
 logger = logging.getLogger(__name__)
 
 SESSION_PATH = "/api/v1/pipe/session/"
+MANAGEMENT_PROBE_PATH = "/api/v1/management/views"
+_LOCKED = "currently locked"
 _USERINFO = re.compile(r"//[^/@]*@")
 
 
 HEARTBEAT_BYTES = 16 << 20
+
+
+def _may_be_wrong_port(response: httpx.Response) -> bool:
+    """A failed create that a client of the management port would get (409 for an internal
+    error, 401 for its other key rules, 404/405 for shadowed routes), not the lock."""
+    code = response.status_code
+    return code in (401, 404, 405) or (code == 409 and _LOCKED not in detail_of(response).lower())
 
 
 class FusionSender(SenderDriver):
@@ -78,6 +87,9 @@ class FusionSender(SenderDriver):
         self._lost_session_id: str | None = None
         self._role: Role | None = None
         self._pending_commands: list[Command] = []
+        self._wrong_port: str | None = None
+        """Set when the endpoint turned out to be Fusion's management port."""
+        self._port_checked = False
         # Bodies of a split batch already acknowledged, so that a retry resends only the rest.
         self._acked_bodies: dict[int, tuple[Batch, int]] = {}
         self._counters = {
@@ -133,8 +145,17 @@ class FusionSender(SenderDriver):
                 retriable=True,
             ) from exc
         if response.status_code != 200:
+            if _may_be_wrong_port(response) and await self._on_management_port():
+                raise DriverError(self._wrong_port_message(), retriable=False)
             raise self._create_error(response)
         info = parse_session(response, self.params.session_timeout_sec)
+        if not self._port_checked:
+            self._port_checked = True
+            if await self._on_management_port():
+                # Sessions open there too, but heartbeats, closing and consistency calls
+                # follow other rules (docs/fusion-protocol.md): say so, keep the pipe not ready.
+                self._wrong_port = self._wrong_port_message()
+                logger.error("fusion sender %s: %s", self.sender_id, self._wrong_port)
         self._session = info
         self._role = info.role
         self._lost_session_id = None
@@ -173,11 +194,14 @@ class FusionSender(SenderDriver):
                 f"{where} has no running pipe for this API key (400 {detail}): check that the "
                 "key's pipe_id names a pipe with a usable view in Fusion's config"
             )
-        elif code == 409:
+        elif code == 409 and _LOCKED in detail.lower():
             message = (
                 f"{where} has the view locked by another session (409 {detail}); "
                 "retrying once it ends (allow_concurrent_push: false)"
             )
+        elif code == 409:
+            # Fusion answers 409 for any internal error of session create, not only the lock.
+            message = f"{where} refused to open a session (409 {detail})"
         elif code in (301, 302, 303, 307, 308, 404):
             message = (
                 f"{where} has no session API at {SESSION_PATH} (HTTP {code}): the endpoint must be "
@@ -232,6 +256,43 @@ class FusionSender(SenderDriver):
             return False
         return response.status_code == 200
 
+    async def _on_management_port(self) -> bool:
+        """Whether the endpoint is Fusion's management (main) port: only that one serves
+        ``/api/v1/management/views``; a receiver port answers 404."""
+        try:
+            response = await self.http.request("GET", MANAGEMENT_PROBE_PATH, read_timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    def _wrong_port_message(self) -> str:
+        return (
+            f"{_USERINFO.sub('//', self.cfg.endpoint)} is Fusion's management port (its "
+            "top-level port:, default 8101), not its receiver port: set the endpoint of sender "
+            f"{self.sender_id!r} to receivers.<id>.port in Fusion's config (default 8102)"
+        )
+
+    async def check_connection(self) -> list[str]:
+        """For ``validate --connect``: the endpoint is a receiver port, the session opens,
+        and Fusion applies audit calls for this key (pipe id = view id, bug B2).
+
+        The B2 check sends ``audit/start`` only when the session leads (so no other leader's
+        audit is running; opening any session already restarts Fusion's audit bookkeeping)
+        and never an audit end: nothing can be deleted by it.
+        """
+        info = await self.open_session()
+        problems: list[str] = [self._wrong_port] if self._wrong_port else []
+        try:
+            if info.role is Role.LEADER and not problems:
+                result = await self.consistency.audit("start")
+                if not result.ok:
+                    problems.append(f"audit calls fail: {result.detail}")
+                elif self.consistency.misconfiguration:
+                    problems.append(self.consistency.misconfiguration)
+        finally:
+            await self.close_session()
+        return problems
+
     def _beat_timeout(self) -> float:
         if self.params.heartbeat_timeout_sec:
             return self.params.heartbeat_timeout_sec
@@ -255,20 +316,22 @@ class FusionSender(SenderDriver):
             )
         except httpx.HTTPError as exc:
             raise DriverError(
-                f"heartbeat failed: {redact(describe_failure(exc))}", retriable=True
+                f"cannot reach Fusion at {_USERINFO.sub('//', self.cfg.endpoint)}: "
+                f"{redact(describe_failure(exc))}",
+                retriable=True,
             ) from exc
         code = response.status_code
         if code in (404, 419):
-            reason = f"heartbeat HTTP {code}: {detail_of(response)}"
+            reason = f"Fusion no longer knows the session (HTTP {code}: {detail_of(response)})"
             self._session_lost(reason)
             raise SessionLostError(reason)
         if code != 200:
             raise DriverError(
-                f"heartbeat: HTTP {code} {detail_of(response)}", retriable=is_transient(code)
+                f"Fusion answered HTTP {code} {detail_of(response)}", retriable=is_transient(code)
             )
         data = parse_heartbeat(response)
         if data.get("status") == "error":
-            reason = f"heartbeat status error: {redact(str(data.get('message')))}"
+            reason = f"Fusion reported an error for the session: {redact(str(data.get('message')))}"
             self._session_lost(reason)
             raise SessionLostError(reason)
         role = parse_role(data.get("role"), "heartbeat")
@@ -386,7 +449,7 @@ class FusionSender(SenderDriver):
     # -- status -----------------------------------------------------------------------------
 
     def health(self) -> str | None:
-        return self.consistency.misconfiguration
+        return self._wrong_port or self.consistency.misconfiguration
 
     def status(self) -> dict[str, Any]:
         session = self._session
