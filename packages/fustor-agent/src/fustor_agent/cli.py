@@ -246,8 +246,9 @@ def list_pipes(home: Home, as_json: bool) -> None:
 
 
 @cli.command()
+@home_options
 @known_errors
-def plugins() -> None:
+def plugins(home: Home) -> None:  # home: accepted as on every command
     """List installed driver plugins and the drivers each provides."""
     click.echo(report.render_plugins(load_registry()))
 
