@@ -56,7 +56,8 @@ def test_retry_resends_the_same_batch_and_rejected_drops_only_it(home):
 
     async def main() -> dict:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
-            await wait_until(lambda: "snapshot_end" in world.signals())
+            # After the term's first audit: its batches would take the results below.
+            await wait_until(lambda: "audit_end" in world.signals())
             world.send_results.extend(
                 [
                     SendResult(SendStatus.RETRY, "busy"),

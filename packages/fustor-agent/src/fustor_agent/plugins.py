@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Literal
 
 import pluggy
 
-from fustor_agent_sdk import ENTRY_POINT_GROUP, PROJECT_NAME, SenderDriver, SourceDriver, hookspecs
+from fustor_agent_sdk import ENTRY_POINT_GROUP, SenderDriver, SourceDriver
+from fustor_agent_sdk.plugins import Kind, collect_drivers, new_plugin_manager
 from fustor_core import PluginError
 
 __all__ = ["DriverRegistry", "PluginInfo", "build_registry", "load_registry", "make_plugin_manager"]
 
 logger = logging.getLogger(__name__)
-
-Kind = Literal["source", "sender"]
-
 
 @dataclass(frozen=True, slots=True)
 class PluginInfo:
@@ -57,8 +53,7 @@ def make_plugin_manager(
     ``plugin_entry_points`` replaces discovery (tests inject their own). Every plugin that
     fails to import is collected, and all of them are reported in one :class:`PluginError`.
     """
-    pm = pluggy.PluginManager(PROJECT_NAME)
-    pm.add_hookspecs(hookspecs)
+    pm = new_plugin_manager()
     eps = (
         list(entry_points(group=ENTRY_POINT_GROUP))
         if plugin_entry_points is None
@@ -87,29 +82,10 @@ def make_plugin_manager(
 
 
 def _collect(pm: pluggy.PluginManager, kind: Kind, registry: DriverRegistry) -> None:
-    hook = pm.hook.fustor_source_drivers if kind == "source" else pm.hook.fustor_sender_drivers
-    base: type = SourceDriver if kind == "source" else SenderDriver
     target: dict = registry.sources if kind == "source" else registry.senders  # type: ignore[type-arg]
-    for impl in hook.get_hookimpls():
-        plugin = impl.plugin_name
-        try:
-            classes = impl.function() or []
-        except Exception as exc:
-            raise PluginError(f"plugin {plugin!r}: {kind} driver hook failed: {exc}") from exc
-        for cls in classes:
-            name = getattr(cls, "name", None)
-            if not (inspect.isclass(cls) and issubclass(cls, base)) or not isinstance(name, str):
-                raise PluginError(
-                    f"plugin {plugin!r} returned {cls!r}, which is not a named "
-                    f"{base.__name__} subclass"
-                )
-            if name in target:
-                raise PluginError(
-                    f"{kind} driver {name!r} is provided twice: by plugin "
-                    f"{registry.origin[(kind, name)]!r} and by plugin {plugin!r}"
-                )
-            target[name] = cls
-            registry.origin[(kind, name)] = plugin
+    for name, (cls, plugin) in collect_drivers(pm, kind).items():
+        target[name] = cls
+        registry.origin[(kind, name)] = plugin
 
 
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> DriverRegistry:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 
 from fustor_core.errors import ConfigError, DriverError, FustorError, PluginError, SessionLostError
-from fustor_core.events import Batch, Event, EventType, MessageSource, Row
+from fustor_core.events import Batch, Event, EventType, MessageSource, Row, split_batch
 from fustor_core.paths import ROOT, PathEscapeError, confine, to_relative, unwire_path, wire_path
 from fustor_core.session import (
     SEND_OK,
@@ -45,6 +45,7 @@ __all__ = [
     "SessionInfo",
     "SessionLostError",
     "confine",
+    "split_batch",
     "to_relative",
     "unwire_path",
     "wire_path",

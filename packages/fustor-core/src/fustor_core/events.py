@@ -9,11 +9,12 @@ object). The keys follow the Fusion fs row (docs/fusion-protocol.md §2.3): ``pa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["Batch", "Event", "EventType", "MessageSource", "Row"]
+__all__ = ["Batch", "Event", "EventType", "MessageSource", "Row", "split_batch"]
 
 Row = dict[str, Any]
 
@@ -64,3 +65,27 @@ class Batch:
     def of(cls, source: MessageSource, event_type: EventType, rows: list[Row]) -> Batch:
         """A batch with one event (the common case for snapshot and audit)."""
         return cls(source, [Event(event_type, rows, source)])
+
+
+def split_batch(batch: Batch, max_rows: int) -> Iterator[Batch]:
+    """``batch`` cut into batches of at most ``max_rows`` rows (``max_rows`` ≥ 1), events and
+    rows in order; an event that fits is passed on as it is (no copy of its rows). The host's
+    delivery and the testing kit's runner both split with this."""
+    if batch.row_count <= max_rows:
+        yield batch
+        return
+    events: list[Event] = []
+    count = 0
+    for event in batch.events:
+        start = 0
+        while start < len(event.rows):
+            take = min(max_rows - count, len(event.rows) - start)
+            rows = event.rows if take == len(event.rows) else event.rows[start : start + take]
+            events.append(Event(event.event_type, rows, event.message_source))
+            count += take
+            start += take
+            if count == max_rows:
+                yield Batch(batch.message_source, events)
+                events, count = [], 0
+    if events:
+        yield Batch(batch.message_source, events)

@@ -7,7 +7,8 @@ from types import ModuleType
 
 import pluggy
 
-from fustor_agent_sdk import ENTRY_POINT_GROUP, PROJECT_NAME, hookspecs
+from fustor_agent_sdk import ENTRY_POINT_GROUP
+from fustor_agent_sdk.plugins import collect_drivers, new_plugin_manager
 from fustor_agent_sdk.sender import SenderDriver
 from fustor_agent_sdk.source import SourceDriver
 
@@ -25,8 +26,7 @@ def make_plugin_manager(*hook_modules: ModuleType | object) -> pluggy.PluginMana
     Entry points are never loaded, so what a test sees does not depend on what else happens
     to be installed. ``check_pending()`` makes a misspelled hook name fail here.
     """
-    manager = pluggy.PluginManager(PROJECT_NAME)
-    manager.add_hookspecs(hookspecs)
+    manager = new_plugin_manager()
     for module in hook_modules:
         manager.register(module)
     manager.check_pending()
@@ -34,13 +34,15 @@ def make_plugin_manager(*hook_modules: ModuleType | object) -> pluggy.PluginMana
 
 
 def source_drivers(manager: pluggy.PluginManager) -> dict[str, type[SourceDriver]]:
-    """``type:`` name -> class of every source driver the registered plugins provide."""
-    return {cls.name: cls for group in manager.hook.fustor_source_drivers() for cls in group}
+    """``type:`` name -> class of every source driver the registered plugins provide; a name
+    provided twice is a :class:`fustor_core.PluginError`, as in the agent."""
+    return {name: cls for name, (cls, _) in collect_drivers(manager, "source").items()}
 
 
 def sender_drivers(manager: pluggy.PluginManager) -> dict[str, type[SenderDriver]]:
-    """``type:`` name -> class of every sender driver the registered plugins provide."""
-    return {cls.name: cls for group in manager.hook.fustor_sender_drivers() for cls in group}
+    """``type:`` name -> class of every sender driver the registered plugins provide; a name
+    provided twice is a :class:`fustor_core.PluginError`, as in the agent."""
+    return {name: cls for name, (cls, _) in collect_drivers(manager, "sender").items()}
 
 
 def entry_point_hooks(name: str) -> ModuleType:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fustor_agent_sdk.sender import SenderDriver
@@ -13,7 +13,6 @@ from fustor_agent_sdk.testing.checks import check_batch
 from fustor_core import (
     Batch,
     DriverError,
-    Event,
     MessageSource,
     PathEscapeError,
     PhaseSignal,
@@ -21,30 +20,12 @@ from fustor_core import (
     SendStatus,
     SessionInfo,
     SessionLostError,
+    split_batch,
 )
 
-__all__ = ["PipeRunner", "split_batch"]
+__all__ = ["PipeRunner", "split_batch"]  # split_batch: fustor_core's, re-exported
 
 logger = logging.getLogger(__name__)
-
-
-def split_batch(batch: Batch, max_rows: int) -> Iterator[Batch]:
-    """Cut ``batch`` into batches of at most ``max_rows`` rows, keeping event order."""
-    events: list[Event] = []
-    count = 0
-    for event in batch.events:
-        start = 0
-        while start < len(event.rows):
-            take = min(max_rows - count, len(event.rows) - start)
-            rows = event.rows if take == len(event.rows) else event.rows[start : start + take]
-            events.append(Event(event.event_type, rows, event.message_source))
-            count += take
-            start += take
-            if count == max_rows:
-                yield Batch(batch.message_source, events)
-                events, count = [], 0
-    if events:
-        yield Batch(batch.message_source, events)
 
 
 class PipeRunner:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fustor_agent.runtime.backoff import Backoff
@@ -13,37 +13,16 @@ from fustor_agent_sdk import SenderDriver
 from fustor_core import (
     Batch,
     DriverError,
-    Event,
     PhaseSignal,
     SendResult,
     SendStatus,
     SessionLostError,
+    split_batch,
 )
 
-__all__ = ["Delivery", "split_batch"]
+__all__ = ["Delivery"]
 
 logger = logging.getLogger(__name__)
-
-
-def split_batch(batch: Batch, max_rows: int) -> Iterator[Batch]:
-    """The batch cut into pieces of at most ``max_rows`` rows, order kept."""
-    if batch.row_count <= max_rows:
-        yield batch
-        return
-    current: list[Event] = []
-    room = max_rows
-    for event in batch.events:
-        start = 0
-        while start < len(event.rows):
-            take = event.rows[start : start + room]
-            current.append(Event(event.event_type, take, event.message_source))
-            start += len(take)
-            room -= len(take)
-            if room == 0:
-                yield Batch(batch.message_source, current)
-                current, room = [], max_rows
-    if current:
-        yield Batch(batch.message_source, current)
 
 
 class Delivery:
