@@ -1,4 +1,4 @@
-"""The testing kit finds and checks drivers exactly as the agent does (one shared implementation)."""
+"""The testing kit finds and checks drivers as the agent does (one shared implementation)."""
 
 from __future__ import annotations
 
