@@ -101,21 +101,42 @@ class SenderDriver(ABC):
         self.context = context
 
     @abstractmethod
-    async def open_session(self) -> SessionInfo: ...
+    async def open_session(self) -> SessionInfo:
+        """Open a session for this pipe's task (``context.task_id``) and say the role the peer
+        gave it, its timeout (seconds) and the audit/sentinel intervals it suggests (seconds;
+        ``None`` or 0: none). Errors: :class:`fustor_core.DriverError` (``retriable`` for an
+        unreachable or busy peer; the host retries with backoff)."""
 
     @abstractmethod
-    async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult: ...
+    async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
+        """Keep the session alive (the host calls it every ``min(timeout / 3, 10 s)``) and
+        return the current role and the commands queued for it (each delivered once).
+        ``can_realtime``: whether this agent's realtime is running. Errors:
+        :class:`fustor_core.SessionLostError` when the peer no longer knows the session;
+        :class:`fustor_core.DriverError` for a failed call (retried)."""
 
     @abstractmethod
-    async def send(self, batch: Batch) -> SendResult: ...
+    async def send(self, batch: Batch) -> SendResult:
+        """Deliver one batch (at most ``max_batch_size`` rows; never empty events). Returns
+        ``OK``; ``RETRY`` (the host sends the same batch again before anything newer);
+        ``SESSION_LOST`` (a new session and phase sequence follow); or ``REJECTED`` (this batch
+        is dropped, counted and logged). Errors: :class:`fustor_core.DriverError`
+        (``retriable`` ones are retried like ``RETRY``)."""
 
     @abstractmethod
-    async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult: ...
+    async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
+        """Deliver a phase signal: snapshot end, audit start/end, or a scan's job completion
+        (``details``: ``scan_path`` verbatim as the command gave it, ``job_id``). Returns and
+        raises like :meth:`send`."""
 
     async def sentinel_tasks(self) -> list[str]:
+        """Paths (root-relative) the peer wants checked now; ``[]`` when none (the default).
+        Errors: :class:`fustor_core.DriverError` (the round is skipped)."""
         return []
 
     async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
+        """Report the source's ``{"path", "mtime", "size"}`` answers to :meth:`sentinel_tasks`.
+        Returns like :meth:`send` (the default accepts and drops them)."""
         return SEND_OK
 
     async def close_session(self) -> None:

@@ -96,18 +96,31 @@ class SourceDriver(ABC):
         self.config = config
 
     async def start(self) -> None:
-        """Acquire resources. Idempotent. Called once before any phase."""
+        """Acquire resources (open the root, start monitors). Idempotent; called before any
+        phase. Errors: :class:`fustor_core.DriverError` (``retriable`` when a later try may
+        succeed, e.g. a share not mounted yet)."""
 
     async def stop(self) -> None:
-        """Release resources. Idempotent; returns within five seconds."""
+        """Release resources and stop every phase's blocking work. Idempotent; returns within
+        five seconds. Never raises."""
 
     def _unsupported(self, phase: Phase) -> DriverError:
         return DriverError(f"source {self.name!r} does not support {phase.value}", retriable=False)
 
     def snapshot(self) -> AsyncIterator[Batch]:
+        """Batches of ``snapshot`` upsert rows: one per directory (the root ``/`` included)
+        and per file, as ``stat`` says now (``size`` in bytes, ``modified_time`` and
+        ``created_time`` in seconds since the epoch, float). Ends when the walk is complete;
+        the host then sends the snapshot end. Errors: :class:`fustor_core.DriverError`
+        (retriable when the storage may come back; the host retries the whole snapshot)."""
         raise self._unsupported(Phase.SNAPSHOT)
 
     def realtime(self) -> AsyncIterator[Batch]:
+        """Batches of ``realtime`` rows, in capture order, for as long as the host iterates:
+        upserts (with ``is_atomic_write``) and deletes (``{"path"}`` only). A batch may carry
+        ``rescan`` paths instead when events were lost (the leader then runs a full audit).
+        Runs once per source, whatever the number of pipes. Errors:
+        :class:`fustor_core.DriverError`; the host restarts realtime after a retriable one."""
         raise self._unsupported(Phase.REALTIME)
 
     def audit(self, full: bool = False) -> AsyncIterator[Batch]:
@@ -123,9 +136,19 @@ class SourceDriver(ABC):
         raise self._unsupported(Phase.AUDIT)
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:
+        """``{"path", "mtime", "size"}`` (seconds since the epoch, bytes) for each of
+        ``paths`` (root-relative, as Fusion sent them) that exists now; missing paths are left
+        out (a report of a missing file would write mtime 0 into Fusion). Paths escaping the
+        root are ignored. Errors: :class:`fustor_core.DriverError` (retriable: the round is
+        skipped)."""
         raise self._unsupported(Phase.SENTINEL)
 
     def scan(self, path: str, recursive: bool) -> AsyncIterator[Batch]:
+        """Batches of ``on_demand_job`` upsert rows for ``path`` (root-relative, from a Fusion
+        user) and, with ``recursive``, everything under it; nothing for a path that does not
+        exist. Errors: :class:`fustor_core.PathEscapeError` (raised before any row) for a
+        path that escapes the root by ``..`` or a symlink; :class:`fustor_core.DriverError`.
+        The host sends the job completion in every case."""
         raise self._unsupported(Phase.SCAN)
 
     def health(self) -> str | None:
