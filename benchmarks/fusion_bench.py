@@ -423,12 +423,21 @@ class Visible:
         self.seen = int(response.json()["total_files"])
         return self.seen
 
-    def wait(self, expected: int, timeout: float, interval: float = 0.025) -> float | None:
-        """Seconds until the view holds ``expected`` files, or ``None`` on timeout."""
+    def wait(
+        self,
+        expected: int,
+        timeout: float,
+        interval: float = 0.025,
+        cancel: threading.Event | None = None,
+    ) -> float | None:
+        """Seconds until the view holds ``expected`` files, or ``None`` on timeout (or once
+        ``cancel`` is set)."""
         started = time.perf_counter()
         last_counts: tuple[int, int] | None = None
         last_view = 0.0
         while (now := time.perf_counter()) - started < timeout:
+            if cancel is not None and cancel.is_set():
+                return None
             response = self.client.get(self.pipe_url)
             counts = None
             if response.status_code == 200:
@@ -638,11 +647,12 @@ def bench_latency(kind: str, creates: int, burst: int) -> dict[str, Any]:
     return out
 
 
-def bench_busy(kind: str, creates: int, bulk_files: int) -> dict[str, Any]:
+def bench_busy(kind: str, creates: int, bulk_files: int, wait_bulk: bool) -> dict[str, Any]:
     """Realtime latency while another pipe of the same agent snapshots ``bulk_files`` files.
 
-    ``bulk_seconds``: from the agent's start (the floor's: its bulk client's start) until the
-    bulk view holds every file.
+    ``all_during_bulk``: 1 when every sample was taken before the bulk view held every file.
+    ``bulk_seconds`` (with ``--busy-wait-bulk``): from the agent's start (the floor's: its
+    bulk client's start) until the bulk view holds every file.
     """
     root, bulk = small_tree(), bench_tree(bulk_files)
     pipes = [("research", root, AGENT_KEY), ("bulk", bulk, BULK_KEY)]
@@ -660,23 +670,28 @@ def bench_busy(kind: str, creates: int, bulk_files: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 go()
             bulk_view = Visible(fusion, "bulk", BULK_QUERY_KEY)
-            done = threading.Event()
+            done, cancel = threading.Event(), threading.Event()
 
             def watch_bulk() -> None:
-                bulk_view.wait(bulk_files, _timeout(bulk_files), interval=0.05)
+                bulk_view.wait(bulk_files, _timeout(bulk_files), interval=0.05, cancel=cancel)
                 done.set()
 
             watcher = threading.Thread(target=watch_bulk, daemon=True)
             watcher.start()
             time.sleep(1.0)  # the bulk snapshot is under way
             samples = Prober(fusion, root, lane).series(creates, 0.05, lambda: not done.is_set())
+            during = not done.is_set()
+            if not wait_bulk:
+                cancel.set()
             watcher.join(_timeout(bulk_files))
             complete = bulk_view.seen >= bulk_files
             bulk_seconds = round(time.perf_counter() - started, 2) if complete else None
             bulk_view.close()
         out = _percentiles(samples)
         out["samples"] = len(samples)
-        out["bulk_seconds"] = bulk_seconds
+        out["all_during_bulk"] = int(during)
+        if wait_bulk:
+            out["bulk_seconds"] = bulk_seconds
         out["errors"] = fusion.errors()
     return out
 
@@ -804,6 +819,7 @@ def main() -> None:
     parser.add_argument("--burst-files", type=int, default=20000)
     parser.add_argument("--burst-timeout", type=float, default=60.0)
     parser.add_argument("--busy-files", type=int, default=1_000_000)
+    parser.add_argument("--busy-wait-bulk", action="store_true")
     parser.add_argument("--sizes", default="250,500,1000,2000,5000")
     parser.add_argument("--events", default="100,1000")
     parser.add_argument("--concurrency", default="1,2,4")
@@ -878,7 +894,7 @@ def run(args: argparse.Namespace) -> None:
                     record(
                         f"busy {args.busy_files}",
                         kind,
-                        bench_busy(kind, args.creates, args.busy_files),
+                        bench_busy(kind, args.creates, args.busy_files, args.busy_wait_bulk),
                     )
                 elif scenario == "burst":
                     record(
