@@ -55,6 +55,8 @@ class FsSource(SourceDriver):
         self._real_root = self.root
         self._guard: RootGuard | None = None
         self._audit_cache: AuditCache = {}
+        self._relist = False
+        """The previous audit was a full one: this one lists everything again (B19)."""
         self._realtime: Realtime | None = None
         self._progress: dict[str, Any] = {}
         self._sinks: dict[str, RowSink] = {}
@@ -174,7 +176,11 @@ class FsSource(SourceDriver):
         holder: list[AuditWalk] = []
         if full and self._sweeper is not None:
             self._sweeper.forget()
-        cache: AuditCache = {} if full else self._audit_cache
+        # A full audit runs when sessions come and go (a new leader, agents restarting), and
+        # every new session makes Fusion 0.8.17 forget the rows an audit has sent so far (B19):
+        # its end may then delete children listed before. The next audit lists in full again.
+        relist, self._relist = self._relist, full
+        cache: AuditCache = {} if full or relist else self._audit_cache
         sweep = self._sweeper.begin() if self._sweeper is not None else None
         purged = self.tombstones.audit_started()
 
