@@ -266,3 +266,22 @@ def test_recreated_with_an_old_mtime_after_the_delete_went_out_comes_back(
     fusion.wait_tree(disk_tree(root), timeout=bound)
     restored = time.monotonic() - back
     assert restored > 1.0, "restored at once: the scenario did not exercise a tombstone"
+
+
+@pytest.mark.parametrize("pause", [0.0, 1.0], ids=["at-once", "after-1s"])
+def test_a_tree_removed_and_restored_from_a_backup_is_all_there(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, pause: float
+) -> None:
+    """``rm -rf d`` then ``cp -a backup d`` (old mtimes): the removal goes out as one delete
+    of ``d``, so no file of the restored tree is hidden by a tombstone of its own."""
+    root = tmp_path / "w"
+    for i in range(10):
+        for j in range(50):
+            path = root / "big" / f"d{i}" / f"f{j}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{i}-{j}\n")
+    backup = tmp_path / "backup"
+    shutil.copytree(root / "big", backup, copy_function=shutil.copy2)
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    sh(f"rm -rf big && sleep {pause} && cp -a {backup} big", root)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)

@@ -322,3 +322,23 @@ def test_move_out_then_move_in_back_to_back_are_not_paired(
         assert not any("outside.txt" in r["path"] for _, r in rt.events)
 
     live(root, body)
+
+
+def test_rm_rf_sends_one_delete_for_the_tree(root: str) -> None:
+    """The deletes of everything under a removed directory wait for the directory's own
+    delete, which removes the subtree in Fusion: one tombstone instead of one per file, so a
+    restore of the tree from a backup (old mtimes) is not hidden file by file."""
+    for d in range(3):
+        for f in range(20):
+            write(f"{root}/top/d{d}/f{f}")
+    write(f"{root}/keep/k")
+
+    async def body(rt: Live) -> None:
+        shutil.rmtree(f"{root}/top")
+        os.remove(f"{root}/keep/k")
+        await rt.wait(lambda: rt.deleted("/top") and rt.deleted("/keep/k"))
+        await rt.settle(0.8)
+        deleted = sorted(r["path"] for t, r in rt.events if t == "delete")
+        assert deleted == ["/keep/k", "/top"]
+
+    live(root, body)

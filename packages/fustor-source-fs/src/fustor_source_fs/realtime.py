@@ -32,6 +32,8 @@ __all__ = ["Realtime"]
 log = logging.getLogger(__name__)
 
 _RT = MessageSource.REALTIME
+_PARENT_WAIT_SEC = 5.0
+"""Longest a delete waits for the delete of its (also gone) directory."""
 
 
 def _events(rows: list[Row]) -> list[Event]:
@@ -94,8 +96,9 @@ class Realtime:
         self._unavailable_since: float | None = None
         self._healthy_at = time.time()
         self._generation = guard.generation
-        self._held: dict[str, tuple[Change, float]] = {}
-        """Deletes waiting ``delete_settle_sec`` before they are checked and sent."""
+        self._held: dict[str, tuple[Change, float, float]] = {}
+        """Deletes waiting before they are checked and sent: path -> (change, due, first
+        held), monotonic seconds."""
         self.deletes_cancelled = 0
         """Held deletes whose path existed again when they were due (sent as upserts)."""
 
@@ -183,7 +186,7 @@ class Realtime:
         while not self.stop.is_set():
             wait = min(interval, 0.2)
             if self._held:
-                due = min(d for _, d in self._held.values())
+                due = min(d for _, d, _ in self._held.values())
                 wait = max(0.0, min(wait, due - time.monotonic()))
             work = self.pending.take(wait)
             now = time.monotonic()
@@ -348,7 +351,10 @@ class Realtime:
 
         A path deleted and created again within the window (safe save by rename, ``git
         checkout``, ``tar x``) is then one upsert: no delete reaches Fusion, so no tombstone
-        can reject the new file's old mtime (docs/CONSISTENCY_DESIGN.md section 8).
+        can reject the new file's old mtime (docs/CONSISTENCY_DESIGN.md section 8). A delete
+        whose directory is gone too waits (up to ``_PARENT_WAIT_SEC``) for that directory's own
+        delete, which removes the whole subtree in Fusion and leaves one tombstone instead of
+        one per file (``rm -rf d`` then a restore of ``d`` from a backup).
         """
         held = self._held
         settle = self.params.delete_settle_sec
@@ -361,14 +367,39 @@ class Realtime:
             if old is not None:
                 change = merge(old[0], change)
             if change in DELETES and settle > 0:
-                held[path] = (change, old[1] if old is not None else now + settle)
+                held[path] = (change, old[1], old[2]) if old else (change, now + settle, now)
             else:
                 ready[path] = change
-        for path, (change, due) in list(held.items()):
-            if due <= now:
-                del held[path]
-                ready[path] = change
+        gone: dict[str, bool] = {}
+        for path, (change, due, first) in list(held.items()):
+            if due > now:
+                continue
+            parent = path.rsplit("/", 1)[0]
+            if parent and now - first < _PARENT_WAIT_SEC:
+                if parent not in gone:
+                    gone[parent] = lstat_at(self.root, parent) is None
+                if gone[parent]:
+                    held[path] = (change, now + settle, first)
+                    continue
+            del held[path]
+            ready[path] = change
+        self._drop_covered(ready)
         return ready
+
+    def _drop_covered(self, ready: dict[str, Change]) -> None:
+        """Deletes under a directory whose delete or replacement goes out now are covered: in
+        Fusion both drop the old subtree (a replacement is sent as a reset or a type change),
+        and a re-created directory is listed again."""
+        tops = tuple(
+            p + "/" for p, c in ready.items() if c is Change.DELETE_DIR or c is Change.REPLACE
+        )
+        if not tops:
+            return
+        held = self._held
+        for path in [p for p in held if p.startswith(tops)]:
+            del held[path]
+        for path in [p for p, c in ready.items() if c in DELETES and p.startswith(tops)]:
+            del ready[path]
 
     def _rows_for(self, changes: dict[str, Change]) -> list[Row]:
         """Rows for the current state of each changed path, read from the disk now.
