@@ -133,6 +133,32 @@ def test_a_size_change_that_keeps_the_mtime_is_forced(tree: Path) -> None:
     run(source, body)
 
 
+@pytest.mark.parametrize("before", ["listed", "forgotten"])
+def test_a_full_listing_fusion_drops_does_not_hide_the_change(tree: Path, before: str) -> None:
+    """A full listing carries the edit with its old mtime, which Fusion drops (protocol §5.4):
+    the sweep must still force it afterwards (seen in CI: the relist after the startup audit)."""
+    source = make(tree, audit_mtime_tick_sec=0.0)
+    edited = tree / "d0" / "f1.dat"
+
+    async def body(source: FsSource) -> None:
+        await audit(source, full=True)
+        if before == "forgotten":
+            await audit(source)  # the relist
+            keep_mtime(edited, append(edited))
+            listed = file_rows(await audit(source, full=True))  # a new session
+        else:
+            keep_mtime(edited, append(edited))
+            listed = file_rows(await audit(source))  # the relist after the full audit
+        assert listed["/d0/f1.dat"]["size"] == 14
+        assert "audit_skipped" not in listed["/d0/f1.dat"]  # unforced: Fusion keeps 10
+        forced = []
+        for _ in range(3):
+            forced += [r for r in file_rows(await audit(source)).values() if r.get("audit_skipped")]
+        assert [(r["path"], r["size"]) for r in forced] == [("/d0/f1.dat", 14)]
+
+    run(source, body)
+
+
 def test_a_forced_row_waits_until_the_file_has_settled(tree: Path) -> None:
     source = make(tree, audit_mtime_tick_sec=30.0)  # ctime of the edit is younger than this
 

@@ -23,7 +23,13 @@ from fustor_source_fs.audit import AuditCache
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row, child_prefix
 from fustor_source_fs.sweepbudget import Pacer, SweepBudget
-from fustor_source_fs.sweepstore import Columns, SweepStore, file_count, unpack
+from fustor_source_fs.sweepstore import (
+    Columns,
+    SweepStore,
+    file_count,
+    keep_unaccepted,
+    unpack,
+)
 from fustor_source_fs.walk import RowSink, WalkCancelled
 
 __all__ = ["SweepPass", "Sweeper"]
@@ -293,6 +299,7 @@ class Sweeper:
         self.check_root = check_root
         self.realtime_pending = realtime_pending
         self.store = SweepStore()
+        self._before: dict[str, bytes] = {}
         self.budget = SweepBudget(period)
         self.running = False
         self.files_checked = 0
@@ -311,9 +318,12 @@ class Sweeper:
         if sweep.store is not store:
             return  # forgotten meanwhile: a new session wants everything listed again
         if sweep.recorder is not None:
+            before = self._before
             for rel_dir, blob in sweep.recorder.listed.items():
                 if rel_dir in new_cache:
-                    store.put(rel_dir, blob)
+                    old = store.dirs.get(rel_dir) or before.get(rel_dir)
+                    store.put(rel_dir, keep_unaccepted(old, blob))
+            self._before = {}
         for rel_dir, record in sweep.updates.items():
             if record is None:
                 store.drop(rel_dir)
@@ -339,7 +349,12 @@ class Sweeper:
             )
 
     def forget(self) -> None:
-        """A new session or a promotion: the next audit lists everything and records anew."""
+        """A new session or a promotion: the next audit lists everything and records anew.
+
+        Fusion's tree outlives sessions, so what it dropped before still differs from the disk:
+        the old records stay at hand until that listing is committed (see ``keep_unaccepted``).
+        """
+        self._before = {**self._before, **self.store.dirs}
         self.store = SweepStore()
         self.budget = SweepBudget(self.period)
 

@@ -7,7 +7,15 @@ from array import array
 from collections import deque
 from collections.abc import Container, Iterator
 
-__all__ = ["RECORD_BYTES", "Columns", "SweepStore", "file_count", "pack", "unpack"]
+__all__ = [
+    "RECORD_BYTES",
+    "Columns",
+    "SweepStore",
+    "file_count",
+    "keep_unaccepted",
+    "pack",
+    "unpack",
+]
 
 RECORD_BYTES = 24
 """Per file: hash of its root-relative path (int64), st_mtime as Fusion sees it (float64),
@@ -48,6 +56,32 @@ def unpack(blob: bytes) -> tuple[dict[int, int], memoryview, memoryview]:
     hashes = view[: 8 * n].cast("q")
     index = {h: i for i, h in enumerate(hashes.tolist())}
     return index, view[8 * n : 16 * n].cast("d"), view[16 * n :].cast("q")
+
+
+def keep_unaccepted(old: bytes | None, listed: bytes) -> bytes:
+    """The record of a directory an audit just listed, as Fusion holds it.
+
+    An audit row only replaces Fusion's node with a strictly newer mtime (protocol §5.4): a
+    file whose listed mtime is not newer than its old record but whose state differs (written
+    in place with the mtime put back, or restored with an older one) was dropped by Fusion.
+    Such a file keeps its old values, so the sweep still sees the change and forces it.
+    """
+    if not old:
+        return listed
+    old_index, old_mtimes, old_sizes = unpack(old)
+    index, mtimes, sizes = unpack(listed)
+    columns = Columns()
+    for path_hash, i in index.items():
+        mtime, size = mtimes[i], sizes[i]
+        j = old_index.get(path_hash)
+        if (
+            j is not None
+            and mtime <= old_mtimes[j]
+            and (mtime, size) != (old_mtimes[j], old_sizes[j])
+        ):
+            mtime, size = old_mtimes[j], old_sizes[j]
+        columns.add(path_hash, mtime, size)
+    return columns.pack()
 
 
 def file_count(blob: bytes) -> int:
