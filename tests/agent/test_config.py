@@ -141,6 +141,11 @@ def test_unset_variable_is_an_error_at_its_location(home, registry, monkeypatch)
             "agent-config.yaml: line 13: consol: unknown key; did you mean 'console'?",
         ),
         (
+            "console: {enabled: false, port: 9100}",
+            "console: {enabled: false, port: 9100, token: short}",
+            "agent-config.yaml: line 13: console.token: must be at least 16 characters long",
+        ),
+        (
             "config: {uri: /data, ",
             "config: {",
             "agent-config.yaml: line 5: sources[0].config.uri: missing required key",

@@ -69,7 +69,6 @@ def test_legacy_layout_is_translated(home, registry, monkeypatch):
     # One warning per unknown key, naming it; nothing rejected.
     assert sorted(config.warnings) == sorted(
         [
-            "agent-config/default.yaml: line 2: logging: not supported by this agent; ignored",
             "agent-config/default.yaml: line 3: fs_scan_workers: not supported by this agent; "
             "ignored",
             "agent-config/default.yaml: line 9: sources.research.max_queue_size: not supported by "
@@ -87,6 +86,27 @@ def test_legacy_layout_is_translated(home, registry, monkeypatch):
         ]
     )
     assert home.agent_id() == "agent-0817"
+    assert config.logging.level == "info"  # 0.8.17's logging level is honoured
+
+
+def test_legacy_logging_and_console_blocks_are_read(home, registry, monkeypatch):
+    """Ours in a 0.8.17-layout file: honoured, with a warning for keys we do not know and for
+    a block given again in another file."""
+    monkeypatch.setenv("FUSION_KEY", "k")
+    extra = "logging: {level: DEBUG, handlers: [console]}\nconsole: {port: 0}\n"
+    write_legacy(home, a=DEFAULT.replace("logging: {level: INFO}\n", extra), b=PIPES)
+    write_legacy(home, c="logging: {level: ERROR}\n")
+    config = load_config(home, registry)
+    assert config.logging.level == "debug"
+    assert config.console.port == 0
+    assert (
+        "agent-config/a.yaml: line 2: logging.handlers: not supported by this agent; ignored"
+        in config.warnings
+    )
+    assert (
+        "agent-config/c.yaml: line 1: logging: already given in agent-config/a.yaml; "
+        "this one is ignored" in config.warnings
+    )
 
 
 def test_disabled_source_disables_its_pipes(home, registry, monkeypatch):

@@ -100,8 +100,6 @@ def test_legacy_layout_validates_with_warnings(run_cli, fustor_home):
     warnings = result.stderr.splitlines()
     assert sorted(warnings) == sorted(
         [
-            "warning: agent-config/default.yaml: line 2: logging: not supported by this agent; "
-            "ignored",
             "warning: agent-config/default.yaml: line 6: senders.main.batch_size: not supported by "
             "this "
             "agent; ignored",

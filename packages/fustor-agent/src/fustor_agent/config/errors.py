@@ -126,6 +126,8 @@ def _message(error: Any, model: type[BaseModel] | None) -> str:
         # pydantic prefixes a validator's own message with "Value error, ": noise to a user.
         return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     advice = _ADVICE.get(kind)
+    if kind == "string_too_short" and (error.get("ctx") or {}).get("min_length", 1) > 1:
+        advice = "must be at least {min_length} characters long"
     if advice is None:
         return str(error.get("msg", "invalid value"))
     context = {k: _number(v) for k, v in (error.get("ctx") or {}).items()}

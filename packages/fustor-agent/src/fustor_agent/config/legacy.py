@@ -1,7 +1,9 @@
 """The 0.8.17 layout, ``agent-config/*.yaml``: mappings keyed by id, translated to ours.
 
 Keys of that layout which this agent does not implement are accepted with one warning each,
-so an existing installation starts.
+so an existing installation starts. Our own top-level ``console:`` and ``logging:`` blocks are
+read in these files too (of ``logging:``, the keys ours knows: ``level`` ...), so an
+upgraded installation can use them without changing layout.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from fustor_agent.config.yamlfile import read_yaml
 
 __all__ = ["read_legacy_dir", "read_legacy_files"]
 
-_TOP_KEYS = {"sources", "senders", "pipes", "agent_id"}
+_TOP_KEYS = {"sources", "senders", "pipes", "agent_id", "console", "logging"}
 _SOURCE_KEYS = {"driver", "uri", "driver_params", "disabled", "credential"}
 _SENDER_KEYS = {"driver", "uri", "driver_params", "disabled", "credential"}
+_LOGGING_KEYS = {"level", "format", "file"}
 _PIPE_KEYS = {"source", "sender", "audit_interval_sec", "sentinel_interval_sec", "disabled"}
 
 # Locations in our layout → where the user wrote it in the legacy layout.
@@ -87,6 +90,19 @@ def _read_file(
             problems.warn(label, str(key), _ignored(str(key), _TOP_KEYS))
     if data.get("agent_id") is not None:
         doc.agent_id = str(data["agent_id"])
+    for block in ("console", "logging"):
+        value = data.get(block)
+        if value is None:
+            continue
+        if block == "logging" and isinstance(value, dict):
+            # 0.8.17 had a logging block of its own: keep what ours understands (level ...).
+            _warn_unknown(problems, label, block, value, _LOGGING_KEYS)
+            value = {k: v for k, v in value.items() if k in _LOGGING_KEYS}
+        earlier = getattr(doc, block)
+        if earlier is not None:
+            problems.warn(label, block, f"already given in {earlier.file}; this one is ignored")
+        else:
+            setattr(doc, block, RawEntry(label, block, value))
     for kind in ("sources", "senders", "pipes"):
         section = data.get(kind) or {}
         if not isinstance(section, dict):
