@@ -209,8 +209,7 @@ def test_validate_path_checks_a_candidate_without_touching_the_live_one(run_cli,
     bad = run_cli("validate", str(candidate))
     assert bad.returncode == 78
     assert bad.stderr == (
-        f"error: {candidate}: line 4: pipes[0].sender_id: unknown sender 'nowhere' "
-        "(defined: out)\n"
+        f"error: {candidate}: line 4: pipes[0].sender_id: unknown sender 'nowhere' (defined: out)\n"
     )
     assert run_cli("validate").returncode == 0
     missing = run_cli("validate", str(tmp_path / "nope.yaml"))

@@ -32,6 +32,21 @@ class NotADriverHooks:
         return [dict]
 
 
+class BareClassHooks:
+    @hookimpl
+    def fustor_source_drivers(self) -> type:
+        return Dup  # the class itself, not a list of classes
+
+
+def test_a_hook_that_returns_no_list_is_refused_alike() -> None:
+    manager = make_plugin_manager(BareClassHooks())
+    with pytest.raises(PluginError, match=r"returned <class .*Dup'>, not a list") as kit:
+        source_drivers(manager)
+    with pytest.raises(PluginError) as host:
+        build_registry(manager, [])
+    assert str(kit.value) == str(host.value)
+
+
 def test_a_driver_name_provided_twice_is_an_error_in_the_kit_as_in_the_agent() -> None:
     manager = make_plugin_manager(FirstHooks(), SecondHooks())
     with pytest.raises(PluginError, match="source driver 'dup' is provided twice") as kit:

@@ -52,10 +52,18 @@ def test_json_lines_one_per_row_and_signal(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert lines == [
         {"pipe_id": "pipe-1", "message_source": "realtime", "event_type": "update", "row": rows[0]},
-        {"pipe_id": "pipe-1", "message_source": "realtime", "event_type": "update",
-         "row": {"path": "/caf%E9", "size": 3, "modified_time": 4.0}},
-        {"pipe_id": "pipe-1", "message_source": "realtime", "event_type": "delete",
-         "row": {"path": "/gone"}},
+        {
+            "pipe_id": "pipe-1",
+            "message_source": "realtime",
+            "event_type": "update",
+            "row": {"path": "/caf%E9", "size": 3, "modified_time": 4.0},
+        },
+        {
+            "pipe_id": "pipe-1",
+            "message_source": "realtime",
+            "event_type": "delete",
+            "row": {"path": "/gone"},
+        },
         {"pipe_id": "pipe-1", "signal": "job_complete", "scan_path": "/x", "job_id": "j1"},
     ]
     assert sender.status() == {"rows_written": 3}

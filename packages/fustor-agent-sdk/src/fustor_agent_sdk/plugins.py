@@ -4,9 +4,10 @@ both find, check and reject drivers alike."""
 from __future__ import annotations
 
 import inspect
-from typing import Literal
+from typing import Literal, TypeVar, overload
 
 import pluggy
+from pluggy import HookCaller
 
 from fustor_agent_sdk import PROJECT_NAME, SenderDriver, SourceDriver, hookspecs
 from fustor_core import PluginError
@@ -14,6 +15,7 @@ from fustor_core import PluginError
 __all__ = ["Kind", "collect_drivers", "new_plugin_manager"]
 
 Kind = Literal["source", "sender"]
+D = TypeVar("D", SourceDriver, SenderDriver)
 
 
 def new_plugin_manager() -> pluggy.PluginManager:
@@ -23,23 +25,47 @@ def new_plugin_manager() -> pluggy.PluginManager:
     return manager
 
 
-def collect_drivers(manager: pluggy.PluginManager, kind: Kind) -> dict[str, tuple[type, str]]:
+@overload
+def collect_drivers(
+    manager: pluggy.PluginManager, kind: Literal["source"]
+) -> dict[str, tuple[type[SourceDriver], str]]: ...
+
+
+@overload
+def collect_drivers(
+    manager: pluggy.PluginManager, kind: Literal["sender"]
+) -> dict[str, tuple[type[SenderDriver], str]]: ...
+
+
+def collect_drivers(
+    manager: pluggy.PluginManager, kind: Kind
+) -> dict[str, tuple[type[SourceDriver], str]] | dict[str, tuple[type[SenderDriver], str]]:
     """``type:`` name -> (driver class, name of the plugin providing it), for ``kind``.
 
     Raises :class:`fustor_core.PluginError` when a plugin's hook fails, returns something
-    that is not a named :class:`SourceDriver` / :class:`SenderDriver` subclass, or a driver
-    name is provided twice (by two plugins or by one).
+    other than a list of named :class:`SourceDriver` / :class:`SenderDriver` subclasses, or a
+    driver name is provided twice (by two plugins or by one).
     """
-    hooks = manager.hook
-    hook = hooks.fustor_source_drivers if kind == "source" else hooks.fustor_sender_drivers
-    base: type = SourceDriver if kind == "source" else SenderDriver
-    found: dict[str, tuple[type, str]] = {}
+    if kind == "source":
+        return _collect(manager.hook.fustor_source_drivers, SourceDriver, kind)
+    return _collect(manager.hook.fustor_sender_drivers, SenderDriver, kind)
+
+
+def _collect(hook: HookCaller, base: type[D], kind: Kind) -> dict[str, tuple[type[D], str]]:
+    found: dict[str, tuple[type[D], str]] = {}
     for impl in hook.get_hookimpls():
         plugin = impl.plugin_name
         try:
-            classes = impl.function() or []
+            classes = impl.function()
         except Exception as exc:
             raise PluginError(f"plugin {plugin!r}: {kind} driver hook failed: {exc}") from exc
+        if classes is None:
+            continue
+        if not isinstance(classes, list | tuple):
+            raise PluginError(
+                f"plugin {plugin!r}: {kind} driver hook returned {classes!r}, "
+                f"not a list of {base.__name__} subclasses"
+            )
         for cls in classes:
             name = getattr(cls, "name", None)
             if not (inspect.isclass(cls) and issubclass(cls, base)) or not isinstance(name, str):

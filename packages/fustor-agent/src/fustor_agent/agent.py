@@ -273,11 +273,11 @@ class Agent:
         # A source shared by pipes reports its own figures (one snapshot count for all of
         # them); each pipe names the others so nobody reads them as the pipe's own.
         users: dict[str, list[str]] = {}
-        for pipe in pipes:
-            if pipe.get("enabled"):
-                users.setdefault(pipe["source_id"], []).append(pipe["id"])
-        for pipe in pipes:
-            pipe["source_pipes"] = users.get(pipe["source_id"], [])
+        for shown in pipes:
+            if shown.get("enabled"):
+                users.setdefault(shown["source_id"], []).append(shown["id"])
+        for shown in pipes:
+            shown["source_pipes"] = users.get(shown["source_id"], [])
         return {
             "agent_id": self.agent_id,
             "version": __version__,

@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -234,7 +234,7 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 5.0) -> dict[s
     return data
 
 
-def stream(path: Path, payload: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def stream(path: Path, payload: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
     """Send a streaming request; yield each answer line until the agent closes."""
     with _connect(path, 10.0) as sock:
         sock.sendall(json.dumps(payload).encode() + b"\n")

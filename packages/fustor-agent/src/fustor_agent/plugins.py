@@ -17,6 +17,7 @@ __all__ = ["DriverRegistry", "PluginInfo", "build_registry", "load_registry", "m
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True, slots=True)
 class PluginInfo:
     """One registered hooks module and the distribution that ships it."""
@@ -81,18 +82,15 @@ def make_plugin_manager(
     return pm, infos
 
 
-def _collect(pm: pluggy.PluginManager, kind: Kind, registry: DriverRegistry) -> None:
-    target: dict = registry.sources if kind == "source" else registry.senders  # type: ignore[type-arg]
-    for name, (cls, plugin) in collect_drivers(pm, kind).items():
-        target[name] = cls
-        registry.origin[(kind, name)] = plugin
-
-
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> DriverRegistry:
     """The driver classes by name; a name provided twice is a :class:`PluginError`."""
     registry = DriverRegistry(plugins=infos)
-    _collect(pm, "source", registry)
-    _collect(pm, "sender", registry)
+    for name, (source, plugin) in collect_drivers(pm, "source").items():
+        registry.sources[name] = source
+        registry.origin[("source", name)] = plugin
+    for name, (sender, plugin) in collect_drivers(pm, "sender").items():
+        registry.senders[name] = sender
+        registry.origin[("sender", name)] = plugin
     logger.debug(
         "drivers: sources=%s senders=%s", registry.names("source"), registry.names("sender")
     )

@@ -180,7 +180,7 @@ def open_backend(root: str, params: FsParams, pending: Pending, flt: PathFilter)
         except FanotifyUnavailable:
             fan.close()
             raise
-        watches = Watches(HandleSource(), root, None)  # type: ignore[arg-type]
+        watches = Watches(HandleSource(), root, None)
         reader: EventReader = FanotifyReader(fan, watches, pending, flt, throttle, root)
         closer: Any = fan
     else:

@@ -203,5 +203,5 @@ class FanotifyReader(EventReader):
     def _new_dir(self, rel: str) -> None:
         super()._new_dir(rel)
         node = self.watches.node_at(rel)
-        if node is not None:
+        if node is not None and isinstance(node.wd, bytes):  # always bytes: a file handle
             self.resolver.forget_outside(node.wd)

@@ -18,7 +18,7 @@ import os
 
 from fustor_source_fs.fanotify import handle_of, path_of_handle
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.watches import Watches, WatchNode
+from fustor_source_fs.watches import Watches, WatchKey, WatchNode
 
 __all__ = ["HandleResolver", "HandleSource"]
 
@@ -34,7 +34,7 @@ class HandleSource:
     def add_watch(self, path: str, mask: int) -> bytes:
         return handle_of(path)
 
-    def rm_watch(self, wd: bytes) -> None:
+    def rm_watch(self, wd: WatchKey) -> None:
         pass
 
     def close(self) -> None:

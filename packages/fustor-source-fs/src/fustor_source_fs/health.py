@@ -102,8 +102,9 @@ class RootGuard:
     def check(self) -> str | None:
         """Check now (one stat and one mount test); return and remember the reason, if any."""
         self._checking_since = time.monotonic()
+        current: RootIdentity | None
         try:
-            current: RootIdentity | None = _identify(self.root)
+            current = _identify(self.root)
             problem = self._compare(current)
         except FileNotFoundError:
             current, problem = None, f"root unavailable: {self.root} does not exist"

@@ -214,7 +214,7 @@ class Realtime:
             with lock:
                 count += 1
             prefix = child_prefix(rel_dir)
-            subdirs = []
+            subdirs: list[str] = []
             try:
                 fd = open_dir(watches.abs_path(rel_dir), rel_dir)
             except OSError as exc:

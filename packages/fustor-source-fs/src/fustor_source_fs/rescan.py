@@ -12,7 +12,7 @@ from fustor_source_fs.deep import open_dir
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.rows import child_prefix
 from fustor_source_fs.walk import RowSink, walk
-from fustor_source_fs.watches import Watches, WatchLimit, WatchNode
+from fustor_source_fs.watches import Watches, WatchKey, WatchLimit, WatchNode
 
 __all__ = ["WatchScan"]
 
@@ -44,7 +44,7 @@ class WatchScan:
         self.since = since
         self.recurse_all = recurse_all
         self.can_delete = can_delete
-        self.visited: set[int] = set()
+        self.visited: set[WatchKey] = set()
         self.dirs = 0
         self.lock = threading.Lock()
 

@@ -49,7 +49,7 @@ def pack(hashes: array, mtimes: array, sizes: array) -> bytes:
     return hashes.tobytes() + mtimes.tobytes() + sizes.tobytes()
 
 
-def unpack(blob: bytes) -> tuple[dict[int, int], memoryview, memoryview]:
+def unpack(blob: bytes) -> tuple[dict[int, int], memoryview[float], memoryview[int]]:
     """``path hash -> index`` and the mtime and size columns of a record."""
     n = len(blob) // RECORD_BYTES
     view = memoryview(blob)

@@ -6,12 +6,13 @@ import errno
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Protocol, TypeAlias
 
-from inotify_simple import INotify, flags
+from inotify_simple import flags
 
 from fustor_source_fs.deep import watch_path
 
-__all__ = ["WATCH_MASK", "WatchLimit", "WatchNode", "Watches"]
+__all__ = ["WATCH_MASK", "WatchKey", "WatchLimit", "WatchNode", "WatchSource", "Watches"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,20 @@ WATCH_MASK = (
 )
 
 
+WatchKey: TypeAlias = int | bytes
+"""What identifies a watched directory in events: an inotify watch descriptor (``int``) or,
+for the fanotify backend, the directory's file handle (``bytes``)."""
+
+
+class WatchSource(Protocol):
+    """What places and removes watches: ``inotify_simple.INotify``, or the fanotify backend's
+    ``HandleSource`` (which only computes handles)."""
+
+    def add_watch(self, path: str, mask: int) -> WatchKey: ...
+
+    def rm_watch(self, wd: WatchKey) -> None: ...
+
+
 class WatchLimit(Exception):
     """No more watches can be placed (``max_watches`` or the kernel's ``max_user_watches``)."""
 
@@ -41,7 +56,7 @@ class WatchNode:
 
     __slots__ = ("children", "name", "parent", "wd")
 
-    def __init__(self, wd: int, name: str, parent: WatchNode | None) -> None:
+    def __init__(self, wd: WatchKey, name: str, parent: WatchNode | None) -> None:
         self.wd = wd
         self.name = name
         self.parent = parent
@@ -71,12 +86,12 @@ class WatchNode:
 class Watches:
     """wd -> node, path -> node, and the add/move/remove operations (thread-safe)."""
 
-    def __init__(self, inotify: INotify, root: str, max_watches: int | None) -> None:
+    def __init__(self, inotify: WatchSource, root: str, max_watches: int | None) -> None:
         self.inotify = inotify
         self.root = root
         self.max_watches = max_watches
         self.lock = threading.RLock()
-        self.by_wd: dict[int, WatchNode] = {}
+        self.by_wd: dict[WatchKey, WatchNode] = {}
         self.root_node: WatchNode | None = None
         self._adding = 0
         self.limited = False
@@ -158,7 +173,7 @@ class Watches:
                 del self.unwatchable[next(iter(self.unwatchable))]
         log.warning("cannot watch %s (%s): skipped, covered by audits only", rel, reason)
 
-    def _link(self, rel: str, wd: int) -> WatchNode | None:
+    def _link(self, rel: str, wd: WatchKey) -> WatchNode | None:
         """Put a new watch into the tree (lock held)."""
         known = self.by_wd.get(wd)
         if rel == "/":
@@ -205,7 +220,7 @@ class Watches:
             self._unlink(node)
             return self._drop(node, rm_watch=rm_watch)
 
-    def forget_wd(self, wd: int) -> None:
+    def forget_wd(self, wd: WatchKey) -> None:
         """The kernel removed this watch (IN_IGNORED): forget it and anything under it."""
         with self.lock:
             node = self.by_wd.get(wd)
@@ -227,7 +242,7 @@ class Watches:
         if parent is not None and parent.children and parent.children.get(node.name) is node:
             del parent.children[node.name]
 
-    def _drop(self, node: WatchNode, *, rm_watch: bool = True, skip_wd: int = -1) -> int:
+    def _drop(self, node: WatchNode, *, rm_watch: bool = True, skip_wd: WatchKey = -1) -> int:
         count = 0
         for sub in list(node.walk()):
             if self.by_wd.get(sub.wd) is sub:
@@ -237,7 +252,7 @@ class Watches:
                     self._rm_watch(sub.wd)
         return count
 
-    def _rm_watch(self, wd: int) -> None:
+    def _rm_watch(self, wd: WatchKey) -> None:
         try:
             self.inotify.rm_watch(wd)
         except OSError:  # already gone with its directory

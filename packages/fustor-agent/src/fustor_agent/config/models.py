@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,8 @@ class SourceSpec:
 
     id: str
     type: str
-    driver: type[SourceDriver]
+    # ``builtins.type``: inside this class body, plain ``type`` is the field above.
+    driver: builtins.type[SourceDriver]
     config: SourceConfig
 
 
@@ -97,7 +99,7 @@ class SourceSpec:
 class SenderSpec:
     id: str
     type: str
-    driver: type[SenderDriver]
+    driver: builtins.type[SenderDriver]
     config: SenderConfig
 
 

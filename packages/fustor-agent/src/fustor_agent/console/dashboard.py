@@ -40,7 +40,7 @@ def content_security_policy() -> str:
     Hashes rather than ``'unsafe-inline'``: even if agent data ever reached the markup, it
     could not execute.
     """
-    hashes = {"script": [], "style": []}
+    hashes: dict[str, list[str]] = {"script": [], "style": []}
     for kind, body in _INLINE_BLOCK.findall(_template()):
         digest = base64.b64encode(hashlib.sha256(body.encode("utf-8")).digest()).decode()
         hashes[kind].append(f"'sha256-{digest}'")

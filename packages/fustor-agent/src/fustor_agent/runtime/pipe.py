@@ -100,9 +100,7 @@ class Pipe:
             sender_status = dict(self.sender.status())
         except Exception as exc:
             sender_status = {"status_error": str(exc)}
-        not_ready = (
-            state.not_ready_reason or self.source.driver.health() or self._sender_health()
-        )
+        not_ready = state.not_ready_reason or self.source.driver.health() or self._sender_health()
         if not_ready is None and state.session_id is None:
             not_ready = "no session"
         elif (

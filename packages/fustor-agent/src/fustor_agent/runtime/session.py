@@ -110,9 +110,10 @@ class SessionRunner:
         return self._session
 
     def _on_lane_session_lost(self, session: object) -> None:
-        if session is not None and session is self._session:
+        current = self._session
+        if current is not None and session is current:
             self.connected.clear()
-            self._session.lost.set()
+            current.lost.set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
