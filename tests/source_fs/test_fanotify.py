@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 import pytest
-from fs_helpers import Live, make_source, write
+from fs_helpers import DEEP_NAMES, Live, deep_dir, make_source, touch_at, write
 
 from fustor_core import DriverError
 from fustor_source_fs import backends
@@ -88,6 +88,34 @@ def test_unknown_directory_handle_is_resolved_through_the_kernel(root: str) -> N
             assert watches.node_at("/a/b") is not None  # learned: the next event is a lookup
             write(f"{root}/a/b/newer.txt")
             await rt.wait(lambda: rt.upserts("/a/b/newer.txt"))
+            assert rt.source.status()["handles_resolved"] == 1
+
+    asyncio.run(main())
+
+
+def test_unknown_directory_beyond_path_max_is_resolved_by_climbing(root: str) -> None:
+    """The kernel cannot print a path that long (``readlink`` fails): the handle is resolved
+    by walking ``..`` up to a directory the map knows."""
+    with deep_dir(root, DEEP_NAMES, create=True) as fd:
+        touch_at(fd, "old.txt")
+    rel = "/" + "/".join(DEEP_NAMES)
+
+    async def main() -> None:
+        async with Live(make_source(root, watch_backend="fanotify")) as rt:
+            realtime = rt.source._realtime
+            assert realtime is not None and realtime.watches is not None
+            watches = realtime.watches
+            node = watches.node_at("/" + DEEP_NAMES[0])
+            assert node is not None and watches.node_at(rel) is not None
+            watches.remove(node, rm_watch=False)  # as if the events beat the walk
+            with deep_dir(root, DEEP_NAMES) as fd:
+                touch_at(fd, "new.txt")
+            await rt.wait(lambda: rt.upserts(rel + "/new.txt"))
+            assert rt.source.status()["handles_resolved"] == 1
+            assert watches.node_at(rel) is not None
+            with deep_dir(root, DEEP_NAMES) as fd:
+                touch_at(fd, "newer.txt")
+            await rt.wait(lambda: rt.upserts(rel + "/newer.txt"))
             assert rt.source.status()["handles_resolved"] == 1
 
     asyncio.run(main())

@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import pytest
-from fs_helpers import Live, make_source, write
+from fs_helpers import DEEP_NAMES, Live, deep_dir, make_source, touch_at, write
 
 pytestmark = pytest.mark.usefixtures("watch_backend")
 
@@ -341,5 +341,33 @@ def test_rm_rf_sends_one_delete_for_the_tree(root: str) -> None:
         await rt.settle(0.8)
         deleted = sorted(r["path"] for t, r in rt.events if t == "delete")
         assert deleted == ["/keep/k", "/top"]
+
+    live(root, body)
+
+
+def test_a_directory_beyond_path_max_has_realtime(root: str) -> None:
+    """Its path fits no syscall: inotify watches it through ``/proc/self/fd/N``, fanotify
+    takes its handle from an ``O_PATH`` fd; creates, new directories, moves and deletes in
+    it come in realtime all the same."""
+    with deep_dir(root, DEEP_NAMES, create=True) as fd:
+        touch_at(fd, "early.txt")
+    rel = "/" + "/".join(DEEP_NAMES)
+    assert len(os.fsencode(root + rel)) > 4096
+
+    async def body(rt: Live) -> None:
+        with deep_dir(root, DEEP_NAMES) as fd:
+            touch_at(fd, "later.txt")
+            os.mkdir("sub", dir_fd=fd)
+            sub = os.open("sub", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            touch_at(sub, "inner.txt")
+            os.close(sub)
+        expected = {rel + "/later.txt", rel + "/sub", rel + "/sub/inner.txt"}
+        await rt.wait(lambda: expected <= rt.paths())
+        with deep_dir(root, DEEP_NAMES) as fd:
+            os.rename("later.txt", "moved.txt", src_dir_fd=fd, dst_dir_fd=fd)
+            os.unlink("early.txt", dir_fd=fd)
+        await rt.wait(lambda: rt.upserts(rel + "/moved.txt") and rt.deleted(rel + "/later.txt"))
+        await rt.wait(lambda: rt.deleted(rel + "/early.txt"))
+        assert rt.source.status()["unwatchable_dirs"] == 0
 
     live(root, body)

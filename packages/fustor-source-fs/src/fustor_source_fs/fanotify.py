@@ -21,8 +21,9 @@ __all__ = [
     "FanotifyEvent",
     "FanotifyUnavailable",
     "handle_of",
+    "handle_of_fd",
     "kernel_version",
-    "path_of_handle",
+    "open_handle",
 ]
 
 # fanotify_init flags
@@ -60,6 +61,7 @@ INFO_NEW_DFID_NAME = 12
 
 AT_FDCWD = -100
 AT_SYMLINK_FOLLOW = 0x400
+AT_EMPTY_PATH = 0x1000
 _META = struct.Struct("=IBBHQii")  # event_len, vers, reserved, metadata_len, mask, fd, pid
 _INFO_HDR = struct.Struct("=BBH")  # info_type, pad, len
 _FSID_LEN = 8
@@ -125,7 +127,7 @@ class _HandleBuffers(threading.local):
 _buffers = _HandleBuffers()
 
 
-def handle_of(path: bytes | str, dir_fd: int = AT_FDCWD) -> bytes:
+def handle_of(path: bytes | str, dir_fd: int = AT_FDCWD, flags: int = 0) -> bytes:
     """The file handle of ``path`` (symlinks not followed) as the bytes fanotify reports:
     ``struct file_handle`` (handle_bytes, handle_type, f_handle). Raises ``OSError``.
 
@@ -133,22 +135,26 @@ def handle_of(path: bytes | str, dir_fd: int = AT_FDCWD) -> bytes:
     """
     b = _buffers
     b.size.value = _MAX_HANDLE
-    if _libc.name_to_handle_at(dir_fd, os.fsencode(path), b.buf, b.mount_ref, 0) != 0:
+    if _libc.name_to_handle_at(dir_fd, os.fsencode(path), b.buf, b.mount_ref, flags) != 0:
         _raise("name_to_handle_at")
     return b.buf.raw[: 8 + b.size.value]
 
 
-def path_of_handle(mount_fd: int, handle: bytes) -> bytes:
-    """The current path of a directory given its handle (``open_by_handle_at`` on a file
-    descriptor of the same mount, then ``readlink`` of ``/proc/self/fd``). Raises ``OSError``
+def handle_of_fd(fd: int) -> bytes:
+    """The file handle of what ``fd`` refers to (an ``O_PATH`` fd will do): no path is
+    involved, so it works for directories whose path is longer than PATH_MAX. Raises
+    ``OSError``."""
+    return handle_of(b"", fd, AT_EMPTY_PATH)
+
+
+def open_handle(mount_fd: int, handle: bytes) -> int:
+    """A read-only fd of the directory ``handle`` names (``open_by_handle_at`` on a file
+    descriptor of the same mount; needs ``CAP_DAC_READ_SEARCH``). Raises ``OSError``
     (``ESTALE`` once the directory is gone)."""
     fd = _libc.open_by_handle_at(mount_fd, handle, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     if fd < 0:
         _raise("open_by_handle_at")
-    try:
-        return os.readlink(f"/proc/self/fd/{fd}".encode())
-    finally:
-        os.close(fd)
+    return fd
 
 
 class Fanotify:

@@ -17,6 +17,7 @@ import time
 
 from inotify_simple import Event, flags
 
+from fustor_source_fs.deep import lstat_at
 from fustor_source_fs.fanotify import (
     FAN_CREATE,
     FAN_DELETE,
@@ -125,8 +126,7 @@ class _Translator:
         if entry & _APPEAR and entry & _VANISH:
             # Merged by the kernel, order lost: the disk says which came last.
             path = node.path
-            full = self.root + ("" if path == "/" else path) + "/" + name
-            exists = os.path.lexists(full) if self.root != "/" else os.path.lexists(full[1:])
+            exists = lstat_at(self.root, ("" if path == "/" else path) + "/" + name) is not None
             first, last = (FAN_DELETE, FAN_CREATE) if exists else (FAN_CREATE, FAN_DELETE)
             out.append(Event(wd, first | isdir, 0, name))
             out.append(Event(wd, last | isdir, 0, name))
