@@ -287,6 +287,19 @@ def test_auto_picks_fanotify_over_the_inotify_budget(root: str) -> None:
     assert choose(root, FsParams(), PathFilter("*", []), budget=7)[0] == "inotify"
 
 
+def test_auto_counts_directories_by_link_count_and_honours_excludes(root: str) -> None:
+    for a in range(3):
+        for b in range(4):
+            os.makedirs(f"{root}/a{a}/b{b}/c")
+        write(f"{root}/a{a}/f")
+    os.makedirs(f"{root}/skip/x/y")
+    assert backends._count_dirs(root, PathFilter("*", ["skip"]), 1000) == 1 + 3 + 12 + 12
+    assert backends._count_dirs(root, PathFilter("*", []), 1000) == 1 + 3 + 12 + 12 + 3
+    # Over the limit: stops there (with no excludes, from the link counts near the top).
+    assert backends._count_dirs(root, PathFilter("*", []), 10) == 10
+    assert backends._count_dirs(root, PathFilter("*", ["skip"]), 10) == 10
+
+
 def test_auto_stops_counting_on_slow_storage_and_picks_fanotify(
     root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,6 +32,9 @@ class PathFilter:
             [p if p.startswith("/") else "/" + p for p in exclude if "/" in p]
         )
         self.trivial = self._file_match is None and not exclude
+        self.excludes = bool(exclude)
+        """Some entries are excluded (so a directory's link count may over-count what is
+        reported under it)."""
 
     def excluded(self, name: str, rel_path: str) -> bool:
         """Whether this entry (file or directory) and everything under it is skipped."""
