@@ -193,7 +193,7 @@ class FakeSourceBase(SourceDriver):
         target = confine(path)
         if self.world.scan_error is not None:
             raise self.world.scan_error
-        yield Batch.of(MessageSource.ON_DEMAND_JOB, EventType.UPDATE, [file_row(target)])
+        yield Batch.of(MessageSource.SCAN, EventType.UPDATE, [file_row(target)])
 
     def health(self) -> str | None:
         return self.world.health

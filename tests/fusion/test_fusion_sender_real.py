@@ -310,9 +310,9 @@ def test_on_demand_scan_job_completes(fusion: FusionServer, tmp_path: Path) -> N
             _stat_row(root, os.fsencode(root / "projects" / "q3" / n))
             for n in sorted(os.listdir(root / "projects" / "q3"))
         ]
-        scan = Batch.of(MessageSource.ON_DEMAND_JOB, EventType.UPDATE, rows)
+        scan = Batch.of(MessageSource.SCAN, EventType.UPDATE, rows)
         assert (await sender.send(scan)).ok
-        done = await sender.signal(PhaseSignal.JOB_COMPLETE, scan_path=command.path, job_id=job_id)
+        done = await sender.signal(PhaseSignal.SCAN_END, scan_path=command.path, job_id=job_id)
         assert done.ok
         job = await asyncio.to_thread(
             wait_until, lambda: (j := fusion.job(job_id))["status"] == "COMPLETED" and j, 5.0

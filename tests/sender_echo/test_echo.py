@@ -45,7 +45,7 @@ def test_json_lines_one_per_row_and_signal(tmp_path: Path) -> None:
         assert session.role is Role.LEADER
         assert session.audit_interval_sec == 5
         assert (await sender.send(batch)).ok
-        assert (await sender.signal(PhaseSignal.JOB_COMPLETE, scan_path="/x", job_id="j1")).ok
+        assert (await sender.signal(PhaseSignal.SCAN_END, scan_path="/x", job_id="j1")).ok
         await sender.close()
 
     asyncio.run(run())

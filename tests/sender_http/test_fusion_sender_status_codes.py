@@ -341,7 +341,7 @@ def test_snapshot_end_and_job_complete_bodies(tmp_path: Path) -> None:
         await sender.open_session()
         assert (await sender.signal(PhaseSignal.SNAPSHOT_END)).ok
         assert (
-            await sender.signal(PhaseSignal.JOB_COMPLETE, scan_path="q3/../x", job_id="a41c07f2")
+            await sender.signal(PhaseSignal.SCAN_END, scan_path="q3/../x", job_id="a41c07f2")
         ).ok
 
     asyncio.run(run())

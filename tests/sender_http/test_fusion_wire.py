@@ -69,7 +69,7 @@ def test_each_tier_gets_its_batch_source_type() -> None:
         MessageSource.REALTIME: "message",
         MessageSource.SNAPSHOT: "snapshot",
         MessageSource.AUDIT: "audit",
-        MessageSource.ON_DEMAND_JOB: "on_demand_job",
+        MessageSource.SCAN: "on_demand_job",
     }
     for source, source_type in expected.items():
         batch = Batch.of(source, EventType.UPDATE, [_row("/x")])

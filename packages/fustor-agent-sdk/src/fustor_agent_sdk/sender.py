@@ -14,7 +14,7 @@ Contract:
   sends realtime batches one at a time in capture order; snapshot/audit batches may be in
   flight at the same time as a realtime one. Batches are never empty.
 * **Signals.** ``signal(PhaseSignal, **details)``: ``SNAPSHOT_END``, ``AUDIT_START``,
-  ``AUDIT_END`` and ``JOB_COMPLETE`` (with ``scan_path`` and ``job_id``). Same results as send.
+  ``AUDIT_END`` and ``SCAN_END`` (with ``scan_path`` and ``job_id``). Same results as send.
 * **Sentinel.** ``sentinel_tasks()`` returns suspect paths to stat; ``sentinel_feedback()``
   takes the ``{"path", "mtime", "size"}`` rows of the source.
 * **Roles are decided by the host** from what the sender returns; a sender never starts phases.

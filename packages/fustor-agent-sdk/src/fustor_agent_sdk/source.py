@@ -15,7 +15,7 @@ Contract (the host relies on every point):
     and asks for a ``full`` audit as the first one of each leadership term and after lost
     events.
   - ``sentinel_check(paths)``: ``{"path", "mtime", "size"}`` for each path that exists.
-  - ``scan(path, recursive)``: ``on_demand_job`` rows for one node or a subtree. ``path`` is a
+  - ``scan(path, recursive)``: ``MessageSource.SCAN`` rows for one node or a subtree. ``path`` is a
     root-relative request from outside and must be confined to the root (raise
     :class:`fustor_core.paths.PathEscapeError` for one that escapes).
 
@@ -144,11 +144,11 @@ class SourceDriver(ABC):
         raise self._unsupported(Phase.SENTINEL)
 
     def scan(self, path: str, recursive: bool) -> AsyncIterator[Batch]:
-        """Batches of ``on_demand_job`` upsert rows for ``path`` (root-relative, from a Fusion
+        """Batches of ``MessageSource.SCAN`` upsert rows for ``path`` (root-relative, from a Fusion
         user) and, with ``recursive``, everything under it; nothing for a path that does not
         exist. Errors: :class:`fustor_core.PathEscapeError` (raised before any row) for a
         path that escapes the root by ``..`` or a symlink; :class:`fustor_core.DriverError`.
-        The host sends the job completion in every case."""
+        The host sends the ``SCAN_END`` signal in every case."""
         raise self._unsupported(Phase.SCAN)
 
     def health(self) -> str | None:

@@ -29,7 +29,7 @@ def render_status(status: dict[str, Any]) -> str:
     if not pipes:
         lines.append("no pipes")
         return "\n".join(lines)
-    rows = [["PIPE", "STATE", "ROLE", "PHASE", "SENT rt/snap/audit/job", "QUEUE", "READY"]]
+    rows = [["PIPE", "STATE", "ROLE", "PHASE", "SENT rt/snap/audit/scan", "QUEUE", "READY"]]
     for pipe in pipes:
         sent = pipe.get("rows_sent") or {}
         ready = "yes" if pipe.get("ready") else f"no: {pipe.get('not_ready_reason') or '?'}"

@@ -26,12 +26,20 @@ class EventType(StrEnum):
 
 
 class MessageSource(StrEnum):
-    """The arbitration tier of a row; Fusion merges rows by it."""
+    """The arbitration tier of a row; Fusion merges rows by it.
+
+    The values are the tier names of the Fusion protocol and the keys of a pipe's
+    ``rows_sent`` in status and metrics, so they stay as they are; the member names are the
+    concept names used across the SDK, core and host.
+    """
 
     REALTIME = "realtime"
     SNAPSHOT = "snapshot"
     AUDIT = "audit"
+    SCAN = "on_demand_job"
+    """Rows of an on-demand scan (``SourceDriver.scan``), asked for by the peer."""
     ON_DEMAND_JOB = "on_demand_job"
+    """Deprecated alias of :attr:`SCAN` (SDK 1.0 name); the same member."""
 
 
 @dataclass(slots=True)

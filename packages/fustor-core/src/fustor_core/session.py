@@ -58,7 +58,11 @@ class PhaseSignal(StrEnum):
     SNAPSHOT_END = "snapshot_end"
     AUDIT_START = "audit_start"
     AUDIT_END = "audit_end"
+    SCAN_END = "job_complete"
+    """An on-demand scan is over (details: ``scan_path`` verbatim, ``job_id``); sent also
+    when the scan failed or was refused. The value is the protocol's name."""
     JOB_COMPLETE = "job_complete"
+    """Deprecated alias of :attr:`SCAN_END` (SDK 1.0 name); the same member."""
 
 
 class SendStatus(StrEnum):

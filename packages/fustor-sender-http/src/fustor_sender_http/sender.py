@@ -433,7 +433,7 @@ class FusionSender(SenderDriver):
             if result.ok:
                 await self.consistency.audit("end", self.params.audit_end_timeout_sec)
             return result
-        if signal is PhaseSignal.JOB_COMPLETE:
+        if signal is PhaseSignal.SCAN_END:
             metadata = {"scan_path": details["scan_path"], "job_id": details["job_id"]}
             return await self._post_ingest(sid, signal_body("job_complete", metadata=metadata))
         raise DriverError(f"unknown phase signal {signal!r}", retriable=False)

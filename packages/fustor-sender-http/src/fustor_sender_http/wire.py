@@ -32,7 +32,7 @@ _BATCH_SOURCE_TYPE = {
     MessageSource.REALTIME: "message",
     MessageSource.SNAPSHOT: "snapshot",
     MessageSource.AUDIT: "audit",
-    MessageSource.ON_DEMAND_JOB: "on_demand_job",
+    MessageSource.SCAN: "on_demand_job",
 }
 
 

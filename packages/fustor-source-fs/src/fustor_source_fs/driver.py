@@ -281,7 +281,7 @@ class FsSource(SourceDriver):
             else:
                 visit((abs_path, rel))
 
-        async for batch in self._stream(job, MessageSource.ON_DEMAND_JOB, "scan"):
+        async for batch in self._stream(job, MessageSource.SCAN, "scan"):
             yield batch
 
     def _confine_real(self, rel: str, abs_path: str, requested: str) -> None:

@@ -153,7 +153,7 @@ class JsonlSource(SourceDriver):
         else:
             dirs = catalogue.directories()
             rows = iter([_dir_row(top, dirs[top])] if top in dirs else [])
-        for batch in self._batches(MessageSource.ON_DEMAND_JOB, rows):
+        for batch in self._batches(MessageSource.SCAN, rows):
             yield batch
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:

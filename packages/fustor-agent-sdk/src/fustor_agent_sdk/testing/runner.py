@@ -120,11 +120,11 @@ class PipeRunner:
         """An on-demand scan and its completion, which is sent even for a refused path."""
         rows = 0
         try:
-            rows = await self._pump(self.source.scan(path, recursive), MessageSource.ON_DEMAND_JOB)
+            rows = await self._pump(self.source.scan(path, recursive), MessageSource.SCAN)
         except PathEscapeError as exc:
             logger.warning("scan refused: %s", exc)
             self.scan_errors.append(exc)
-        await self.signal(PhaseSignal.JOB_COMPLETE, scan_path=path, job_id=job_id)
+        await self.signal(PhaseSignal.SCAN_END, scan_path=path, job_id=job_id)
         return rows
 
     async def run_sentinel(self) -> int:

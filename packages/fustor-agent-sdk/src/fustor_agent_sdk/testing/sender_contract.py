@@ -68,7 +68,7 @@ def contract_traffic() -> list[Batch | tuple[PhaseSignal, dict[str, Any]]]:
             Event(EventType.DELETE, [{"path": "/d/a.txt"}], MessageSource.REALTIME),
         ],
     )
-    scan = Batch.of(MessageSource.ON_DEMAND_JOB, EventType.UPDATE, [_upsert("/d/new.txt")])
+    scan = Batch.of(MessageSource.SCAN, EventType.UPDATE, [_upsert("/d/new.txt")])
     return [
         snapshot,
         (PhaseSignal.SNAPSHOT_END, {}),
@@ -77,7 +77,7 @@ def contract_traffic() -> list[Batch | tuple[PhaseSignal, dict[str, Any]]]:
         (PhaseSignal.AUDIT_END, {}),
         realtime,
         scan,
-        (PhaseSignal.JOB_COMPLETE, {"scan_path": "/d", "job_id": "0a1b2c3d"}),
+        (PhaseSignal.SCAN_END, {"scan_path": "/d", "job_id": "0a1b2c3d"}),
     ]
 
 

@@ -38,7 +38,7 @@ _BULK_PHASES = (Phase.SNAPSHOT, Phase.AUDIT, Phase.SCAN)
 _TIER = {
     Phase.SNAPSHOT: MessageSource.SNAPSHOT,
     Phase.AUDIT: MessageSource.AUDIT,
-    Phase.SCAN: MessageSource.ON_DEMAND_JOB,
+    Phase.SCAN: MessageSource.SCAN,
     Phase.REALTIME: MessageSource.REALTIME,
 }
 
@@ -323,14 +323,14 @@ class SourceDriverContract:
             await runner.run_scan("/../..", True, job_id="job-escape")
 
         sender = self._run(make_source, scans)
-        jobs = sender.signal_details(PhaseSignal.JOB_COMPLETE)
+        jobs = sender.signal_details(PhaseSignal.SCAN_END)
         assert [(j["scan_path"], j["job_id"]) for j in jobs] == [
             ("/", "job-root"),
             ("/d1", "job-d1"),
             ("/../..", "job-escape"),
         ]
         log = sender.log
-        cut = [i for i, r in enumerate(log) if r.signal is PhaseSignal.JOB_COMPLETE]
+        cut = [i for i, r in enumerate(log) if r.signal is PhaseSignal.SCAN_END]
         root = RecordingSender.flatten(r.batch for r in log[: cut[0]] if r.batch)
         d1 = RecordingSender.flatten(r.batch for r in log[cut[0] : cut[1]] if r.batch)
         escape = RecordingSender.flatten(r.batch for r in log[cut[1] : cut[2]] if r.batch)

@@ -1,4 +1,4 @@
-"""On-demand scans asked for by the peer: rows as ``on_demand_job``, then the job end."""
+"""On-demand scans asked for by the peer: ``MessageSource.SCAN`` rows, then ``SCAN_END``."""
 
 from __future__ import annotations
 
@@ -38,5 +38,5 @@ async def run_scan(
         logger.warning(
             "pipe %s: scan job %s of %r failed: %s", pipe_id, command.job_id, command.path, exc
         )
-    await delivery.signal(PhaseSignal.JOB_COMPLETE, scan_path=command.path, job_id=command.job_id)
+    await delivery.signal(PhaseSignal.SCAN_END, scan_path=command.path, job_id=command.job_id)
     logger.info("pipe %s: scan job %s done (%d rows)", pipe_id, command.job_id, rows)
