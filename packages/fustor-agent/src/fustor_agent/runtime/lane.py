@@ -5,39 +5,56 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from typing import Protocol
 
 from fustor_agent.runtime.delivery import Delivery
 from fustor_agent.runtime.stats import PipeState
 from fustor_core import Batch, Event, MessageSource, SessionLostError
 
-__all__ = ["RealtimeLane"]
+__all__ = ["LaneSession", "RealtimeLane"]
 
 logger = logging.getLogger(__name__)
+
+
+class LaneSession(Protocol):
+    """The session side of a pipe, as its realtime lane sees it (the pipe's session loop)."""
+
+    @property
+    def connected(self) -> asyncio.Event:
+        """Set while a session is open and batches may be sent."""
+        ...
+
+    def current_session(self) -> object:
+        """An identity token of the open session (``None`` when there is none); compared with
+        ``is`` only, so a late answer for an old session never ends a newer one."""
+        ...
+
+    def session_lost(self, session: object) -> None:
+        """The peer refused a batch sent in ``session`` (a token from :meth:`current_session`)
+        for a lost session: end that session, if it is still the current one."""
+        ...
+
+    def events_lost(self, paths: list[str]) -> None:
+        """Events under ``paths`` (root-relative) were lost: the source said so, or the lane
+        dropped its queue (then ``["/"]``). Recover by an audit or a resync."""
+        ...
 
 
 class RealtimeLane:
     """Queued realtime events of one pipe and the task that delivers them.
 
     ``offer`` never blocks the source (one source feeds several pipes): past
-    ``max_rows`` queued rows the queue is dropped, counted and logged, and ``on_overflow``
-    starts the recovery. Queued batches are merged up to the sender's ``max_batch_size``
-    rows per request; an idle lane sends a new event at once, with no batching delay.
+    ``max_rows`` queued rows the queue is dropped, counted and logged, and the session's
+    ``events_lost(["/"])`` starts the recovery. Queued batches are merged up to the sender's
+    ``max_batch_size`` rows per request; an idle lane sends a new event at once, with no
+    batching delay.
     """
 
-    def __init__(
-        self,
-        pipe_id: str,
-        state: PipeState,
-        max_rows: int,
-        on_overflow: Callable[[], None],
-        on_rescan: Callable[[list[str]], None],
-    ) -> None:
+    def __init__(self, pipe_id: str, state: PipeState, max_rows: int, session: LaneSession) -> None:
         self.pipe_id = pipe_id
         self.state = state
         self.max_rows = max_rows
-        self.on_overflow = on_overflow
-        self.on_rescan = on_rescan
+        self.session = session
         self._events: deque[Event] = deque()
         self.rows = 0
         self._wakeup = asyncio.Event()
@@ -49,7 +66,7 @@ class RealtimeLane:
 
     def offer(self, batch: Batch) -> None:
         if batch.rescan:
-            self.on_rescan(list(batch.rescan))
+            self.session.events_lost(list(batch.rescan))
         count = batch.row_count
         if count == 0:
             return
@@ -65,7 +82,7 @@ class RealtimeLane:
                 self.max_rows,
                 dropped,
             )
-            self.on_overflow()
+            self.session.events_lost(["/"])
             return
         self._events.extend(event for event in batch.events if event.rows)
         self.rows += count
@@ -97,35 +114,31 @@ class RealtimeLane:
         self._events.extendleft(reversed(batch.events))
         self.rows += batch.row_count
 
-    async def run(
-        self,
-        delivery: Delivery,
-        connected: asyncio.Event,
-        current_session: Callable[[], object],
-        on_session_lost: Callable[[object], None],
-    ) -> None:
-        """Deliver forever (until cancelled); waits while ``connected`` is clear.
+    async def run(self, delivery: Delivery) -> None:
+        """Deliver forever (until cancelled); waits while the session is not ``connected``.
 
         A batch refused for a lost session goes back to the head of the queue and is sent
-        again, first, in the next session. ``on_session_lost`` gets the session the batch
-        was sent in, so a late answer for an old session never ends a newer one.
+        again, first, in the next session. ``session_lost`` gets the session the batch was
+        sent in, so a late answer for an old session never ends a newer one.
         """
+        handle = self.session
+        connected = handle.connected
         while True:
             await connected.wait()
             if not self._events:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            session = current_session()
+            session = handle.current_session()
             batch = self._take(max(1, delivery.sender.max_batch_size))
             self._in_flight = True
             try:
                 await delivery.send_one(batch)
             except SessionLostError:
                 self._put_back(batch)
-                on_session_lost(session)
+                handle.session_lost(session)
                 # The session loop clears ``connected`` once it has noticed; don't spin.
-                while connected.is_set() and current_session() is session:  # noqa: ASYNC110
+                while connected.is_set() and handle.current_session() is session:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
             except BaseException:
                 self._put_back(batch)
@@ -133,8 +146,9 @@ class RealtimeLane:
             finally:
                 self._in_flight = False
 
-    async def drain(self, connected: asyncio.Event) -> None:
+    async def drain(self) -> None:
         """Return once every queued row has been delivered (or the session is gone)."""
+        connected = self.session.connected
         # Two conditions owned by different tasks; 10 ms polling is fine at shutdown.
         while not self.idle and connected.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.01)

@@ -77,19 +77,21 @@ class SessionRunner:
         self.sender = sender
         self.state = state
         self._can_realtime = can_realtime
-        self.connected = asyncio.Event()
+        self._connected = asyncio.Event()
         # Retrying for a session that has ended is pointless: the batch waits for the next.
-        self.delivery = Delivery(pipe.id, sender, state, alive=self.connected.is_set)
-        self.lane = RealtimeLane(
-            pipe.id, state, pipe.max_buffered_rows, self._on_overflow, self._on_rescan
-        )
+        self.delivery = Delivery(pipe.id, sender, state, alive=self._connected.is_set)
         self._stopping = asyncio.Event()
         self._session: _Session | None = None
         self.resync_needed = False
+        self.lane = RealtimeLane(pipe.id, state, pipe.max_buffered_rows, session=self)
 
-    # -- recovery triggers (called synchronously by the source fan-out) --------------------
+    # -- the LaneSession the realtime lane calls (synchronously, on the loop) ---------------
 
-    def _on_rescan(self, paths: list[str]) -> None:
+    @property
+    def connected(self) -> asyncio.Event:
+        return self._connected
+
+    def events_lost(self, paths: list[str]) -> None:
         session = self._session
         if session is None or session.lost.is_set():
             self.resync_needed = True
@@ -103,13 +105,10 @@ class SessionRunner:
                 paths,
             )
 
-    def _on_overflow(self) -> None:
-        self._on_rescan(["/"])
-
-    def _current_session(self) -> object:
+    def current_session(self) -> object:
         return self._session
 
-    def _on_lane_session_lost(self, session: object) -> None:
+    def session_lost(self, session: object) -> None:
         current = self._session
         if current is not None and session is current:
             self.connected.clear()
@@ -142,9 +141,7 @@ class SessionRunner:
         backoff = Backoff(initial=1.0, maximum=30.0)
         while True:
             try:
-                await self.lane.run(
-                    self.delivery, self.connected, self._current_session, self._on_lane_session_lost
-                )
+                await self.lane.run(self.delivery)
             except Exception as exc:  # the realtime lane must never stop
                 delay = backoff.next()
                 self.state.error(f"realtime delivery failed: {exc}")
@@ -228,7 +225,7 @@ class SessionRunner:
         for task in list(session.tasks):
             if not task.get_name().startswith("fustor-heartbeat"):
                 task.cancel()
-        await self.lane.drain(self.connected)
+        await self.lane.drain()
         await session.cancel_all()
         self.connected.clear()
         try:
