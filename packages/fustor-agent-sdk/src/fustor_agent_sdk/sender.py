@@ -102,32 +102,53 @@ class SenderDriver(ABC):
 
     @abstractmethod
     async def open_session(self) -> SessionInfo:
-        """Open a session for this pipe's task (``context.task_id``) and say the role the peer
-        gave it, its timeout (seconds) and the audit/sentinel intervals it suggests (seconds;
-        ``None`` or 0: none). Errors: :class:`fustor_core.DriverError` (``retriable`` for an
-        unreachable or busy peer; the host retries with backoff)."""
+        """Open a session for this pipe's task (``context.task_id``). No arguments.
+
+        Returns a :class:`~fustor_core.SessionInfo`: the peer's session id, the role it gave
+        (``LEADER`` or ``FOLLOWER``), the session timeout (``timeout_sec``, seconds) and the
+        audit/sentinel intervals it suggests (seconds; ``None`` or 0: none). Errors:
+        :class:`fustor_core.DriverError` (``retriable`` for an unreachable or busy peer). The
+        host retries with capped exponential backoff either way; a non-retriable error shows
+        the pipe as ``error`` rather than ``backing_off``.
+        """
 
     @abstractmethod
     async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
-        """Keep the session alive (the host calls it every ``min(timeout / 3, 10 s)``) and
-        return the current role and the commands queued for it (each delivered once).
-        ``can_realtime``: whether this agent's realtime is running. Errors:
-        :class:`fustor_core.SessionLostError` when the peer no longer knows the session;
-        :class:`fustor_core.DriverError` for a failed call (retried)."""
+        """Keep the session alive; the host calls it every ``min(timeout_sec / 3, 10)``
+        seconds.
+
+        ``can_realtime``: whether this agent's realtime is running (a peer may prefer a leader
+        that has it). Returns a :class:`~fustor_core.HeartbeatResult`: the current role and
+        the commands queued for this session (``ScanCommand``, each delivered once). Errors:
+        :class:`fustor_core.SessionLostError` when the peer no longer knows the session (the
+        host opens a new one); :class:`fustor_core.DriverError` for a failed call: a retriable
+        one is tried again at the next beat until ``timeout_sec`` passes without a good beat,
+        a non-retriable one gives the session up at once (a new one is opened).
+        """
 
     @abstractmethod
     async def send(self, batch: Batch) -> SendResult:
-        """Deliver one batch (at most ``max_batch_size`` rows; never empty events). Returns
-        ``OK``; ``RETRY`` (the host sends the same batch again before anything newer);
-        ``SESSION_LOST`` (a new session and phase sequence follow); or ``REJECTED`` (this batch
-        is dropped, counted and logged). Errors: :class:`fustor_core.DriverError`
-        (``retriable`` ones are retried like ``RETRY``)."""
+        """Deliver one batch.
+
+        ``batch``: events of one ``message_source``, at most ``max_batch_size`` rows in all,
+        no empty event (rows as the source module describes). Returns a
+        :class:`~fustor_core.SendResult`: ``OK``; ``RETRY`` (the host sends the same batch
+        again before anything newer); ``SESSION_LOST`` (a new session and phase sequence
+        follow); or ``REJECTED`` (this batch is dropped, counted and logged). Errors:
+        :class:`fustor_core.DriverError` (``retriable`` ones are retried like ``RETRY``, others
+        count as ``REJECTED``); :class:`fustor_core.SessionLostError` like ``SESSION_LOST``.
+        """
 
     @abstractmethod
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
-        """Deliver a phase signal: snapshot end, audit start/end, or a scan's job completion
-        (``details``: ``scan_path`` verbatim as the command gave it, ``job_id``). Returns and
-        raises like :meth:`send`."""
+        """Deliver a phase signal of the session's sequence.
+
+        ``signal``: ``SNAPSHOT_END`` (after the last snapshot batch), ``AUDIT_START`` /
+        ``AUDIT_END`` (around an audit's batches) or ``SCAN_END`` (after an on-demand scan,
+        also a failed or refused one). ``details``: none, except for ``SCAN_END``:
+        ``scan_path`` (the command's path, verbatim) and ``job_id`` (the command's id).
+        Returns and raises like :meth:`send`.
+        """
 
     async def sentinel_tasks(self) -> list[str]:
         """Paths (root-relative) the peer wants checked now; ``[]`` when none (the default).
@@ -140,10 +161,11 @@ class SenderDriver(ABC):
         return SEND_OK
 
     async def close_session(self) -> None:
-        """End the session gracefully so a standby agent takes over at once."""
+        """End the session gracefully so a standby agent takes over at once. Best effort:
+        never raises (a failure is logged; the peer's timeout ends the session anyway)."""
 
     async def close(self) -> None:
-        """Release network resources. Idempotent."""
+        """Release network resources. Idempotent; never raises."""
 
     async def check_connection(self) -> list[str]:
         """Open what a pipe would open, report what is wrong, leave nothing behind.

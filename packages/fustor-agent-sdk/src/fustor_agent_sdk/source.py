@@ -15,10 +15,16 @@ Contract (the host relies on every point):
     and asks for a ``full`` audit as the first one of each leadership term and after lost
     events.
   - ``sentinel_check(paths)``: ``{"path", "mtime", "size"}`` for each path that exists.
-  - ``scan(path, recursive)``: ``MessageSource.SCAN`` rows for one node or a subtree. ``path`` is a
-    root-relative request from outside and must be confined to the root (raise
+  - ``scan(path, recursive)``: ``MessageSource.SCAN`` rows for one node or a subtree.
+    ``path`` is a root-relative request from outside and must be confined to the root (raise
     :class:`fustor_core.paths.PathEscapeError` for one that escapes).
 
+* **Rows** (:data:`fustor_core.Row`, a dict). An upsert has ``path``, ``size`` (bytes, int),
+  ``modified_time`` and ``created_time`` (seconds since the epoch, float: ``st_mtime`` and
+  ``st_ctime``) and ``is_directory`` (bool; a symlink is reported as a link, not followed);
+  realtime upserts add ``is_atomic_write``, audit file rows add ``parent_path`` and
+  ``parent_mtime``. A delete is ``{"path"}`` alone and only realtime sends deletes (Fusion
+  infers the others from the listings). ``fustor_agent_sdk.testing.checks`` checks all this.
 * **Paths** are root-relative with a leading ``/`` (root = ``/``), see ``fustor_core.paths``.
 * **Blocking work** (walks, stats, inotify reads) runs off the event loop, inside the driver.
 * **Back-pressure.** The host consumes an iterator at the pace its sender can deliver; a driver
@@ -108,35 +114,50 @@ class SourceDriver(ABC):
         return DriverError(f"source {self.name!r} does not support {phase.value}", retriable=False)
 
     def snapshot(self) -> AsyncIterator[Batch]:
-        """Batches of ``snapshot`` upsert rows: one per directory (the root ``/`` included)
-        and per file, as ``stat`` says now (``size`` in bytes, ``modified_time`` and
-        ``created_time`` in seconds since the epoch, float). Ends when the walk is complete;
-        the host then sends the snapshot end. Errors: :class:`fustor_core.DriverError`
-        (retriable when the storage may come back; the host retries the whole snapshot)."""
+        """The whole tree as it is now. No arguments.
+
+        Yields batches of ``MessageSource.SNAPSHOT`` upsert rows: one per directory (the root
+        ``/`` included) and per file, as ``lstat`` says now (``size`` in bytes,
+        ``modified_time`` and ``created_time`` in seconds since the epoch, float). Ends when
+        the walk is complete; the host then sends ``SNAPSHOT_END``. Errors:
+        :class:`fustor_core.DriverError` (retriable when the storage may come back; the host
+        retries the whole snapshot).
+        """
         raise self._unsupported(Phase.SNAPSHOT)
 
     def realtime(self) -> AsyncIterator[Batch]:
-        """Batches of ``realtime`` rows, in capture order, for as long as the host iterates:
-        upserts (with ``is_atomic_write``) and deletes (``{"path"}`` only). A batch may carry
-        ``rescan`` paths instead when events were lost (the leader then runs a full audit).
-        Runs once per source, whatever the number of pipes. Errors:
-        :class:`fustor_core.DriverError`; the host restarts realtime after a retriable one."""
+        """Changes as they happen, for as long as the host iterates. No arguments.
+
+        Yields batches of ``MessageSource.REALTIME`` rows in capture order: upserts (with
+        ``is_atomic_write``: ``True`` when the file was closed after writing, so its content
+        is final) and deletes (``{"path"}`` only). A batch may carry ``rescan`` paths
+        (root-relative; ``["/"]`` for everything) with or without events when events were
+        lost; the leader then runs a full audit. Runs once per source, whatever the number of
+        pipes. Ending or raising (:class:`fustor_core.DriverError`, or anything) is logged;
+        the host calls ``realtime()`` again with capped backoff and treats everything as lost
+        meanwhile (a rescan of ``/``).
+        """
         raise self._unsupported(Phase.REALTIME)
 
     def audit(self, full: bool = False) -> AsyncIterator[Batch]:
-        """Batches of ``audit`` rows describing the tree as it is now (protocol §7.4).
+        """The tree as it is now, for Fusion's consistency check (protocol §7.4).
 
         ``full``: trust nothing kept from earlier audits and report every directory's
         complete listing (the host asks for it as the first audit of each leadership term and
         after events were lost). Otherwise a driver may send an unchanged directory as one row
-        with ``audit_skipped: true`` instead of its listing. Each directory's own row comes
-        after the rows of its children. Errors: :class:`fustor_core.DriverError` (retriable
-        when the storage may come back).
+        with ``audit_skipped: true`` instead of its listing.
+
+        Yields batches of ``MessageSource.AUDIT`` upsert rows: each file with ``parent_path``
+        (its directory) and ``parent_mtime`` (that directory's mtime, seconds since the epoch),
+        each directory as an upsert row that comes after the rows of its children. The host
+        sends ``AUDIT_START`` before and ``AUDIT_END`` after. Errors:
+        :class:`fustor_core.DriverError` (retriable when the storage may come back); the host
+        logs it, shows it in status and audits again at the next interval.
         """
         raise self._unsupported(Phase.AUDIT)
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:
-        """``{"path", "mtime", "size"}`` (seconds since the epoch, bytes) for each of
+        """``{"path", "mtime", "size"}`` (float seconds since the epoch, int bytes) for each of
         ``paths`` (root-relative, as Fusion sent them) that exists now; missing paths are left
         out (a report of a missing file would write mtime 0 into Fusion). Paths escaping the
         root are ignored. Errors: :class:`fustor_core.DriverError` (retriable: the round is
@@ -144,11 +165,15 @@ class SourceDriver(ABC):
         raise self._unsupported(Phase.SENTINEL)
 
     def scan(self, path: str, recursive: bool) -> AsyncIterator[Batch]:
-        """Batches of ``MessageSource.SCAN`` upsert rows for ``path`` (root-relative, from a Fusion
-        user) and, with ``recursive``, everything under it; nothing for a path that does not
-        exist. Errors: :class:`fustor_core.PathEscapeError` (raised before any row) for a
-        path that escapes the root by ``..`` or a symlink; :class:`fustor_core.DriverError`.
-        The host sends the ``SCAN_END`` signal in every case."""
+        """An on-demand scan of one node, asked for by the peer (a ``ScanCommand``).
+
+        ``path``: root-relative, verbatim from a Fusion user (untrusted). ``recursive``: also
+        everything under ``path``; otherwise ``path`` and its direct entries. Yields batches
+        of ``MessageSource.SCAN`` upsert rows shaped like snapshot rows; nothing for a path
+        that does not exist. Errors: :class:`fustor_core.PathEscapeError` (raised before any
+        row) for a path that escapes the root by ``..`` or a symlink;
+        :class:`fustor_core.DriverError`. The host sends ``SCAN_END`` in every case.
+        """
         raise self._unsupported(Phase.SCAN)
 
     def health(self) -> str | None:
