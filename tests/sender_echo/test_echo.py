@@ -66,7 +66,7 @@ def test_json_lines_one_per_row_and_signal(tmp_path: Path) -> None:
         },
         {"pipe_id": "pipe-1", "signal": "job_complete", "scan_path": "/x", "job_id": "j1"},
     ]
-    assert sender.status() == {"rows_written": 3}
+    assert sender.status() == {"rows_written": 3, "signals_written": 1}
 
 
 def test_text_lines_are_readable(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]

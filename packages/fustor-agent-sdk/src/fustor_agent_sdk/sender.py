@@ -29,6 +29,7 @@ A complete minimal sender, which counts rows and always leads::
     from fustor_core import SEND_OK, Batch, HeartbeatResult, Role, SessionInfo
     from fustor_agent_sdk import SenderConfig, SenderDriver, hookimpl
 
+
     class CountingSender(SenderDriver):
         name = "count"
         config_model = SenderConfig
@@ -38,7 +39,9 @@ A complete minimal sender, which counts rows and always leads::
             self.rows = 0
 
         async def open_session(self):
-            return SessionInfo(session_id="local", role=Role.LEADER, timeout_sec=30.0)
+            return SessionInfo(
+                session_id="local", role=Role.LEADER, timeout_sec=30.0
+            )
 
         async def heartbeat(self, *, can_realtime):
             return HeartbeatResult(role=Role.LEADER)
@@ -49,6 +52,7 @@ A complete minimal sender, which counts rows and always leads::
 
         async def signal(self, signal, **details):
             return SEND_OK
+
 
     @hookimpl
     def fustor_sender_drivers():
@@ -63,6 +67,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fustor_agent_sdk.config import SenderConfig
+from fustor_agent_sdk.metrics import MetricSpec
 from fustor_core import SEND_OK, Batch, HeartbeatResult, PhaseSignal, Row, SendResult, SessionInfo
 
 __all__ = ["PipeContext", "SenderDriver"]
@@ -94,6 +99,11 @@ class SenderDriver(ABC):
 
     max_batch_size: int = 1000
     """Most rows the host puts in one ``send``."""
+
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    """The ``status()`` keys the host exports on ``/metrics``, and as what (see
+    :mod:`fustor_agent_sdk.metrics`); series carry a ``pipe`` label. Undeclared keys are
+    shown in the JSON status only."""
 
     def __init__(self, sender_id: str, config: SenderConfig, context: PipeContext) -> None:
         self.sender_id = sender_id
@@ -191,5 +201,6 @@ class SenderDriver(ABC):
         return None
 
     def status(self) -> dict[str, Any]:
-        """Sender figures for status and console (JSON-serialisable; never secrets)."""
+        """Sender figures for status and console: a flat, JSON-serialisable dict; never
+        secrets. The keys named in ``metrics`` are also exported on ``/metrics``."""
         return {}

@@ -43,21 +43,38 @@ A complete minimal source, which reports the files of one directory (no realtime
     from fustor_core import Batch, EventType, MessageSource
     from fustor_agent_sdk import Phase, SourceConfig, SourceDriver, hookimpl
 
+
     class ListDirSource(SourceDriver):
         name = "listdir"
         config_model = SourceConfig
         phases = frozenset({Phase.SNAPSHOT})
 
         async def snapshot(self) -> AsyncIterator[Batch]:
-            entries = await asyncio.to_thread(lambda: list(os.scandir(self.config.uri)))
-            rows = [{"path": "/", "size": 0, "modified_time": 0.0, "created_time": 0.0,
-                     "is_directory": True}]
+            entries = await asyncio.to_thread(
+                lambda: list(os.scandir(self.config.uri))
+            )
+            rows = [
+                {
+                    "path": "/",
+                    "size": 0,
+                    "modified_time": 0.0,
+                    "created_time": 0.0,
+                    "is_directory": True,
+                }
+            ]
             for e in entries:
                 st = e.stat()
-                rows.append({"path": "/" + e.name, "size": st.st_size,
-                             "modified_time": st.st_mtime, "created_time": st.st_ctime,
-                             "is_directory": e.is_dir()})
+                rows.append(
+                    {
+                        "path": "/" + e.name,
+                        "size": st.st_size,
+                        "modified_time": st.st_mtime,
+                        "created_time": st.st_ctime,
+                        "is_directory": e.is_dir(),
+                    }
+                )
             yield Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows)
+
 
     @hookimpl
     def fustor_source_drivers():
@@ -72,6 +89,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from fustor_agent_sdk.config import SourceConfig
+from fustor_agent_sdk.metrics import MetricSpec
 from fustor_core import Batch, DriverError, Row
 
 __all__ = ["Phase", "SourceDriver"]
@@ -96,6 +114,11 @@ class SourceDriver(ABC):
 
     phases: ClassVar[frozenset[Phase]] = frozenset()
     """The phases this driver implements; the host never asks for any other."""
+
+    metrics: ClassVar[tuple[MetricSpec, ...]] = ()
+    """The ``status()`` keys the host exports on ``/metrics``, and as what (see
+    :mod:`fustor_agent_sdk.metrics`); series carry a ``source`` label. Undeclared keys are
+    shown in the JSON status only."""
 
     def __init__(self, source_id: str, config: SourceConfig) -> None:
         self.source_id = source_id
@@ -185,9 +208,9 @@ class SourceDriver(ABC):
         return None
 
     def status(self) -> dict[str, Any]:
-        """Driver figures for status, console and metrics (JSON-serialisable, flat).
+        """Driver figures for status and console: a flat, JSON-serialisable dict.
 
-        Numeric values are exported as metrics ``fustor_agent_source_<key>``. Suggested keys:
-        ``watched_dirs``, ``dirs``, ``overflows``, ``phase_progress``.
+        The keys named in ``metrics`` are also exported on ``/metrics`` (numbers or bools;
+        ``None`` exports no sample). Never secrets; cheap to compute (called on every scrape).
         """
         return {}

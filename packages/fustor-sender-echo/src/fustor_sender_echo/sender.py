@@ -10,7 +10,7 @@ import sys
 import uuid
 from typing import IO, Any, Literal
 
-from fustor_agent_sdk import PipeContext, SenderConfig, SenderDriver
+from fustor_agent_sdk import MetricKind, MetricSpec, PipeContext, SenderConfig, SenderDriver
 from fustor_agent_sdk.config import StrictModel
 from fustor_core import (
     SEND_OK,
@@ -50,6 +50,10 @@ class EchoSender(SenderDriver):
 
     name = "echo"
     config_model = EchoConfig
+    # rows_written is the host's fustor_agent_rows_sent_total again: only signals are new.
+    metrics = (
+        MetricSpec("signals_written", MetricKind.COUNTER, "Phase signals the echo sender printed."),
+    )
 
     def __init__(self, sender_id: str, config: SenderConfig, context: PipeContext) -> None:
         super().__init__(sender_id, config, context)
@@ -59,6 +63,7 @@ class EchoSender(SenderDriver):
         self._signal = json_signal if self.params.format == "json" else text_signal
         self._out: IO[str] | None = None
         self.rows_written = 0
+        self.signals_written = 0
 
     def _stream(self) -> IO[str]:
         if self._out is None:
@@ -108,6 +113,7 @@ class EchoSender(SenderDriver):
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
         self._write([self._signal(self.context.pipe_id, signal.value, details)])
+        self.signals_written += 1
         return SEND_OK
 
     async def sentinel_tasks(self) -> list[str]:
@@ -124,4 +130,4 @@ class EchoSender(SenderDriver):
         self._out = None
 
     def status(self) -> dict[str, Any]:
-        return {"rows_written": self.rows_written}
+        return {"rows_written": self.rows_written, "signals_written": self.signals_written}

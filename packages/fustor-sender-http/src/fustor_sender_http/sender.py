@@ -26,6 +26,7 @@ from fustor_core import (
 )
 from fustor_sender_http.config import FusionSenderConfig
 from fustor_sender_http.consistency import Consistency
+from fustor_sender_http.metrics import FUSION_METRICS
 from fustor_sender_http.redact import install_http_log_filter, redact, short_id
 from fustor_sender_http.responses import (
     detail_of,
@@ -65,6 +66,7 @@ class FusionSender(SenderDriver):
 
     name = "fusion"
     config_model = FusionSenderConfig
+    metrics = FUSION_METRICS
 
     def __init__(
         self,

@@ -27,6 +27,7 @@ from fustor_source_fs.config import FsSourceConfig
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
 from fustor_source_fs.links import HardLinks
+from fustor_source_fs.metrics import FS_METRICS
 from fustor_source_fs.realtime import Realtime
 from fustor_source_fs.rows import lstat_row, make_lister
 from fustor_source_fs.streaming import stream_walk
@@ -45,6 +46,7 @@ class FsSource(SourceDriver):
     name = "fs"
     config_model = FsSourceConfig
     phases: ClassVar[frozenset[Phase]] = frozenset(Phase)
+    metrics = FS_METRICS
 
     def __init__(self, source_id: str, config: FsSourceConfig) -> None:
         super().__init__(source_id, config)

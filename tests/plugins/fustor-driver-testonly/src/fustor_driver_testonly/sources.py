@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from fustor_agent_sdk import Phase, SourceConfig, SourceDriver
+from fustor_agent_sdk import MetricKind, MetricSpec, Phase, SourceConfig, SourceDriver
 from fustor_core import Batch, EventType, MessageSource
 
 __all__ = ["CounterSource", "StaticSource"]
@@ -51,16 +52,31 @@ class CounterConfig(SourceConfig):
 
 
 class CounterSource(SourceDriver):
-    """Produces ``count`` numbered realtime rows as fast as asked, then waits to be cancelled."""
+    """Produces ``count`` numbered realtime rows as fast as asked, then waits to be cancelled.
+
+    Declares its own metric, as a third-party driver would: ``rows_produced`` is exported as
+    the counter ``fustor_agent_source_produced_rows_total``.
+    """
 
     name = "counter"
     config_model = CounterConfig
     phases = frozenset({Phase.REALTIME})
+    metrics = (
+        MetricSpec("rows_produced", MetricKind.COUNTER, "Rows the counter source produced.",
+                   name="produced_rows"),
+    )  # fmt: skip
+
+    def __init__(self, source_id: str, config: SourceConfig) -> None:
+        super().__init__(source_id, config)
+        self.produced = 0
+
+    def status(self) -> dict[str, Any]:
+        return {"rows_produced": self.produced, "note": "not a metric"}
 
     async def realtime(self) -> AsyncIterator[Batch]:
         assert isinstance(self.config, CounterConfig)
         params = self.config.driver_params
-        produced = 0
+        produced = self.produced = 0
         while produced < params.count:
             n = min(params.per_batch, params.count - produced)
             rows = [
@@ -74,6 +90,7 @@ class CounterSource(SourceDriver):
                 for i in range(produced, produced + n)
             ]
             produced += n
+            self.produced = produced
             yield Batch.of(MessageSource.REALTIME, EventType.INSERT, rows)
             await asyncio.sleep(params.interval_sec)
         await asyncio.Event().wait()
