@@ -39,10 +39,10 @@ def test_reload_touches_only_added_removed_and_changed_pipes(home):
             assert agent._pipes["change"] is not change
             assert agent._sources["src"] is source  # the shared source keeps watching
             await wait_until(lambda: world.signals().count("snapshot_end") == 5)
-            status = {p["id"]: p for p in agent.status()["pipes"]}
+            status = {p["id"]: p for p in agent.status().to_json()["pipes"]}
             assert list(status) == ["keep", "change", "new", "off"]
             assert status["off"]["enabled"] is False and status["off"]["state"] == "stopped"
-            assert agent.status()["config_generation"] == 2
+            assert agent.status().to_json()["config_generation"] == 2
             # Realtime still reaches every running pipe through the one watch.
             world.push("/rt")
             await wait_until(
@@ -103,7 +103,7 @@ def test_one_failing_pipe_never_stops_the_others(home):
             await wait_until(lambda: world.realtime is not None)
             world.push("/x")
             await wait_until(lambda: world.sent_paths("realtime") == ["/x"])
-            status = {p["id"]: p for p in agent.status()["pipes"]}
+            status = {p["id"]: p for p in agent.status().to_json()["pipes"]}
             assert status["good"]["state"] == "running"
             assert status["bad"]["state"] == "error"
             assert "401 invalid API key" in status["bad"]["last_error"]["message"]
@@ -131,12 +131,12 @@ def test_a_sender_that_cannot_be_created_fails_only_its_pipe_until_reloaded(home
         agent = Agent(config, home)
         async with running(agent):
             await wait_until(lambda: world.realtime is not None)
-            status = {p["id"]: p for p in agent.status()["pipes"]}
+            status = {p["id"]: p for p in agent.status().to_json()["pipes"]}
             assert status["good"]["state"] == "running"
             assert status["bad"]["state"] == "error" and status["bad"]["enabled"] is True
             assert "cannot open /dev/full-of-bugs" in status["bad"]["last_error"]["message"]
             summary = await agent.reload(fixed)
             assert summary["restarted"] == ["bad"]
-            await wait_until(lambda: agent.status()["pipes"][0]["state"] == "running")
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["state"] == "running")
 
     asyncio.run(main())

@@ -5,19 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from fustor_agent.report import render_status
+from fustor_agent.status import AgentStatus, PipeActivity, PipeRunState, PipeStatus
 
 
-def _status(**pipe: Any) -> dict[str, Any]:
-    base = {"id": "p1", "state": "running", "ready": True, "phase": "realtime"}
-    return {
-        "agent_id": "a1",
-        "pid": 7,
-        "version": "1.0.0",
-        "started_at": 1_000_000.0,
-        "uptime_sec": 4000.0,  # "now" is 1_004_000
-        "config_path": "/etc/fustor/agent-config.yaml",
-        "pipes": [{**base, **pipe}],
-    }
+def _status(**pipe: Any) -> AgentStatus:
+    base = PipeStatus(
+        id="p1",
+        source_id="s",
+        source_type="fs",
+        sender_id="o",
+        sender_type="echo",
+        enabled=True,
+        state=PipeRunState.RUNNING,
+        ready=True,
+        activity=PipeActivity.REALTIME,
+    )
+    return AgentStatus(
+        agent_id="a1",
+        pid=7,
+        version="1.0.0",
+        started_at=1_000_000.0,
+        uptime_sec=4000.0,  # "now" is 1_004_000
+        config_path="/etc/fustor/agent-config.yaml",
+        config_loaded_at=1_000_000.0,
+        pipes=[PipeStatus.model_validate({**base.model_dump(), **pipe})],
+    )
+
+
+def test_the_table_names_the_activity() -> None:
+    header, row = render_status(_status()).splitlines()[2:4]
+    assert header.split()[:4] == ["PIPE", "STATE", "ROLE", "ACTIVITY"]
+    assert row.split()[:4] == ["p1", "running", "-", "realtime"]
 
 
 def test_a_past_error_shows_its_age_and_that_the_pipe_recovered() -> None:

@@ -8,6 +8,7 @@ import time
 from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
+from fustor_agent.status import PipeRunState
 from fustor_core import DriverError, ScanCommand, SendResult, SendStatus, SessionLostError
 
 
@@ -72,7 +73,7 @@ def test_retry_resends_the_same_batch_and_rejected_drops_only_it(home):
             await wait_until(lambda: any(e[:2] == ("refused", "rejected") for e in world.log))
             world.push("/two")
             await wait_until(lambda: world.sent_paths("realtime") == ["/one", "/two"])
-            return agent.status()["pipes"][0]
+            return agent.status().to_json()["pipes"][0]
 
     status = asyncio.run(main())
     assert [e[2] for e in world.log if e[0] == "refused"] == [["/one"], ["/bad"]]
@@ -125,9 +126,10 @@ def test_open_failures_back_off_then_recover(home):
 
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
-            await wait_until(lambda: agent.status()["pipes"][0]["state"] == "backing_off")
-            assert "connection refused" in agent.status()["pipes"][0]["last_error"]["message"]
-            await wait_until(lambda: agent.status()["pipes"][0]["state"] == "running", 5)
+            await wait_until(lambda: agent.status().pipes[0].state is PipeRunState.BACKING_OFF)
+            error = agent.status().pipes[0].last_error
+            assert error is not None and "connection refused" in error.message
+            await wait_until(lambda: agent.status().pipes[0].state is PipeRunState.RUNNING, 5)
 
     asyncio.run(main())
 
@@ -142,16 +144,16 @@ def test_buffer_bound_while_disconnected_drops_counts_and_resyncs(home):
             for i in range(4):
                 world.push(f"/kept{i}")
             await asyncio.sleep(0.01)
-            assert a.status()["pipes"][0]["queue_depth"]["realtime"] == 4
+            assert a.status().to_json()["pipes"][0]["queue_depth"]["realtime"] == 4
             world.push("/x", "/y")  # 6 > 5: the buffer is dropped
-            await wait_until(lambda: a.status()["pipes"][0]["dropped_rows"] == 6)
+            await wait_until(lambda: a.status().to_json()["pipes"][0]["dropped_rows"] == 6)
             world.push("/after")
             await wait_until(lambda: "/after" in world.sent_paths("realtime"), 5)
             await wait_until(lambda: "snapshot_end" in world.signals())
             # No audit interval is set: only the resync can start this audit, and it must,
             # because deletions hidden in the dropped rows show only through an audit.
             await wait_until(lambda: "audit_end" in world.signals(), 5)
-            return a.status()["pipes"][0]
+            return a.status().to_json()["pipes"][0]
 
     status = asyncio.run(main())
     assert world.sent_paths("realtime") == ["/after"]

@@ -7,6 +7,7 @@ import asyncio
 from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
+from fustor_agent.status import PipeActivity
 from fustor_core import DriverError, Role
 
 
@@ -18,7 +19,7 @@ def test_snapshot_then_end_then_audits_in_order(home):
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: world.signals().count("audit_end") >= 2)
-            status = agent.status()["pipes"][0]
+            status = agent.status().to_json()["pipes"][0]
         assert status["progress"]["snapshot"] == {"rows": 5, "done": True}
         assert status["progress"]["audit"]["cycles"] >= 2
         assert status["rows_sent"]["snapshot"] == 5
@@ -70,7 +71,7 @@ def test_audit_end_is_sent_after_an_audit_error(home):
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: "audit_end" in world.signals())
-            assert "disk hiccup" in agent.status()["pipes"][0]["last_error"]["message"]
+            assert "disk hiccup" in agent.status().to_json()["pipes"][0]["last_error"]["message"]
 
     asyncio.run(main())
     assert world.signals()[1:3] == ["audit_start", "audit_end"]
@@ -99,10 +100,10 @@ def test_follower_runs_no_leader_work_until_promoted(home):
             await wait_until(lambda: any(e[0] == "heartbeat" for e in world.log))
             await asyncio.sleep(0.2)
             assert world.signals() == []
-            assert agent.status()["pipes"][0]["role"] == "follower"
+            assert agent.status().to_json()["pipes"][0]["role"] == "follower"
             world.role = Role.LEADER  # the next heartbeat reports a promotion
             await wait_until(lambda: "snapshot_end" in world.signals())
-            assert agent.status()["pipes"][0]["role"] == "leader"
+            assert agent.status().to_json()["pipes"][0]["role"] == "leader"
 
     asyncio.run(main())
     assert world.sent_paths("snapshot") == ["/s0", "/s1", "/s2"]
@@ -118,11 +119,11 @@ def test_demotion_cancels_a_running_snapshot_at_once(home):
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: len(world.sent_paths("snapshot")) >= 3)
             world.role = Role.FOLLOWER
-            await wait_until(lambda: agent.status()["pipes"][0]["role"] == "follower")
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["role"] == "follower")
             sent = len(world.sent_paths("snapshot"))
             await asyncio.sleep(0.2)
             assert len(world.sent_paths("snapshot")) <= sent + 1
-            assert agent.status()["pipes"][0]["phase"] == "realtime"
+            assert agent.status().pipes[0].activity is PipeActivity.REALTIME
 
     asyncio.run(main())
     assert "snapshot_end" not in world.signals()
@@ -135,7 +136,7 @@ def test_unhealthy_source_runs_no_snapshot_and_is_not_ready(home):
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await asyncio.sleep(0.3)
-            status = agent.status()["pipes"][0]
+            status = agent.status().to_json()["pipes"][0]
             assert status["ready"] is False
             assert status["not_ready_reason"] == "root unavailable: /src is not mounted"
             assert world.sent_paths() == []
@@ -143,7 +144,7 @@ def test_unhealthy_source_runs_no_snapshot_and_is_not_ready(home):
             await wait_until(lambda: world.sent_paths("realtime") == ["/live"])
             world.health = None
             await wait_until(lambda: "snapshot_end" in world.signals(), within=5)
-            await wait_until(lambda: agent.status()["pipes"][0]["ready"])
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["ready"])
 
     asyncio.run(main())
 
@@ -155,10 +156,10 @@ def test_a_misconfigured_peer_makes_the_pipe_not_ready_with_the_fix(home):
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: "snapshot_end" in world.signals())
-            status = agent.status()["pipes"][0]
+            status = agent.status().to_json()["pipes"][0]
             assert status["ready"] is False
             assert status["not_ready_reason"] == world.sender_health
             world.sender_health = None
-            await wait_until(lambda: agent.status()["pipes"][0]["ready"])
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["ready"])
 
     asyncio.run(main())

@@ -23,6 +23,9 @@ from console_browser import chromium, ensure_chromium
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli_support import agent_command
+from fustor_agent.status import AgentStatus
+from metrics_support import assert_conventions, promtool_check
+from status_schema import SCHEMA_PATH, schema_errors
 
 PIPE = "fixed-to-echo"
 LIVE = "counting"
@@ -136,12 +139,13 @@ def test_metrics_match_the_rows_in_the_echo_output(agent: tuple[RunningAgent, Pa
             assert samples[("fustor_agent_rows_sent_total", labels)] == echoed[source]
     assert echoed_rows(echo_file, PIPE)["snapshot"] == len(PATHS)
     assert echoed_rows(echo_file, LIVE)["realtime"] == REALTIME_ROWS
-    assert samples[("fustor_agent_pipe_up", (("pipe", PIPE),))] == 1
+    assert samples[("fustor_agent_pipe_state", (("pipe", PIPE), ("state", "running")))] == 1
     assert samples[("fustor_agent_is_leader", (("pipe", PIPE),))] == 1
     assert samples[("fustor_agent_pipe_ready", (("pipe", PIPE),))] == 1
     assert samples[("fustor_agent_pipe_enabled", (("pipe", "parked"),))] == 0
     assert samples[("fustor_agent_build_info", (("agent_id", "console-e2e"), ("version", "1.0.0")))]
-    assert samples[("fustor_agent_uptime_seconds", ())] > 0
+    assert samples[("fustor_agent_start_time_seconds", ())] > 0
+    assert samples[("fustor_agent_send_duration_seconds_count", (("pipe", PIPE),))] > 0
 
 
 def test_health_and_readiness(agent: tuple[RunningAgent, Path]) -> None:
@@ -193,3 +197,39 @@ def test_a_taken_console_port_stops_the_start_with_one_line(tmp_path: Path) -> N
     # No pipe started: nothing was sent before the agent gave up.
     assert not (tmp_path / "echo.jsonl").exists() or not (tmp_path / "echo.jsonl").read_text()
     assert len(lines) == 1, proc.stderr
+
+
+def test_the_live_status_follows_the_checked_in_schema(agent: tuple[RunningAgent, Path]) -> None:
+    running, _ = agent
+    status = running.get("/api/v1/status").json()
+    assert schema_errors(status, json.loads(SCHEMA_PATH.read_text())) == []
+    assert AgentStatus.model_validate(status).to_json() == status  # no key outside the model
+
+
+def test_the_scrape_passes_promtool_and_the_naming_rules(agent: tuple[RunningAgent, Path]) -> None:
+    running, _ = agent
+    text = running.get("/metrics").text
+    assert promtool_check(text) == ""
+    types = assert_conventions(text)
+    assert types["fustor_agent_rows_sent_total"] == "counter"
+    assert types["fustor_agent_send_duration_seconds"] == "histogram"
+    assert types["fustor_agent_config_last_reload_successful"] == "gauge"
+    assert types["process_cpu_seconds_total"] == "counter"
+    assert types["python_info"] == "gauge"
+    # The echo sender declares one counter; its rows_written (= rows_sent_total) stays out.
+    assert types["fustor_agent_sender_signals_written_total"] == "counter"
+    assert not any("rows_written" in name for name in types)
+    for gone in ("uptime_seconds", "pipe_up", "rows_per_second", "pipe_phase"):
+        assert f"fustor_agent_{gone}" not in types
+
+
+def test_a_third_party_driver_exports_the_counter_it_declares(
+    agent: tuple[RunningAgent, Path],
+) -> None:
+    running, _ = agent
+    text = running.get("/metrics").text
+    assert "# TYPE fustor_agent_source_produced_rows_total counter" in text
+    assert f'fustor_agent_source_produced_rows_total{{source="ticks"}} {REALTIME_ROWS}.0' in text
+    # Its undeclared status key is in the JSON status only.
+    assert pipe_status(running, LIVE)["source"]["note"] == "not a metric"
+    assert "note" not in text

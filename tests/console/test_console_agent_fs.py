@@ -89,9 +89,9 @@ def test_counters_and_watch_coverage_follow_real_changes(tmp_path: Path, tree: P
         samples = metric_samples(agent)
         pipe, tree_source = (("pipe", PIPE),), (("source", "tree"),)
         # root, a, a/c, b: every directory watched.
-        assert samples[("fustor_agent_watched_directories", tree_source)] == 4
-        assert samples[("fustor_agent_directories", tree_source)] == 4
-        assert samples[("fustor_agent_inotify_overflows_total", tree_source)] == 0
+        assert samples[("fustor_agent_source_watched_directories", tree_source)] == 4
+        assert samples[("fustor_agent_source_directories", tree_source)] == 4
+        assert samples[("fustor_agent_source_event_overflows_total", tree_source)] == 0
         assert samples[("fustor_agent_source_root_available", tree_source)] == 1
         assert echoed_paths(echo_file, "snapshot") >= {"/", "/a", "/a/c", "/b", "/a/x.txt"}
 
@@ -117,7 +117,7 @@ def test_counters_and_watch_coverage_follow_real_changes(tmp_path: Path, tree: P
             labels = (("message_source", source), *pipe)
             assert samples[("fustor_agent_rows_sent_total", labels)] == echoed[source]
         wait_for(lambda: pipe_status(agent)["source"]["watched_dirs"] == 5, "a watch on /d")
-        assert metric_samples(agent)[("fustor_agent_watched_directories", tree_source)] == 5
+        assert metric_samples(agent)[("fustor_agent_source_watched_directories", tree_source)] == 5
 
 
 def test_readyz_names_the_pipe_whose_root_went_away(tmp_path: Path, tree: Path) -> None:
@@ -165,7 +165,7 @@ def test_an_unreachable_fusion_is_reported_and_no_secret_is_shown(
         assert readyz.status_code == 503
         assert PIPE in readyz.json()["not_ready"]
         samples = metric_samples(agent)
-        assert samples[("fustor_agent_pipe_up", (("pipe", PIPE),))] == 0
+        assert samples[("fustor_agent_pipe_state", (("pipe", PIPE), ("state", "running")))] == 0
         assert samples[("fustor_agent_last_error_timestamp_seconds", (("pipe", PIPE),))] > 0
         for path in ("/", "/api/v1/status", "/metrics", "/readyz"):
             assert secret not in agent.get(path).text, path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import re
-from typing import Any
 
 import pytest
 from console_browser import chromium, ensure_chromium
@@ -13,6 +12,7 @@ from console_fakes import FakeAgent
 from pngpixels import read_png
 
 from fustor_agent.console import ConsoleSettings, start_console
+from fustor_agent.status import AgentStatus
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,12 +23,14 @@ def _chromium() -> None:
 class FlippingAgent(FakeAgent):
     """Reports the first pipe running, then (from the page's first refresh on) in error."""
 
-    def status(self) -> dict[str, Any]:
-        status = super().status()
-        if self.calls > 1:
-            status["pipes"][0]["state"] = "error"
-            status["pipes"][0]["last_error"] = {"message": "disk vanished", "at": 1_790_009_000.0}
-        return status
+    def status(self) -> AgentStatus:
+        if self.calls >= 1:
+            self.state["pipes"][0]["state"] = "error"
+            self.state["pipes"][0]["last_error"] = {
+                "message": "disk vanished",
+                "at": 1_790_009_000.0,
+            }
+        return super().status()
 
 
 def rendered_dom(agent: FakeAgent, budget_ms: int) -> str:
@@ -76,7 +78,7 @@ def test_the_page_refreshes_itself_from_the_status_api() -> None:
 class VanishingAgent(FakeAgent):
     """Answers the page load, then fails every status request (as if it hung or died)."""
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> AgentStatus:
         status = super().status()
         if self.calls > 1:
             raise RuntimeError("agent gone")

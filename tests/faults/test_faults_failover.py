@@ -39,7 +39,7 @@ def _kill_leader_in(phase: str, agents: list[AgentProcess], timeout: float) -> A
             pipe = pipes[id(agent)]
             assert pipe is not None
             progress = pipe["progress"][phase]
-            if pipe["role"] == "leader" and pipe["phase"] == phase and progress["rows"] > 0:
+            if pipe["role"] == "leader" and pipe["activity"] == phase and progress["rows"] > 0:
                 agent.stop(signal.SIGKILL)
                 found.append(agent)
                 return True

@@ -36,6 +36,8 @@ class AgentProcess:
     sender_params: dict[str, Any] = field(default_factory=dict)
     command_prefix: list[str] = field(default_factory=list)
     """Put before the agent's command (e.g. ``setpriv`` to drop capabilities)."""
+    console: dict[str, Any] = field(default_factory=lambda: {"enabled": False})
+    """The ``console:`` block (off unless a test needs the status API or /metrics)."""
     process: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> None:
@@ -61,7 +63,7 @@ class AgentProcess:
             "pipes": [
                 {"id": "research", "source_id": "files", "sender_id": "to-fusion", **self.pipe}
             ],
-            "console": {"enabled": False},
+            "console": self.console,
         }
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "agent-config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))

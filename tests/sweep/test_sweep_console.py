@@ -12,7 +12,7 @@ import pytest
 from sweep_helpers import age_tree
 
 from fustor_agent.console import ConsoleSettings, start_console
-from fustor_agent.console.metrics import render_metrics
+from fustor_agent.console.metrics import metrics_registry, render_metrics
 from fustor_source_fs import FsSource, FsSourceConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "console"))
@@ -59,13 +59,14 @@ def swept_status(tmp_path: Path) -> dict[str, Any]:
 
 
 def test_sweep_figures_are_exported_as_metrics(swept_status: dict[str, Any]) -> None:
-    text = render_metrics(lambda: swept_status).decode()
+    text = render_metrics(metrics_registry(FakeAgent(swept_status))).decode()
     lines = [line for line in text.splitlines() if line.startswith("fustor_agent_source_sweep_")]
     found = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in lines}
-    assert found["fustor_agent_source_sweep_changes_found"] == 1
+    assert found["fustor_agent_source_sweep_changes_found_total"] == 1
     assert found["fustor_agent_source_sweep_tracked_files"] == 3
-    assert found["fustor_agent_source_sweep_files_checked"] == 3
-    assert found["fustor_agent_source_sweep_round_progress"] == 0  # one whole round done
+    assert found["fustor_agent_source_sweep_files_checked_total"] == 3
+    assert found["fustor_agent_source_sweep_round_progress_ratio"] == 0  # one whole round done
+    assert "# TYPE fustor_agent_source_sweep_changes_found_total counter" in text
 
 
 def test_the_dashboard_shows_a_sweep_line(swept_status: dict[str, Any]) -> None:

@@ -11,12 +11,14 @@ from typing import Any
 
 from fustor_agent import __version__
 from fustor_agent.config import AgentConfig
-from fustor_agent.console import ConsolePortInUse, start_console
+from fustor_agent.console import ConsolePortInUse, DeclaredMetrics, start_console
 from fustor_agent.home import Home
 from fustor_agent.logs import current_pipe
 from fustor_agent.runtime.pipe import Pipe, idle_pipe_status
 from fustor_agent.runtime.source_runtime import SourceRuntime
+from fustor_agent.status import AgentStatus, ErrorInfo, PipeStatus, ReloadOutcome
 from fustor_agent.tap import TapHub
+from fustor_agent_sdk import MetricSpec
 from fustor_core import ConfigError
 
 __all__ = ["Agent"]
@@ -49,9 +51,13 @@ class Agent:
         self.shutdown_timeout = shutdown_timeout
         self.started_at = time.time()
         self.generation = 1
+        self.config_loaded_at = self.started_at
+        """When the configuration in use was loaded (start, then each successful reload)."""
+        self.last_reload: ReloadOutcome | None = None
+        """The outcome of the last reload attempt (``record_reload``)."""
         self._sources: dict[str, SourceRuntime] = {}
         self._pipes: dict[str, Pipe] = {}
-        self._broken: dict[str, dict[str, Any]] = {}
+        self._broken: dict[str, ErrorInfo] = {}
         """Enabled pipes whose driver instances could not be created (until a reload)."""
         self._console: Any = None
         self.taps = TapHub()
@@ -125,7 +131,9 @@ class Agent:
         except Exception as exc:
             # A driver that cannot even be created stops only its own pipe.
             logger.exception("pipe %s cannot be created", pipe_id, extra={"pipe_id": pipe_id})
-            self._broken[pipe_id] = {"message": f"cannot create the pipe: {exc}", "at": time.time()}
+            self._broken[pipe_id] = ErrorInfo(
+                message=f"cannot create the pipe: {exc}", at=time.time()
+            )
             return
         pipe.runner.delivery.on_sent = functools.partial(self.taps.publish, pipe_id)
         self._pipes[pipe_id] = pipe
@@ -193,6 +201,7 @@ class Agent:
         for pipe_id in [*changed, *added]:
             await self._start_pipe(pipe_id)
         self.generation += 1
+        self.config_loaded_at = time.time()
         # Disabled pipes start nothing, but an operator checking an edit wants to see them.
         summary = {
             "added": added,
@@ -250,41 +259,57 @@ class Agent:
 
     # -- status --------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> AgentStatus:
+        """The typed status of the agent and every configured pipe (see :mod:`.status`)."""
         config = self.config
-        pipes = []
+        pipes: list[PipeStatus] = []
         for pipe_id, entry in config.pipes.items():
             pipe = self._pipes.get(pipe_id)
             if pipe is not None:
                 pipes.append(pipe.status())
-            else:
-                idle = idle_pipe_status(
+                continue
+            reason = None
+            if entry.enabled and pipe_id not in self._broken:
+                if pipe_id in self._held:
+                    reason = "stopped with `fustor-agent stop`"
+                elif self._only is not None and pipe_id not in self._only:
+                    reason = "not selected at start"
+            pipes.append(
+                idle_pipe_status(
                     entry,
                     config.sources[entry.source_id].type,
                     config.senders[entry.sender_id].type,
                     self._broken.get(pipe_id),
+                    reason,
                 )
-                if entry.enabled and pipe_id not in self._broken:
-                    if pipe_id in self._held:
-                        idle["not_ready_reason"] = "stopped with `fustor-agent stop`"
-                    elif self._only is not None and pipe_id not in self._only:
-                        idle["not_ready_reason"] = "not selected at start"
-                pipes.append(idle)
+            )
         # A source shared by pipes reports its own figures (one snapshot count for all of
         # them); each pipe names the others so nobody reads them as the pipe's own.
         users: dict[str, list[str]] = {}
-        for shown in pipes:
-            if shown.get("enabled"):
-                users.setdefault(shown["source_id"], []).append(shown["id"])
-        for shown in pipes:
-            shown["source_pipes"] = users.get(shown["source_id"], [])
-        return {
-            "agent_id": self.agent_id,
-            "version": __version__,
-            "pid": os.getpid(),
-            "started_at": self.started_at,
-            "uptime_sec": round(time.time() - self.started_at, 1),
-            "config_path": str(config.path) if config.path else None,
-            "config_generation": self.generation,
-            "pipes": pipes,
-        }
+        for status in pipes:
+            if status.enabled:
+                users.setdefault(status.source_id, []).append(status.id)
+        return AgentStatus(
+            agent_id=self.agent_id,
+            version=__version__,
+            pid=os.getpid(),
+            started_at=self.started_at,
+            uptime_sec=round(time.time() - self.started_at, 1),
+            config_path=str(config.path) if config.path else None,
+            config_generation=self.generation,
+            config_loaded_at=self.config_loaded_at,
+            last_reload=self.last_reload,
+            pipes=[
+                status.model_copy(update={"source_pipes": users.get(status.source_id, [])})
+                for status in pipes
+            ],
+        )
+
+    def declared_metrics(self) -> DeclaredMetrics:
+        """The metrics each configured driver type declares, by (``source``|``sender``, type)."""
+        declared: dict[tuple[str, str], tuple[MetricSpec, ...]] = {}
+        for source in self.config.sources.values():
+            declared["source", source.type] = tuple(source.driver.metrics)
+        for sender in self.config.senders.values():
+            declared["sender", sender.type] = tuple(sender.driver.metrics)
+        return declared

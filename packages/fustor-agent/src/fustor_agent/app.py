@@ -22,6 +22,7 @@ from fustor_agent.logs import LogSetup, journald_stderr, setup_logging
 from fustor_agent.plugins import DriverRegistry, load_registry
 from fustor_agent.sdnotify import Notifier, watchdog_interval
 from fustor_agent.selection import select_pipes
+from fustor_agent.status import ReloadOutcome
 from fustor_agent.tap import MAX_TAP_BUFFER_ROWS, TAP_BUFFER_ROWS
 from fustor_core import ConfigError, FustorError
 
@@ -98,7 +99,6 @@ class _Process:
         self.notifier = Notifier()
         self.stop = asyncio.Event()
         self.reload_requested = asyncio.Event()
-        self.last_reload: dict[str, Any] | None = None
 
     def _on_stop_signal(self) -> None:
         if self.stop.is_set():
@@ -113,9 +113,7 @@ class _Process:
         if cmd == "ping":
             return {"ok": True, "pid": os.getpid()}
         if cmd == "status":
-            status = self.agent.status()
-            status["last_reload"] = self.last_reload
-            return status
+            return self.agent.status().to_json()
         if cmd == "tap":
             return self._tap(req.get("pipes") or [], req.get("buffer_rows"))
         if cmd in ("start_pipes", "stop_pipes"):
@@ -155,18 +153,19 @@ class _Process:
                 for warning in new.warnings:
                     logger.warning("%s", warning)
                 summary = await self.agent.reload(new)
-                self.last_reload = {"at": time.time(), "ok": True, **summary}
+                outcome = ReloadOutcome(at=time.time(), ok=True, **summary)
             except FustorError as exc:
                 logger.error("reload failed; the current configuration stays: %s", exc)
-                self.last_reload = {
-                    "at": time.time(),
-                    "ok": False,
-                    "error": str(exc),
-                    "config_error": isinstance(exc, ConfigError),
-                }
+                outcome = ReloadOutcome(
+                    at=time.time(),
+                    ok=False,
+                    error=str(exc),
+                    config_error=isinstance(exc, ConfigError),
+                )
             except Exception as exc:
                 logger.exception("reload failed")
-                self.last_reload = {"at": time.time(), "ok": False, "error": repr(exc)}
+                outcome = ReloadOutcome(at=time.time(), ok=False, error=repr(exc))
+            self.agent.last_reload = outcome
             self.notifier.send("READY=1", "STATUS=running")
 
     async def _watchdog(self, interval: float) -> None:

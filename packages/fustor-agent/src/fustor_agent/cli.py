@@ -124,7 +124,7 @@ def stop(home: Home, pipe_ids: tuple[str, ...]) -> None:
 @home_options
 @known_errors
 def status(home: Home, pipe_id: str | None, as_json: bool) -> None:
-    """Show whether the agent runs, and each pipe's state and phase, or PIPE_ID's only
+    """Show whether the agent runs, and each pipe's state and activity, or PIPE_ID's only
     (exit 3: not running)."""
     try:
         current = daemon.fetch_status(home)
@@ -136,7 +136,7 @@ def status(home: Home, pipe_id: str | None, as_json: bool) -> None:
     if pipe_id is not None:
         current = report.only_pipe(current, pipe_id)
     click.echo(
-        json.dumps({"running": True, **current}, indent=2)
+        json.dumps({"running": True, **current.to_json()}, indent=2)
         if as_json
         else report.render_status(current)
     )

@@ -10,10 +10,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from fustor_agent import control
 from fustor_agent.app import RunOptions
 from fustor_agent.home import Home
 from fustor_agent.lock import AlreadyRunning, running_pid
+from fustor_agent.status import AgentStatus
 from fustor_core import ConfigError, FustorError
 
 __all__ = [
@@ -121,11 +124,18 @@ def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> int:
     raise FustorError(f"the agent (pid {pid}) did not stop within {timeout:.0f}s")
 
 
-def fetch_status(home: Home, timeout: float = 5.0) -> dict[str, Any]:
+def fetch_status(home: Home, timeout: float = 5.0) -> AgentStatus:
+    """The running agent's status; :class:`control.NotRunning` when there is none."""
     try:
-        return control.request(home.control_socket, {"cmd": "status"}, timeout=timeout)
+        answer = control.request(home.control_socket, {"cmd": "status"}, timeout=timeout)
     except control.NotRunning:
         raise control.NotRunning(home.root) from None
+    try:
+        return AgentStatus.model_validate(answer)
+    except ValidationError as exc:
+        raise FustorError(
+            f"the agent's status answer is not understood (another version?): {exc.errors()[0]}"
+        ) from None
 
 
 def pipes_request(home: Home, cmd: str, pipe_ids: list[str]) -> list[str]:
@@ -146,14 +156,15 @@ def pipes_request(home: Home, cmd: str, pipe_ids: list[str]) -> list[str]:
 def request_reload(home: Home, timeout: float = 30.0) -> dict[str, Any]:
     """SIGHUP the agent and wait for the outcome of that reload."""
     pid = _running(home)
-    before = (fetch_status(home).get("last_reload") or {}).get("at")
+    previous = fetch_status(home).last_reload
+    before = previous.at if previous is not None else None
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        outcome = fetch_status(home).get("last_reload") or {}
-        if outcome.get("at") != before and outcome.get("at") is not None:
-            return outcome
+        outcome = fetch_status(home).last_reload
+        if outcome is not None and outcome.at != before:
+            return outcome.model_dump(mode="json")
     raise FustorError(f"the agent (pid {pid}) did not report the reload within {timeout:.0f}s")
 
 

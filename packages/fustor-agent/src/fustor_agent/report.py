@@ -6,6 +6,7 @@ from typing import Any
 
 from fustor_agent.config import AgentConfig
 from fustor_agent.plugins import DriverRegistry
+from fustor_agent.status import AgentStatus, PipeRunState, PipeStatus
 from fustor_core import FustorError
 
 __all__ = ["only_pipe", "pipe_rows", "render_pipes", "render_plugins", "render_status"]
@@ -19,38 +20,37 @@ def _table(rows: list[list[str]]) -> list[str]:
     ]
 
 
-def render_status(status: dict[str, Any]) -> str:
+def render_status(status: AgentStatus) -> str:
     lines = [
-        f"agent {status.get('agent_id')} running (pid {status.get('pid')}, "
-        f"up {status.get('uptime_sec', 0):.0f}s, version {status.get('version')})",
-        f"config: {status.get('config_path') or 'built-in (--watch)'}",
+        f"agent {status.agent_id} running (pid {status.pid}, "
+        f"up {status.uptime_sec:.0f}s, version {status.version})",
+        f"config: {status.config_path or 'built-in (--watch)'}",
     ]
-    pipes = status.get("pipes") or []
-    if not pipes:
+    if not status.pipes:
         lines.append("no pipes")
         return "\n".join(lines)
-    rows = [["PIPE", "STATE", "ROLE", "PHASE", "SENT rt/snap/audit/scan", "QUEUE", "READY"]]
-    for pipe in pipes:
-        sent = pipe.get("rows_sent") or {}
-        ready = "yes" if pipe.get("ready") else f"no: {pipe.get('not_ready_reason') or '?'}"
+    rows = [["PIPE", "STATE", "ROLE", "ACTIVITY", "SENT rt/snap/audit/scan", "QUEUE", "READY"]]
+    for pipe in status.pipes:
+        sent = pipe.rows_sent
+        ready = "yes" if pipe.ready else f"no: {pipe.not_ready_reason or '?'}"
         rows.append(
             [
-                str(pipe.get("id")),
-                str(pipe.get("state")),
-                str(pipe.get("role") or "-"),
-                str(pipe.get("phase")),
+                pipe.id,
+                pipe.state.value,
+                pipe.role.value if pipe.role else "-",
+                pipe.activity.value,
                 "/".join(
                     str(sent.get(k, 0)) for k in ("realtime", "snapshot", "audit", "on_demand_job")
                 ),
-                str((pipe.get("queue_depth") or {}).get("realtime", 0)),
+                str(pipe.queue_depth.realtime),
                 ready,
             ]
         )
     lines += _table(rows)
-    now = (status.get("started_at") or 0) + (status.get("uptime_sec") or 0)
-    for pipe in pipes:
-        if pipe.get("last_error"):
-            lines.append(f"{pipe.get('id')}: {_last_error(pipe, now)}")
+    now = status.started_at + status.uptime_sec
+    for pipe in status.pipes:
+        if pipe.last_error is not None:
+            lines.append(f"{pipe.id}: {_last_error(pipe, now)}")
     return "\n".join(lines)
 
 
@@ -66,14 +66,14 @@ def _age(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def _last_error(pipe: dict[str, Any], now: float) -> str:
+def _last_error(pipe: PipeStatus, now: float) -> str:
     """``last error 4m ago (recovered since): <message>``: the age, and whether the pipe has
     been running and ready since (the error is history then, kept for the operator)."""
-    error = pipe["last_error"]
-    at = error.get("at")
-    age = f" {_age(now - at)} ago" if isinstance(at, int | float) and now else ""
-    recovered = " (recovered since)" if pipe.get("state") == "running" and pipe.get("ready") else ""
-    return f"last error{age}{recovered}: {error.get('message')}"
+    error = pipe.last_error
+    assert error is not None
+    age = f" {_age(now - error.at)} ago" if now else ""
+    recovered = " (recovered since)" if pipe.state is PipeRunState.RUNNING and pipe.ready else ""
+    return f"last error{age}{recovered}: {error.message}"
 
 
 def render_plugins(registry: DriverRegistry) -> str:
@@ -86,13 +86,13 @@ def render_plugins(registry: DriverRegistry) -> str:
     return "\n".join(lines) if lines else "no driver plugins installed"
 
 
-def only_pipe(status: dict[str, Any], pipe_id: str) -> dict[str, Any]:
+def only_pipe(status: AgentStatus, pipe_id: str) -> AgentStatus:
     """``status`` with only the pipe ``pipe_id``; :class:`FustorError` when it has none."""
-    pipes = [p for p in status.get("pipes") or [] if p.get("id") == pipe_id]
-    if not pipes:
-        known = ", ".join(str(p.get("id")) for p in status.get("pipes") or []) or "none"
+    selected = status.only_pipe(pipe_id)
+    if selected is None:
+        known = ", ".join(pipe.id for pipe in status.pipes) or "none"
         raise FustorError(f"the running agent has no pipe {pipe_id!r} (pipes: {known})")
-    return {**status, "pipes": pipes}
+    return selected
 
 
 def pipe_rows(config: AgentConfig) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ from fustor_agent.console.access import Access, load_token, tls_context
 from fustor_agent.console.app import STATUS_PATH, ConsoleApp, StatusProvider, readiness
 from fustor_agent.console.client import fetch_status
 from fustor_agent.console.httpserver import HttpServer
+from fustor_agent.console.metrics import DeclaredMetrics
 from fustor_agent.console.settings import DEFAULT_CONSOLE_PORT, ConsoleSettings, is_loopback_host
 from fustor_core import ConfigError
 
@@ -18,6 +19,7 @@ __all__ = [
     "ConsoleHandle",
     "ConsolePortInUse",
     "ConsoleSettings",
+    "DeclaredMetrics",
     "StatusProvider",
     "fetch_status",
     "readiness",

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from fustor_agent.console.access import Access
 from fustor_agent.console.dashboard import content_security_policy, render_dashboard
 from fustor_agent.console.httpserver import Request, Response
 from fustor_agent.console.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from fustor_agent.console.metrics import render_metrics
+from fustor_agent.console.metrics import MetricsSource, metrics_registry, render_metrics
 from fustor_agent.console.settings import is_loopback_host
+from fustor_agent.status import AgentStatus
 
 __all__ = ["STATUS_PATH", "ConsoleApp", "StatusProvider", "readiness"]
 
@@ -19,10 +19,9 @@ STATUS_PATH = "/api/v1/status"
 _JSON = "application/json"
 
 
-class StatusProvider(Protocol):
-    """What the console needs from the agent: its status dict (see docs/console.md)."""
-
-    def status(self) -> dict[str, Any]: ...
+StatusProvider = MetricsSource
+"""What the console needs from the agent: ``status()`` (an :class:`AgentStatus`) and
+``declared_metrics()`` (see docs/console.md)."""
 
 
 def _json(status: int, value: Any) -> Response:
@@ -30,19 +29,9 @@ def _json(status: int, value: Any) -> Response:
     return Response(status, body, _JSON)
 
 
-def readiness(status: Mapping[str, Any]) -> tuple[bool, dict[str, str]]:
-    """Whether every enabled pipe is ready, and why each one that is not.
-
-    An agent with no enabled pipe has nothing to wait for, so it counts as ready.
-    """
-    reasons: dict[str, str] = {}
-    for pipe in status.get("pipes") or []:
-        if not pipe.get("enabled", True) or pipe.get("ready") is True:
-            continue
-        reasons[str(pipe.get("id"))] = str(
-            pipe.get("not_ready_reason") or f"state {pipe.get('state', 'unknown')}"
-        )
-    return not reasons, reasons
+def readiness(status: AgentStatus) -> tuple[bool, dict[str, str]]:
+    """Whether every enabled pipe is ready, and why each one that is not."""
+    return status.readiness()
 
 
 class ConsoleApp:
@@ -54,6 +43,7 @@ class ConsoleApp:
         self._agent = agent
         self._loopback_only = loopback_only
         self._access = access or Access()
+        self._registry = metrics_registry(agent)
         self._routes = {
             "/": self._dashboard,
             "/index.html": self._dashboard,
@@ -80,21 +70,22 @@ class ConsoleApp:
         return route()
 
     def _dashboard(self) -> Response:
-        response = Response(200, render_dashboard(self._agent.status()), "text/html; charset=utf-8")
+        page = render_dashboard(self._agent.status().to_json())
+        response = Response(200, page, "text/html; charset=utf-8")
         response.headers["Content-Security-Policy"] = content_security_policy()
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
     def _status(self) -> Response:
-        return _json(200, self._agent.status())
+        return _json(200, self._agent.status().to_json())
 
     def _metrics(self) -> Response:
-        return Response(200, render_metrics(self._agent.status), METRICS_CONTENT_TYPE)
+        return Response(200, render_metrics(self._registry), METRICS_CONTENT_TYPE)
 
     def _healthz(self) -> Response:
         # Answering at all proves the event loop turns; the status is not needed for that.
         return _json(200, {"status": "ok"})
 
     def _readyz(self) -> Response:
-        ready, reasons = readiness(self._agent.status())
+        ready, reasons = self._agent.status().readiness()
         return _json(200 if ready else 503, {"ready": ready, "not_ready": reasons})

@@ -1,131 +1,134 @@
-"""Prometheus exposition of the agent status dict (``GET /metrics``).
+"""Prometheus exposition of the agent's status (``GET /metrics``).
 
-A custom Collector reads ``Agent.status()`` at scrape time, so the metrics can never
-disagree with ``/api/v1/status``; it lives in a private CollectorRegistry so nothing else in
-the process (or a second agent in the same interpreter, as in tests) leaks into the output.
+A custom Collector reads ``agent.status()`` (an :class:`AgentStatus`) at scrape time, so the
+metrics can never disagree with ``/api/v1/status``. Driver figures are exported only where
+the driver declares them (``SourceDriver.metrics`` / ``SenderDriver.metrics``): the host
+does not know what a driver's keys mean. Everything lives in a private CollectorRegistry
+(with the process and platform collectors), so nothing else in the process (or a second
+agent in the same interpreter, as in tests) leaks into the output.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import re
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import Any, Protocol
 
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
-__all__ = ["CONTENT_TYPE", "PIPE_PHASES", "PIPE_STATES", "StatusCollector", "render_metrics"]
+from fustor_agent.status import AgentStatus, PipeActivity, PipeRunState, PipeStatus
+from fustor_agent_sdk import MetricKind, MetricSpec
+from fustor_core import MessageSource, Role
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DeclaredMetrics",
+    "MetricsSource",
+    "StatusCollector",
+    "families",
+    "metrics_registry",
+    "render_metrics",
+]
+
+logger = logging.getLogger(__name__)
 
 # What generate_latest() writes; newer prometheus_client versions call "latest" a format
 # negotiated by escaping scheme, which would mislabel this output.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "fustor_agent"
-PIPE_STATES = ("starting", "running", "backing_off", "stopped", "error")
-PIPE_PHASES = ("snapshot", "audit", "realtime", "idle")
-MESSAGE_SOURCES = ("realtime", "snapshot", "audit", "on_demand_job")
 QUEUE_LANES = ("realtime", "bulk")
 
-# Source keys with a metric of their own under a conventional name (they are also exported
-# generically as fustor_agent_source_<key>, as the SDK contract promises).
-_SOURCE_NAMED = {
-    "overflows": (
-        CounterMetricFamily,
-        "inotify_overflows",
-        "inotify event-queue overflows seen by the source (each one triggers a rescan).",
-    ),
-    "watched_dirs": (
-        GaugeMetricFamily,
-        "watched_directories",
-        "Directories with a live inotify watch.",
-    ),
-    "dirs": (
-        GaugeMetricFamily,
-        "directories",
-        "Directories known under the source root (watch coverage = watched / known).",
-    ),
-}
-_METRIC_NAME_INVALID = re.compile(r"[^a-zA-Z0-9_]")
+DeclaredMetrics = Mapping[tuple[str, str], tuple[MetricSpec, ...]]
+"""The metrics each driver type declares, by (``"source"`` or ``"sender"``, driver type)."""
 
-StatusGetter = Callable[[], Mapping[str, Any]]
+
+class MetricsSource(Protocol):
+    """What the exporter reads from the agent at each scrape."""
+
+    def status(self) -> AgentStatus: ...
+
+    def declared_metrics(self) -> DeclaredMetrics: ...
 
 
 class StatusCollector(Collector):
-    """Turns one status dict per scrape into metric families."""
+    """Turns one status per scrape into metric families."""
 
-    def __init__(self, status: StatusGetter) -> None:
-        self._status = status
+    def __init__(self, agent: MetricsSource) -> None:
+        self._agent = agent
 
     def collect(self) -> Iterator[Metric]:
-        yield from families(self._status())
+        yield from families(self._agent.status(), self._agent.declared_metrics())
 
 
-def render_metrics(status: StatusGetter) -> bytes:
-    """The Prometheus text exposition of ``status()``, from a private registry."""
+def metrics_registry(agent: MetricsSource) -> CollectorRegistry:
+    """A private registry with the agent's status and the process and platform collectors."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StatusCollector(status))
+    registry.register(StatusCollector(agent))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def render_metrics(registry: CollectorRegistry) -> bytes:
+    """The Prometheus text exposition of ``registry``."""
     return generate_latest(registry)
 
 
-def _number(value: Any) -> float | None:
-    """A metric value for ``value``: bools become 0/1; anything non-numeric is skipped."""
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
-        return float(value)
-    return None
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def families(status: Mapping[str, Any]) -> Iterator[Metric]:
+def families(status: AgentStatus, declared: DeclaredMetrics) -> Iterator[Metric]:
     """Every metric family of the agent, in a stable order."""
     yield from _agent_families(status)
-    pipes = [p for p in status.get("pipes") or [] if isinstance(p, Mapping)]
-    yield from _pipe_families(pipes)
-    yield from _driver_families(pipes, "source")
-    yield from _driver_families(pipes, "sender")
+    yield from _pipe_families(status.pipes)
+    yield from _driver_families(status.pipes, declared, "source")
+    yield from _driver_families(status.pipes, declared, "sender")
 
 
-def _agent_families(status: Mapping[str, Any]) -> Iterator[Metric]:
+def _agent_families(status: AgentStatus) -> Iterator[Metric]:
     info = GaugeMetricFamily(
         f"{PREFIX}_build_info",
         "Agent version and id; the value is always 1.",
         labels=["version", "agent_id"],
     )
-    info.add_metric([str(status.get("version", "")), str(status.get("agent_id", ""))], 1)
+    info.add_metric([status.version, status.agent_id], 1)
     yield info
-    started = _number(status.get("started_at"))
-    if started is not None:
-        yield GaugeMetricFamily(
-            f"{PREFIX}_start_time_seconds", "Agent start time, Unix epoch seconds.", value=started
-        )
-    generation = _number(status.get("config_generation"))
-    if generation is not None:
-        yield GaugeMetricFamily(
-            f"{PREFIX}_config_generation",
-            "Configuration generation: 1 at start, +1 at each reload.",
-            value=generation,
-        )
-    uptime = _number(status.get("uptime_sec"))
-    if uptime is not None:
-        yield GaugeMetricFamily(
-            f"{PREFIX}_uptime_seconds", "Seconds since the agent started.", value=uptime
-        )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_start_time_seconds",
+        "Agent start time, Unix epoch seconds.",
+        value=status.started_at,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_config_generation",
+        "Configuration generation: 1 at start, +1 at each successful reload.",
+        value=status.config_generation,
+    )
+    reload = status.last_reload
+    yield GaugeMetricFamily(
+        f"{PREFIX}_config_last_reload_successful",
+        "1 when the last configuration reload applied (or none was tried), 0 when it failed.",
+        value=1.0 if reload is None or reload.ok else 0.0,
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_config_last_reload_success_timestamp_seconds",
+        "When the configuration in use was loaded (start or last good reload), Unix epoch.",
+        value=status.config_loaded_at,
+    )
 
 
-def _pipe_families(pipes: list[Mapping[str, Any]]) -> Iterator[Metric]:
+def _pipe_families(pipes: list[PipeStatus]) -> Iterator[Metric]:
     def gauge(name: str, doc: str, extra: list[str] | None = None) -> GaugeMetricFamily:
         return GaugeMetricFamily(f"{PREFIX}_{name}", doc, labels=["pipe", *(extra or [])])
 
     def counter(name: str, doc: str, extra: list[str] | None = None) -> CounterMetricFamily:
+        # CounterMetricFamily writes the name with "_total".
         return CounterMetricFamily(f"{PREFIX}_{name}", doc, labels=["pipe", *(extra or [])])
 
     pipe_info = gauge(
@@ -134,112 +137,127 @@ def _pipe_families(pipes: list[Mapping[str, Any]]) -> Iterator[Metric]:
         ["source", "source_type", "sender", "sender_type"],
     )
     enabled = gauge("pipe_enabled", "1 when the pipe is enabled in the config.")
-    up = gauge("pipe_up", "1 when the pipe is running (not starting, backing off or stopped).")
     state = gauge("pipe_state", "Pipe state: 1 for the current state, 0 for the others.", ["state"])
     ready = gauge("pipe_ready", "1 when the pipe has a live session and its watcher runs.")
     leader = gauge("is_leader", "1 when the pipe's session is the leader of its view.")
-    phase = gauge("pipe_phase", "Pipe phase: 1 for the current phase, 0 for the others.", ["phase"])
-    rows_sent = counter(
-        "rows_sent", "Rows delivered to the sender, by message source.", ["message_source"]
+    activity = gauge(
+        "pipe_activity",
+        "What the pipe does: 1 for the current activity, 0 for the others.",
+        ["activity"],
     )
-    rows_rate = gauge("rows_per_second", "Recent delivery rate in rows per second.")
-    queue = gauge("queue_depth", "Batches waiting between source and sender, by lane.", ["lane"])
+    rows_sent = counter(
+        "rows_sent", "Rows the sender accepted, by message source.", ["message_source"]
+    )
+    queue = gauge("queue_depth", "Rows waiting between source and sender, by lane.", ["lane"])
     retries = counter("retries", "Sends and signals the pipe had to retry.")
     rejected = counter("rejected_batches", "Batches the receiver refused for good (not resent).")
     dropped = counter("dropped_rows", "Realtime rows dropped on overflow (a resync follows).")
-    snap_rows = gauge("snapshot_rows", "Rows produced by the current (or last) snapshot.")
+    snap_rows = gauge("snapshot_rows", "Rows the pipe sent in its current (or last) snapshot.")
     snap_done = gauge("snapshot_done", "1 when the snapshot of the current session finished.")
-    audit_rows = gauge("audit_rows", "Rows produced by the current (or last) audit cycle.")
+    audit_rows = gauge("audit_rows", "Rows the pipe sent in its current (or last) audit cycle.")
     audit_running = gauge("audit_running", "1 while an audit cycle runs.")
     audit_cycles = counter("audit_cycles", "Audit cycles completed.")
     last_error = gauge("last_error_timestamp_seconds", "When the pipe last failed, Unix epoch.")
+    send_duration = HistogramMetricFamily(
+        f"{PREFIX}_send_duration_seconds",
+        "Time one batch took in the sender's send(), retries counted one by one.",
+        labels=["pipe"],
+    )
 
     for pipe in pipes:
-        pid = str(pipe.get("id", ""))
+        pid = pipe.id
         pipe_info.add_metric(
-            [
-                pid,
-                str(pipe.get("source_id", "")),
-                str(pipe.get("source_type", "")),
-                str(pipe.get("sender_id", "")),
-                str(pipe.get("sender_type", "")),
-            ],
-            1,
+            [pid, pipe.source_id, pipe.source_type, pipe.sender_id, pipe.sender_type], 1
         )
-        enabled.add_metric([pid], float(bool(pipe.get("enabled"))))
-        current_state = pipe.get("state")
-        up.add_metric([pid], float(current_state == "running"))
-        for name in PIPE_STATES:
-            state.add_metric([pid, name], float(current_state == name))
-        ready.add_metric([pid], float(bool(pipe.get("ready"))))
-        leader.add_metric([pid], float(pipe.get("role") == "leader"))
-        for name in PIPE_PHASES:
-            phase.add_metric([pid, name], float(pipe.get("phase") == name))
-        sent = _mapping(pipe.get("rows_sent"))
-        for source in MESSAGE_SOURCES:
-            rows_sent.add_metric([pid, source], _number(sent.get(source)) or 0.0)
-        rate = _number(pipe.get("rows_per_sec"))
-        if rate is not None:
-            rows_rate.add_metric([pid], rate)
-        depth = _mapping(pipe.get("queue_depth"))
-        for lane in QUEUE_LANES:
-            queue.add_metric([pid, lane], _number(depth.get(lane)) or 0.0)
-        retries.add_metric([pid], _number(pipe.get("retries")) or 0.0)
-        # Not in every host version: exported only when reported, so absence is not "zero".
-        for family, key in ((rejected, "rejected_batches"), (dropped, "dropped_rows")):
-            value = _number(pipe.get(key))
-            if value is not None:
-                family.add_metric([pid], value)
-        progress = _mapping(pipe.get("progress"))
-        snapshot, audit = _mapping(progress.get("snapshot")), _mapping(progress.get("audit"))
-        snap_rows.add_metric([pid], _number(snapshot.get("rows")) or 0.0)
-        snap_done.add_metric([pid], float(bool(snapshot.get("done"))))
-        audit_rows.add_metric([pid], _number(audit.get("rows")) or 0.0)
-        audit_running.add_metric([pid], float(bool(audit.get("running"))))
-        audit_cycles.add_metric([pid], _number(audit.get("cycles")) or 0.0)
-        error_at = _number(_mapping(pipe.get("last_error")).get("at"))
-        if error_at is not None:
-            last_error.add_metric([pid], error_at)
+        enabled.add_metric([pid], float(pipe.enabled))
+        for run_state in PipeRunState:
+            state.add_metric([pid, run_state.value], float(pipe.state is run_state))
+        ready.add_metric([pid], float(pipe.ready))
+        leader.add_metric([pid], float(pipe.role is Role.LEADER))
+        for kind in PipeActivity:
+            activity.add_metric([pid, kind.value], float(pipe.activity is kind))
+        message_sources = [source.value for source in MessageSource]
+        message_sources += sorted(set(pipe.rows_sent) - set(message_sources))
+        for source in message_sources:
+            rows_sent.add_metric([pid, source], float(pipe.rows_sent.get(source, 0)))
+        queue.add_metric([pid, "realtime"], pipe.queue_depth.realtime)
+        queue.add_metric([pid, "bulk"], pipe.queue_depth.bulk)
+        retries.add_metric([pid], pipe.retries)
+        rejected.add_metric([pid], pipe.rejected_batches)
+        dropped.add_metric([pid], pipe.dropped_rows)
+        progress = pipe.progress
+        snap_rows.add_metric([pid], progress.snapshot.rows)
+        snap_done.add_metric([pid], float(progress.snapshot.done))
+        audit_rows.add_metric([pid], progress.audit.rows)
+        audit_running.add_metric([pid], float(progress.audit.running))
+        audit_cycles.add_metric([pid], progress.audit.cycles)
+        if pipe.last_error is not None:
+            last_error.add_metric([pid], pipe.last_error.at)
+        histogram = pipe.send_duration
+        buckets = [
+            (_le(bound), float(count))
+            for bound, count in zip(histogram.bounds, histogram.buckets, strict=True)
+        ]
+        buckets.append(("+Inf", float(histogram.count)))
+        send_duration.add_metric([pid], buckets, histogram.sum)
 
     yield from (
-        pipe_info, enabled, up, state, ready, leader, phase, rows_sent, rows_rate, queue,
-        retries, rejected, dropped, snap_rows, snap_done, audit_rows, audit_running,
-        audit_cycles, last_error,
+        pipe_info, enabled, state, ready, leader, activity, rows_sent, queue, retries,
+        rejected, dropped, snap_rows, snap_done, audit_rows, audit_running, audit_cycles,
+        last_error, send_duration,
     )  # fmt: skip
 
 
-def _driver_families(pipes: list[Mapping[str, Any]], kind: str) -> Iterator[Metric]:
-    """Numeric keys of ``SourceDriver.status()`` / ``SenderDriver.status()`` as gauges.
+def _le(bound: float) -> str:
+    return repr(float(bound))
+
+
+def _number(value: Any) -> float | None:
+    """A sample value for ``value``: bools become 0/1; ``None`` and non-numbers give none."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
+        return float(value)
+    return None
+
+
+def _driver_families(
+    pipes: list[PipeStatus], declared: DeclaredMetrics, kind: str
+) -> Iterator[Metric]:
+    """The declared keys of ``SourceDriver.status()`` / ``SenderDriver.status()``.
 
     A sender belongs to one pipe: its series carry the ``pipe`` label. A source may feed
     several pipes, and its figures are the source's own (one snapshot count for all its
     pipes): its series carry the ``source`` label, once per source, so that a sum over
-    series never counts a shared source twice.
+    series never counts a shared source twice. Two driver types declaring the same name
+    share the family when they agree on its kind; a conflicting kind is left out (logged).
     """
     label = "source" if kind == "source" else "pipe"
-    named: dict[str, Metric] = {}
-    generic: dict[str, GaugeMetricFamily] = {}
+    found: dict[str, tuple[MetricSpec, CounterMetricFamily | GaugeMetricFamily]] = {}
     seen: set[str] = set()
     for pipe in pipes:
-        owner = str(pipe.get("source_id" if kind == "source" else "id", ""))
-        figures = _mapping(pipe.get(kind))
+        owner = pipe.source_id if kind == "source" else pipe.id
+        driver_type = pipe.source_type if kind == "source" else pipe.sender_type
+        figures = (pipe.source if kind == "source" else pipe.sender).figures()
         if owner in seen or not figures:
             continue
         seen.add(owner)
-        for key, raw in figures.items():
-            value = _number(raw)
+        for spec in declared.get((kind, driver_type), ()):
+            value = _number(figures.get(spec.key))
             if value is None:
                 continue
-            if kind == "source" and key in _SOURCE_NAMED:
-                family_cls, name, doc = _SOURCE_NAMED[key]
-                if key not in named:
-                    named[key] = family_cls(f"{PREFIX}_{name}", doc, labels=[label])
-                named[key].add_metric([owner], value)  # type: ignore[attr-defined]
-            metric = f"{PREFIX}_{kind}_{_METRIC_NAME_INVALID.sub('_', str(key))}"
-            if metric not in generic:
-                generic[metric] = GaugeMetricFamily(
-                    metric, f"{kind} driver status key {key!r}.", labels=[label]
-                )
-            generic[metric].add_metric([owner], value)
-    yield from named.values()
-    yield from generic.values()
+            name = spec.exported_name(f"{PREFIX}_{kind}")
+            if name not in found:
+                family: CounterMetricFamily | GaugeMetricFamily
+                if spec.kind is MetricKind.COUNTER:
+                    family = CounterMetricFamily(name, spec.help, labels=[label])
+                else:
+                    family = GaugeMetricFamily(name, spec.help, labels=[label])
+                found[name] = (spec, family)
+            first, family = found[name]
+            if first.kind is not spec.kind:
+                logger.debug("%s driver %r: %s declared as another kind", kind, driver_type, name)
+                continue
+            family.add_metric([owner], value)
+    for _, family in found.values():
+        yield family

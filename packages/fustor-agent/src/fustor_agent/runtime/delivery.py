@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -58,9 +59,15 @@ class Delivery:
 
     async def send_one(self, batch: Batch) -> bool:
         rows = batch.row_count
-        ok = await self._attempt(
-            lambda: self.sender.send(batch), f"{batch.message_source.value} batch of {rows} rows"
-        )
+
+        async def timed_send() -> SendResult:
+            started = time.perf_counter()
+            try:
+                return await self.sender.send(batch)
+            finally:
+                self.state.send_duration.observe(time.perf_counter() - started)
+
+        ok = await self._attempt(timed_send, f"{batch.message_source.value} batch of {rows} rows")
         if ok:
             self.state.count_sent(batch.message_source, rows)
             if self.on_sent is not None:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fustor_agent.runtime.delivery import Delivery
 from fustor_agent.runtime.stats import PipeState
+from fustor_agent.status import PipeActivity
 from fustor_agent_sdk import Phase, SenderDriver, SourceDriver
 from fustor_core import Batch, PhaseSignal, SessionLostError
 
@@ -97,7 +98,7 @@ class LeaderWork:
         if Phase.SNAPSHOT in self.source.phases:
             while True:
                 await wait_healthy(self.source, state)
-                state.bulk_phase = "snapshot"
+                state.bulk_activity = PipeActivity.SNAPSHOT
                 try:
                     await self._walk(self.source.snapshot(), "snapshot_rows")
                     break
@@ -105,7 +106,7 @@ class LeaderWork:
                     logger.warning("pipe %s: snapshot interrupted: %s", self.pipe_id, exc)
                     state.snapshot_rows = 0
                 finally:
-                    state.bulk_phase = None
+                    state.bulk_activity = None
                     state.bulk_queued_rows = 0
         await self.delivery.signal(PhaseSignal.SNAPSHOT_END)
         state.snapshot_done = True
@@ -124,7 +125,7 @@ class LeaderWork:
 
     async def _audit(self) -> None:
         state = self.state
-        state.audit_rows, state.audit_running, state.bulk_phase = 0, True, "audit"
+        state.audit_rows, state.audit_running, state.bulk_activity = 0, True, PipeActivity.AUDIT
         unhealthy = False
         try:
             await self.delivery.signal(PhaseSignal.AUDIT_START)
@@ -140,7 +141,7 @@ class LeaderWork:
             state.error(f"audit failed: {exc}")
             logger.exception("pipe %s: audit failed", self.pipe_id)
         finally:
-            state.audit_running, state.bulk_phase, state.bulk_queued_rows = False, None, 0
+            state.audit_running, state.bulk_activity, state.bulk_queued_rows = False, None, 0
         # Every audit batch was acknowledged above (each send is awaited), so the end
         # follows all of them, also after an error.
         if not unhealthy:

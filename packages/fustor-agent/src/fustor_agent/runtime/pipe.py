@@ -12,7 +12,18 @@ from fustor_agent.runtime.backoff import Backoff
 from fustor_agent.runtime.session import SessionRunner
 from fustor_agent.runtime.source_runtime import SourceRuntime
 from fustor_agent.runtime.stats import PipeState
+from fustor_agent.status import (
+    AuditProgress,
+    ErrorInfo,
+    PipeRunState,
+    PipeStatus,
+    Progress,
+    QueueDepth,
+    SenderStatus,
+    SnapshotProgress,
+)
 from fustor_agent_sdk import PipeContext
+from fustor_core import MessageSource, Role
 
 __all__ = ["Pipe", "idle_pipe_status"]
 
@@ -60,7 +71,7 @@ class Pipe:
                 return
             except Exception as exc:
                 delay = backoff.next()
-                self.state.state = "error"
+                self.state.state = PipeRunState.ERROR
                 self.state.error(f"pipe failed: {exc}")
                 logger.exception("pipe %s failed; restarting in %.1fs", self.id, delay)
                 await asyncio.sleep(delay)
@@ -86,7 +97,7 @@ class Pipe:
             await self.sender.close()
         except Exception:
             logger.exception("pipe %s: closing the sender failed", self.id)
-        self.state.state = "stopped"
+        self.state.state = PipeRunState.STOPPED
 
     def _sender_health(self) -> str | None:
         try:
@@ -94,83 +105,71 @@ class Pipe:
         except Exception as exc:
             return f"sender health check failed: {exc}"
 
-    def status(self) -> dict[str, Any]:
-        state, entry, spec = self.state, self.entry, self.source.spec
+    def status(self) -> PipeStatus:
+        state, entry = self.state, self.entry
         try:
-            sender_status = dict(self.sender.status())
+            sender = SenderStatus.model_validate(dict(self.sender.status()))
         except Exception as exc:
-            sender_status = {"status_error": str(exc)}
+            sender = SenderStatus(status_error=str(exc))
         not_ready = state.not_ready_reason or self.source.driver.health() or self._sender_health()
         if not_ready is None and state.session_id is None:
             not_ready = "no session"
-        elif (
-            not_ready is None
-            and state.role is not None
-            and not state.snapshot_done
-            and (state.role.value == "leader")
-        ):
+        elif not_ready is None and state.role is Role.LEADER and not state.snapshot_done:
             not_ready = "snapshot in progress"
-        return {
-            "id": entry.id,
-            "source_id": entry.source_id,
-            "source_type": spec.type,
-            "sender_id": entry.sender_id,
-            "sender_type": self.sender_spec.type,
-            "enabled": True,
-            "state": state.state,
-            "role": state.role.value if state.role else None,
-            "session": state.session_label(),
-            "phase": state.phase,
-            "progress": {
-                "snapshot": {"rows": state.snapshot_rows, "done": state.snapshot_done},
-                "audit": {
-                    "rows": state.audit_rows,
-                    "running": state.audit_running,
-                    "cycles": state.audit_cycles,
-                },
-            },
-            "rows_sent": dict(state.rows_sent),
-            "rows_per_sec": state.rate.rate(),
-            "queue_depth": {"realtime": self.runner.lane.rows, "bulk": state.bulk_queued_rows},
-            "retries": state.retries,
-            "rejected_batches": state.rejected_batches,
-            "dropped_rows": state.dropped_rows,
-            "last_error": state.last_error,
-            "ready": not_ready is None,
-            "not_ready_reason": not_ready,
-            "source": self.source.status(),
-            "sender": sender_status,
-        }
+        return PipeStatus(
+            id=entry.id,
+            source_id=entry.source_id,
+            source_type=self.source.spec.type,
+            sender_id=entry.sender_id,
+            sender_type=self.sender_spec.type,
+            enabled=True,
+            state=state.state,
+            role=state.role,
+            session=state.session_label(),
+            activity=state.activity,
+            progress=Progress(
+                snapshot=SnapshotProgress(rows=state.snapshot_rows, done=state.snapshot_done),
+                audit=AuditProgress(
+                    rows=state.audit_rows, running=state.audit_running, cycles=state.audit_cycles
+                ),
+            ),
+            rows_sent=dict(state.rows_sent),
+            rows_per_sec=state.rate.rate(),
+            queue_depth=QueueDepth(realtime=self.runner.lane.rows, bulk=state.bulk_queued_rows),
+            retries=state.retries,
+            rejected_batches=state.rejected_batches,
+            dropped_rows=state.dropped_rows,
+            send_duration=state.send_duration.snapshot(),
+            last_error=state.last_error,
+            ready=not_ready is None,
+            not_ready_reason=not_ready,
+            source=self.source.status(),
+            sender=sender,
+        )
 
 
 def idle_pipe_status(
-    entry: PipeEntry, source_type: str, sender_type: str, failure: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Status of a pipe that does not run: disabled, or its drivers could not be created."""
-    return {
-        "id": entry.id,
-        "source_id": entry.source_id,
-        "source_type": source_type,
-        "sender_id": entry.sender_id,
-        "sender_type": sender_type,
-        "enabled": entry.enabled,
-        "state": "error" if failure else "stopped",
-        "role": None,
-        "session": None,
-        "phase": "idle",
-        "progress": {
-            "snapshot": {"rows": 0, "done": False},
-            "audit": {"rows": 0, "running": False, "cycles": 0},
-        },
-        "rows_sent": {"realtime": 0, "snapshot": 0, "audit": 0, "on_demand_job": 0},
-        "rows_per_sec": 0.0,
-        "queue_depth": {"realtime": 0, "bulk": 0},
-        "retries": 0,
-        "rejected_batches": 0,
-        "dropped_rows": 0,
-        "last_error": failure,
-        "ready": False,
-        "not_ready_reason": failure["message"] if failure else "disabled",
-        "source": {},
-        "sender": {},
-    }
+    entry: PipeEntry,
+    source_type: str,
+    sender_type: str,
+    failure: ErrorInfo | None = None,
+    reason: str | None = None,
+) -> PipeStatus:
+    """Status of a pipe that does not run: disabled, held, not selected, or its drivers could
+    not be created (``failure``). ``reason`` overrides the not-ready reason of an enabled pipe."""
+    if failure is not None:
+        reason = failure.message
+    elif not entry.enabled:
+        reason = "disabled"
+    return PipeStatus(
+        id=entry.id,
+        source_id=entry.source_id,
+        source_type=source_type,
+        sender_id=entry.sender_id,
+        sender_type=sender_type,
+        enabled=entry.enabled,
+        state=PipeRunState.ERROR if failure else PipeRunState.STOPPED,
+        rows_sent={source.value: 0 for source in MessageSource},
+        last_error=failure,
+        not_ready_reason=reason or "disabled",
+    )

@@ -16,6 +16,7 @@ from fustor_agent.runtime.lane import RealtimeLane
 from fustor_agent.runtime.leader import LeaderWork
 from fustor_agent.runtime.scan import run_scan
 from fustor_agent.runtime.stats import PipeState
+from fustor_agent.status import PipeRunState
 from fustor_agent_sdk import SenderDriver, SourceDriver
 from fustor_core import DriverError, Role, ScanCommand, SessionInfo, SessionLostError
 
@@ -135,7 +136,7 @@ class SessionRunner:
                     self.pipe.id,
                     self.lane.rows,
                 )
-            self.state.state = "stopped"
+            self.state.state = PipeRunState.STOPPED
 
     async def _deliver_realtime(self) -> None:
         backoff = Backoff(initial=1.0, maximum=30.0)
@@ -157,7 +158,7 @@ class SessionRunner:
                 info = await self.sender.open_session()
             except Exception as exc:
                 retriable = isinstance(exc, DriverError) and exc.retriable
-                self.state.state = "backing_off" if retriable else "error"
+                self.state.state = PipeRunState.BACKING_OFF if retriable else PipeRunState.ERROR
                 self.state.error(f"open session: {exc}")
                 delay = backoff.next()
                 logger.warning(
@@ -183,7 +184,7 @@ class SessionRunner:
         """Run one session; True when it ended by shutdown, False when it was lost."""
         session = self._session = _Session(info)
         state = self.state
-        state.state, state.session_id, state.role = "running", info.session_id, info.role
+        state.state, state.session_id, state.role = PipeRunState.RUNNING, info.session_id, info.role
         logger.info(
             "pipe %s: session %s… open as %s", self.pipe.id, info.session_id[:8], info.role.value
         )
@@ -213,8 +214,8 @@ class SessionRunner:
         self.connected.clear()
         await session.cancel_all()
         self._session = None
-        state.session_id, state.role, state.bulk_phase = None, None, None
-        state.state = "starting"
+        state.session_id, state.role, state.bulk_activity = None, None, None
+        state.state = PipeRunState.STARTING
         logger.warning("pipe %s: session lost; opening a new one", self.pipe.id)
         return False
 
@@ -259,7 +260,7 @@ class SessionRunner:
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        self.state.bulk_phase = None
+        self.state.bulk_activity = None
 
     async def _lead(self, session: _Session, work: LeaderWork) -> None:
         backoff = Backoff(initial=1.0, maximum=60.0)

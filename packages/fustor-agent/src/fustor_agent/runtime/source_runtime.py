@@ -7,10 +7,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from fustor_agent.config import SourceSpec
 from fustor_agent.runtime.backoff import Backoff
+from fustor_agent.status import ErrorInfo, SourceStatus
 from fustor_agent_sdk import Phase, SourceDriver
 from fustor_core import ROOT, Batch, MessageSource
 
@@ -31,7 +31,7 @@ class SourceRuntime:
         self._task: asyncio.Task[None] | None = None
         self._starter: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
-        self.last_error: dict[str, Any] | None = None
+        self.last_error: ErrorInfo | None = None
         self.realtime_running = False
 
     def subscribe(self, pipe_id: str, subscriber: Subscriber) -> None:
@@ -64,7 +64,7 @@ class SourceRuntime:
                 break
             except Exception as exc:
                 delay = backoff.next()
-                self.last_error = {"message": f"start failed: {exc}", "at": time.time()}
+                self.last_error = ErrorInfo(message=f"start failed: {exc}", at=time.time())
                 logger.error(
                     "source %s: start failed (%s); retrying in %.1fs", self.spec.id, exc, delay
                 )
@@ -105,7 +105,7 @@ class SourceRuntime:
                 message = f"realtime watch failed: {exc}"
                 logger.warning("source %s: %s", self.spec.id, message, exc_info=True)
             self.realtime_running = False
-            self.last_error = {"message": message, "at": time.time()}
+            self.last_error = ErrorInfo(message=message, at=time.time())
             restarted = True
             delay = backoff.next()
             logger.warning("source %s: %s; restarting in %.1fs", self.spec.id, message, delay)
@@ -129,12 +129,20 @@ class SourceRuntime:
             except Exception:
                 logger.exception("source %s: stop failed", self.spec.id)
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> SourceStatus:
+        """The driver's figures with the host's facts; a driver key named like a host field
+        (``realtime_running``, ``last_error``, ``status_error``) is left out."""
         try:
             figures = dict(self.driver.status())
+            problem = None
         except Exception as exc:
-            figures = {"status_error": str(exc)}
-        figures.setdefault("realtime_running", self.realtime_running)
-        if self.last_error is not None:
-            figures.setdefault("last_error", self.last_error)
-        return figures
+            figures, problem = {}, str(exc)
+        own = {k: v for k, v in figures.items() if k not in SourceStatus.model_fields}
+        return SourceStatus.model_validate(
+            {
+                **own,
+                "realtime_running": self.realtime_running,
+                "last_error": self.last_error,
+                "status_error": problem,
+            }
+        )

@@ -1,18 +1,19 @@
-"""Per-pipe counters and state, as shown by ``status``."""
+"""Per-pipe counters and state, as shown by ``status`` (see :mod:`fustor_agent.status`)."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
+from fustor_agent.status import ErrorInfo, LatencyHistogram, PipeActivity, PipeRunState
 from fustor_core import MessageSource, Role
 
-__all__ = ["PipeState", "RateMeter"]
+__all__ = ["SEND_DURATION_BOUNDS", "DurationMeter", "PipeState", "RateMeter"]
 
-State = Literal["starting", "running", "backing_off", "stopped", "error"]
-Phase = Literal["snapshot", "audit", "realtime", "idle"]
+SEND_DURATION_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Bucket bounds (seconds) of the send-duration histogram: a local echo takes well under
+5 ms, a Fusion round trip tens of ms, a struggling receiver seconds."""
 
 
 class RateMeter:
@@ -40,14 +41,42 @@ class RateMeter:
         return round(sum(rows for _, rows in self._buckets) / self.window, 1)
 
 
+class DurationMeter:
+    """A cumulative histogram of durations in seconds (fixed ``bounds``)."""
+
+    def __init__(self, bounds: tuple[float, ...] = SEND_DURATION_BOUNDS) -> None:
+        self.bounds = bounds
+        self._counts = [0] * len(bounds)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.sum += seconds
+        for index, bound in enumerate(self.bounds):
+            if seconds <= bound:
+                self._counts[index] += 1
+                break
+
+    def snapshot(self) -> LatencyHistogram:
+        cumulative, total = [], 0
+        for count in self._counts:
+            total += count
+            cumulative.append(total)
+        return LatencyHistogram(
+            bounds=self.bounds, buckets=tuple(cumulative), count=self.count, sum=self.sum
+        )
+
+
 @dataclass(slots=True)
 class PipeState:
     """Mutable runtime facts of one pipe; the runtime writes, ``status`` reads."""
 
-    state: State = "starting"
+    state: PipeRunState = PipeRunState.STARTING
     role: Role | None = None
     session_id: str | None = None
-    bulk_phase: Literal["snapshot", "audit"] | None = None
+    bulk_activity: PipeActivity | None = None
+    """``SNAPSHOT`` or ``AUDIT`` while one runs."""
     snapshot_rows: int = 0
     snapshot_done: bool = False
     audit_rows: int = 0
@@ -60,22 +89,24 @@ class PipeState:
     rejected_batches: int = 0
     dropped_rows: int = 0
     bulk_queued_rows: int = 0
-    last_error: dict[str, Any] | None = None
+    last_error: ErrorInfo | None = None
     not_ready_reason: str | None = None
     rate: RateMeter = field(default_factory=RateMeter)
+    send_duration: DurationMeter = field(default_factory=DurationMeter)
+    """Seconds each accepted or refused ``sender.send`` call took (retries each count)."""
 
     def count_sent(self, source: MessageSource, rows: int) -> None:
         self.rows_sent[source.value] += rows
         self.rate.add(rows)
 
     def error(self, message: str) -> None:
-        self.last_error = {"message": message, "at": time.time()}
+        self.last_error = ErrorInfo(message=message, at=time.time())
 
     @property
-    def phase(self) -> Phase:
+    def activity(self) -> PipeActivity:
         if self.session_id is None:
-            return "idle"
-        return self.bulk_phase or "realtime"
+            return PipeActivity.IDLE
+        return self.bulk_activity or PipeActivity.REALTIME
 
     def session_label(self) -> str | None:
         # A session id is a credential on Fusion's receiver port: show only a prefix.
