@@ -4,13 +4,14 @@ install command) and is skipped elsewhere; its convention checks catch the old m
 from __future__ import annotations
 
 import pytest
+
 from metrics_support import PROMTOOL_MISSING, assert_conventions, promtool_check
 
 
 def test_missing_promtool_fails_under_ci(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setenv("CI", "true")
-    with pytest.raises(pytest.fail.Exception, match="apt-get install .* prometheus"):
+    with pytest.raises(pytest.fail.Exception, match=r"apt-get install .* prometheus"):
         promtool_check("")
 
 
