@@ -8,7 +8,13 @@ import json
 import pytest
 from console_fakes import SAMPLE_STATUS
 
-from fustor_agent.status import AgentStatus, PipeActivity, PipeRunState
+from fustor_agent.status import (
+    AgentStatus,
+    PipeActivity,
+    PipeRunState,
+    SenderStatus,
+    SourceStatus,
+)
 from status_schema import SCHEMA_PATH, current_schema, schema_errors
 
 
@@ -64,3 +70,20 @@ def test_readiness_names_each_enabled_pipe_not_ready() -> None:
     only = status.only_pipe("research-fs")
     assert only is not None and only.readiness() == (True, {})
     assert status.only_pipe("nope") is None
+
+
+def test_a_driver_figure_json_cannot_hold_becomes_text() -> None:
+    class Opaque:
+        def __str__(self) -> str:
+            return "opaque"
+
+    sender = SenderStatus.of_driver({"when": Opaque(), "tags": {"a"}, "status_error": "x"})
+    assert sender.model_dump(mode="json") == {
+        "status_error": None,
+        "when": "opaque",
+        "tags": "{'a'}",
+    }
+    source = SourceStatus.of_driver(
+        {"realtime_running": "driver's own", "n": 1}, realtime_running=True
+    )
+    assert source.realtime_running is True and source.figures() == {"n": 1}

@@ -9,7 +9,7 @@ with ``AgentStatus.model_validate(json)``, which ignores fields it does not know
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
@@ -117,6 +117,24 @@ class _DriverFigures(BaseModel):
     def figures(self) -> dict[str, Any]:
         """The driver's own keys (those its ``status()`` returned)."""
         return dict(self.model_extra or {})
+
+    @classmethod
+    def of_driver(cls, figures: dict[str, Any], **host: Any) -> Self:
+        """The driver's ``figures`` with the host's fields ``host``. A driver key named like a
+        host field is left out; a value JSON cannot hold becomes its ``str()``, so one
+        driver's mistake cannot break the status API for every pipe."""
+        own = {k: _json_safe(v) for k, v in figures.items() if k not in cls.model_fields}
+        return cls.model_validate({**own, **host})
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    return str(value)
 
 
 class SourceStatus(_DriverFigures):

@@ -108,7 +108,7 @@ class Pipe:
     def status(self) -> PipeStatus:
         state, entry = self.state, self.entry
         try:
-            sender = SenderStatus.model_validate(dict(self.sender.status()))
+            sender = SenderStatus.of_driver(dict(self.sender.status()))
         except Exception as exc:
             sender = SenderStatus(status_error=str(exc))
         not_ready = state.not_ready_reason or self.source.driver.health() or self._sender_health()

@@ -130,19 +130,14 @@ class SourceRuntime:
                 logger.exception("source %s: stop failed", self.spec.id)
 
     def status(self) -> SourceStatus:
-        """The driver's figures with the host's facts; a driver key named like a host field
-        (``realtime_running``, ``last_error``, ``status_error``) is left out."""
+        """The driver's figures with the host's facts (see ``SourceStatus.of_driver``)."""
         try:
-            figures = dict(self.driver.status())
-            problem = None
+            figures, problem = dict(self.driver.status()), None
         except Exception as exc:
             figures, problem = {}, str(exc)
-        own = {k: v for k, v in figures.items() if k not in SourceStatus.model_fields}
-        return SourceStatus.model_validate(
-            {
-                **own,
-                "realtime_running": self.realtime_running,
-                "last_error": self.last_error,
-                "status_error": problem,
-            }
+        return SourceStatus.of_driver(
+            figures,
+            realtime_running=self.realtime_running,
+            last_error=self.last_error,
+            status_error=problem,
         )
