@@ -20,6 +20,9 @@ protocol: its figures are what Fusion itself needs. ``ours-noaudit`` is our agen
   and view) snapshots a ``--busy-files`` tree.
 * ``burst``: 20,000 files into 100 new directories as fast as a script can → how many Fusion
   holds and how long until it held them all (the floor posts the same rows as realtime).
+* ``baseline`` (with ``--baseline DIR``): our agent installed from another checkout (for
+  example ``git worktree add /tmp/base main``), configured like ``ours``: a change measured
+  against the code before it in the same run.
 * ``sweep``: the floor only, for each ``--sizes`` (rows per request), ``--events`` (rows per
   event) and ``--concurrency``: seconds to take in the ``--files`` tree.
 
@@ -94,7 +97,9 @@ PROFILE: tuple[str, Path] | None = None
 """(py-spy executable, output directory) when agents run under the profiler."""
 OUR_PARAMS: dict[str, dict[str, Any]] = {"fs": {}, "fusion": {}}
 """Extra ``driver_params`` of our fs sources and fusion senders (``--fs-params`` ...)."""
-_ours_exe: list[Path] = []
+_ours_exe: dict[Path, Path] = {}
+BASELINE: list[Path] = []
+"""The checkout of the ``baseline`` agent (``--baseline``)."""
 _scratch: list[Path] = []
 
 Pipes = list[tuple[str, Path, str]]
@@ -108,12 +113,13 @@ def scratch() -> Path:
     return _scratch[0]
 
 
-def our_agent() -> Path:
-    """``fustor-agent`` from a clean venv with this checkout installed (README's first command).
+def our_agent(repo: Path = REPO) -> Path:
+    """``fustor-agent`` from a clean venv with the ``repo`` checkout installed (README's first
+    command).
 
     A clean venv keeps the comparison fair: the test environment loads coverage at start-up.
     """
-    if not _ours_exe:
+    if repo not in _ours_exe:
         venv = Path(tempfile.mkdtemp(prefix="bench-ours-venv-", dir=scratch()))
         base_python = getattr(sys, "_base_executable", None) or sys.executable
         subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
@@ -122,12 +128,12 @@ def our_agent() -> Path:
                 str(venv / "bin" / "pip"),
                 "install",
                 "-q",
-                *(str(REPO / "packages" / p) for p in OUR_PACKAGES),
+                *(str(repo / "packages" / p) for p in OUR_PACKAGES),
             ],
             check=True,
         )
-        _ours_exe.append(venv / "bin" / "fustor-agent")
-    return _ours_exe[0]
+        _ours_exe[repo] = venv / "bin" / "fustor-agent"
+    return _ours_exe[repo]
 
 
 def write_ours_noaudit(home: Path, pipes: Pipes, fusion: FusionServer) -> list[str]:
@@ -136,8 +142,17 @@ def write_ours_noaudit(home: Path, pipes: Pipes, fusion: FusionServer) -> list[s
     return write_ours(home, pipes, fusion, {"audit_interval_sec": 0})
 
 
+def write_baseline(home: Path, pipes: Pipes, fusion: FusionServer) -> list[str]:
+    """Ours as built from the ``--baseline`` checkout."""
+    return write_ours(home, pipes, fusion, repo=BASELINE[0])
+
+
 def write_ours(
-    home: Path, pipes: Pipes, fusion: FusionServer, pipe_params: dict[str, Any] | None = None
+    home: Path,
+    pipes: Pipes,
+    fusion: FusionServer,
+    pipe_params: dict[str, Any] | None = None,
+    repo: Path = REPO,
 ) -> list[str]:
     config: dict[str, Any] = {"sources": [], "senders": [], "pipes": []}
     for pipe_id, root, key in pipes:
@@ -169,7 +184,7 @@ def write_ours(
         )
     config["console"] = {"enabled": False}
     (home / "agent-config.yaml").write_text(yaml.safe_dump(config))
-    return [str(our_agent()), "start", "--no-stderr-log"]
+    return [str(our_agent(repo)), "start", "--no-stderr-log"]
 
 
 def write_original(home: Path, pipes: Pipes, fusion: FusionServer) -> list[str]:
@@ -188,7 +203,12 @@ def write_original(home: Path, pipes: Pipes, fusion: FusionServer) -> list[str]:
     return [str(venv / "bin" / "fustor-agent"), "start", "--no-console-log"]
 
 
-WRITERS = {"ours": write_ours, "ours-noaudit": write_ours_noaudit, "original": write_original}
+WRITERS = {
+    "ours": write_ours,
+    "ours-noaudit": write_ours_noaudit,
+    "baseline": write_baseline,
+    "original": write_original,
+}
 
 
 @contextmanager
@@ -792,6 +812,8 @@ def print_table(results: dict[str, dict[str, list[Any]]], agents: list[str], rou
         (a, b)
         for a, b in (
             ("ours", "floor"),
+            ("baseline", "floor"),
+            ("ours", "baseline"),
             ("ours-noaudit", "floor"),
             ("original", "floor"),
             ("ours", "original"),
@@ -830,11 +852,18 @@ def main() -> None:
         "(their CPU and RSS figures are then py-spy's)",
     )
     parser.add_argument("--py-spy", default="py-spy")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout of this repository, run as the 'baseline' agent",
+    )
     parser.add_argument("--fs-params", default="{}", help="JSON: our fs sources' driver_params")
     parser.add_argument("--fusion-params", default="{}", help="JSON: our senders' driver_params")
     args = parser.parse_args()
     OUR_PARAMS["fs"] = json.loads(args.fs_params)
     OUR_PARAMS["fusion"] = json.loads(args.fusion_params)
+    if args.baseline:
+        BASELINE.append(Path(args.baseline).resolve())
     if args.profile:
         global PROFILE
         PROFILE = (args.py_spy, Path(args.profile).resolve())
@@ -868,6 +897,10 @@ def run(args: argparse.Namespace) -> None:
             return
     if "ours" in agents or "ours-noaudit" in agents:
         our_agent()  # install before any clock starts
+    if "baseline" in agents:
+        if not BASELINE:
+            raise SystemExit("the baseline agent needs --baseline DIR")
+        our_agent(BASELINE[0])
     if "original" in agents:
         ensure_venv(ORIGINAL_VENV, ORIGINAL_PACKAGES)
     results: dict[str, dict[str, list[Any]]] = defaultdict(lambda: defaultdict(list))
