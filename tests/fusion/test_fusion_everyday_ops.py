@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -266,6 +267,37 @@ def test_recreated_with_an_old_mtime_after_the_delete_went_out_comes_back(
     fusion.wait_tree(disk_tree(root), timeout=bound)
     restored = time.monotonic() - back
     assert restored > 1.0, "restored at once: the scenario did not exercise a tombstone"
+
+
+@pytest.mark.parametrize("fusion_options", [{"tombstone_ttl": TTL, "audit_interval": 3600.0}])
+def test_restored_while_the_agent_was_killed_comes_back(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """The delete reached Fusion, then the agent was killed and the path came back with its
+    old mtime (and its directory's mtime put back) before the agent started again: the new
+    process never saw the delete. Fusion must hold the path once the old session is gone."""
+    root = tmp_path / "w"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "g").write_text("g\n")
+    (root / "d" / "h").write_text("h\n")
+    saved = tmp_path / "saved-g"
+    shutil.copy2(root / "d" / "g", saved)
+    options: dict[str, Any] = {
+        "pipe": {"audit_interval_sec": AUDIT},
+        "source_params": {"tombstone_ttl_sec": TTL},
+    }
+    agent = synced(fusion, make_agent, root, **options)
+    (root / "d" / "g").unlink()
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)  # the delete went out: a tombstone
+    agent.stop(signal.SIGKILL)  # its session lingers until Fusion's 10 s timeout
+    shutil.copy2(saved, root / "d" / "g")
+    old = time.time() - 3600
+    os.utime(root / "d", (old, old))  # as rsync -a or tar x leave it: audits may skip d at once
+    agent.start()
+    back = time.monotonic()
+    bound = TTL + 5.0 + 2 * AUDIT + 10.0 + 8.0  # + the old session's 10 s timeout, restart
+    fusion.wait_tree(disk_tree(root), timeout=bound)
+    assert time.monotonic() - back > 1.0, "back at once: no tombstone was exercised"
 
 
 @pytest.mark.parametrize("pause", [0.0, 1.0], ids=["at-once", "after-1s"])

@@ -194,7 +194,14 @@ class Realtime:
                 self.reader.health_due.clear()
                 checked = now
                 self._check_health()
+                self._resend_hidden()
             self._process(work)
+
+    def _resend_hidden(self) -> None:
+        """Send again the paths Fusion may still hide behind a tombstone (see tombstones.py):
+        queued as changes, so each row is read from the disk when it goes out."""
+        for path in self.tombstones.due():
+            self.pending.add(path, Change.UPSERT, path.rsplit("/", 1)[0] or "/")
 
     def _setup(self) -> None:
         """Watch every directory, breadth first, so a limit leaves the shallow ones watched."""

@@ -12,8 +12,14 @@ an mtime that is not newer than the deletion is *hidden*. Its directory is then 
 audit (never skipped by the mtime cache), and once an audit end has happened past the tombstone's
 TTL, the next audit's listing re-sends the path and Fusion accepts it.
 
+The audits that purge may be another agent's: a follower runs none, and on a network file system
+the leader may never have seen the delete (another client made it). So realtime also sends each
+hidden path again at the steps of :data:`RESEND_AFTER_SEC` after its tombstone's TTL: a realtime
+upsert of a path without a tombstone is applied whatever its mtime (docs/fusion-protocol.md
+§5.4), and one sent while the tombstone is still there is dropped and costs nothing.
+
 Memory: one entry per path deleted within the last ``2 * ttl`` (at most ``limit``, oldest
-forgotten first), and one per hidden path.
+forgotten first), and one per hidden path until it is restored or its re-sends are done.
 """
 
 from __future__ import annotations
@@ -28,6 +34,12 @@ LAG_SLACK_SEC = 5.0
 """How much later than our emission Fusion may stamp a delete (lane queue, network, its own
 queue). A re-creation within this of our delete counts as hidden; a purge counts as done only
 this long after the TTL."""
+
+
+RESEND_AFTER_SEC = (10.0, 30.0, 90.0, 270.0, 810.0, 2430.0)
+"""When realtime sends a hidden path again, in seconds after its deletion + TTL + slack: growing
+steps, so that audits up to ~40 minutes apart (whoever runs them) have purged the tombstone
+before one of them."""
 
 
 def _parent(path: str) -> str:
@@ -47,6 +59,10 @@ class TombstoneTracker:
         self._lock = threading.Lock()
         self._deleted: OrderedDict[str, float] = OrderedDict()
         self._hidden: dict[str, float] = {}
+        self._resent: dict[str, int] = {}
+        """Hidden path -> how many steps of ``RESEND_AFTER_SEC`` it has been sent again."""
+        self._next_resend = 0.0
+        """No re-send is due before this wall time (``due`` scans the hidden paths then)."""
         self._purged_before = 0.0
         """Tombstones stamped before this wall time are surely purged (an audit end past TTL)."""
         self.restored = 0
@@ -61,6 +77,7 @@ class TombstoneTracker:
             self._deleted.pop(path, None)
             self._deleted[path] = now
             self._hidden.pop(path, None)
+            self._resent.pop(path, None)
             while len(self._deleted) > self.limit:
                 self._deleted.popitem(last=False)
             if len(self._deleted) > 1:
@@ -79,9 +96,42 @@ class TombstoneTracker:
                 # Newer than any stamp Fusion can have given it: accepted, tombstone consumed.
                 del self._deleted[path]
                 self._hidden.pop(path, None)
+                self._resent.pop(path, None)
                 return False
-            self._hidden[path] = at
+            if path not in self._hidden:
+                self._hidden[path] = at
+                self._next_resend = min(self._next_resend, self._resend_at(at, 0))
             return True
+
+    # -- realtime re-sends -----------------------------------------------------------------
+
+    def _resend_at(self, at: float, step: int) -> float:
+        return at + self.ttl + LAG_SLACK_SEC + RESEND_AFTER_SEC[step]
+
+    def due(self, now: float | None = None) -> list[str]:
+        """Hidden paths for realtime to send again now (each once per step of
+        :data:`RESEND_AFTER_SEC`); cheap when none is due."""
+        now = time.time() if now is None else now
+        if not self._hidden or now < self._next_resend:
+            return []
+        out: list[str] = []
+        with self._lock:
+            steps = len(RESEND_AFTER_SEC)
+            upcoming = float("inf")
+            for path, at in self._hidden.items():
+                step = self._resent.get(path, 0)
+                if step >= steps:
+                    continue
+                when = self._resend_at(at, step)
+                if now >= when:
+                    out.append(path)
+                    self._resent[path] = step = step + 1
+                    if step >= steps:
+                        continue
+                    when = self._resend_at(at, step)
+                upcoming = min(upcoming, when)
+            self._next_resend = upcoming
+        return out
 
     # -- audit -----------------------------------------------------------------------------
 
@@ -107,6 +157,7 @@ class TombstoneTracker:
                 if at < purged_at_start and _parent(path) in listed:
                     del self._hidden[path]
                     self._deleted.pop(path, None)
+                    self._resent.pop(path, None)
                     self.restored += 1
             self._purged_before = max(self._purged_before, now - self.ttl - LAG_SLACK_SEC)
             self._expire(now)
@@ -126,8 +177,7 @@ class TombstoneTracker:
 
     def _expire(self, now: float) -> None:
         """Forget deletes whose tombstone is purged or old enough to be (lock held). Hidden
-        paths stay until an audit restores them, or (with no audit here: a follower) until
-        their tombstone is old enough for the leader's audits to have purged it."""
+        paths stay until an audit restores them or their last re-send is done."""
         horizon = max(self._purged_before, now - 2 * self.ttl - LAG_SLACK_SEC)
         deleted = self._deleted
         while deleted:
@@ -135,6 +185,7 @@ class TombstoneTracker:
             if at >= horizon:
                 break
             del deleted[path]
-        stale = now - 2 * self.ttl - LAG_SLACK_SEC
+        stale = now - self.ttl - LAG_SLACK_SEC - RESEND_AFTER_SEC[-1] - 60.0
         if self._hidden and min(self._hidden.values()) < stale:
             self._hidden = {p: at for p, at in self._hidden.items() if at >= stale}
+            self._resent = {p: n for p, n in self._resent.items() if p in self._hidden}

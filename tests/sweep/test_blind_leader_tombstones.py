@@ -1,0 +1,89 @@
+"""A path another client deleted and restored is back in Fusion although the leader is blind.
+
+On a network file system the leader may never see a change another client makes; a follower
+on that client does (docs/CONSISTENCY_DESIGN.md section 8). When that follower's delete left a
+tombstone in Fusion and the path came back with an older mtime, Fusion drops every upsert until
+an audit end purges the tombstone (protocol §5.4, §5.5), and the blind leader has no reason to
+send the path again. The follower, which knows the path is hidden, sends it again by realtime
+after the tombstone's TTL. Here the leader watches a bindfs mount (blind to the backing tree)
+and the follower the backing tree itself; Fusion runs with an 8 s tombstone TTL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_harness import AgentProcess
+from fusion_harness import FusionServer, disk_tree, ensure_fusion_venv, wait_until
+from sweep_helpers import Share, age_tree
+
+pytestmark = pytest.mark.fusion
+
+TTL = 8.0  # Fusion's tombstone_ttl_seconds: long enough that nothing but a re-send restores
+AUDIT = 2.0
+
+
+@pytest.fixture
+def fusion(tmp_path: Path) -> Iterator[FusionServer]:
+    server = FusionServer(ensure_fusion_venv(), tmp_path / "fusion", {"tombstone_ttl": TTL})
+    server.start()
+    try:
+        yield server
+        assert server.errors() == 0, server.log_tail()
+    finally:
+        server.stop()
+
+
+def test_a_follower_restores_what_the_blind_leader_cannot_see(
+    fusion: FusionServer, share: Share, tmp_path: Path
+) -> None:
+    (share.backing / "d").mkdir()
+    for name in ("g", "h"):
+        (share.backing / "d" / name).write_text(f"{name}\n")
+    age_tree(share.backing)
+    saved = tmp_path / "saved-g"  # outside the tree, on the same file system
+    shutil.copy2(share.backing / "d" / "g", saved)
+    params = {"tombstone_ttl_sec": TTL, "full_sweep_interval_sec": 0}
+    leader = AgentProcess(
+        tmp_path / "leader",
+        share.mnt,
+        fusion,
+        pipe={"audit_interval_sec": AUDIT},
+        source_params=params,
+    )
+    follower = AgentProcess(
+        tmp_path / "follower",
+        share.backing,
+        fusion,
+        pipe={"audit_interval_sec": AUDIT},
+        source_params=params,
+    )
+    leader.start()
+    try:
+        fusion.wait_tree(disk_tree(share.backing), timeout=30)
+        follower.start()
+        wait_until(lambda: len(fusion.sessions()) == 2, 20, 0.2, "the follower's session")
+        before = os.stat(share.backing / "d")
+        (share.backing / "d" / "g").unlink()  # seen by the follower only
+        # The leader's audits skip d (its mtime put back), so only the follower's delete, with
+        # its tombstone, takes g out of Fusion.
+        os.utime(share.backing / "d", ns=(before.st_atime_ns, before.st_mtime_ns))
+        fusion.wait_tree(disk_tree(share.backing), timeout=10)  # its delete: a tombstone
+        # Back from a backup a year old, moved in whole (no moment with a newer mtime), and the
+        # directory's mtime put back, as rsync -a leaves it.
+        old = time.time() - 365 * 86400
+        os.utime(saved, (old, old))
+        os.rename(saved, share.backing / "d" / "g")
+        os.utime(share.backing / "d", (old, old))
+        back = time.monotonic()
+        # TTL, the tracker's 5 s slack, the first re-send step (10 s), an audit, margin.
+        fusion.wait_tree(disk_tree(share.backing), timeout=TTL + 5 + 10 + AUDIT + 8)
+        assert time.monotonic() - back > 2.0, "back at once: no tombstone was exercised"
+    finally:
+        assert follower.stop() == 0, follower.log_tail()
+        assert leader.stop() == 0, leader.log_tail()
