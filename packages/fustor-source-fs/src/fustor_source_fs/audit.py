@@ -13,7 +13,8 @@ from fustor_core import Row
 from fustor_source_fs.deep import lstat_at, open_dir
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.links import HardLinks
-from fustor_source_fs.rows import audit_file_row, child_prefix, row_of
+from fustor_source_fs.listing import child_prefix, list_dir
+from fustor_source_fs.rows import audit_file_row, row_of
 from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink
 
@@ -127,8 +128,6 @@ class AuditWalk:
         """List a changed directory; ``None`` if it vanished before it could be listed."""
         listed_at = time.time()
         rel_dir = node.rel
-        prefix = child_prefix(rel_dir)
-        flt = self.flt
         rows: list[Row] = []
         children: list[_Dir] = []
         complete = True
@@ -138,35 +137,27 @@ class AuditWalk:
         hidden = rel_dir in self.force
         try:
             fd = open_dir(node.abs, rel_dir)
-            with os.scandir(fd) as it:
-                for entry in it:
-                    name = entry.name
-                    rel = prefix + name
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                        if flt.excluded(name, rel):
-                            continue
-                        if is_dir:
-                            children.append(_Dir(base + "/" + name, rel, node))
-                            continue
-                        if not flt.wants_file(name):
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        self.check_root()  # gone because the share went away? then stop here
-                        continue
-                    except OSError as exc:
-                        log.warning("audit: cannot stat %r: %s", rel, exc)
-                        complete = False
-                        continue
-                    if tombstones is not None and tombstones.seen(rel, st.st_mtime):
-                        hidden = True
-                    if links is not None and st.st_nlink > 1:
-                        links.note(rel, st)
-                    rows.append(audit_file_row(rel, st, rel_dir, mtime))
-                    if len(rows) >= self.batch_size:
-                        self.sink.extend(rows)
-                        rows = []
+            for entry, rel, is_dir in list_dir(fd, rel_dir, self.flt):
+                if is_dir:
+                    children.append(_Dir(base + "/" + entry.name, rel, node))
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    self.check_root()  # gone because the share went away? then stop here
+                    continue
+                except OSError as exc:
+                    log.warning("audit: cannot stat %r: %s", rel, exc)
+                    complete = False
+                    continue
+                if tombstones is not None and tombstones.seen(rel, st.st_mtime):
+                    hidden = True
+                if links is not None and st.st_nlink > 1:
+                    links.note(rel, st)
+                rows.append(audit_file_row(rel, st, rel_dir, mtime))
+                if len(rows) >= self.batch_size:
+                    self.sink.extend(rows)
+                    rows = []
         except (FileNotFoundError, NotADirectoryError):
             self.check_root()
             if not rows and not children:

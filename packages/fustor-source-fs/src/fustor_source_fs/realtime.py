@@ -19,10 +19,11 @@ from fustor_source_fs.fanotify import FanotifyUnavailable
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
 from fustor_source_fs.links import HardLinks
+from fustor_source_fs.listing import list_dir
 from fustor_source_fs.pending import DELETES, Change, Pending, Work, merge
 from fustor_source_fs.reader import EventReader
 from fustor_source_fs.rescan import WatchScan
-from fustor_source_fs.rows import child_prefix, row_of
+from fustor_source_fs.rows import row_of
 from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink, WalkCancelled, walk
 from fustor_source_fs.watches import Watches, WatchLimit
@@ -220,7 +221,6 @@ class Realtime:
                     pass
             with lock:
                 count += 1
-            prefix = child_prefix(rel_dir)
             subdirs: list[str] = []
             try:
                 fd = open_dir(watches.abs_path(rel_dir), rel_dir)
@@ -228,16 +228,7 @@ class Realtime:
                 log.warning("cannot list %s: %s", rel_dir, exc)
                 return subdirs
             try:
-                with os.scandir(fd) as it:
-                    for entry in it:
-                        rel = prefix + entry.name
-                        try:
-                            if entry.is_dir(follow_symlinks=False) and not self.flt.excluded(
-                                entry.name, rel
-                            ):
-                                subdirs.append(rel)
-                        except OSError:
-                            continue
+                subdirs.extend(rel for _, rel, _ in list_dir(fd, rel_dir, self.flt, files=False))
             except OSError as exc:
                 log.warning("cannot list %s: %s", rel_dir, exc)
             finally:

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from fustor_core import Row
 from fustor_source_fs.deep import open_dir
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import child_prefix
+from fustor_source_fs.listing import list_dir
+from fustor_source_fs.rows import row_of
 from fustor_source_fs.walk import RowSink, walk
 from fustor_source_fs.watches import Watches, WatchKey, WatchLimit, WatchNode
 
@@ -63,41 +64,27 @@ class WatchScan:
         if node is not None:
             self.visited.add(node.wd)
         since = 0.0 if fresh else self.since
-        prefix = child_prefix(rel_dir)
-        flt = self.flt
         rows: list[Row] = []
         subdirs: list[str] = []
         seen: set[str] = set()
         fd = -1
         try:
             fd = open_dir(watches.abs_path(rel_dir), rel_dir)
-            with os.scandir(fd) as it:
-                for entry in it:
+            for entry, rel, is_dir in list_dir(fd, rel_dir, self.flt):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if is_dir:
                     name = entry.name
-                    rel = prefix + name
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                        if flt.excluded(name, rel) or not (is_dir or flt.wants_file(name)):
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:
-                        continue
-                    if is_dir:
-                        seen.add(name)
-                        child = node.children.get(name) if node and node.children else None
-                        if self.recurse_all or child is None:
-                            subdirs.append(rel)
-                    if st.st_ctime >= since:
-                        rows.append(
-                            {
-                                "path": rel,
-                                "size": st.st_size,
-                                "modified_time": st.st_mtime,
-                                "created_time": st.st_ctime,
-                                "is_directory": is_dir,
-                                "is_atomic_write": True,
-                            }
-                        )
+                    seen.add(name)
+                    child = node.children.get(name) if node and node.children else None
+                    if self.recurse_all or child is None:
+                        subdirs.append(rel)
+                if st.st_ctime >= since:
+                    row = row_of(rel, st, is_dir)
+                    row["is_atomic_write"] = True
+                    rows.append(row)
         except OSError as exc:
             log.debug("rescan: cannot list %s: %s", rel_dir, exc)
             return []

@@ -1,4 +1,4 @@
-"""Rows from stat results, and the snapshot/scan listing of one directory (the hot loop)."""
+"""Rows from stat results (the one row builder), and the snapshot/scan directory visitor."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from fustor_core import Row
 from fustor_source_fs.deep import open_dir
 from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.listing import child_prefix, list_dir
 from fustor_source_fs.walk import RowSink
 
 __all__ = [
@@ -32,33 +33,26 @@ DirTask = tuple[str, str]
 """(absolute path, root-relative path) of a directory to list."""
 
 
-def child_prefix(rel_dir: str) -> str:
-    """What the root-relative path of a directory's entry starts with (``/`` for the root's)."""
-    return "/" if rel_dir == "/" else rel_dir + "/"
-
-
-def row_of(rel: str, st: os.stat_result) -> Row:
+def row_of(rel: str, st: os.stat_result, is_dir: bool | None = None) -> Row:
+    """The upsert row of root-relative ``rel`` from its (l)stat result: the one place a row's
+    fields are built (times in seconds since the epoch, size in bytes). ``is_dir`` when the
+    caller already knows it (from the directory entry), else it is read from ``st``."""
     return {
         "path": rel,
         "size": st.st_size,
         "modified_time": st.st_mtime,
         "created_time": st.st_ctime,
-        "is_directory": stat_mod.S_ISDIR(st.st_mode),
+        "is_directory": stat_mod.S_ISDIR(st.st_mode) if is_dir is None else is_dir,
     }
 
 
 def audit_file_row(rel: str, st: os.stat_result, parent: str, parent_mtime: float) -> Row:
     """A file's row as an audit sends it: with its directory and that directory's mtime
     (docs/fusion-protocol.md §7.4), which Fusion compares against what it holds."""
-    return {
-        "path": rel,
-        "size": st.st_size,
-        "modified_time": st.st_mtime,
-        "created_time": st.st_ctime,
-        "is_directory": False,
-        "parent_path": parent,
-        "parent_mtime": parent_mtime,
-    }
+    row = row_of(rel, st, False)
+    row["parent_path"] = parent
+    row["parent_mtime"] = parent_mtime
+    return row
 
 
 def lstat_row(abs_path: str, rel: str) -> Row | None:
@@ -84,12 +78,9 @@ def make_lister(
     told every file with more than one hard link. Kept flat on purpose:
     this loop runs once per file of a million-file snapshot.
     """
-    excluded = None if flt.trivial else flt.excluded
-    wants_file = flt.wants_file
 
     def visit(task: DirTask) -> list[DirTask]:
         abs_dir, rel_dir = task
-        prefix = child_prefix(rel_dir)
         rows: list[Row] = []
         subdirs: list[DirTask] = []
         if before_list is not None:
@@ -104,35 +95,19 @@ def make_lister(
             return subdirs
         base = "" if abs_dir == "/" else abs_dir
         try:
-            with os.scandir(fd) as it:
-                for entry in it:
-                    name = entry.name
-                    rel = prefix + name
-                    try:
-                        is_dir = entry.is_dir(follow_symlinks=False)
-                        if excluded is not None and (
-                            excluded(name, rel) or not (is_dir or wants_file(name))
-                        ):
-                            continue
-                        st = entry.stat(follow_symlinks=False)
-                    except OSError:  # vanished since the listing
-                        continue
-                    if st.st_nlink > 1 and note_link is not None and not is_dir:
-                        note_link(rel, st)
-                    rows.append(
-                        {
-                            "path": rel,
-                            "size": st.st_size,
-                            "modified_time": st.st_mtime,
-                            "created_time": st.st_ctime,
-                            "is_directory": is_dir,
-                        }
-                    )
-                    if is_dir:
-                        subdirs.append((base + "/" + name, rel))
-                    if len(rows) >= batch_size:
-                        sink.extend(rows)
-                        rows = []
+            for entry, rel, is_dir in list_dir(fd, rel_dir, flt):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:  # vanished since the listing
+                    continue
+                if st.st_nlink > 1 and note_link is not None and not is_dir:
+                    note_link(rel, st)
+                rows.append(row_of(rel, st, is_dir))
+                if is_dir:
+                    subdirs.append((base + "/" + entry.name, rel))
+                if len(rows) >= batch_size:
+                    sink.extend(rows)
+                    rows = []
         except OSError as exc:
             if on_error is not None:
                 on_error(rel_dir, exc)

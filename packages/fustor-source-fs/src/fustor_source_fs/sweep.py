@@ -21,7 +21,8 @@ from fustor_core import Row
 from fustor_core.paths import join
 from fustor_source_fs.audit import AuditCache
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row, child_prefix
+from fustor_source_fs.listing import list_dir
+from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row
 from fustor_source_fs.sweepbudget import Pacer, SweepBudget
 from fustor_source_fs.sweepstore import (
     Columns,
@@ -212,57 +213,46 @@ class SweepPass:
         rows: list[Row] = []
         stats = changes = forced = deferred = tokens = 0
         expected = len(index)
-        prefix = child_prefix(rel_dir)
-        flt = sweeper.filter
-        excluded = None if flt.trivial else flt.excluded
-        wants_file = flt.wants_file
         settled_before = time.time() - sweeper.settle_sec
         try:
             if os.fstat(fd).st_mtime != dir_mtime:
                 return  # entries came or went: the next audit lists it in full
-            with os.scandir(fd) as entries:
-                for entry in entries:
-                    name = entry.name
-                    rel = prefix + name
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            continue
-                        if excluded is not None and (excluded(name, rel) or not wants_file(name)):
-                            continue
-                        if not tokens:
-                            # The record says how many stats are coming: take them in
-                            # chunks, so the ceiling holds without a lock round per file.
-                            tokens = min(_PACE_CHUNK, max(1, expected - stats))
-                            if not pacer.take(tokens, stop):
-                                return
-                        tokens -= 1
-                        st = entry.stat(follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    except OSError as exc:
-                        log.warning("sweep: cannot stat %r: %s", rel, exc)
-                        return  # keep the old record whole: nothing half-known is stored
-                    stats += 1
-                    path_hash = hash(rel)
-                    mtime, size = st.st_mtime, st.st_size
-                    i = index.pop(path_hash, None)
-                    if i is not None and mtimes[i] == mtime and sizes[i] == size:
-                        columns.add(path_hash, mtime, size)
-                        continue
-                    row = audit_file_row(rel, st, rel_dir, dir_mtime)
-                    if i is not None and mtime <= mtimes[i]:
-                        # Fusion keeps a compensating row only with a strictly newer mtime;
-                        # this one must be forced (audit_skipped), which is only safe for a
-                        # file that has settled and that realtime is not reporting.
-                        if st.st_ctime > settled_before or sweeper.realtime_pending(rel):
-                            deferred += 1
-                            columns.add(path_hash, mtimes[i], sizes[i])  # retried next round
-                            continue
-                        row["audit_skipped"] = True
-                        forced += 1
-                    changes += 1
-                    rows.append(row)
+            for entry, rel, _ in list_dir(fd, rel_dir, sweeper.filter, dirs=False):
+                if not tokens:
+                    # The record says how many stats are coming: take them in
+                    # chunks, so the ceiling holds without a lock round per file.
+                    tokens = min(_PACE_CHUNK, max(1, expected - stats))
+                    if not pacer.take(tokens, stop):
+                        return
+                tokens -= 1
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.warning("sweep: cannot stat %r: %s", rel, exc)
+                    return  # keep the old record whole: nothing half-known is stored
+                stats += 1
+                path_hash = hash(rel)
+                mtime, size = st.st_mtime, st.st_size
+                i = index.pop(path_hash, None)
+                if i is not None and mtimes[i] == mtime and sizes[i] == size:
                     columns.add(path_hash, mtime, size)
+                    continue
+                row = audit_file_row(rel, st, rel_dir, dir_mtime)
+                if i is not None and mtime <= mtimes[i]:
+                    # Fusion keeps a compensating row only with a strictly newer mtime;
+                    # this one must be forced (audit_skipped), which is only safe for a
+                    # file that has settled and that realtime is not reporting.
+                    if st.st_ctime > settled_before or sweeper.realtime_pending(rel):
+                        deferred += 1
+                        columns.add(path_hash, mtimes[i], sizes[i])  # retried next round
+                        continue
+                    row["audit_skipped"] = True
+                    forced += 1
+                changes += 1
+                rows.append(row)
+                columns.add(path_hash, mtime, size)
         finally:
             os.close(fd)
         if rows:
