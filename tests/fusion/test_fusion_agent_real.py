@@ -211,3 +211,33 @@ def test_crashed_agent_restarts_as_leader_and_closes_its_dead_session(
         "the restarted agent to be the only session, as leader",
     )
     fusion.wait_tree(disk_tree(root), timeout=10)
+
+
+def test_the_first_audit_of_a_term_removes_what_went_away_and_adds_no_blind_spot(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """What went away while no agent led is removed by the first audit of the new term
+    (issue 11), and every node still comes from the snapshot tier: a node Fusion first took
+    from an audit row would be listed as a blind-spot addition (issue 14 kept that order)."""
+    root = tmp_path / "data"
+    make_tree(root)
+    agent = make_agent(root, pipe={"audit_interval_sec": 3600})
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    agent.stop(signal.SIGKILL)
+    (root / "a" / "f.txt").unlink()
+    shutil.rmtree(root / "c")
+    (root / "b" / "new.txt").write_text("made while no agent led")
+
+    def audit_cycles() -> int:
+        response = fusion.get(f"/api/v1/views/{fusion.view_id}/stats")
+        return int(response.json().get("audit_cycle_count", 0)) if response.is_success else 0
+
+    before = audit_cycles()
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=30)
+    wait_until(lambda: audit_cycles() > before, 30, 0.1, "the first audit of the new term")
+    spots = fusion.blind_spots()
+    assert spots["additions"] == []
+    assert {"/a/f.txt", "/c"} <= set(spots["deletions"])
+    assert fusion.errors() == 0
