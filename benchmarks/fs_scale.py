@@ -13,24 +13,29 @@ Builds (once, cached under /var/tmp/fustor-bench) a tree of ``--files`` empty fi
   above an agent on an empty directory);
 * create → row latency (row written by the echo sender) at ``--rate`` creates/s spread over
   random directories of the tree, p50 / p99;
+* the pipe's first audit right after the snapshot (a full listing of the unchanged tree): wall
+  time and agent CPU-s, from its start and end signals in the echo file; the figures below
+  are taken once it is over (so RSS includes it and the in-place sweep it records);
 * CPU of the agent while a sibling tree outside the root, on the same file system, receives
   ``--sibling-rate`` changes/s (fanotify sees every change of the file system);
 
-and once, in this process, a full audit of the unchanged tree (wall time and CPU-s).
+and once, in this process, the cost of ``auto``'s directory count.
 inotify on a tree with more directories than ``fs.inotify.max_user_watches`` needs the limit
-raised: ``--raise-watches`` does it (root) and restores it after. A script, not a test: figures
-on a shared machine are disturbed by other work; compare backends within one run.
+raised: ``--raise-watches`` does it (root) and restores it after. ``--minutes`` bounds the whole
+run: a stage that would outlast it is stopped and reported as unfinished (with what it reached),
+the agents are stopped and their output files removed. A script, not a test: figures on a
+shared machine are disturbed by other work; compare backends within one run.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import json
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -44,7 +49,9 @@ from fs_rss import _mem as proc_mem
 from fs_snapshot import bare_walk
 from fs_tree import BASE, build_tree
 
-from fustor_source_fs import FsSource, FsSourceConfig
+from fustor_source_fs.backends import choose
+from fustor_source_fs.config import FsParams
+from fustor_source_fs.filters import PathFilter
 
 WATCHES = "/proc/sys/fs/inotify/max_user_watches"
 SLABS = ("inotify_inode_mark", "fanotify_mark", "fsnotify_mark_connector", "fanotify_fid_event")
@@ -79,6 +86,18 @@ while time.monotonic() - start < seconds:
         time.sleep(delay)
 print(i)
 """
+
+
+class OutOfTime(Exception):
+    """The run's ``--minutes`` are used up."""
+
+
+DEADLINE = float("inf")
+"""``time.monotonic()`` by which the run stops (set from ``--minutes``)."""
+
+
+def left() -> float:
+    return DEADLINE - time.monotonic()
 
 
 def meminfo(key: str) -> int:
@@ -157,7 +176,7 @@ class Agent:
         """Seconds from the agent's first log line to the first line matching ``pattern``
         (read from agent.log: polling ``status`` would cost a CLI process per poll)."""
         log = os.path.join(self.home, "logs", "agent.log")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + min(timeout, left())
         while time.monotonic() < deadline:
             try:
                 with open(log) as f:
@@ -169,7 +188,9 @@ class Agent:
                     return _stamp(line) - _stamp(lines[0]), line
             if self.proc.poll() is not None:
                 raise SystemExit(f"agent exited ({self.home}/stderr.log)")
-            time.sleep(0.2)
+            time.sleep(0.5)
+        if left() <= 0:
+            raise OutOfTime(f"waiting for {pattern!r}")
         raise SystemExit(f"agent: {pattern!r} not logged within {timeout:.0f} s ({self.home})")
 
     def stop(self) -> None:
@@ -178,15 +199,48 @@ class Agent:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.home, ignore_errors=True)  # its echo output: GBs at 10M files
 
 
 def _stamp(line: str) -> float:
     return datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
-def rows_in(path: str) -> int:
-    with open(path, "rb") as f:
-        return sum(1 for line in f if b'"row"' in line)
+class Echo:
+    """Reads the echo sender's file as it grows: snapshot rows counted, signals timed."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.offset = 0
+        self.snapshot_rows = 0
+        self.signals: dict[str, tuple[float, float]] = {}
+        """signal -> (monotonic time first seen, agent CPU-s then)."""
+        self._tail = b""
+
+    def poll(self, pid: int) -> None:
+        try:
+            f = open(self.path, "rb")
+        except FileNotFoundError:
+            return
+        with f:
+            f.seek(self.offset)
+            while chunk := f.read(64 << 20):
+                self.offset += len(chunk)
+                self.snapshot_rows += chunk.count(b'"message_source": "snapshot"')
+                text = self._tail + chunk
+                for name in ("snapshot_end", "audit_start", "audit_end"):
+                    if name not in self.signals and f'"signal": "{name}"'.encode() in text:
+                        self.signals[name] = (time.monotonic(), proc_cpu(pid))
+                self._tail = chunk[-64:]
+
+    def wait(self, pid: int, name: str) -> tuple[float, float]:
+        while name not in self.signals:
+            if left() <= 0:
+                raise OutOfTime(f"waiting for the {name} signal")
+            time.sleep(0.5)
+            self.poll(pid)
+        return self.signals[name]
 
 
 def latency(agent: Agent, dirs: list[str], rate: float, count: int) -> list[float]:
@@ -195,7 +249,7 @@ def latency(agent: Agent, dirs: list[str], rate: float, count: int) -> list[floa
         [sys.executable, "-c", CREATOR, "\n".join(dirs), str(rate), str(count)]
     )
     found: dict[str, float] = {}
-    deadline = time.monotonic() + count / rate + 30
+    deadline = time.monotonic() + min(count / rate + 30, max(left(), count / rate + 5))
     with open(agent.out, "rb") as f:
         f.seek(offset)
         buf = b""
@@ -241,17 +295,6 @@ def sibling_cpu(agent: Agent, sibling: str, rate: float, seconds: float) -> tupl
     return quiet, busy
 
 
-async def audit(root: str) -> tuple[float, float, int]:
-    source = FsSource("scale", FsSourceConfig(uri=root, driver_params={"scan_workers": 4}))
-    await source.start()
-    t, c, rows = time.perf_counter(), time.process_time(), 0
-    async for batch in source.audit():
-        rows += batch.row_count
-    wall, cpu = time.perf_counter() - t, time.process_time() - c
-    await source.stop()
-    return wall, cpu, rows
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=10_000_000)
@@ -261,7 +304,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--sibling-rate", type=float, default=10_000.0)
     parser.add_argument("--raise-watches", action="store_true")
+    parser.add_argument("--minutes", type=float, default=120.0, help="stop the run after this")
     args = parser.parse_args()
+    global DEADLINE
+    DEADLINE = time.monotonic() + args.minutes * 60
     fanout = max(100, int(args.dirs**0.5))
     root = build_tree(
         os.path.join(BASE, f"scale-{args.files}-{args.dirs}"),
@@ -289,6 +335,9 @@ def main() -> None:
         base_rss, _ = proc_mem(base.proc.pid)
         base.stop()
     print(f"agent RSS on an empty directory: {base_rss / 2**20:.1f} MB")
+    t = time.perf_counter()
+    name, reason = choose(root, FsParams(), PathFilter())
+    print(f"auto's choice took {time.perf_counter() - t:.2f} s: {name} ({reason})", flush=True)
     saved = None
     for backend in args.backends.split(","):
         if backend == "inotify" and args.raise_watches:
@@ -298,19 +347,29 @@ def main() -> None:
                 with open(WATCHES, "w") as f:
                     f.write(str(args.dirs + 10_000))
         try:
-            print(f"--- {backend}")
+            print(f"--- {backend}", flush=True)
             unreclaim, slab = meminfo("SUnreclaim"), slabs()
             agent = Agent(root, backend, workdir)
+            echo = Echo(agent.out)
             try:
                 mark_t, _ = agent.wait_log("realtime backend for", 7200)
                 snap_t, snap_line = agent.wait_log(r"driver: snapshot of .* rows in", 7200)
                 watch_t, _ = agent.wait_log(r"realtime: watching \d+ (of \d+ )?directories", 7200)
                 snap_s = float(snap_line.rsplit(" in ", 1)[1].split()[0])
-                time.sleep(2)
+                echo.wait(agent.proc.pid, "snapshot_end")
+                rows = echo.snapshot_rows
+                rss_snap, _ = proc_mem(agent.proc.pid)
+                (a_t, a_cpu), (e_t, e_cpu) = (
+                    echo.wait(agent.proc.pid, "audit_start"),
+                    echo.wait(agent.proc.pid, "audit_end"),
+                )
+                print(
+                    f"  first audit (full listing of the unchanged tree): {e_t - a_t:.0f} s, "
+                    f"{e_cpu - a_cpu:.0f} agent CPU-s"
+                )
                 source = agent.status().get("source", {})
                 rss, hwm = proc_mem(agent.proc.pid)
                 unreclaim2, slab2 = meminfo("SUnreclaim"), slabs()
-                rows = rows_in(agent.out)
                 print(f"  reason: {source.get('watch_backend_reason')}")
                 print(
                     f"  backend open {mark_t:.1f} s after the agent's first log line; "
@@ -329,9 +388,12 @@ def main() -> None:
                 )
                 extra = rss - base_rss
                 print(
-                    f"  agent RSS {rss / 2**20:.0f} MB (peak {hwm / 2**20:.0f} MB): "
+                    f"  agent RSS {rss / 2**20:.0f} MB after the audit (peak {hwm / 2**20:.0f} "
+                    f"MB; {rss_snap / 2**20:.0f} MB at the snapshot's end): "
                     f"{extra / args.files:.0f} B/file, {extra / args.dirs:.0f} B/dir above empty"
                 )
+                if left() < args.seconds + 40:
+                    raise OutOfTime("before the latency and sibling-tree stages")
                 values = latency(agent, leaves, args.rate, int(args.rate * args.seconds))
                 if len(values) >= 2:
                     q = statistics.quantiles(values, n=100)
@@ -344,6 +406,19 @@ def main() -> None:
                     f"  agent CPU quiet {quiet * 100:.1f}% of a core; while the sibling tree "
                     f"changes: {busy * 100:.1f}%"
                 )
+                rss, hwm = proc_mem(agent.proc.pid)
+                print(f"  agent RSS at the end {rss / 2**20:.0f} MB (peak {hwm / 2**20:.0f} MB)")
+            except OutOfTime as exc:
+                elapsed = time.monotonic() - agent.started
+                echo.poll(agent.proc.pid)
+                rows = echo.snapshot_rows
+                rss, hwm = proc_mem(agent.proc.pid)
+                print(
+                    f"  unfinished: --minutes used up {exc}; {rows:,} snapshot rows echoed "
+                    f"after {elapsed:.0f} s ({rows / elapsed:,.0f} rows/s); agent RSS "
+                    f"{rss / 2**20:.0f} MB (peak {hwm / 2**20:.0f} MB)"
+                )
+                break
             finally:
                 agent.stop()
         finally:
@@ -351,8 +426,7 @@ def main() -> None:
                 with open(WATCHES, "w") as f:
                     f.write(saved)
                 saved = None
-    wall, cpu, rows = asyncio.run(audit(root))
-    print(f"full audit of the unchanged tree: {rows:,} rows, {wall:.1f} s, {cpu:.1f} CPU-s")
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
