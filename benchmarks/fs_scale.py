@@ -8,11 +8,13 @@ Builds (once, cached under /var/tmp/fustor-bench) a tree of ``--files`` empty fi
   kernel memory it costs (``SUnreclaim`` of /proc/meminfo and the fsnotify slabs, before and
   after; needs root for /proc/slabinfo);
 * snapshot rows/s (rows in the echo file / time to ``snapshot done``) against a bare
-  ``os.scandir`` + ``lstat`` walk of the same tree in the same run;
+  ``os.scandir`` + ``lstat`` walk of the same tree in the same run (``--bare-share``: of
+  that share of its top directories, without a warm-up walk: for a tree larger than the
+  machine's inode and dentry caches, where a warm-up warms nothing);
 * agent RSS and peak RSS with the snapshot done and realtime on (bytes per file / directory
   above an agent on an empty directory);
 * create → row latency (row written by the echo sender) at ``--rate`` creates/s spread over
-  random directories of the tree, p50 / p99;
+  random directories of the tree, p50 / p99: once during the pipe's first audit, once after;
 * the pipe's first audit right after the snapshot (a full listing of the unchanged tree): wall
   time and agent CPU-s, from its start and end signals in the echo file; the figures below
   are taken once it is over (so RSS includes it and the in-place sweep it records);
@@ -295,6 +297,17 @@ def sibling_cpu(agent: Agent, sibling: str, rate: float, seconds: float) -> tupl
     return quiet, busy
 
 
+def report_latency(agent: Agent, leaves: list[str], args: argparse.Namespace, when: str) -> None:
+    values = latency(agent, leaves, args.rate, int(args.rate * args.seconds))
+    if len(values) >= 2:
+        q = statistics.quantiles(values, n=100)
+        print(
+            f"  create -> row at {args.rate:.0f}/s {when}: p50 {q[49]:.2f} ms, "
+            f"p99 {q[98]:.2f} ms, max {values[-1]:.1f} ms (n={len(values)})",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=10_000_000)
@@ -305,6 +318,7 @@ def main() -> None:
     parser.add_argument("--sibling-rate", type=float, default=10_000.0)
     parser.add_argument("--raise-watches", action="store_true")
     parser.add_argument("--minutes", type=float, default=120.0, help="stop the run after this")
+    parser.add_argument("--bare-share", type=float, default=1.0, help="see the module doc")
     args = parser.parse_args()
     global DEADLINE
     DEADLINE = time.monotonic() + args.minutes * 60
@@ -323,11 +337,17 @@ def main() -> None:
     workdir = tempfile.mkdtemp(prefix="fustor-scale-", dir="/var/tmp")
     sibling = os.path.join(BASE, "scale-sibling")
     print(f"tree {root}: {args.files:,} files in {args.dirs:,} directories")
-    bare_walk(root)  # warm the caches once for everybody
+    tops = sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
+    tops = [os.path.join(root, name) for name in tops[: max(1, round(len(tops) * args.bare_share))]]
+    if args.bare_share >= 1:
+        bare_walk(root)  # warm the caches once for everybody
     t, c = time.perf_counter(), time.process_time()
-    entries = bare_walk(root)
+    entries = sum(bare_walk(top) for top in tops)
     bare = entries / (time.perf_counter() - t)
-    print(f"bare scandir+lstat walk: {bare:,.0f} entries/s ({time.process_time() - c:.1f} CPU-s)")
+    print(
+        f"bare scandir+lstat walk of {len(tops)} top directories: {entries:,} entries, "
+        f"{bare:,.0f} entries/s ({time.process_time() - c:.1f} CPU-s)"
+    )
     with tempfile.TemporaryDirectory() as empty:
         base = Agent(empty, "inotify", workdir)
         base.wait_log("snapshot done", 120)
@@ -359,10 +379,14 @@ def main() -> None:
                 echo.wait(agent.proc.pid, "snapshot_end")
                 rows = echo.snapshot_rows
                 rss_snap, _ = proc_mem(agent.proc.pid)
-                (a_t, a_cpu), (e_t, e_cpu) = (
-                    echo.wait(agent.proc.pid, "audit_start"),
-                    echo.wait(agent.proc.pid, "audit_end"),
+                print(
+                    f"  snapshot: {rows:,} rows in {snap_s:.1f} s = {rows / snap_s:,.0f} rows/s "
+                    f"({rows / snap_s / bare:.2f}x bare); done {snap_t:.1f} s after start; "
+                    f"agent RSS then {rss_snap / 2**20:.0f} MB"
                 )
+                a_t, a_cpu = echo.wait(agent.proc.pid, "audit_start")
+                report_latency(agent, leaves, args, "during the first audit")
+                e_t, e_cpu = echo.wait(agent.proc.pid, "audit_end")
                 print(
                     f"  first audit (full listing of the unchanged tree): {e_t - a_t:.0f} s, "
                     f"{e_cpu - a_cpu:.0f} agent CPU-s"
@@ -381,11 +405,6 @@ def main() -> None:
                     f"  kernel memory: SUnreclaim {(unreclaim2 - unreclaim) / 2**20:+.1f} MB; "
                     + ", ".join(f"{k} {v / 2**20:+.1f} MB" for k, v in sorted(delta.items()))
                 )
-                rate = rows / snap_s
-                print(
-                    f"  snapshot: {rows:,} rows in {snap_s:.1f} s = {rate:,.0f} rows/s "
-                    f"({rate / bare:.2f}x bare); done {snap_t:.1f} s after start"
-                )
                 extra = rss - base_rss
                 print(
                     f"  agent RSS {rss / 2**20:.0f} MB after the audit (peak {hwm / 2**20:.0f} "
@@ -394,13 +413,7 @@ def main() -> None:
                 )
                 if left() < args.seconds + 40:
                     raise OutOfTime("before the latency and sibling-tree stages")
-                values = latency(agent, leaves, args.rate, int(args.rate * args.seconds))
-                if len(values) >= 2:
-                    q = statistics.quantiles(values, n=100)
-                    print(
-                        f"  create -> row at {args.rate:.0f}/s: p50 {q[49]:.2f} ms, "
-                        f"p99 {q[98]:.2f} ms, max {values[-1]:.1f} ms (n={len(values)})"
-                    )
+                report_latency(agent, leaves, args, "after it")
                 quiet, busy = sibling_cpu(agent, sibling, args.sibling_rate, 10.0)
                 print(
                     f"  agent CPU quiet {quiet * 100:.1f}% of a core; while the sibling tree "
