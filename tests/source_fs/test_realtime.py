@@ -266,6 +266,38 @@ def test_snapshot_while_watches_are_being_placed(root: str) -> None:
     asyncio.run(main())
 
 
+def test_a_snapshot_stopped_midway_leaves_the_rest_to_the_watch_walk(root: str) -> None:
+    """The watch walk waits while a snapshot watches each directory before listing it; a
+    snapshot that ends early must not leave the directories it did not reach unwatched."""
+    for i in range(300):
+        os.makedirs(f"{root}/d{i:03d}/sub")
+
+    async def main() -> None:
+        source = make_source(root, batch_size=10, queue_batches=1)
+        await source.start()
+        realtime = source.realtime()
+        first = asyncio.create_task(realtime.__anext__())
+        await asyncio.sleep(0)
+        snapshot = source.snapshot()
+        await snapshot.__anext__()  # begun, then dropped by its consumer
+        await snapshot.aclose()
+        rt = source._realtime
+        assert rt is not None
+        assert await asyncio.to_thread(rt.ready.wait, 20)
+        assert source.status()["watched_dirs"] == 601
+        write(f"{root}/d299/sub/late.txt")
+        paths: set[str] = set()
+        batch = await asyncio.wait_for(first, 5)
+        while "/d299/sub/late.txt" not in paths:
+            paths |= {r["path"] for e in batch.events for r in e.rows}
+            if "/d299/sub/late.txt" not in paths:
+                batch = await asyncio.wait_for(realtime.__anext__(), 5)
+        await realtime.aclose()
+        await source.stop()
+
+    asyncio.run(main())
+
+
 def test_tar_x_and_rsync_style_renames_end_with_the_final_mtime(
     root: str, tmp_path: os.PathLike[str]
 ) -> None:

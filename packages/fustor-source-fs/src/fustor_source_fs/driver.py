@@ -143,16 +143,25 @@ class FsSource(SourceDriver):
             raise DriverError(f"root unavailable: {self.root} does not exist", retriable=True)
 
         def job(sink: RowSink, stop: threading.Event) -> None:
-            sink.extend([root_row])
-            visit = make_lister(
-                self.filter,
-                sink,
-                self.params.batch_size,
-                self._list_failed,
-                self._watch_first,
-                self.links.note,
-            )
-            walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
+            realtime = self._realtime
+            # Realtime already running: this walk watches each directory before listing it
+            # (_watch_first), so realtime's own watch walk waits for it to end.
+            covering = realtime is not None and realtime.started and realtime.cover()
+            try:
+                sink.extend([root_row])
+                visit = make_lister(
+                    self.filter,
+                    sink,
+                    self.params.batch_size,
+                    self._list_failed,
+                    self._watch_first,
+                    self.links.note,
+                )
+                walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
+            finally:
+                if covering:
+                    assert realtime is not None
+                    realtime.uncover()
 
         async for batch in self._stream(job, MessageSource.SNAPSHOT, "snapshot"):
             yield batch

@@ -84,6 +84,12 @@ class Realtime:
         self.opened = threading.Event()
         """Set once the backend is open (or failed to open)."""
         self._opened_by = time.monotonic() + 30.0
+        self._covering = 0
+        self._cover_lock = threading.Lock()
+        self._uncovered = threading.Event()
+        """Clear while a snapshot places each directory's watch before listing it (the watch
+        walk waits meanwhile, see :meth:`cover`)."""
+        self._uncovered.set()
         self.backend: Backend | None = None
         self.watches: Watches | None = None
         self.reader: EventReader | None = None
@@ -147,6 +153,28 @@ class Realtime:
                 watches.add(rel_dir)
         except (WatchLimit, OSError):
             pass
+
+    def cover(self) -> bool:
+        """A snapshot of the whole tree starts and will place each directory's watch before
+        listing it (:meth:`ensure_watched`): the watch walk pauses until :meth:`uncover`, as
+        the snapshot covers every directory itself and two walks of one tree would only
+        compete for the GIL (the snapshot took twice as long). Returns ``False`` (nothing to
+        undo) once the watches are all in place."""
+        if self.ready.is_set():
+            return False
+        with self._cover_lock:
+            self._covering += 1
+            self._uncovered.clear()
+        return True
+
+    def uncover(self) -> None:
+        """The snapshot that called :meth:`cover` ended (done, failed or cancelled): the
+        watch walk goes on, also over what the snapshot did not reach."""
+        with self._cover_lock:
+            self._covering -= 1
+            if self._covering <= 0:
+                self._covering = 0
+                self._uncovered.set()
 
     def _spawn(self, target: Any, name: str) -> None:
         def guarded() -> None:
@@ -213,6 +241,9 @@ class Realtime:
 
         def visit(rel_dir: str) -> list[str]:
             nonlocal count
+            while not self._uncovered.wait(0.1):
+                if self.stop.is_set():
+                    return []
             if not watches.exhausted:
                 try:
                     if watches.add(rel_dir) is None:
