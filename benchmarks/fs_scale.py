@@ -229,12 +229,12 @@ class Echo:
             f.seek(self.offset)
             while chunk := f.read(64 << 20):
                 self.offset += len(chunk)
-                self.snapshot_rows += chunk.count(b'"message_source": "snapshot"')
-                text = self._tail + chunk
+                # Whole lines only: a pattern cut by the chunk's end is counted with the next.
+                text, _, self._tail = (self._tail + chunk).rpartition(b"\n")
+                self.snapshot_rows += text.count(b'"message_source": "snapshot"')
                 for name in ("snapshot_end", "audit_start", "audit_end"):
                     if name not in self.signals and f'"signal": "{name}"'.encode() in text:
                         self.signals[name] = (time.monotonic(), proc_cpu(pid))
-                self._tail = chunk[-64:]
 
     def wait(self, pid: int, name: str) -> tuple[float, float]:
         while name not in self.signals:
