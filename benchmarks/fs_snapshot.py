@@ -4,7 +4,8 @@ Builds a 1M-file / 100k-directory tree once (see fs_tree.py), or with ``--dir-he
 directory-heavy shape (202,536 directories, one file per hundred), warms the cache, then
 measures in the same run: the bare walk, and the driver's snapshot (rows reaching the
 consumer) with its default worker count and with one worker. Prints rows/s, the ratio
-driver/bare, and the CPU seconds of the process for each.
+driver/bare, and the CPU seconds of the process for each. ``--echo`` adds the real agent's
+snapshot into the echo sender (JSON lines to a file; time from the agent's own log line).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +52,21 @@ async def driver_snapshot(root: str, **params: object) -> tuple[int, float]:
     return rows, first
 
 
+def echo_snapshot(root: str) -> tuple[int, float]:
+    """Rows and seconds of the agent's snapshot of ``root`` into the echo sender."""
+    from fs_scale import Agent
+
+    with tempfile.TemporaryDirectory(prefix="fustor-snap-", dir="/var/tmp") as work:
+        agent = Agent(root, "auto", work)
+        try:
+            _, line = agent.wait_log(r"driver: snapshot of .* rows in", 3600)
+        finally:
+            agent.stop()
+    found = re.search(r": (\d+) rows in ([\d.]+) s", line)
+    assert found, line
+    return int(found[1]), float(found[2])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--files", type=int, default=1_000_000)
@@ -56,6 +74,7 @@ def main() -> None:
     parser.add_argument(
         "--dir-heavy", type=int, metavar="DIRS", help="the directory-heavy shape (202536)"
     )
+    parser.add_argument("--echo", action="store_true", help="also through the agent into echo")
     args = parser.parse_args()
     if args.dir_heavy:
         root = build_dir_heavy_tree(dir_heavy_tree(args.dir_heavy), args.dir_heavy)
@@ -81,6 +100,10 @@ def main() -> None:
             best[label] = max(best.get(label, 0), rate)
             best[f"{label} first batch s"] = first
         assert rows == n, (rows, n)
+        if args.echo:
+            rows, seconds = echo_snapshot(root)
+            assert rows == n, (rows, n)
+            best["agent -> echo"] = max(best.get("agent -> echo", 0), rows / seconds)
     print(f"tree: {n} entries ({root}); best of {args.rounds} rounds")
     print(
         f"bare scandir+lstat walk : {best['bare']:>10,.0f} entries/s"
@@ -91,6 +114,12 @@ def main() -> None:
             f"{label:<24}: {best[label]:>10,.0f} rows/s  ratio {best[label] / best['bare']:.2f}"
             f"  {n / best[label]:.2f} s  {cpu[label]:.2f} CPU-s"
             f"  first batch after {best[label + ' first batch s'] * 1000:.0f} ms"
+        )
+    if args.echo:
+        rate = best["agent -> echo"]
+        print(
+            f"{'agent -> echo sender':<24}: {rate:>10,.0f} rows/s  ratio {rate / best['bare']:.2f}"
+            f"  {n / rate:.2f} s"
         )
 
 
