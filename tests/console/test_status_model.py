@@ -72,6 +72,31 @@ def test_readiness_names_each_enabled_pipe_not_ready() -> None:
     assert status.only_pipe("nope") is None
 
 
+@pytest.mark.parametrize(
+    ("reason", "error", "counted"),
+    [
+        ("stopped with `fustor-agent stop`", None, False),
+        ("not selected at start", None, False),
+        ("source crashed", {"message": "source crashed", "at": 1.0}, True),
+    ],
+)
+def test_readiness_waits_only_for_pipes_meant_to_run(
+    reason: str, error: dict | None, counted: bool
+) -> None:
+    """A pipe the operator stopped on purpose does not make the agent unready; one a failure
+    stopped does."""
+    pipe = {
+        **SAMPLE_STATUS["pipes"][0],
+        "state": "error" if error else "stopped",
+        "ready": False,
+        "not_ready_reason": reason,
+        "last_error": error,
+    }
+    status = AgentStatus.model_validate({**SAMPLE_STATUS, "pipes": [pipe]})
+    expected = (False, {pipe["id"]: reason}) if counted else (True, {})
+    assert status.readiness() == expected
+
+
 def test_a_driver_figure_json_cannot_hold_becomes_text() -> None:
     class Opaque:
         def __str__(self) -> str:

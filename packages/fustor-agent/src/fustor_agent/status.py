@@ -226,14 +226,18 @@ class AgentStatus(_Model):
         return self.model_dump(mode="json")
 
     def readiness(self) -> tuple[bool, dict[str, str]]:
-        """Whether every enabled pipe is ready, and why each one that is not.
+        """Whether every pipe meant to run is ready, and why each one that is not.
 
-        An agent with no enabled pipe has nothing to wait for, so it counts as ready.
+        Pipes kept stopped on purpose (disabled, stopped with ``fustor-agent stop``, not
+        selected at start) are not waited for; a pipe stopped by a failure is. An agent with
+        no pipe to wait for counts as ready.
         """
         reasons = {
             pipe.id: pipe.not_ready_reason or f"state {pipe.state.value}"
             for pipe in self.pipes
-            if pipe.enabled and not pipe.ready
+            if pipe.enabled
+            and not pipe.ready
+            and not (pipe.state is PipeRunState.STOPPED and pipe.last_error is None)
         }
         return not reasons, reasons
 
