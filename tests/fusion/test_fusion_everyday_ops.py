@@ -275,7 +275,9 @@ def test_restored_while_the_agent_was_killed_comes_back(
 ) -> None:
     """The delete reached Fusion, then the agent was killed and the path came back with its
     old mtime (and its directory's mtime put back) before the agent started again: the new
-    process never saw the delete. Fusion must hold the path once the old session is gone."""
+    process never saw the delete, and its new session keeps Fusion's tree (and tombstone)
+    alive while it ends the dead one. Its audits list everything once, after an audit end
+    past the TTL of its start."""
     root = tmp_path / "w"
     (root / "d").mkdir(parents=True)
     (root / "d" / "g").write_text("g\n")

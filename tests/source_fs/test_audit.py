@@ -83,6 +83,36 @@ def test_unchanged_dirs_are_skipped_changed_ones_listed(root: str) -> None:
     assert rows["/"]["audit_skipped"] is True and "/a.txt" not in rows
 
 
+def test_once_older_tombstones_are_purged_one_audit_lists_everything(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fusion may hide paths behind tombstones this instance never saw (stamped before its
+    first full audit: before a crash, or by another agent). The first audit after an audit
+    end past the TTL lists everything once, which re-sends them (docs/CONSISTENCY_DESIGN.md
+    section 8)."""
+    from fustor_source_fs import tombstones
+
+    monkeypatch.setattr(tombstones, "LAG_SLACK_SEC", 0.0)
+    _tree(root)
+    source = make_source(root, tombstone_ttl_sec=0.5)
+
+    def lists_all() -> bool:
+        rows = {r["path"]: r for r in _audit(source)}
+        return rows["/"]["audit_skipped"] is False and "/a.txt" in rows
+
+    _audit(source, full=True)
+    assert lists_all()  # the B19 relist
+    assert not lists_all()  # ended within the TTL of the first full audit
+    time.sleep(0.6)
+    assert not lists_all()  # ends past it: tombstones from before are purged now
+    assert lists_all()  # so this one re-sends what they hid
+    assert not lists_all() and not lists_all()  # once only
+    _audit(source, full=True)  # a new session of the same instance: its tracker knew it all
+    assert lists_all()  # the B19 relist
+    time.sleep(0.6)
+    assert not lists_all() and not lists_all()
+
+
 def test_recently_changed_dir_is_not_cached(root: str) -> None:
     write(f"{root}/fresh/x.txt")  # mtime = now: within one tick of the listing
     _age(root)

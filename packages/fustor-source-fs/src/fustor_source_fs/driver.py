@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -59,6 +60,11 @@ class FsSource(SourceDriver):
         self._audit_cache: AuditCache = {}
         self._relist = False
         """The previous audit was a full one: this one lists everything again (B19)."""
+        self._unknown_before: float | None = None
+        """Wall time of this instance's first full audit: Fusion may hold tombstones stamped
+        before it that the tracker never saw (this agent before a crash, another agent). The
+        first audit once those are surely purged lists everything, which re-sends the paths
+        they hid; then ``inf`` (done)."""
         self._realtime: Realtime | None = None
         self._progress: dict[str, Any] = {}
         self._sinks: dict[str, RowSink] = {}
@@ -191,9 +197,13 @@ class FsSource(SourceDriver):
         # every new session makes Fusion 0.8.17 forget the rows an audit has sent so far (B19):
         # its end may then delete children listed before. The next audit lists in full again.
         relist, self._relist = self._relist, full
+        purged = self.tombstones.audit_started()
+        if full and self._unknown_before is None:
+            self._unknown_before = time.time()
+        elif self._unknown_before is not None and purged >= self._unknown_before:
+            relist, self._unknown_before = True, math.inf
         cache: AuditCache = {} if full or relist else self._audit_cache
         sweep = self._sweeper.begin() if self._sweeper is not None else None
-        purged = self.tombstones.audit_started()
 
         def job(sink: RowSink, stop: threading.Event) -> None:
             audit = AuditWalk(
