@@ -8,19 +8,20 @@ says otherwise, so a tombstone left on an existing path would show as a missing 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from agent_harness import AgentProcess
 from fusion_harness import FusionServer, disk_tree, wait_until
+
+from deep_paths import deep_dir, touch_at
 
 pytestmark = pytest.mark.fusion
 
@@ -124,35 +125,14 @@ def test_root_replaced_is_followed_and_the_old_tree_forgotten(
     fusion.wait_tree(disk_tree(root), timeout=1)
 
 
-@contextlib.contextmanager
-def _deep_dir(base: Path, names: list[str], *, create: bool = False) -> Iterator[int]:
-    """An fd of ``base/names[0]/.../names[-1]`` (made if ``create``), reached one component
-    at a time: the whole path is longer than PATH_MAX."""
-    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for name in names:
-            if create:
-                os.mkdir(name, dir_fd=fd)
-            nfd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = nfd
-        yield fd
-    finally:
-        os.close(fd)
-
-
-def _touch_at(fd: int, name: str) -> None:
-    os.close(os.open(name, os.O_CREAT | os.O_WRONLY, dir_fd=fd))
-
-
 def test_a_directory_beyond_path_max_does_not_stop_realtime(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
     root = tmp_path / "w"
     (root / "a").mkdir(parents=True)
     names = [f"{i:02d}" + "d" * 188 for i in range(25)]
-    with _deep_dir(root / "a", names, create=True) as fd:
-        _touch_at(fd, "deep.txt")
+    with deep_dir(root / "a", names, create=True) as fd:
+        touch_at(fd, "deep.txt")
     deep_rel = "/a/" + "/".join(names)
     assert len(os.fsencode(str(root) + deep_rel)) > 4096
     agent = make_agent(root, pipe={"audit_interval_sec": 3600})
@@ -164,8 +144,8 @@ def test_a_directory_beyond_path_max_does_not_stop_realtime(
     wait_until(lambda: deep_rel + "/deep.txt" in held(), 20, 0.2, "the deep file in Fusion")
     (root / "top.txt").write_text("t\n")
     wait_until(lambda: "/top.txt" in held(), SETTLE, 0.1, "realtime for the rest of the tree")
-    with _deep_dir(root / "a", names) as fd:
-        _touch_at(fd, "later.txt")
+    with deep_dir(root / "a", names) as fd:
+        touch_at(fd, "later.txt")
     wait_until(lambda: deep_rel + "/later.txt" in held(), SETTLE, 0.1, "realtime in the deep dir")
     assert "restarting realtime" not in agent.log_tail(400)
 

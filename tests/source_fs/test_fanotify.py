@@ -13,8 +13,9 @@ import subprocess
 import sys
 
 import pytest
-from fs_helpers import DEEP_NAMES, Live, deep_dir, make_source, touch_at, write
+from fs_helpers import Live, make_source, write
 
+from deep_paths import DEEP_NAMES, deep_dir, touch_at
 from fustor_core import DriverError
 from fustor_source_fs import backends
 from fustor_source_fs.backends import choose

@@ -8,10 +8,13 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from fs_helpers import DEEP_NAMES, Live, deep_dir, make_source, touch_at, write
+from fs_helpers import Live, make_source, write
+
+from deep_paths import DEEP_NAMES, deep_dir, touch_at
+from fustor_core import Batch
 
 pytestmark = pytest.mark.usefixtures("watch_backend")
 
@@ -239,6 +242,13 @@ def test_odd_names_in_realtime(root: str) -> None:
     live(root, body)
 
 
+async def _until_row(realtime: AsyncIterator[Batch], first: asyncio.Task[Batch], path: str) -> None:
+    """Read realtime batches (``first`` already asked for) until one carries ``path``."""
+    batch = await asyncio.wait_for(first, 5)
+    while path not in {r["path"] for e in batch.events for r in e.rows}:
+        batch = await asyncio.wait_for(realtime.__anext__(), 5)
+
+
 def test_snapshot_while_watches_are_being_placed(root: str) -> None:
     for i in range(300):
         os.makedirs(f"{root}/d{i:03d}/sub")
@@ -254,12 +264,7 @@ def test_snapshot_while_watches_are_being_placed(root: str) -> None:
         # Every directory the snapshot listed is watched by the time it ends.
         assert source.status()["watched_dirs"] == 601
         write(f"{root}/d299/sub/late.txt")
-        paths: set[str] = set()
-        batch = await asyncio.wait_for(first, 5)
-        while "/d299/sub/late.txt" not in paths:
-            paths |= {r["path"] for e in batch.events for r in e.rows}
-            if "/d299/sub/late.txt" not in paths:
-                batch = await asyncio.wait_for(realtime.__anext__(), 5)
+        await _until_row(realtime, first, "/d299/sub/late.txt")
         await realtime.aclose()
         await source.stop()
 
@@ -286,12 +291,7 @@ def test_a_snapshot_stopped_midway_leaves_the_rest_to_the_watch_walk(root: str) 
         assert await asyncio.to_thread(rt.ready.wait, 20)
         assert source.status()["watched_dirs"] == 601
         write(f"{root}/d299/sub/late.txt")
-        paths: set[str] = set()
-        batch = await asyncio.wait_for(first, 5)
-        while "/d299/sub/late.txt" not in paths:
-            paths |= {r["path"] for e in batch.events for r in e.rows}
-            if "/d299/sub/late.txt" not in paths:
-                batch = await asyncio.wait_for(realtime.__anext__(), 5)
+        await _until_row(realtime, first, "/d299/sub/late.txt")
         await realtime.aclose()
         await source.stop()
 
