@@ -223,13 +223,20 @@ def test_the_scrape_passes_promtool_and_the_naming_rules(agent: tuple[RunningAge
         assert f"fustor_agent_{gone}" not in types
 
 
-def test_a_third_party_driver_exports_the_counter_it_declares(
+def test_a_third_party_driver_exports_the_counter_and_histogram_it_declares(
     agent: tuple[RunningAgent, Path],
 ) -> None:
     running, _ = agent
     text = running.get("/metrics").text
     assert "# TYPE fustor_agent_source_produced_rows_total counter" in text
     assert f'fustor_agent_source_produced_rows_total{{source="ticks"}} {REALTIME_ROWS}.0' in text
+    # Four batches of 10 rows: none at most 1, all four at most 10 (cumulative buckets).
+    batches = REALTIME_ROWS // 10
+    assert "# TYPE fustor_agent_source_batch_rows histogram" in text
+    for le, n in (("1.0", 0), ("10.0", batches), ("100.0", batches), ("+Inf", batches)):
+        assert f'fustor_agent_source_batch_rows_bucket{{le="{le}",source="ticks"}} {n}.0' in text
+    assert f'fustor_agent_source_batch_rows_count{{source="ticks"}} {batches}.0' in text
+    assert f'fustor_agent_source_batch_rows_sum{{source="ticks"}} {REALTIME_ROWS}.0' in text
     # Its undeclared status key is in the JSON status only.
     assert pipe_status(running, LIVE)["source"]["note"] == "not a metric"
     assert "note" not in text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fustor_agent_sdk import MetricKind, MetricSpec, MetricUnit
+from fustor_agent_sdk import Histogram, MetricKind, MetricSpec, MetricUnit
 from fustor_sender_echo.sender import EchoSender
 from fustor_sender_http.sender import FusionSender
 from fustor_source_fs.driver import FsSource
@@ -45,3 +45,19 @@ def test_built_in_drivers_declare_unique_names(driver: type) -> None:
     names = [spec.exported_name("x") for spec in driver.metrics]
     keys = [spec.key for spec in driver.metrics]
     assert names and len(set(names)) == len(names) and len(set(keys)) == len(keys)
+
+
+def test_a_histogram_counts_cumulatively_and_names_no_total() -> None:
+    spec = MetricSpec("request", MetricKind.HISTOGRAM, "Request time.", MetricUnit.SECONDS)
+    assert spec.exported_name("fustor_agent_sender") == "fustor_agent_sender_request_seconds"
+    histogram = Histogram((0.01, 0.1, 1.0))
+    for value in (0.005, 0.01, 0.05, 0.5, 3.0):
+        histogram.observe(value)
+    assert histogram.snapshot() == {
+        "bounds": [0.01, 0.1, 1.0],
+        "buckets": [2, 3, 4],  # at most 0.01 (the bound counts), at most 0.1, at most 1.0
+        "count": 5,  # 3.0 is only in +Inf
+        "sum": 0.005 + 0.01 + 0.05 + 0.5 + 3.0,
+    }
+    with pytest.raises(ValueError, match="increasing"):
+        Histogram((1.0, 1.0))

@@ -6,7 +6,7 @@ tombstone in Fusion and the path came back with an older mtime, Fusion drops eve
 an audit end purges the tombstone (protocol §5.4, §5.5), and the blind leader has no reason to
 send the path again. The follower, which knows the path is hidden, sends it again by realtime
 after the tombstone's TTL. Here the leader watches a bindfs mount (blind to the backing tree)
-and the follower the backing tree itself; Fusion runs with an 8 s tombstone TTL.
+and the follower the backing tree itself; Fusion runs with a 4 s tombstone TTL.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_harness import AgentProcess
+from agent_harness import AgentProcess, agent_executable
 from fusion_harness import FusionServer, disk_tree, ensure_fusion_venv, wait_until
-from sweep_helpers import Share, age_tree
+from sweep_helpers import Share, age_tree, source_status
 
 pytestmark = pytest.mark.fusion
 
-TTL = 8.0  # Fusion's tombstone_ttl_seconds: long enough that nothing but a re-send restores
+TTL = 4.0  # Fusion's tombstone_ttl_seconds: longer than the leader needs to list d once
 AUDIT = 2.0
 
 
@@ -64,16 +64,28 @@ def test_a_follower_restores_what_the_blind_leader_cannot_see(
         source_params=params,
     )
     leader.start()
+    started = time.monotonic()
     try:
         fusion.wait_tree(disk_tree(share.backing), timeout=30)
         follower.start()
         wait_until(lambda: len(fusion.sessions()) == 2, 20, 0.2, "the follower's session")
+        # Past the leader's one full listing after TTL + 5 s (which restores tombstones from
+        # before its start): from here on only the follower's re-send can restore g.
+        time.sleep(max(0.0, started + TTL + 5 + 2 * AUDIT + 3 - time.monotonic()))
         before = os.stat(share.backing / "d")
         (share.backing / "d" / "g").unlink()  # seen by the follower only
         # The leader's audits skip d (its mtime put back), so only the follower's delete, with
         # its tombstone, takes g out of Fusion.
         os.utime(share.backing / "d", ns=(before.st_atime_ns, before.st_mtime_ns))
-        fusion.wait_tree(disk_tree(share.backing), timeout=10)  # its delete: a tombstone
+        fusion.wait_tree(disk_tree(share.backing), timeout=10)
+        # Gone from Fusion may be the leader's audit (it may list d before its mtime is put
+        # back); the follower's delete, which leaves the tombstone, must have gone out too.
+        wait_until(
+            lambda: source_status(agent_executable(), follower.home).get("tracked_deletes") == 1,
+            10,
+            0.1,
+            "the follower's delete",
+        )
         # Back from a backup a year old, moved in whole (no moment with a newer mtime), and the
         # directory's mtime put back, as rsync -a leaves it.
         old = time.time() - 365 * 86400

@@ -7,7 +7,7 @@ from importlib import metadata as _metadata
 import pluggy
 
 from fustor_agent_sdk.config import SenderConfig, SourceConfig
-from fustor_agent_sdk.metrics import MetricKind, MetricSpec, MetricUnit
+from fustor_agent_sdk.metrics import Histogram, MetricKind, MetricSpec, MetricUnit
 from fustor_agent_sdk.sender import PipeContext, SenderDriver
 from fustor_agent_sdk.source import Phase, SourceDriver
 
@@ -26,6 +26,7 @@ __version__ = _metadata.version("fustor-agent-sdk")
 __all__ = [
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
+    "Histogram",
     "MetricKind",
     "MetricSpec",
     "MetricUnit",

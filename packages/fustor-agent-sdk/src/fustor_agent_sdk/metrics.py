@@ -10,11 +10,13 @@ counter gets ``_total``, a unit is a base unit written once at the end of the na
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-__all__ = ["MetricKind", "MetricSpec", "MetricUnit"]
+__all__ = ["Histogram", "MetricKind", "MetricSpec", "MetricUnit"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Unit-like suffixes a name must not carry itself: the unit field says it, in base units.
@@ -28,6 +30,9 @@ class MetricKind(StrEnum):
     """Only ever goes up while the driver instance lives (a restart starts again at 0)."""
     GAUGE = "gauge"
     """Goes up and down (a current size, a flag as 0/1, a ratio)."""
+    HISTOGRAM = "histogram"
+    """A distribution of observations: the status value is :meth:`Histogram.snapshot`'s
+    mapping (cumulative bucket counts by upper bound, their count and sum)."""
 
 
 class MetricUnit(StrEnum):
@@ -44,8 +49,9 @@ class MetricUnit(StrEnum):
 class MetricSpec:
     """One metric a driver exports from one key of its ``status()`` dict.
 
-    ``key``: the status key holding the value (a number or a bool; ``None`` or a missing key
-    means "no value now" and exports no sample). ``name``: the metric's stem, lower case,
+    ``key``: the status key holding the value (a number or a bool, or for a histogram the
+    mapping of :meth:`Histogram.snapshot`; ``None`` or a missing key means "no value now" and
+    exports no sample). ``name``: the metric's stem, lower case,
     without prefix, unit or ``_total`` (defaults to ``key``). ``unit``: a base unit appended to
     the name. ``help``: one sentence for ``# HELP``. Raises ``ValueError`` for a name that
     breaks the conventions (``_sec``, ``_ms``, ``per_sec``, an explicit ``_total``).
@@ -79,3 +85,42 @@ class MetricSpec:
         if self.kind is MetricKind.COUNTER:
             name += "_total"
         return name
+
+
+class Histogram:
+    """Observations counted into fixed buckets, for a ``MetricKind.HISTOGRAM`` status value.
+
+    ``bounds``: the buckets' upper bounds, increasing, in the metric's unit (seconds for
+    ``MetricUnit.SECONDS``). Not thread-safe: observe from one thread, or hold a lock.
+    """
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        if not bounds or any(b >= c for b, c in itertools.pairwise(bounds)):
+            raise ValueError("histogram bounds must be a non-empty increasing sequence")
+        self.bounds = tuple(float(b) for b in bounds)
+        self._counts = [0] * len(self.bounds)
+        self.count = 0
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self._counts[i] += 1
+                break
+        self.count += 1
+        self.sum += value
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"bounds": [...], "buckets": [...], "count": n, "sum": s}``: ``buckets[i]``
+        counts the observations at most ``bounds[i]`` (cumulative, as Prometheus has it);
+        ``count`` counts them all (the ``+Inf`` bucket). JSON-ready."""
+        running, buckets = 0, []
+        for n in self._counts:
+            running += n
+            buckets.append(running)
+        return {
+            "bounds": list(self.bounds),
+            "buckets": buckets,
+            "count": self.count,
+            "sum": self.sum,
+        }

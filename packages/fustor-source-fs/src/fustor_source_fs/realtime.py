@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 _RT = MessageSource.REALTIME
 _PARENT_WAIT_SEC = 5.0
-"""Longest a delete waits for the delete of its (also gone) directory."""
+"""Longest a delete is held: waiting for the delete of its (also gone) directory, or for its
+path to be quiet for ``delete_settle_sec``."""
 
 
 def _events(rows: list[Row]) -> list[Event]:
@@ -378,8 +379,10 @@ class Realtime:
     def _settle(self, changes: dict[str, Change]) -> dict[str, Change]:
         """Hold deletes for ``delete_settle_sec``; return what is due now.
 
-        A path deleted and created again within the window (safe save by rename, ``git
-        checkout``, ``tar x``) is then one upsert: no delete reaches Fusion, so no tombstone
+        A replaced directory is held too (something else may be at its path only for a
+        moment), and a held path is due once it has been quiet for the window. A path
+        deleted and created again within the window (safe save by rename, ``git checkout``,
+        ``tar x``) is then one upsert: no delete reaches Fusion, so no tombstone
         can reject the new file's old mtime (docs/CONSISTENCY_DESIGN.md section 8). A delete
         whose directory is gone too waits (up to ``_PARENT_WAIT_SEC``) for that directory's own
         delete, which removes the whole subtree in Fusion and leaves one tombstone instead of
@@ -395,13 +398,15 @@ class Realtime:
             old = held.pop(path, None)
             if old is not None:
                 change = merge(old[0], change)
-            if change in DELETES and settle > 0:
-                held[path] = (change, old[1], old[2]) if old else (change, now + settle, now)
+            if settle > 0 and (change in DELETES or change is Change.REPLACE):
+                # Due once the path has been quiet for the window (a path that keeps changing,
+                # as in back-to-back checkouts, is held on), at most _PARENT_WAIT_SEC in all.
+                held[path] = (change, now + settle, old[2] if old else now)
             else:
                 ready[path] = change
         gone: dict[str, bool] = {}
         for path, (change, due, first) in list(held.items()):
-            if due > now:
+            if due > now and now - first < _PARENT_WAIT_SEC:
                 continue
             parent = path.rsplit("/", 1)[0]
             if parent and now - first < _PARENT_WAIT_SEC:
@@ -464,6 +469,10 @@ class Realtime:
                         self.pending.add_subtree(path)
                 if row["is_directory"] and change is not Change.DELETE:
                     rows.append({**row, "is_directory": False, "size": 0})
+                    # The reset drops whatever Fusion holds below the path, children this
+                    # watch already sent included (they may have gone out while the old
+                    # directory's delete was held): list the new one again, after it.
+                    self.pending.add_subtree(path)
             rows.append(row)
             if st.st_nlink > 1 and not row["is_directory"]:
                 rows.extend(self.links.others(path, st, root, row["is_atomic_write"]))

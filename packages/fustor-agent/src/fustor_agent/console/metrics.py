@@ -221,6 +221,28 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _histogram(value: Any) -> tuple[list[tuple[str, float]], float] | None:
+    """Buckets (``+Inf`` last) and sum of a ``Histogram.snapshot()`` mapping; ``None`` for
+    anything else (a driver's bad value exports no sample rather than a wrong one)."""
+    try:
+        bounds, counts = list(value["bounds"]), list(value["buckets"])
+        count, total = float(value["count"]), float(value["sum"])
+    except (TypeError, KeyError, ValueError):
+        return None
+    if len(bounds) != len(counts):
+        return None
+    buckets = [(_le(b), float(n)) for b, n in zip(bounds, counts, strict=True)]
+    return [*buckets, ("+Inf", count)], total
+
+
+def _family(spec: MetricSpec, name: str, label: str) -> Metric:
+    if spec.kind is MetricKind.COUNTER:
+        return CounterMetricFamily(name, spec.help, labels=[label])
+    if spec.kind is MetricKind.HISTOGRAM:
+        return HistogramMetricFamily(name, spec.help, labels=[label])
+    return GaugeMetricFamily(name, spec.help, labels=[label])
+
+
 def _driver_families(
     pipes: list[PipeStatus], declared: DeclaredMetrics, kind: str
 ) -> Iterator[Metric]:
@@ -233,7 +255,7 @@ def _driver_families(
     share the family when they agree on its kind; a conflicting kind is left out (logged).
     """
     label = "source" if kind == "source" else "pipe"
-    found: dict[str, tuple[MetricSpec, CounterMetricFamily | GaugeMetricFamily]] = {}
+    found: dict[str, tuple[MetricSpec, Metric]] = {}
     seen: set[str] = set()
     for pipe in pipes:
         owner = pipe.source_id if kind == "source" else pipe.id
@@ -243,21 +265,22 @@ def _driver_families(
             continue
         seen.add(owner)
         for spec in declared.get((kind, driver_type), ()):
-            value = _number(figures.get(spec.key))
-            if value is None:
+            raw = figures.get(spec.key)
+            sample = _histogram(raw) if spec.kind is MetricKind.HISTOGRAM else _number(raw)
+            if sample is None:
                 continue
             name = spec.exported_name(f"{PREFIX}_{kind}")
             if name not in found:
-                family: CounterMetricFamily | GaugeMetricFamily
-                if spec.kind is MetricKind.COUNTER:
-                    family = CounterMetricFamily(name, spec.help, labels=[label])
-                else:
-                    family = GaugeMetricFamily(name, spec.help, labels=[label])
-                found[name] = (spec, family)
+                found[name] = (spec, _family(spec, name, label))
             first, family = found[name]
             if first.kind is not spec.kind:
                 logger.debug("%s driver %r: %s declared as another kind", kind, driver_type, name)
                 continue
-            family.add_metric([owner], value)
+            if isinstance(family, HistogramMetricFamily) and isinstance(sample, tuple):
+                family.add_metric([owner], sample[0], sample[1])
+            elif isinstance(family, CounterMetricFamily | GaugeMetricFamily) and isinstance(
+                sample, float
+            ):
+                family.add_metric([owner], sample)
     for _, family in found.values():
         yield family

@@ -8,7 +8,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from fustor_agent_sdk import MetricKind, MetricSpec, Phase, SourceConfig, SourceDriver
+from fustor_agent_sdk import (
+    Histogram,
+    MetricKind,
+    MetricSpec,
+    Phase,
+    SourceConfig,
+    SourceDriver,
+)
 from fustor_core import Batch, EventType, MessageSource
 
 __all__ = ["CounterSource", "StaticSource"]
@@ -54,8 +61,9 @@ class CounterConfig(SourceConfig):
 class CounterSource(SourceDriver):
     """Produces ``count`` numbered realtime rows as fast as asked, then waits to be cancelled.
 
-    Declares its own metric, as a third-party driver would: ``rows_produced`` is exported as
-    the counter ``fustor_agent_source_produced_rows_total``.
+    Declares its own metrics, as a third-party driver would: ``rows_produced`` is exported as
+    the counter ``fustor_agent_source_produced_rows_total``, ``batch_rows`` as the histogram
+    ``fustor_agent_source_batch_rows``.
     """
 
     name = "counter"
@@ -64,14 +72,21 @@ class CounterSource(SourceDriver):
     metrics = (
         MetricSpec("rows_produced", MetricKind.COUNTER, "Rows the counter source produced.",
                    name="produced_rows"),
+        MetricSpec("batch_rows", MetricKind.HISTOGRAM, "Rows per batch the source produced.",
+                   name="batch_rows"),
     )  # fmt: skip
 
     def __init__(self, source_id: str, config: SourceConfig) -> None:
         super().__init__(source_id, config)
         self.produced = 0
+        self.batch_sizes = Histogram((1, 10, 100))
 
     def status(self) -> dict[str, Any]:
-        return {"rows_produced": self.produced, "note": "not a metric"}
+        return {
+            "rows_produced": self.produced,
+            "batch_rows": self.batch_sizes.snapshot(),
+            "note": "not a metric",
+        }
 
     async def realtime(self) -> AsyncIterator[Batch]:
         assert isinstance(self.config, CounterConfig)
@@ -91,6 +106,7 @@ class CounterSource(SourceDriver):
             ]
             produced += n
             self.produced = produced
+            self.batch_sizes.observe(n)
             yield Batch.of(MessageSource.REALTIME, EventType.INSERT, rows)
             await asyncio.sleep(params.interval_sec)
         await asyncio.Event().wait()
