@@ -462,17 +462,14 @@ class Realtime:
             row["is_atomic_write"] = change is not Change.PARTIAL
             if change in DELETES or change is Change.REPLACE:
                 if change is not Change.REPLACE:
-                    # Back before its delete was due; a directory found here is listed (its
-                    # own create event may not have been read yet).
-                    self.deletes_cancelled += 1
-                    if row["is_directory"]:
-                        self.pending.add_subtree(path)
-                if row["is_directory"] and change is not Change.DELETE:
-                    rows.append({**row, "is_directory": False, "size": 0})
-                    # The reset drops whatever Fusion holds below the path, children this
-                    # watch already sent included (they may have gone out while the old
-                    # directory's delete was held): list the new one again, after it.
+                    self.deletes_cancelled += 1  # back before its delete was due
+                if row["is_directory"]:
+                    # A directory here is listed after this row: its own create event may not
+                    # have been read yet, and a reset (below) drops whatever Fusion holds under
+                    # the path, children this watch sent while the old one's delete was held.
                     self.pending.add_subtree(path)
+                    if change is not Change.DELETE:
+                        rows.append({**row, "is_directory": False, "size": 0})
             rows.append(row)
             if st.st_nlink > 1 and not row["is_directory"]:
                 rows.extend(self.links.others(path, st, root, row["is_atomic_write"]))
