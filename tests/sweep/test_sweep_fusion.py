@@ -66,12 +66,16 @@ def test_append_and_truncate_on_the_backing_tree_reach_fusion(
     agent = start_agent(fusion, share, tmp_path / "agent", SWEEP_SEC)
     try:
         fusion.wait_tree(disk_tree(share.backing), timeout=30)
-        # The first audit lists everything and records it; from then on directories are skipped.
+        # The first audit lists everything and records it, and so does the one after it (B19);
+        # from then on directories are skipped, so the edits are the sweep's to find.
         wait_until(
-            lambda: source_status(agent).get("sweep_tracked_files") == len(names),
+            lambda: (
+                (s := source_status(agent)).get("sweep_tracked_files") == len(names)
+                and s.get("audits", 0) >= 3
+            ),
             20,
             0.2,
-            "the sweep to track every file",
+            "the sweep to track every file, past the two full audits",
         )
         edit_in_place(share.backing)
         # Within one sweep period (plus the audit that carries the rows). The backing tree is
