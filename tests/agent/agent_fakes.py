@@ -78,6 +78,7 @@ class World:
         self.phases = frozenset(Phase)
         # Sender behaviour
         self.open_role = Role.LEADER
+        self.starts_empty = False
         self.role = Role.LEADER
         self.open_errors: deque[Exception] = deque()
         self.send_results: deque[SendResult | Exception] = deque()
@@ -228,6 +229,7 @@ class FakeSenderBase(SenderDriver):
             world.timeout_sec,
             world.audit_interval,
             world.sentinel_interval,
+            starts_empty=world.starts_empty,
         )
 
     def health(self) -> str | None:

@@ -50,6 +50,58 @@ def test_the_first_audit_of_a_term_runs_right_after_the_snapshot(home):
     assert signals.count("audit_start") == 1
 
 
+def test_a_tree_that_starts_empty_is_first_audited_at_the_interval(home):
+    """Nothing is stale in a tree the server starts empty: no audit right after the
+    snapshot, and the first one, at the interval, is a full one."""
+    world = World()
+    world.starts_empty = True
+    world.audit_interval = 0.6
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            ended = asyncio.get_running_loop().time()
+            await asyncio.sleep(0.3)
+            assert "audit_start" not in world.signals()
+            await wait_until(lambda: "audit_end" in world.signals(), 5)
+            assert asyncio.get_running_loop().time() - ended >= 0.5
+
+    asyncio.run(main())
+    assert ("full_audit", "src") in world.log
+    assert world.signals().count("audit_start") == 1
+
+
+def test_a_tree_that_starts_empty_without_an_interval_is_not_audited(home):
+    world = World()  # the session suggests no audit interval
+    world.starts_empty = True
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            await asyncio.sleep(0.3)
+
+    asyncio.run(main())
+    assert "audit_start" not in world.signals()
+
+
+def test_a_promoted_leader_audits_right_after_its_snapshot(home):
+    """The view a follower is promoted on holds the last leader's rows: what went away
+    meanwhile only goes through an audit, whatever the session said when it opened."""
+    world = World()
+    world.starts_empty = True
+    world.open_role = Role.FOLLOWER
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: any(e[0] == "heartbeat" for e in world.log))
+            world.role = Role.LEADER
+            await wait_until(lambda: "audit_end" in world.signals(), 5)
+
+    asyncio.run(main())
+    signals = world.signals()
+    assert signals.index("snapshot_end") < signals.index("audit_start")
+
+
 def test_pipe_interval_overrides_the_session(home):
     world = World()
     world.audit_interval = 0.05  # suggested by the session; the pipe says "never"

@@ -213,6 +213,43 @@ def test_crashed_agent_restarts_as_leader_and_closes_its_dead_session(
     fusion.wait_tree(disk_tree(root), timeout=10)
 
 
+def audit_cycles(fusion: FusionServer) -> int:
+    response = fusion.get(f"/api/v1/views/{fusion.view_id}/stats")
+    return int(response.json().get("audit_cycle_count", 0)) if response.is_success else 0
+
+
+@pytest.mark.parametrize("how", ["stopped", "expired"])
+def test_a_view_no_session_held_is_right_after_the_snapshot_alone(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, how: str
+) -> None:
+    """Fusion wipes a view when its last session ends (closed, or expired after a crash),
+    so the next agent leads an empty view: its snapshot alone makes it right, what went
+    away meanwhile included, and it runs no audit before its interval (issue 14)."""
+    root = tmp_path / "data"
+    make_tree(root)
+    agent = make_agent(
+        root, pipe={"audit_interval_sec": 3600}, sender_params={"session_timeout_sec": 3}
+    )
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    if how == "stopped":
+        agent.stop(signal.SIGTERM)
+    else:
+        agent.stop(signal.SIGKILL)
+        wait_until(lambda: not fusion.sessions(), 20, 0.2, "the killed agent's session to expire")
+    (root / "a" / "f.txt").unlink()
+    shutil.rmtree(root / "c")
+    (root / "b" / "new.txt").write_text("made while no agent led")
+    before = audit_cycles(fusion)
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=30)
+    time.sleep(2)
+    fusion.wait_tree(disk_tree(root), timeout=1)
+    assert audit_cycles(fusion) == before
+    assert fusion.blind_spots()["additions"] == []
+    assert fusion.errors() == 0
+
+
 def test_the_first_audit_of_a_term_removes_what_went_away_and_adds_no_blind_spot(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:
@@ -229,14 +266,10 @@ def test_the_first_audit_of_a_term_removes_what_went_away_and_adds_no_blind_spot
     shutil.rmtree(root / "c")
     (root / "b" / "new.txt").write_text("made while no agent led")
 
-    def audit_cycles() -> int:
-        response = fusion.get(f"/api/v1/views/{fusion.view_id}/stats")
-        return int(response.json().get("audit_cycle_count", 0)) if response.is_success else 0
-
-    before = audit_cycles()
+    before = audit_cycles(fusion)
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=30)
-    wait_until(lambda: audit_cycles() > before, 30, 0.1, "the first audit of the new term")
+    wait_until(lambda: audit_cycles(fusion) > before, 30, 0.1, "the first audit of the new term")
     spots = fusion.blind_spots()
     assert spots["additions"] == []
     assert {"/a/f.txt", "/c"} <= set(spots["deletions"])

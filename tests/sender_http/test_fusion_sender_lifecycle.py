@@ -43,6 +43,8 @@ def test_restart_after_crash_closes_the_dead_session_and_takes_over(tmp_path: Pa
         info = await second.open_session()
         # ...closes it once it has its own, and learns at once that it was promoted.
         assert info.role is Role.LEADER
+        # The dead leader's rows are still in the view: promoted is not empty.
+        assert info.starts_empty is False
         assert info.session_id == fusion.issued[1]
         beat = await second.heartbeat(can_realtime=True)
         assert beat.commands == [ScanCommand("/x", False, "j1")]  # not lost on the way
@@ -55,6 +57,18 @@ def test_restart_after_crash_closes_the_dead_session_and_takes_over(tmp_path: Pa
         ("POST", f"/api/v1/pipe/session/{fusion.issued[1]}/heartbeat"),
     ]
     assert json.loads(_store(tmp_path).read_text())["session_id"] == fusion.issued[1]
+
+
+@pytest.mark.parametrize(("role", "empty"), [("leader", True), ("follower", False)])
+def test_only_a_session_that_leads_from_its_create_starts_on_an_empty_view(
+    tmp_path: Path, role: str, empty: bool
+) -> None:
+    """Fusion wipes a view when its last session ends and promotes a remaining session
+    when a leader goes (protocol §5.1): leading at create means nobody held the view."""
+    fusion = FakeReceiver(role=role)
+    info = asyncio.run(make_sender(tmp_path, fusion).open_session())
+    assert info.role is Role(role)
+    assert info.starts_empty is empty
 
 
 def test_a_new_session_after_a_lost_one_closes_the_old_id(tmp_path: Path) -> None:

@@ -32,6 +32,12 @@ class SessionInfo:
     timeout_sec: float
     audit_interval_sec: float | None = None
     sentinel_interval_sec: float | None = None
+    starts_empty: bool = False
+    """The server holds nothing for this session's tree yet: the session leads and no
+    other session was there before it (Fusion wipes a view when its last session ends,
+    docs/fusion-protocol.md §5.1). The snapshot alone then makes the tree complete, so the
+    leader's first full audit may wait for its interval instead of running right after the
+    snapshot. ``False`` (unknown) is always safe."""
 
 
 @dataclass(slots=True, frozen=True)

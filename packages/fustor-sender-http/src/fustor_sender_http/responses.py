@@ -97,12 +97,16 @@ def parse_session(response: httpx.Response, requested_timeout: int | None) -> Se
     if not isinstance(session_id, str) or not session_id:
         raise DriverError("session create: no session_id in Fusion's answer", retriable=True)
     timeout = data.get("session_timeout_seconds") or requested_timeout or 30
+    role = parse_role(data.get("role"), "session create")
     return SessionInfo(
         session_id=session_id,
-        role=parse_role(data.get("role"), "session create"),
+        role=role,
         timeout_sec=float(timeout),
         audit_interval_sec=_interval(data.get("audit_interval_sec")),
         sentinel_interval_sec=_interval(data.get("sentinel_interval_sec")),
+        # Leading at create means no session held the view (one would have been promoted
+        # when the last leader went), so Fusion wiped it when its last session ended (§5.1).
+        starts_empty=role is Role.LEADER,
     )
 
 

@@ -46,6 +46,7 @@ class LeaderWork:
         state: PipeState,
         audit_interval: float | None,
         sentinel_interval: float | None,
+        starts_empty: bool = False,
     ) -> None:
         self.pipe_id = pipe_id
         self.source = source
@@ -57,6 +58,9 @@ class LeaderWork:
         """``audit_interval_sec: 0``: the operator turned audits off (only lost events still
         trigger one)."""
         self.sentinel_interval = sentinel_interval or None
+        self.starts_empty = starts_empty
+        """The server's tree was empty when the session opened (``SessionInfo.starts_empty``):
+        nothing can be stale there, so the first full audit waits for its interval."""
         self._audit_now = asyncio.Event()
         self._audit_full = True
         """The next audit trusts no state of earlier ones (first of the term, lost events)."""
@@ -74,8 +78,11 @@ class LeaderWork:
         if Phase.AUDIT in self.source.phases and not self.audits_disabled:
             # The snapshot never deletes (docs/fusion-protocol.md §5.4): what was deleted while this
             # agent did not lead (stopped, crashed, session lost) goes only through an audit,
-            # so the first one runs right away, a full one.
-            self._audit_now.set()
+            # so the first one runs right away, a full one. A tree that started empty holds
+            # nothing stale: its first (full) audit keeps to the interval, and Fusion takes in
+            # the snapshot without a second listing of the tree competing for its one queue.
+            if not self.starts_empty:
+                self._audit_now.set()
         async with asyncio.TaskGroup() as group:
             if Phase.AUDIT in self.source.phases:
                 group.create_task(self._audit_loop(), name=f"fustor-audit-{self.pipe_id}")

@@ -198,9 +198,9 @@ class SessionRunner:
         self.connected.set()
         session.spawn(self._heartbeats(session), f"fustor-heartbeat-{self.pipe.id}")
         if info.role is Role.LEADER:
-            # The leader audits right after its snapshot, which also covers rows dropped
-            # while disconnected.
-            self._start_leader(session)
+            # The leader audits right after its snapshot (it also covers rows dropped while
+            # disconnected), unless the server's tree starts empty: the snapshot covers all.
+            self._start_leader(session, starts_empty=info.starts_empty)
         stop_wait = asyncio.ensure_future(self._stopping.wait())
         lost_wait = asyncio.ensure_future(session.lost.wait())
         try:
@@ -238,7 +238,7 @@ class SessionRunner:
 
     # -- leader work and commands ---------------------------------------------------------
 
-    def _start_leader(self, session: _Session) -> None:
+    def _start_leader(self, session: _Session, starts_empty: bool = False) -> None:
         pipe = self.pipe
         audit = pipe.audit_interval_sec
         sentinel = pipe.sentinel_interval_sec
@@ -250,6 +250,7 @@ class SessionRunner:
             self.state,
             audit if audit is not None else session.info.audit_interval_sec,
             sentinel if sentinel is not None else session.info.sentinel_interval_sec,
+            starts_empty=starts_empty,
         )
         session.leader_task = session.spawn(
             self._lead(session, session.leader), f"fustor-leader-{pipe.id}"
