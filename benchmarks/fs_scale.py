@@ -231,7 +231,8 @@ class Echo:
                 self.offset += len(chunk)
                 # Whole lines only: a pattern cut by the chunk's end is counted with the next.
                 text, _, self._tail = (self._tail + chunk).rpartition(b"\n")
-                self.snapshot_rows += text.count(b'"message_source": "snapshot"')
+                # Row lines are compact (orjson), signal lines the standard library's.
+                self.snapshot_rows += text.count(b'"message_source":"snapshot"')
                 for name in ("snapshot_end", "audit_start", "audit_end"):
                     if name not in self.signals and f'"signal": "{name}"'.encode() in text:
                         self.signals[name] = (time.monotonic(), proc_cpu(pid))

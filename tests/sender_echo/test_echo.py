@@ -69,6 +69,27 @@ def test_json_lines_one_per_row_and_signal(tmp_path: Path) -> None:
     assert sender.status() == {"rows_written": 3, "signals_written": 1}
 
 
+def test_json_lines_keep_values_the_fast_encoder_refuses(tmp_path: Path) -> None:
+    """A third-party driver's row may hold what orjson cannot encode (an integer beyond
+    64 bits, a non-string key): the line is still written, as the standard library does."""
+    out = tmp_path / "out.jsonl"
+    sender = make_sender(tmp_path, format="json", output=str(out))
+    rows = [
+        {"path": "/big", "size": 2**70, "modified_time": 1.5},
+        {"path": "/keys", "size": 1, "modified_time": 1.5, "xattrs": {7: "seven"}},
+        {"path": "/ok", "size": 2, "modified_time": 1.25, "is_directory": False},
+    ]
+
+    async def run() -> None:
+        batch = Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows)
+        assert (await sender.send(batch)).ok
+        await sender.close()
+
+    asyncio.run(run())
+    lines = [json.loads(line)["row"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == [rows[0], {**rows[1], "xattrs": {"7": "seven"}}, rows[2]]
+
+
 def test_text_lines_are_readable(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     sender = make_sender(tmp_path)
     batch = Batch.of(

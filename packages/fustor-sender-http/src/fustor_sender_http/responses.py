@@ -105,7 +105,8 @@ def parse_session(response: httpx.Response, requested_timeout: int | None) -> Se
         audit_interval_sec=_interval(data.get("audit_interval_sec")),
         sentinel_interval_sec=_interval(data.get("sentinel_interval_sec")),
         # Leading at create means no session held the view (one would have been promoted
-        # when the last leader went), so Fusion wiped it when its last session ended (§5.1).
+        # when the last leader went), so Fusion wiped it when its last session ended
+        # (protocol §5.1).
         starts_empty=role is Role.LEADER,
     )
 
