@@ -213,6 +213,13 @@ def test_crashed_agent_restarts_as_leader_and_closes_its_dead_session(
     fusion.wait_tree(disk_tree(root), timeout=10)
 
 
+def change_while_no_agent_leads(root: Path) -> None:
+    """On :func:`make_tree`: a file and a directory go away, a file comes."""
+    (root / "a" / "f.txt").unlink()
+    shutil.rmtree(root / "c")
+    (root / "b" / "new.txt").write_text("made while no agent led")
+
+
 def audit_cycles(fusion: FusionServer) -> int:
     response = fusion.get(f"/api/v1/views/{fusion.view_id}/stats")
     return int(response.json().get("audit_cycle_count", 0)) if response.is_success else 0
@@ -237,9 +244,7 @@ def test_a_view_no_session_held_is_right_after_the_snapshot_alone(
     else:
         agent.stop(signal.SIGKILL)
         wait_until(lambda: not fusion.sessions(), 20, 0.2, "the killed agent's session to expire")
-    (root / "a" / "f.txt").unlink()
-    shutil.rmtree(root / "c")
-    (root / "b" / "new.txt").write_text("made while no agent led")
+    change_while_no_agent_leads(root)
     before = audit_cycles(fusion)
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=30)
@@ -262,10 +267,7 @@ def test_the_first_audit_of_a_term_removes_what_went_away_and_adds_no_blind_spot
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=20)
     agent.stop(signal.SIGKILL)
-    (root / "a" / "f.txt").unlink()
-    shutil.rmtree(root / "c")
-    (root / "b" / "new.txt").write_text("made while no agent led")
-
+    change_while_no_agent_leads(root)
     before = audit_cycles(fusion)
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=30)
