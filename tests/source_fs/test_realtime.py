@@ -271,6 +271,49 @@ def test_snapshot_while_watches_are_being_placed(root: str) -> None:
     asyncio.run(main())
 
 
+def test_a_complete_snapshot_leaves_the_watch_walk_nothing_to_list(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot that watched each directory before listing it has covered the tree: the
+    watch walk, which waited meanwhile, must not list the whole tree a second time."""
+    from fustor_source_fs import realtime as realtime_module
+
+    for i in range(300):
+        os.makedirs(f"{root}/d{i:03d}/sub")
+    listed: list[str] = []
+    list_dir = realtime_module.list_dir
+
+    def counting(fd: int, rel_dir: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        listed.append(rel_dir)
+        return list_dir(fd, rel_dir, *args, **kwargs)
+
+    monkeypatch.setattr(realtime_module, "list_dir", counting)
+
+    async def main() -> None:
+        source = make_source(root)
+        await source.start()
+        realtime = source.realtime()
+        first = asyncio.create_task(realtime.__anext__())
+        await asyncio.sleep(0)
+        rows = [r for b in [b async for b in source.snapshot()] for e in b.events for r in e.rows]
+        assert len(rows) == 1 + 600
+        rt = source._realtime
+        assert rt is not None
+        assert await asyncio.to_thread(rt.ready.wait, 20)
+        status = source.status()
+        assert status["watched_dirs"] == 601
+        assert status["watch_ready"] is True
+        # Only what the watch walk reached before the snapshot began (its first levels).
+        assert len(listed) < 100, len(listed)
+        os.makedirs(f"{root}/d150/sub/new")
+        write(f"{root}/d150/sub/new/late.txt")
+        await _until_row(realtime, first, "/d150/sub/new/late.txt")
+        await realtime.aclose()
+        await source.stop()
+
+    asyncio.run(main())
+
+
 def test_a_snapshot_stopped_midway_leaves_the_rest_to_the_watch_walk(root: str) -> None:
     """The watch walk waits while a snapshot watches each directory before listing it; a
     snapshot that ends early must not leave the directories it did not reach unwatched."""

@@ -153,21 +153,29 @@ class FsSource(SourceDriver):
             # Realtime already running: this walk watches each directory before listing it
             # (_watch_first), so realtime's own watch walk waits for it to end.
             covering = realtime is not None and realtime.started and realtime.cover()
+            complete = False
+            failed: list[str] = []
+
+            def list_failed(rel_dir: str, exc: OSError) -> None:
+                failed.append(rel_dir)  # its subdirectories are left to the watch walk
+                self._list_failed(rel_dir, exc)
+
             try:
                 sink.extend([root_row])
                 visit = make_lister(
                     self.filter,
                     sink,
                     self.params.batch_size,
-                    self._list_failed,
+                    list_failed,
                     self._watch_first,
                     self.links.note,
                 )
                 walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
+                complete = not failed
             finally:
                 if covering:
                     assert realtime is not None
-                    realtime.uncover()
+                    realtime.uncover(complete)
 
         async for batch in self._stream(job, MessageSource.SNAPSHOT, "snapshot"):
             yield batch

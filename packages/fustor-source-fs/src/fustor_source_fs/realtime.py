@@ -91,6 +91,12 @@ class Realtime:
         """Clear while a snapshot places each directory's watch before listing it (the watch
         walk waits meanwhile, see :meth:`cover`)."""
         self._uncovered.set()
+        self._cover_misses = 0
+        """Directories a covering snapshot listed without a watch (limit, backend not open,
+        gone, unwatchable): the watch walk then still has work after it."""
+        self._covered_all = False
+        """A covering snapshot listed the whole tree, watching each directory first: the
+        watch walk has nothing left to do (realtime watches what appeared since)."""
         self.backend: Backend | None = None
         self.watches: Watches | None = None
         self.reader: EventReader | None = None
@@ -148,12 +154,13 @@ class Realtime:
         self.opened.wait(max(0.0, self._opened_by - time.monotonic()))
         watches = self.watches
         if watches is None or watches.exhausted:
+            self._cover_misses += 1
             return
         try:
-            if watches.node_at(rel_dir) is None:
-                watches.add(rel_dir)
+            if watches.node_at(rel_dir) is None and watches.add(rel_dir) is None:
+                self._cover_misses += 1
         except (WatchLimit, OSError):
-            pass
+            self._cover_misses += 1
 
     def cover(self) -> bool:
         """A snapshot of the whole tree starts and will place each directory's watch before
@@ -168,10 +175,15 @@ class Realtime:
             self._uncovered.clear()
         return True
 
-    def uncover(self) -> None:
+    def uncover(self, complete: bool = False) -> None:
         """The snapshot that called :meth:`cover` ended (done, failed or cancelled): the
-        watch walk goes on, also over what the snapshot did not reach."""
+        watch walk goes on, also over what the snapshot did not reach. ``complete``: it
+        listed the whole tree; if it watched every directory before listing it, the watch
+        walk ends at once instead of listing the tree a second time (at 10M files that was
+        as long as the snapshot, in the middle of the first audit)."""
         with self._cover_lock:
+            if complete and self._cover_misses == 0:
+                self._covered_all = True
             self._covering -= 1
             if self._covering <= 0:
                 self._covering = 0
@@ -245,6 +257,8 @@ class Realtime:
             while not self._uncovered.wait(0.1):
                 if self.stop.is_set():
                     return []
+            if self._covered_all:
+                return []
             if not watches.exhausted:
                 try:
                     if watches.add(rel_dir) is None:
@@ -269,8 +283,8 @@ class Realtime:
 
         started = time.monotonic()
         walk(["/"], visit, workers=self.params.scan_workers, stop=self.stop, lifo=False)
-        self.dirs = count
         watched = len(watches)
+        self.dirs = max(count, watched) if self._covered_all else count
         if watches.limited:
             limit = (
                 "the kernel limit fs.inotify.max_user_watches"
