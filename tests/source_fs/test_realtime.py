@@ -249,33 +249,11 @@ async def _until_row(realtime: AsyncIterator[Batch], first: asyncio.Task[Batch],
         batch = await asyncio.wait_for(realtime.__anext__(), 5)
 
 
-def test_snapshot_while_watches_are_being_placed(root: str) -> None:
-    for i in range(300):
-        os.makedirs(f"{root}/d{i:03d}/sub")
-
-    async def main() -> None:
-        source = make_source(root)
-        await source.start()
-        realtime = source.realtime()
-        first = asyncio.create_task(realtime.__anext__())
-        await asyncio.sleep(0)
-        rows = [r for b in [b async for b in source.snapshot()] for e in b.events for r in e.rows]
-        assert len(rows) == 1 + 600
-        # Every directory the snapshot listed is watched by the time it ends.
-        assert source.status()["watched_dirs"] == 601
-        write(f"{root}/d299/sub/late.txt")
-        await _until_row(realtime, first, "/d299/sub/late.txt")
-        await realtime.aclose()
-        await source.stop()
-
-    asyncio.run(main())
-
-
-def test_a_complete_snapshot_leaves_the_watch_walk_nothing_to_list(
+def test_snapshot_while_watches_are_being_placed(
     root: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A snapshot that watched each directory before listing it has covered the tree: the
-    watch walk, which waited meanwhile, must not list the whole tree a second time."""
+    """The snapshot watches each directory before listing it while the watch walk waits;
+    once it has covered the tree, the watch walk must not list it a second time."""
     from fustor_source_fs import realtime as realtime_module
 
     for i in range(300):
@@ -297,14 +275,16 @@ def test_a_complete_snapshot_leaves_the_watch_walk_nothing_to_list(
         await asyncio.sleep(0)
         rows = [r for b in [b async for b in source.snapshot()] for e in b.events for r in e.rows]
         assert len(rows) == 1 + 600
+        # Every directory the snapshot listed is watched by the time it ends.
+        assert source.status()["watched_dirs"] == 601
         rt = source._realtime
         assert rt is not None
         assert await asyncio.to_thread(rt.ready.wait, 20)
-        status = source.status()
-        assert status["watched_dirs"] == 601
-        assert status["watch_ready"] is True
+        assert source.status()["watch_ready"] is True
         # Only what the watch walk reached before the snapshot began (its first levels).
         assert len(listed) < 100, len(listed)
+        write(f"{root}/d299/sub/late.txt")
+        await _until_row(realtime, first, "/d299/sub/late.txt")
         os.makedirs(f"{root}/d150/sub/new")
         write(f"{root}/d150/sub/new/late.txt")
         await _until_row(realtime, first, "/d150/sub/new/late.txt")
