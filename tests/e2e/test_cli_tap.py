@@ -62,9 +62,12 @@ class Agent:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        # The leader audits right after its snapshot: wait for that too, so the tests start
+        # on an idle pipe (a row of that audit must not land between a test's count of the
+        # echo file and its tap connecting).
         _wait(
-            lambda: any(r.get("signal") == "snapshot_end" for r in _json_lines(self.echo)),
-            "the snapshot to end",
+            lambda: any(r.get("signal") == "audit_end" for r in _json_lines(self.echo)),
+            "the snapshot and the start-up audit to end",
         )
 
     def tap(self, *args: str, stdout: object, stderr: Path) -> subprocess.Popen[bytes]:
