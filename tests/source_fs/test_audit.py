@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import sys
 import time
+import tracemalloc
 
 import pytest
 from fs_helpers import make_source, rows_of, write
 
 from fustor_core import DriverError, MessageSource
 from fustor_source_fs import FsSource
+from fustor_source_fs.audit import cache_entry, cached_mtime, cached_subdirs
 
 
 def _age(path: str, seconds: float = 100.0) -> None:
@@ -81,6 +85,47 @@ def test_unchanged_dirs_are_skipped_changed_ones_listed(root: str) -> None:
     assert rows["/"]["audit_skipped"] is False and "/a.txt" in rows
     rows = {r["path"]: r for r in _audit(source)}
     assert rows["/"]["audit_skipped"] is True and "/a.txt" not in rows
+
+
+def test_skipped_directories_reach_subdirectories_of_any_name(root: str) -> None:
+    """The cache packs subdirectory names into bytes: any name os.scandir gives comes back."""
+    names = ["é ü", "a b", os.fsdecode(b"raw\xff\xfe"), "x" * 255, ".hidden"]
+    for name in names:
+        write(f"{root}/top/{name}/inner/f.txt")
+        for d in (f"{root}/top/{name}/inner", f"{root}/top/{name}"):
+            _age(d)
+    for d in (f"{root}/top", root):
+        _age(d)
+    source = make_source(root)
+    _audit(source)
+    rows = {r["path"]: r for r in _audit(source)}
+    for name in names:
+        assert rows[f"/top/{name}/inner"]["audit_skipped"] is True, name
+    assert not any(r["path"].endswith("f.txt") for r in rows.values())
+    write(f"{root}/top/{names[2]}/inner/new.txt")  # found below two skipped directories
+    _age(f"{root}/top/{names[2]}/inner", 50)
+    rows = {r["path"]: r for r in _audit(source)}
+    assert rows[f"/top/{names[2]}/inner"]["audit_skipped"] is False
+    assert f"/top/{names[2]}/inner/new.txt" in rows
+
+
+def test_cache_entries_cost_at_most_64_bytes_per_directory() -> None:
+    """One bytes per directory (its path string and dict slot are the dict's, not counted)."""
+    entries = [(1.7e9 + i, 10_000 + i, [f"d{i:06d}"]) for i in range(20_000)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cached = [cache_entry(*e) for e in entries]
+        used = tracemalloc.get_traced_memory()[0] - before - sys.getsizeof(cached)
+    finally:
+        tracemalloc.stop()
+    assert used / len(cached) <= 64, used / len(cached)
+    assert [(cached_mtime(c), cached_subdirs(c)) for c in cached[:2]] == [
+        (1.7e9, ["d000000"]),
+        (1.7e9 + 1, ["d000001"]),
+    ]
+    assert cached_subdirs(cache_entry(1.0, 1, [])) == []
 
 
 def test_once_older_tombstones_are_purged_one_audit_lists_everything(

@@ -16,6 +16,7 @@ from sweep_helpers import age_tree
 
 from fustor_core import Row
 from fustor_source_fs import FsSource, FsSourceConfig
+from fustor_source_fs.audit import cache_entry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "source_fs"))
 
@@ -322,7 +323,7 @@ def test_a_directory_gone_before_its_turn_is_forgotten_and_the_share_checked(
         def extend(self, rows: list[Row]) -> None:
             sent.extend(rows)
 
-    cache = {"/gone": (1.0, ())}
+    cache = {"/gone": cache_entry(1.0, 1, [])}
     first = sweeper.begin()
     first.run(cache, Sink(), threading.Event(), 2)  # type: ignore[arg-type]  # owes nothing yet
     sweeper.commit(first, cache)

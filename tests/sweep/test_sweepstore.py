@@ -53,6 +53,20 @@ def test_put_drop_and_retain_keep_the_file_count() -> None:
     assert (list(store.dirs), store.files) == (["/c"], 1)
 
 
+def test_retain_keys_the_store_by_the_audit_caches_own_strings() -> None:
+    """Each audit builds new directory strings; one copy per directory, not two."""
+    store = SweepStore()
+    for name in "abc":
+        store.put("/" + "".join(["d", name]), blob(1))
+    store.rotate(1)
+    cache = {"".join(["/d", name]): b"" for name in "ab"}  # equal strings, other objects
+    store.retain(cache)
+    cached = {k: k for k in cache}
+    assert all(k is cached[k] for k in store.dirs)
+    assert list(store) == ["/db", "/da"] and all(k is cached[k] for k in store)
+    assert (len(store), store.files) == (2, 2)
+
+
 def test_rotation_moves_checked_directories_to_the_end() -> None:
     store = SweepStore()
     for name in "abcde":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import stat as stat_mod
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -18,14 +19,35 @@ from fustor_source_fs.rows import audit_file_row, row_of
 from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink
 
-__all__ = ["AuditCache", "AuditWalk"]
+__all__ = ["AuditCache", "AuditWalk", "cache_entry", "cached_mtime", "cached_subdirs"]
 
 log = logging.getLogger(__name__)
 
-AuditCache = dict[str, tuple[float, tuple[str, ...], int]]
-"""Root-relative directory -> (mtime at its last full listing, names of its subdirectories,
-inode). The inode guards against another directory with the same mtime (``tar x``,
-``cp -a``) being moved to a cached path: path and mtime alone would call it unchanged."""
+AuditCache = dict[str, bytes]
+"""Root-relative directory -> one ``bytes`` (see :func:`cache_entry`): the mtime at its last
+full listing, its inode and the names of its subdirectories. The inode guards against another
+directory with the same mtime (``tar x``, ``cp -a``) being moved to a cached path: path and
+mtime alone would call it unchanged. One object per directory instead of a tuple of a float,
+an int and a tuple of names: about 55 bytes instead of 230 for a directory named in its
+parent's entry (the 10M-file proof has 1M directories; docs/source-fs.md)."""
+
+_HEAD = struct.Struct("=dQ")
+
+
+def cache_entry(mtime: float, ino: int, subdirs: list[str]) -> bytes:
+    """``mtime`` (float64, exact), ``ino`` (uint64), then the names joined by ``/`` (a name
+    never holds one), in the file system's encoding with surrogate escapes (round-trips any
+    name ``os.scandir`` gives)."""
+    return _HEAD.pack(mtime, ino) + os.fsencode("/".join(subdirs))
+
+
+def cached_mtime(entry: bytes) -> float:
+    return _HEAD.unpack_from(entry)[0]
+
+
+def cached_subdirs(entry: bytes) -> list[str]:
+    names = entry[_HEAD.size :]
+    return os.fsdecode(names).split("/") if names else []
 
 
 class _Dir:
@@ -102,14 +124,15 @@ class AuditWalk:
         cached = self.cache.get(node.rel)
         if (
             cached is not None
-            and cached[0] == mtime
-            and cached[2] == st.st_ino
+            and _HEAD.unpack_from(cached) == (mtime, st.st_ino)
             and node.rel not in self.force
         ):
             row["audit_skipped"] = True
             self.new_cache[node.rel] = cached
             prefix = child_prefix(node.rel)
-            children = [_Dir(os.path.join(node.abs, n), prefix + n, node) for n in cached[1]]
+            children = [
+                _Dir(os.path.join(node.abs, n), prefix + n, node) for n in cached_subdirs(cached)
+            ]
             self.dirs_skipped += 1
         else:
             listed = self._list(node, row, mtime, st.st_ino)
@@ -181,8 +204,8 @@ class AuditWalk:
         # A change within the same timestamp tick as our listing could leave the mtime
         # unchanged, and caching it would then hide that change from every later audit.
         if complete and listed_at - mtime >= self.mtime_tick:
-            names = tuple(c.rel.rsplit("/", 1)[1] for c in children)
-            self.new_cache[rel_dir] = (mtime, names, ino)
+            names = [c.rel.rsplit("/", 1)[1] for c in children]
+            self.new_cache[rel_dir] = cache_entry(mtime, ino, names)
         return children
 
     def _vanished(self, node: _Dir) -> None:

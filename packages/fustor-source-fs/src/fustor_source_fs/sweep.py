@@ -19,7 +19,7 @@ from typing import Any
 
 from fustor_core import Row
 from fustor_core.paths import join
-from fustor_source_fs.audit import AuditCache
+from fustor_source_fs.audit import AuditCache, cached_mtime
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.listing import list_dir
 from fustor_source_fs.rows import DIR_OPEN_FLAGS, audit_file_row
@@ -135,7 +135,7 @@ class SweepPass:
             if planned_cost + cost > credit:
                 break
             planned_cost += cost
-            plan.append((rel_dir, blob, cached[0]))
+            plan.append((rel_dir, blob, cached_mtime(cached)))
         if not planned_cost:
             self.consumed = len(plan)  # nothing to stat (after a full listing, say)
             return

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import deque
-from collections.abc import Container, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 __all__ = [
     "RECORD_BYTES",
@@ -118,11 +119,19 @@ class SweepStore:
         if old is not None:
             self._account(old, -1)  # its place in the rotation is removed lazily
 
-    def retain(self, keep: Container[str]) -> None:
-        """Forget every directory not in ``keep`` (no longer cached by the audit)."""
-        for rel_dir in [d for d in self.dirs if d not in keep]:
+    def retain(self, cache: Iterable[str]) -> None:
+        """Forget every directory not in ``cache`` (no longer cached by the audit) and key the
+        rest by ``cache``'s own strings, so one string per directory serves both (each audit
+        builds new ones: without this the store would keep the first audit's copies)."""
+        dirs = self.dirs
+        canon: dict[str, Any] = {d: d for d in cache if d in dirs}
+        for rel_dir in [d for d in dirs if d not in canon]:
             self.drop(rel_dir)
-        self._compact()
+        # The rotation in its order, deduplicated, with the same strings; stale places go.
+        self.order = deque(canon[d] for d in dict.fromkeys(self.order) if d in canon)
+        for rel_dir in canon:  # the same table now maps to the records
+            canon[rel_dir] = dirs[rel_dir]
+        self.dirs = canon
 
     def __iter__(self) -> Iterator[str]:
         """The rotation from its head (dropped directories included: skip them)."""
