@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fustor_agent.runtime.delivery import Delivery
+from fustor_agent.runtime.heap import release_free_heap
 from fustor_agent.runtime.stats import PipeState
 from fustor_agent.status import PipeActivity
 from fustor_agent_sdk import Phase, SenderDriver, SourceDriver
@@ -118,6 +119,7 @@ class LeaderWork:
         await self.delivery.signal(PhaseSignal.SNAPSHOT_END)
         state.snapshot_done = True
         logger.info("pipe %s: snapshot done (%d rows)", self.pipe_id, state.snapshot_rows)
+        await asyncio.to_thread(release_free_heap)
 
     async def _audit_loop(self) -> None:
         while True:
@@ -149,6 +151,7 @@ class LeaderWork:
             logger.exception("pipe %s: audit failed", self.pipe_id)
         finally:
             state.audit_running, state.bulk_activity, state.bulk_queued_rows = False, None, 0
+            await asyncio.to_thread(release_free_heap)
         # Every audit batch was acknowledged above (each send is awaited), so the end
         # follows all of them, also after an error.
         if not unhealthy:
