@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,11 +145,12 @@ def test_a_stale_socket_of_our_own_is_replaced(tmp_path: Path) -> None:
 
 
 def test_a_deep_home_uses_a_private_runtime_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     deep = Home(tmp_path / ("x" * 120))
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
+    runtime = Path(tempfile.mkdtemp(prefix="xdg-"))  # short, whatever tmp_path is
+    request.addfinalizer(lambda: shutil.rmtree(runtime, ignore_errors=True))
+    runtime.chmod(0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     assert deep.control_socket.parent.parent == runtime / "fustor-agent"
     assert _serve_and_ask(deep.control_socket) == {"echo": "ping"}
@@ -157,3 +160,6 @@ def test_a_deep_home_uses_a_private_runtime_directory(
     fallback = deep.control_socket
     assert fallback.parent.parent.name == f"fustor-agent-{os.geteuid()}"
     assert len(os.fsencode(fallback)) < 108
+
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / ("r" * 90)))  # too deep itself
+    assert deep.control_socket == fallback

@@ -72,7 +72,8 @@ class Home:
 
         A unix socket path is limited to ~108 bytes; a deep home gets a directory named
         after a digest of its path under ``$XDG_RUNTIME_DIR/fustor-agent`` (or, without
-        one, under ``fustor-agent-<uid>`` in the temporary directory). The control channel
+        one or if that is too deep as well, under ``fustor-agent-<uid>`` in the temporary
+        directory). The control channel
         checks ownership and mode before it uses any of them (``control.private_dir``).
         """
         path = self.root / "run"
@@ -81,7 +82,9 @@ class Home:
         digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         if runtime and os.path.isabs(runtime):
-            return Path(runtime) / "fustor-agent" / digest
+            private = Path(runtime) / "fustor-agent" / digest
+            if len(os.fsencode(private / SOCKET_NAME)) <= MAX_SOCKET_PATH:
+                return private
         return Path(tempfile.gettempdir()) / f"fustor-agent-{os.geteuid()}" / digest
 
     @property
