@@ -7,11 +7,10 @@ import functools
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fustor_agent import __version__
 from fustor_agent.config import AgentConfig
-from fustor_agent.console import ConsolePortInUse, DeclaredMetrics, start_console
 from fustor_agent.home import Home
 from fustor_agent.logs import current_pipe
 from fustor_agent.runtime.pipe import Pipe, idle_pipe_status
@@ -20,6 +19,9 @@ from fustor_agent.status import AgentStatus, ErrorInfo, PipeStatus, ReloadOutcom
 from fustor_agent.tap import TapHub
 from fustor_agent_sdk import MetricSpec
 from fustor_core import ConfigError
+
+if TYPE_CHECKING:
+    from fustor_agent.console.metrics import DeclaredMetrics
 
 __all__ = ["Agent"]
 
@@ -246,6 +248,9 @@ class Agent:
         settings = self.config.console
         if not settings.enabled:
             return
+        # Loaded here: with the console off the agent never imports its server.
+        from fustor_agent.console.serve import ConsolePortInUse, start_console
+
         try:
             self._console = await start_console(settings, self)
         except ConsolePortInUse as exc:
