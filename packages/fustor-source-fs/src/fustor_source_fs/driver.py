@@ -238,10 +238,12 @@ class FsSource(SourceDriver):
         # Every batch has been taken by the host: only such a complete pass may decide what
         # the next one skips.
         if holder:
-            self.tombstones.audit_ended(purged, holder[0].listed)
-            self._audit_cache = holder[0].new_cache
+            audit = holder.pop()
+            self.tombstones.audit_ended(purged, audit.listed)
+            # What is left of the old cache (directories gone) goes before the commit.
+            self._audit_cache, audit.cache, cache = audit.new_cache, {}, {}
             if sweep is not None and self._sweeper is not None:
-                self._sweeper.commit(sweep, holder[0].new_cache)
+                self._sweeper.commit(sweep, audit.new_cache)
         self._audits += 1
 
     def _realtime_pending(self, rel: str) -> bool:

@@ -313,7 +313,7 @@ class Sweeper:
                 if rel_dir in new_cache:
                     old = store.dirs.get(rel_dir) or before.get(rel_dir)
                     store.put(rel_dir, keep_unaccepted(old, blob))
-            self._before = {}
+            self._before, sweep.recorder.listed = {}, {}  # freed before retain() below
         for rel_dir, record in sweep.updates.items():
             if record is None:
                 store.drop(rel_dir)

@@ -101,6 +101,7 @@ class SweepStore:
         self.order: deque[str] = deque()
         self.files = 0
         self._blob_bytes = 0
+        self._stale = 0  # places in the rotation left by dropped directories
 
     def __len__(self) -> int:
         return len(self.dirs)
@@ -118,17 +119,21 @@ class SweepStore:
         old = self.dirs.pop(rel_dir, None)
         if old is not None:
             self._account(old, -1)  # its place in the rotation is removed lazily
+            self._stale += 1
 
     def retain(self, cache: Iterable[str]) -> None:
         """Forget every directory not in ``cache`` (no longer cached by the audit) and key the
         rest by ``cache``'s own strings, so one string per directory serves both (each audit
         builds new ones: without this the store would keep the first audit's copies)."""
-        dirs = self.dirs
+        dirs, may_repeat = self.dirs, self._stale > 0
         canon: dict[str, Any] = {d: d for d in cache if d in dirs}
         for rel_dir in [d for d in dirs if d not in canon]:
             self.drop(rel_dir)
-        # The rotation in its order, deduplicated, with the same strings; stale places go.
-        self.order = deque(canon[d] for d in dict.fromkeys(self.order) if d in canon)
+        # The rotation in its order with the same strings; stale places go (a directory
+        # dropped before and put again has two: the first is kept).
+        places = dict.fromkeys(self.order) if may_repeat else self.order
+        self.order = deque(canon[d] for d in places if d in canon)
+        self._stale = 0
         for rel_dir in canon:  # the same table now maps to the records
             canon[rel_dir] = dirs[rel_dir]
         self.dirs = canon
@@ -148,6 +153,7 @@ class SweepStore:
         if len(self.order) > len(self.dirs) + 16 + len(self.dirs) // 2:
             dirs = self.dirs
             self.order = deque(d for d in dict.fromkeys(self.order) if d in dirs)
+            self._stale = 0
 
     def _account(self, blob: bytes, sign: int) -> None:
         self.files += sign * file_count(blob)
