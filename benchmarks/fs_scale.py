@@ -355,7 +355,7 @@ def main() -> None:
         time.sleep(1)
         base_rss, _ = proc_mem(base.proc.pid)
         base.stop()
-    print(f"agent RSS on an empty directory: {base_rss / 2**20:.1f} MB")
+    print(f"agent RSS on an empty directory: {base_rss / 2**20:.1f} MiB")
     t = time.perf_counter()
     name, reason = choose(root, FsParams(), PathFilter())
     print(f"auto's choice took {time.perf_counter() - t:.2f} s: {name} ({reason})", flush=True)
@@ -383,7 +383,7 @@ def main() -> None:
                 print(
                     f"  snapshot: {rows:,} rows in {snap_s:.1f} s = {rows / snap_s:,.0f} rows/s "
                     f"({rows / snap_s / bare:.2f}x bare); done {snap_t:.1f} s after start; "
-                    f"agent RSS then {rss_snap / 2**20:.0f} MB"
+                    f"agent RSS then {rss_snap / 2**20:.0f} MiB"
                 )
                 a_t, a_cpu = echo.wait(agent.proc.pid, "audit_start")
                 report_latency(agent, leaves, args, "during the first audit")
@@ -403,13 +403,14 @@ def main() -> None:
                 )
                 delta = {k: slab2.get(k, 0) - slab.get(k, 0) for k in set(slab) | set(slab2)}
                 print(
-                    f"  kernel memory: SUnreclaim {(unreclaim2 - unreclaim) / 2**20:+.1f} MB; "
-                    + ", ".join(f"{k} {v / 2**20:+.1f} MB" for k, v in sorted(delta.items()))
+                    f"  kernel memory: SUnreclaim {(unreclaim2 - unreclaim) / 2**20:+.1f} MiB; "
+                    + ", ".join(f"{k} {v / 2**20:+.1f} MiB" for k, v in sorted(delta.items()))
                 )
                 extra = rss - base_rss
                 print(
-                    f"  agent RSS {rss / 2**20:.0f} MB after the audit (peak {hwm / 2**20:.0f} "
-                    f"MB; {rss_snap / 2**20:.0f} MB at the snapshot's end): "
+                    f"  agent RSS {rss / 2**20:.0f} MiB after the audit (peak {hwm / 2**20:.0f} "
+                    f"MiB = {hwm / 1e9:.2f} GB, target 1 GB; {rss_snap / 2**20:.0f} MiB at the "
+                    "snapshot's end): "
                     f"{extra / args.files:.0f} B/file, {extra / args.dirs:.0f} B/dir above empty"
                 )
                 if left() < args.seconds + 40:
@@ -421,7 +422,7 @@ def main() -> None:
                     f"changes: {busy * 100:.1f}%"
                 )
                 rss, hwm = proc_mem(agent.proc.pid)
-                print(f"  agent RSS at the end {rss / 2**20:.0f} MB (peak {hwm / 2**20:.0f} MB)")
+                print(f"  agent RSS at the end {rss / 2**20:.0f} MiB (peak {hwm / 2**20:.0f} MiB)")
             except OutOfTime as exc:
                 elapsed = time.monotonic() - agent.started
                 echo.poll(agent.proc.pid)
@@ -430,7 +431,7 @@ def main() -> None:
                 print(
                     f"  unfinished: --minutes used up {exc}; {rows:,} snapshot rows echoed "
                     f"after {elapsed:.0f} s ({rows / elapsed:,.0f} rows/s); agent RSS "
-                    f"{rss / 2**20:.0f} MB (peak {hwm / 2**20:.0f} MB)"
+                    f"{rss / 2**20:.0f} MiB (peak {hwm / 2**20:.0f} MiB)"
                 )
                 break
             finally:
