@@ -16,6 +16,7 @@ import pytest
 
 from fustor_agent import control
 from fustor_agent.home import Home
+from fustor_core import ConfigError
 
 NOBODY = 65534
 
@@ -163,3 +164,52 @@ def test_a_deep_home_uses_a_private_runtime_directory(
 
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / ("r" * 90)))  # too deep itself
     assert deep.control_socket == fallback
+
+
+def test_a_deep_home_spelt_another_way_finds_the_same_socket(tmp_path: Path) -> None:
+    """start, status and stop may name the home through '..' or a symlink."""
+    deep = tmp_path / ("x" * 120)
+    deep.mkdir()
+    (tmp_path / "short").symlink_to(deep)
+    socket_path = Home(deep).control_socket
+    assert Home(deep / ".." / deep.name).control_socket == socket_path
+    assert Home(tmp_path / "short").control_socket == socket_path
+
+
+def test_no_control_socket_path_that_fits_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("t" * 100)))
+    with pytest.raises(ConfigError, match="set XDG_RUNTIME_DIR or TMPDIR to a shorter") as err:
+        _ = Home(tmp_path / ("x" * 120)).control_socket
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's socket")
+def test_root_talks_to_another_users_agent_only_in_that_users_home(
+    request: pytest.FixtureRequest,
+) -> None:
+    # The deep-home fallback is a predictable name in a shared temporary directory: another
+    # user may plant a socket there, and root must not take it for its own agent's.
+    tmp_path = Path(tempfile.mkdtemp(prefix="ctl-"))  # socket paths stay under 108 bytes
+    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    planted_dir = shared / "fustor-agent-0" / "0123456789abcdef"
+    planted_dir.mkdir(parents=True, mode=0o700)
+    home = tmp_path / "home-of-nobody"
+    (home / "run").mkdir(parents=True, mode=0o700)
+    sockets = []
+    for directory in (planted_dir, home / "run"):
+        sockets.append(_bound_socket(directory / "agent.sock"))
+        for owned in (directory / "agent.sock", directory, directory.parent):
+            os.lchown(owned, NOBODY, NOBODY)
+    try:
+        with pytest.raises(control.UnsafePath, match="not in a home of that user"):
+            control.request(planted_dir / "agent.sock", {"cmd": "status"}, timeout=1)
+        control._connect(home / "run" / "agent.sock", 1).close()  # nobody's own home: fine
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -5,7 +5,8 @@ for a streaming command (``tap``), one object per line until either side closes.
 
 Only the agent's own user can use the channel: the socket is created owner-only (0600) in a
 directory only that user can write (0700), and neither side uses a socket or directory that
-belongs to another user (root may talk to any user's agent, as it could become that user).
+belongs to another user (root may talk to another user's agent in that user's home, as it
+could become that user).
 """
 
 from __future__ import annotations
@@ -95,6 +96,17 @@ def _check_peer_path(path: Path) -> None:
         raise UnsafePath(f"{path} is not a socket; not connecting to it")
     if me != 0 and owner != me:
         raise UnsafePath(f"{path} belongs to uid {owner}, not to this user; not connecting to it")
+    if (
+        me == 0
+        and owner != 0
+        and (path.parent.name != "run" or os.stat(path.parent.parent).st_uid != owner)
+    ):
+        # Root talks to another user's agent only in that user's own home: a socket in a
+        # shared place (the temporary directory of a deep home) could be anyone's.
+        raise UnsafePath(
+            f"{path} belongs to uid {owner} and is not in a home of that user "
+            "($FUSTOR_HOME/run); not connecting to it"
+        )
     if dir_st.st_uid != owner or dir_st.st_mode & 0o022 or not stat.S_ISDIR(dir_st.st_mode):
         raise UnsafePath(
             f"{path.parent} is not a private directory of uid {owner}; not connecting to {path}"

@@ -9,6 +9,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from fustor_core import ConfigError
+
 __all__ = ["Home"]
 
 DEFAULT_HOME = "~/.fustor"
@@ -73,19 +75,29 @@ class Home:
         A unix socket path is limited to ~108 bytes; a deep home gets a directory named
         after a digest of its path under ``$XDG_RUNTIME_DIR/fustor-agent`` (or, without
         one or if that is too deep as well, under ``fustor-agent-<uid>`` in the temporary
-        directory). The control channel
+        directory; :class:`ConfigError` if even that is too long). The control channel
         checks ownership and mode before it uses any of them (``control.private_dir``).
         """
-        path = self.root / "run"
-        if len(os.fsencode(path / SOCKET_NAME)) <= MAX_SOCKET_PATH:
+        # The home as the file system knows it: spelt with "..", or through a symlink, it
+        # must still give the same socket (start, status and stop may be typed apart).
+        real = Path(os.path.realpath(self.root))
+        path = real / "run"
+        if _fits(path):
             return path
-        digest = hashlib.sha256(os.fsencode(self.root)).hexdigest()[:16]
+        digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:16]
         runtime = os.environ.get("XDG_RUNTIME_DIR")
         if runtime and os.path.isabs(runtime):
             private = Path(runtime) / "fustor-agent" / digest
-            if len(os.fsencode(private / SOCKET_NAME)) <= MAX_SOCKET_PATH:
+            if _fits(private):
                 return private
-        return Path(tempfile.gettempdir()) / f"fustor-agent-{os.geteuid()}" / digest
+        fallback = Path(tempfile.gettempdir()) / f"fustor-agent-{os.geteuid()}" / digest
+        if not _fits(fallback):
+            raise ConfigError(
+                f"no control socket path fits the {MAX_SOCKET_PATH}-byte limit for FUSTOR_HOME="
+                f"{self.root}: {fallback / SOCKET_NAME} is too long too; set XDG_RUNTIME_DIR "
+                "or TMPDIR to a shorter directory, or use a shorter FUSTOR_HOME"
+            )
+        return fallback
 
     @property
     def control_socket(self) -> Path:
@@ -119,3 +131,7 @@ class Home:
         self.root.mkdir(parents=True, exist_ok=True)
         self.agent_id_file.write_text(new_id + "\n", encoding="utf-8")
         return new_id
+
+
+def _fits(directory: Path) -> bool:
+    return len(os.fsencode(directory / SOCKET_NAME)) <= MAX_SOCKET_PATH
