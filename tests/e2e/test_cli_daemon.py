@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,3 +151,27 @@ def test_daemon_that_cannot_start_says_why(run_cli, home_cleanup):
     assert "the agent exited at start" in result.stderr
     assert "pipes[0].source_id: unknown source 'a'" in result.stderr
     assert running_pid(home_cleanup / "agent.pid") is None
+
+
+def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, request):
+    """A deep home's socket follows XDG_RUNTIME_DIR: asked from another one, status still
+    exits 3 but says the agent runs and where it looked."""
+    deep = tmp_path / ("x" * 120)
+    deep.mkdir()
+    (deep / "agent-config.yaml").write_text(config(tmp_path / "out.jsonl", "p1"))
+    runtimes = [Path(tempfile.mkdtemp(prefix="xdg-")) for _ in range(2)]
+    for runtime in runtimes:
+        request.addfinalizer(lambda r=runtime: shutil.rmtree(r, ignore_errors=True))
+    env = {"FUSTOR_HOME": str(deep)}
+    pid = started_pid(run_cli("start", "-D", XDG_RUNTIME_DIR=str(runtimes[0]), **env))
+    try:
+        elsewhere = run_cli("status", XDG_RUNTIME_DIR=str(runtimes[1]), **env)
+        assert elsewhere.returncode == 3
+        assert f"not answering: agent pid {pid} holds" in elsewhere.stderr
+        assert str(runtimes[1]) in elsewhere.stderr
+        assert run_cli("status", XDG_RUNTIME_DIR=str(runtimes[0]), **env).returncode == 0
+    finally:
+        stop = run_cli("stop", XDG_RUNTIME_DIR=str(runtimes[0]), **env)
+        if stop.returncode != 0:
+            os.kill(pid, signal.SIGKILL)
+    assert stop.returncode == 0, stop.stderr

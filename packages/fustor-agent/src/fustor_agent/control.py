@@ -34,8 +34,8 @@ MAX_REQUEST = 64 * 1024
 
 
 class NotRunning(FustorError):
-    def __init__(self, home: Path) -> None:
-        super().__init__(f"not running (no agent answers for FUSTOR_HOME={home})")
+    def __init__(self, home: Path, why: str | None = None) -> None:
+        super().__init__(why or f"not running (no agent answers for FUSTOR_HOME={home})")
         self.home = home
 
 

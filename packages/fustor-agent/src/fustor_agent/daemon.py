@@ -129,7 +129,15 @@ def fetch_status(home: Home, timeout: float = 5.0) -> AgentStatus:
     try:
         answer = control.request(home.control_socket, {"cmd": "status"}, timeout=timeout)
     except control.NotRunning:
-        raise control.NotRunning(home.root) from None
+        pid = agent_pid(home)
+        if pid is None:
+            raise control.NotRunning(home.root) from None
+        raise control.NotRunning(
+            home.root,
+            f"not answering: agent pid {pid} holds {home.pid_file} but nothing answers on "
+            f"{home.control_socket} (still starting, or started with another XDG_RUNTIME_DIR "
+            "or TMPDIR?)",
+        ) from None
     try:
         return AgentStatus.model_validate(answer)
     except ValidationError as exc:
