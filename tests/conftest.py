@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,20 @@ import pytest
 from cli_support import agent_command
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def short_dir(request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """``short_dir(prefix)``: a new directory in the temporary directory, removed after the
+    test. Unix socket paths must stay under 108 bytes whatever pytest's ``tmp_path`` is
+    (under pytest-xdist it is longer)."""
+
+    def make(prefix: str) -> Path:
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        request.addfinalizer(lambda: shutil.rmtree(path, ignore_errors=True))
+        return path
+
+    return make
 
 
 @pytest.fixture

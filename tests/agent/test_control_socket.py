@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import socket
 import stat
 import tempfile
@@ -146,11 +145,10 @@ def test_a_stale_socket_of_our_own_is_replaced(tmp_path: Path) -> None:
 
 
 def test_a_deep_home_uses_a_private_runtime_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, short_dir: Callable[[str], Path]
 ) -> None:
     deep = Home(tmp_path / ("x" * 120))
-    runtime = Path(tempfile.mkdtemp(prefix="xdg-"))  # short, whatever tmp_path is
-    request.addfinalizer(lambda: shutil.rmtree(runtime, ignore_errors=True))
+    runtime = short_dir("xdg-")
     runtime.chmod(0o700)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
     assert deep.control_socket.parent.parent == runtime / "fustor-agent"
@@ -188,12 +186,11 @@ def test_no_control_socket_path_that_fits_is_a_one_line_error(
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to plant another user's socket")
 def test_root_talks_to_another_users_agent_only_in_that_users_home(
-    request: pytest.FixtureRequest,
+    short_dir: Callable[[str], Path],
 ) -> None:
     # The deep-home fallback is a predictable name in a shared temporary directory: another
     # user may plant a socket there, and root must not take it for its own agent's.
-    tmp_path = Path(tempfile.mkdtemp(prefix="ctl-"))  # socket paths stay under 108 bytes
-    request.addfinalizer(lambda: shutil.rmtree(tmp_path, ignore_errors=True))
+    tmp_path = short_dir("ctl-")
     shared = tmp_path / "tmp"
     shared.mkdir()
     shared.chmod(0o1777)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,15 +151,13 @@ def test_daemon_that_cannot_start_says_why(run_cli, home_cleanup):
     assert running_pid(home_cleanup / "agent.pid") is None
 
 
-def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, request):
+def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, short_dir):
     """A deep home's socket follows XDG_RUNTIME_DIR: asked from another one, status still
     exits 3 but says the agent runs and where it looked."""
     deep = tmp_path / ("x" * 120)
     deep.mkdir()
     (deep / "agent-config.yaml").write_text(config(tmp_path / "out.jsonl", "p1"))
-    runtimes = [Path(tempfile.mkdtemp(prefix="xdg-")) for _ in range(2)]
-    for runtime in runtimes:
-        request.addfinalizer(lambda r=runtime: shutil.rmtree(r, ignore_errors=True))
+    runtimes = [short_dir("xdg-") for _ in range(2)]
     env = {"FUSTOR_HOME": str(deep)}
     pid = started_pid(run_cli("start", "-D", XDG_RUNTIME_DIR=str(runtimes[0]), **env))
     try:
