@@ -103,3 +103,29 @@ def test_text_lines_are_readable(tmp_path: Path, capsys) -> None:  # type: ignor
         '[pipe-1] snapshot      update dir  "/dir" size=4096 mtime=1.500',
         "[pipe-1] signal snapshot_end",
     ]
+
+
+def test_json_lines_keep_a_row_with_raw_bytes_outside_its_paths(tmp_path: Path) -> None:
+    """A name's raw bytes are escaped in ``path`` (protocol §2.1); elsewhere in a row (a
+    third-party driver's own field) they are written as a JSON escape, never a failed send,
+    and the rows around it keep the fast encoding."""
+    out = tmp_path / "out.jsonl"
+    sender = make_sender(tmp_path, format="json", output=str(out))
+    raw = os.fsdecode(b"caf\xe9")
+    rows = [
+        {"path": "/a", "size": 1, "modified_time": 1.5},
+        {"path": "/b", "size": 2, "modified_time": 1.5, "owner": raw},
+        {"path": "/\u00e9t\u00e9", "size": 3, "modified_time": 1.5},
+    ]
+
+    async def run() -> None:
+        assert (await sender.send(Batch.of(MessageSource.AUDIT, EventType.UPDATE, rows))).ok
+        await sender.close()
+
+    asyncio.run(run())
+    text = out.read_bytes().decode("utf-8")
+    assert [json.loads(line) for line in text.splitlines()] == [
+        {"pipe_id": "pipe-1", "message_source": "audit", "event_type": "update", "row": row}
+        for row in rows
+    ]
+    assert sender.status() == {"rows_written": 3, "signals_written": 0}

@@ -23,7 +23,7 @@ from fustor_core import (
     SendResult,
     SessionInfo,
 )
-from fustor_sender_echo.format import json_row, json_signal, text_row, text_signal
+from fustor_sender_echo.format import json_lines, json_signal, text_lines, text_signal
 
 __all__ = ["EchoConfig", "EchoParams", "EchoSender"]
 
@@ -59,24 +59,26 @@ class EchoSender(SenderDriver):
         super().__init__(sender_id, config, context)
         assert isinstance(config, EchoConfig)
         self.params = config.driver_params
-        self._row = json_row if self.params.format == "json" else text_row
+        self._lines = json_lines if self.params.format == "json" else text_lines
         self._signal = json_signal if self.params.format == "json" else text_signal
-        self._out: IO[str] | None = None
+        self._out: IO[bytes] | None = None
         self.rows_written = 0
         self.signals_written = 0
 
-    def _stream(self) -> IO[str]:
+    def _stream(self) -> IO[bytes]:
         if self._out is None:
             if self.params.output:
-                self._out = open(self.params.output, "a", encoding="utf-8")
+                self._out = open(self.params.output, "ab")
             else:
-                self._out = sys.stdout
+                sys.stdout.flush()  # lines printed as text before ours come first
+                self._out = sys.stdout.buffer
         return self._out
 
-    def _write(self, lines: list[str]) -> None:
+    def _write(self, data: bytes) -> None:
+        """Append UTF-8 ``data`` (whole lines) to the output and flush it."""
         try:
             out = self._stream()
-            out.write("\n".join(lines) + "\n")
+            out.write(data)
             out.flush()
         except OSError as exc:
             # A missing directory or a read-only target does not heal by itself; a full disk
@@ -86,6 +88,9 @@ class EchoSender(SenderDriver):
                 f"echo sender {self.sender_id!r}: cannot write to {target}: {exc.strerror}",
                 retriable=False,
             ) from exc
+
+    def _write_line(self, line: str) -> None:
+        self._write(line.encode("utf-8", "backslashreplace") + b"\n")
 
     async def open_session(self) -> SessionInfo:
         return SessionInfo(
@@ -100,19 +105,14 @@ class EchoSender(SenderDriver):
         return HeartbeatResult(role=Role.LEADER)
 
     async def send(self, batch: Batch) -> SendResult:
-        pipe = self.context.pipe_id
-        lines = [
-            self._row(pipe, event.message_source.value, event.event_type.value, row)
-            for event in batch.events
-            for row in event.rows
-        ]
-        if lines:
-            self._write(lines)
-            self.rows_written += len(lines)
+        rows = batch.row_count
+        if rows:
+            self._write(self._lines(self.context.pipe_id, batch))
+            self.rows_written += rows
         return SEND_OK
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
-        self._write([self._signal(self.context.pipe_id, signal.value, details)])
+        self._write_line(self._signal(self.context.pipe_id, signal.value, details))
         self.signals_written += 1
         return SEND_OK
 
@@ -121,11 +121,11 @@ class EchoSender(SenderDriver):
 
     async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
         details: dict[str, Any] = {"updates": updates}
-        self._write([self._signal(self.context.pipe_id, "sentinel_feedback", details)])
+        self._write_line(self._signal(self.context.pipe_id, "sentinel_feedback", details))
         return SEND_OK
 
     async def close(self) -> None:
-        if self._out is not None and self._out is not sys.stdout:
+        if self._out is not None and self.params.output:
             self._out.close()
         self._out = None
 
