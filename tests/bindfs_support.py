@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
+
+from debian_support import apt_install
 
 __all__ = ["ensure_bindfs"]
 
@@ -17,12 +17,7 @@ def ensure_bindfs() -> str:
     """
     path = shutil.which("bindfs")
     if path is None:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        # A fresh machine may have no package lists yet.
-        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
-        subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "bindfs"], check=True, env=env, timeout=600
-        )
+        apt_install("bindfs")
         path = shutil.which("bindfs")
     if path is None:
         raise RuntimeError("apt-get installed bindfs but it is not on PATH")
