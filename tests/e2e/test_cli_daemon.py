@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +172,29 @@ def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, short_d
         if stop.returncode != 0:
             os.kill(pid, signal.SIGKILL)
     assert stop.returncode == 0, stop.stderr
+
+
+def test_a_fifo_output_nobody_reads_yet_does_not_hold_the_agent(run_cli, home_cleanup, tmp_path):
+    """The echo sender opens and writes its output off the event loop: a FIFO with no
+    reader holds that pipe back, while the agent starts, answers status and stops."""
+    home = home_cleanup
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    (home / "agent-config.yaml").write_text(config(fifo, "p1"))
+    pid = started_pid(run_cli("start", "-D"))
+    assert status_json(run_cli)["pid"] == pid
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # now the pipe's rows can flow
+    try:
+        lines = b""
+        for _ in range(200):
+            try:
+                lines += os.read(reader, 65536)
+            except BlockingIOError:
+                pass
+            if b"snapshot_end" in lines:
+                break
+            time.sleep(0.05)
+        assert b'"path":"/a"' in lines and b"snapshot_end" in lines
+    finally:
+        assert run_cli("stop").returncode == 0
+        os.close(reader)

@@ -24,7 +24,16 @@ from typing import Any
 
 from fustor_core import FustorError
 
-__all__ = ["NotRunning", "UnsafePath", "private_dir", "remove_socket", "request", "serve", "stream"]
+__all__ = [
+    "NoAnswer",
+    "NotRunning",
+    "UnsafePath",
+    "private_dir",
+    "remove_socket",
+    "request",
+    "serve",
+    "stream",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +46,10 @@ class NotRunning(FustorError):
     def __init__(self, home: Path, why: str | None = None) -> None:
         super().__init__(why or f"not running (no agent answers for FUSTOR_HOME={home})")
         self.home = home
+
+
+class NoAnswer(FustorError):
+    """An agent accepted the control connection but did not answer in time."""
 
 
 class UnsafePath(FustorError):
@@ -239,7 +252,7 @@ def request(path: Path, payload: dict[str, Any], timeout: float = 5.0) -> dict[s
                     break
                 chunks.append(chunk)
         except TimeoutError:
-            raise FustorError(f"the agent did not answer on {path} within {timeout:.0f}s") from None
+            raise NoAnswer(f"the agent did not answer on {path} within {timeout:.0f}s") from None
     data = json.loads(b"".join(chunks) or b"{}")
     if not isinstance(data, dict):
         raise FustorError("the agent answered the control request with something unexpected")

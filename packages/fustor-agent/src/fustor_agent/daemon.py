@@ -87,8 +87,8 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
             raise FustorError(f"the agent exited at start (code {code}): {detail}")
         try:
             answer = control.request(home.control_socket, {"cmd": "ping"}, timeout=1.0)
-        except (control.NotRunning, OSError, ValueError):
-            answer = {}
+        except (control.NotRunning, control.NoAnswer, OSError, ValueError):
+            answer = {}  # not listening yet, or busy starting: ask again until the deadline
         if answer.get("pid") == proc.pid:
             return proc.pid
         time.sleep(0.05)

@@ -6,9 +6,12 @@ server: audits and sentinel checks run at the intervals given in its ``driver_pa
 
 from __future__ import annotations
 
-import sys
+import asyncio
+import os
 import uuid
-from typing import IO, Any, Literal
+from typing import Any, Literal
+
+from pydantic import field_validator
 
 from fustor_agent_sdk import MetricKind, MetricSpec, PipeContext, SenderConfig, SenderDriver
 from fustor_agent_sdk.config import StrictModel
@@ -24,6 +27,7 @@ from fustor_core import (
     SessionInfo,
 )
 from fustor_sender_echo.format import json_lines, json_signal, text_lines, text_signal
+from fustor_sender_echo.output import Output
 
 __all__ = ["EchoConfig", "EchoParams", "EchoSender"]
 
@@ -32,13 +36,29 @@ class EchoParams(StrictModel):
     format: Literal["text", "json"] = "text"
     """``text``: one readable line per row; ``json``: one JSON object per line."""
     output: str | None = None
-    """File to append to instead of standard output."""
+    """File to append to instead of standard output (an absolute path; ``~`` expands)."""
     audit_interval_sec: float | None = None
     """Seconds between audits of the emulated leader session; null or 0 = no audits."""
     sentinel_interval_sec: float | None = None
     """Seconds between sentinel rounds; null or 0 = none."""
     sentinel_paths: list[str] = []
     """Root-relative paths handed out as sentinel tasks each round."""
+
+    @field_validator("output")
+    @classmethod
+    def _output_is_absolute(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        path = os.path.expanduser(value)
+        if not os.path.isabs(path):
+            # Resolved against the working directory it would silently change meaning
+            # between a shell and a service (systemd starts services in /).
+            raise ValueError(
+                f"output {value!r} is relative; write the absolute path (from the current "
+                f"directory it would be {os.path.abspath(path)!r}; under systemd, "
+                f"{os.path.join('/', path)!r})"
+            )
+        return path
 
 
 class EchoConfig(SenderConfig):
@@ -61,36 +81,31 @@ class EchoSender(SenderDriver):
         self.params = config.driver_params
         self._lines = json_lines if self.params.format == "json" else text_lines
         self._signal = json_signal if self.params.format == "json" else text_signal
-        self._out: IO[bytes] | None = None
+        self._output = Output(self.params.output)
         self.rows_written = 0
         self.signals_written = 0
 
-    def _stream(self) -> IO[bytes]:
-        if self._out is None:
-            if self.params.output:
-                self._out = open(self.params.output, "ab")
-            else:
-                sys.stdout.flush()  # lines printed as text before ours come first
-                self._out = sys.stdout.buffer
-        return self._out
-
-    def _write(self, data: bytes) -> None:
-        """Append UTF-8 ``data`` (whole lines) to the output and flush it."""
+    async def _write(self, data: bytes) -> None:
+        """Append ``data`` (whole UTF-8 lines) to the output, in a worker thread: a slow
+        reader or a FIFO that nobody reads yet holds this pipe back, not the agent."""
         try:
-            out = self._stream()
-            out.write(data)
-            out.flush()
+            await asyncio.to_thread(self._output.write, data)
         except OSError as exc:
             # A missing directory or a read-only target does not heal by itself; a full disk
             # might, but the host must not spin on it either: report it, don't retry blindly.
-            target = self.params.output or "standard output"
             raise DriverError(
-                f"echo sender {self.sender_id!r}: cannot write to {target}: {exc.strerror}",
+                f"echo sender {self.sender_id!r}: cannot write to {self._output.name}: "
+                f"{exc.strerror or exc}",
                 retriable=False,
             ) from exc
 
-    def _write_line(self, line: str) -> None:
-        self._write(line.encode("utf-8", "backslashreplace") + b"\n")
+    async def check_connection(self) -> list[str]:
+        """Whether the output could be written, without creating or changing it."""
+        problem = None if self.params.output is None else _output_problem(self.params.output)
+        return [problem] if problem else []
+
+    async def _write_line(self, line: str) -> None:
+        await self._write(line.encode("utf-8", "backslashreplace") + b"\n")
 
     async def open_session(self) -> SessionInfo:
         return SessionInfo(
@@ -107,12 +122,12 @@ class EchoSender(SenderDriver):
     async def send(self, batch: Batch) -> SendResult:
         rows = batch.row_count
         if rows:
-            self._write(self._lines(self.context.pipe_id, batch))
+            await self._write(self._lines(self.context.pipe_id, batch))
             self.rows_written += rows
         return SEND_OK
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
-        self._write_line(self._signal(self.context.pipe_id, signal.value, details))
+        await self._write_line(self._signal(self.context.pipe_id, signal.value, details))
         self.signals_written += 1
         return SEND_OK
 
@@ -121,13 +136,25 @@ class EchoSender(SenderDriver):
 
     async def sentinel_feedback(self, updates: list[Row]) -> SendResult:
         details: dict[str, Any] = {"updates": updates}
-        self._write_line(self._signal(self.context.pipe_id, "sentinel_feedback", details))
+        await self._write_line(self._signal(self.context.pipe_id, "sentinel_feedback", details))
         return SEND_OK
 
     async def close(self) -> None:
-        if self._out is not None and self.params.output:
-            self._out.close()
-        self._out = None
+        self._output.close()
 
     def status(self) -> dict[str, Any]:
         return {"rows_written": self.rows_written, "signals_written": self.signals_written}
+
+
+def _output_problem(path: str) -> str | None:
+    """Why ``path`` could not be appended to (``None``: it could), judged without writing."""
+    if os.path.isdir(path):
+        return f"output {path!r} is a directory"
+    if os.path.exists(path):
+        return None if os.access(path, os.W_OK) else f"output {path!r} is not writable"
+    parent = os.path.dirname(path)
+    if not os.path.isdir(parent):
+        return f"output {path!r}: directory {parent!r} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"output {path!r} cannot be created: {parent!r} is not writable"
+    return None
