@@ -131,3 +131,19 @@ def test_echo_json_matches_the_files_on_disk(watch, tmp_path):
     assert realtime["/sub/new.txt"]["row"]["size"] == 10
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
+
+
+def test_a_root_whose_name_is_not_utf8_is_logged_escaped_never_lost(watch, tmp_path, fustor_home):
+    root = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), b"caf\xe9")))
+    root.mkdir()
+    (root / "a.txt").write_text("x")
+    proc, lines = watch(root, "--format", "json")
+    lines.wait_for(lambda line: "snapshot_end" in line, timeout=20)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    err = (tmp_path / "agent.err").read_text(encoding="utf-8")
+    log = (fustor_home / "logs" / "agent.log").read_text(encoding="utf-8")
+    assert "Logging error" not in err and "UnicodeEncodeError" not in err
+    for text in (err, log):  # the raw byte, shown escaped, in every line that names the root
+        assert "realtime backend for " + str(tmp_path) + "/caf\\udce9" in text
+        assert "watching 1 directories under " + str(tmp_path) + "/caf\\udce9" in text

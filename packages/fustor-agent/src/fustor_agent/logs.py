@@ -146,8 +146,15 @@ def setup_logging(home: Home, setup: LogSetup) -> None:
     handlers: list[tuple[logging.Handler, logging.Formatter]] = []
     if setup.file if setup.file is not None else not journal:
         home.log_dir.mkdir(parents=True, exist_ok=True)
+        # backslashreplace: a name that is not valid UTF-8 (surrogate escapes) is written
+        # escaped, as on stderr, instead of its whole line being lost to a logging error.
         file_handler = logging.handlers.RotatingFileHandler(
-            home.log_file, mode="a", maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
+            home.log_file,
+            mode="a",
+            maxBytes=MAX_BYTES,
+            backupCount=BACKUPS,
+            encoding="utf-8",
+            errors="backslashreplace",
         )
         handlers.append((file_handler, _formatter(setup.format, journal=False)))
     if setup.stderr or journal:
