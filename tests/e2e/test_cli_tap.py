@@ -180,3 +180,25 @@ def test_tap_of_an_unknown_pipe_or_without_agent(agent: Agent, tmp_path: Path) -
         [agent_command(), "tap"], env=agent.env, capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 1 and result.stderr.startswith("error: not running"), result
+
+
+def test_a_tap_whose_reader_goes_away_ends_quietly(agent: Agent, tmp_path: Path) -> None:
+    """``tap | head -2``: once the reader is gone the tap ends with 0, no traceback."""
+    err = tmp_path / "tap.err"
+    # Python's ordinary buffered stdout (PYTHONUNBUFFERED would hide the exit-time flush).
+    agent.env = {k: v for k, v in agent.env.items() if k != "PYTHONUNBUFFERED"}
+    read_fd, write_fd = os.pipe()
+    with os.fdopen(write_fd, "wb") as stdout:
+        tap = agent.tap("--format", "json", stdout=stdout, stderr=err)
+    with os.fdopen(read_fd, "rb") as reader:
+        (agent.tree / "first").write_text("1")
+        while b'"/first"' not in reader.readline():
+            pass
+    for i in range(50):  # rows into a pipe nobody reads any more
+        (agent.tree / f"more{i}").write_text("x")
+        if tap.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert tap.wait(timeout=20) == 0
+    text = err.read_text()
+    assert "Traceback" not in text and "BrokenPipeError" not in text, text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -200,7 +201,11 @@ def tap(
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
-        sys.stderr.close()  # the reader (head, less) is gone; nothing more to say
+        # The reader (head, less) is gone: nothing more to say, and nothing left for the
+        # interpreter to flush into the closed pipe at exit (that would exit 120).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 # -- the configuration ---------------------------------------------------------------------
