@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-__all__ = ["SenderConfig", "SourceConfig", "StrictModel"]
+__all__ = ["SenderConfig", "SourceConfig", "StrictModel", "absolute_path"]
+
+
+def absolute_path(key: str, value: str) -> str:
+    """``value`` with ``~`` expanded, normalised; for the validators of path settings.
+
+    Raises ``ValueError`` (pydantic reports it against the key) when the path is relative:
+    resolved against the working directory, it would silently change meaning between a shell
+    and a service (systemd starts services in ``/``), so the message names both readings.
+    """
+    path = os.path.expanduser(value)
+    if not os.path.isabs(path):
+        raise ValueError(
+            f"{key} {value!r} is relative; write the absolute path (from the current "
+            f"directory it would be {os.path.abspath(path)!r}; under systemd, "
+            f"{os.path.join('/', path)!r})"
+        )
+    return os.path.abspath(path)
 
 
 class StrictModel(BaseModel):

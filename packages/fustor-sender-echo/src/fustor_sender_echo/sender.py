@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from fustor_agent_sdk import MetricKind, MetricSpec, PipeContext, SenderConfig, SenderDriver
-from fustor_agent_sdk.config import StrictModel
+from fustor_agent_sdk.config import StrictModel, absolute_path
 from fustor_core import (
     SEND_OK,
     Batch,
@@ -47,18 +47,7 @@ class EchoParams(StrictModel):
     @field_validator("output")
     @classmethod
     def _output_is_absolute(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        path = os.path.expanduser(value)
-        if not os.path.isabs(path):
-            # Resolved against the working directory it would silently change meaning
-            # between a shell and a service (systemd starts services in /).
-            raise ValueError(
-                f"output {value!r} is relative; write the absolute path (from the current "
-                f"directory it would be {os.path.abspath(path)!r}; under systemd, "
-                f"{os.path.join('/', path)!r})"
-            )
-        return path
+        return None if value is None else absolute_path("output", value)
 
 
 class EchoConfig(SenderConfig):

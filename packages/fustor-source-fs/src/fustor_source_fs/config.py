@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from fustor_agent_sdk import SourceConfig
-from fustor_agent_sdk.config import StrictModel
+from fustor_agent_sdk.config import StrictModel, absolute_path
 
 __all__ = ["FsParams", "FsSourceConfig"]
 
@@ -73,16 +73,7 @@ class FsSourceConfig(SourceConfig):
         path = value[len("file://") :] if value.startswith("file://") else value
         if not path:
             raise ValueError("uri is empty: give the directory to watch")
-        path = os.path.expanduser(path)
-        if not os.path.isabs(path):
-            # Resolved against the working directory it would silently change meaning
-            # between a shell and a service (systemd starts services in /).
-            raise ValueError(
-                f"uri {value!r} is relative; write the absolute path (from the current "
-                f"directory it would be {os.path.abspath(path)!r}; under systemd, "
-                f"{os.path.join('/', path)!r})"
-            )
-        path = os.path.abspath(path)
+        path = absolute_path("uri", path)
         if not os.path.exists(path):
             raise ValueError(f"uri {path!r} does not exist")
         if not os.path.isdir(path):
