@@ -206,3 +206,82 @@ def test_validate_connect_names_an_output_that_cannot_be_written(tmp_path: Path)
     fine = tmp_path / "rows.jsonl"
     assert problems(fine) == []
     assert not fine.exists()  # checked, not created
+
+
+def test_a_fifo_nobody_opened_is_retried_and_never_blocks(tmp_path: Path) -> None:
+    """No reader yet: the send fails at once as retriable (the host retries it), and the
+    sender closes at once; once a reader opens the FIFO the rows flow."""
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    sender = make_sender(tmp_path, output=str(fifo))
+
+    async def first() -> None:
+        with pytest.raises(DriverError, match="no reader has opened the FIFO yet") as raised:
+            await asyncio.wait_for(sender.send(batch(0, 3)), 5)
+        assert raised.value.retriable
+
+    asyncio.run(first())
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        assert asyncio.run(sender.send(batch(0, 3))).ok
+        assert sizes(os.read(reader, 65536).decode()) == [0, 1, 2]
+    finally:
+        os.close(reader)
+        asyncio.run(sender.close())
+
+
+def test_closing_ends_a_write_that_waits_for_a_stalled_reader(tmp_path: Path) -> None:
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # opened, never read
+    sender = make_sender(tmp_path, output=str(fifo))
+
+    async def run() -> None:
+        send = asyncio.ensure_future(sender.send(batch(0, 5000)))  # far more than a pipe holds
+        await asyncio.sleep(0.5)
+        assert not send.done()
+        started = time.monotonic()
+        await sender.close()
+        with pytest.raises(DriverError, match="closed while the reader was behind"):
+            await asyncio.wait_for(send, 5)
+        assert time.monotonic() - started < 2
+
+    try:
+        asyncio.run(run())
+    finally:
+        os.close(reader)
+
+
+def test_a_failed_write_to_stdout_redirected_with_truncation_leaves_no_hole(
+    tmp_path: Path, small_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``> file`` (not ``>>``): the descriptor's offset goes back with the cut, so the next
+    write follows the last whole line instead of leaving a run of NUL bytes."""
+    out = small_tmpfs / "stdout.jsonl"
+    filler = small_tmpfs / "filler"
+    filler.write_bytes(b"\0" * 65536)
+    stream = out.open("w")
+    monkeypatch.setattr(sys, "stdout", stream)
+    sender = make_sender(tmp_path)
+
+    async def run() -> list[int]:
+        sent: list[int] = []
+        n = 0
+        while True:
+            try:
+                await sender.send(batch(n * 1000, 1000))
+            except DriverError:
+                break
+            sent.extend(range(n * 1000, n * 1000 + 1000))
+            n += 1
+        filler.unlink()
+        assert (await sender.send(batch(10**6, 10))).ok
+        return sent
+
+    try:
+        sent = asyncio.run(run())
+    finally:
+        stream.close()
+    data = out.read_bytes()
+    assert b"\0" not in data
+    assert sizes(data.decode()) == sent + list(range(10**6, 10**6 + 10))

@@ -11,24 +11,32 @@ Lines are written whole or not at all, as far as the kernel allows:
   failed batch leaves no half line behind;
 - nothing is kept in a buffer: a batch that failed is not written later, glued to another.
 
-All calls block (a FIFO's ``open`` until a reader comes, a write while the reader is slow):
-the sender makes them in a worker thread.
+A FIFO is opened without waiting: with no reader yet the open fails with ``ENXIO``, which
+the sender reports as retriable. Writes wait while a reader is slow (the sender makes them
+in a worker thread); into a FIFO that wait ends when :meth:`Output.close` is called, so a
+reader that stopped reading never keeps the agent from stopping.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import select
 import stat
 import sys
+import threading
 from collections.abc import Iterator
 from typing import TextIO
 
 __all__ = ["Output"]
 
-_FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+_FILE_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NONBLOCK
+"""O_NONBLOCK: a FIFO without a reader fails at once (ENXIO) instead of blocking the open;
+a regular file ignores it."""
+_WAIT_SEC = 0.25
+"""How often a write waiting for a FIFO's reader checks whether the output was closed."""
 
 
 class Output:
@@ -42,6 +50,10 @@ class Output:
         """Standard output replaced by an object without a descriptor (a test's capture)."""
         self._regular = False
         self._pipe = False
+        self._append = False
+        self._lock = threading.Lock()
+        self._writing = False
+        self._closing = False
 
     @property
     def name(self) -> str:
@@ -66,6 +78,8 @@ class Output:
         mode = os.fstat(fd).st_mode
         self._regular = stat.S_ISREG(mode)
         self._pipe = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+        self._append = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
+        self._closing = False
         self._fd = fd
 
     def write(self, data: bytes) -> None:
@@ -75,37 +89,61 @@ class Output:
             self._stream.write(data.decode("utf-8", "backslashreplace"))
             self._stream.flush()
             return
-        fd = self._fd
-        assert fd is not None
-        start = os.fstat(fd).st_size if self._regular else 0
+        with self._lock:
+            fd = self._fd
+            if fd is None or self._closing:
+                raise OSError(errno.EBADF, "the output is closed")
+            self._writing = True
+        try:
+            self._write(fd, data)
+        finally:
+            with self._lock:
+                self._writing = False
+                if self._closing:
+                    self._close_fd()
+
+    def _write(self, fd: int, data: bytes) -> None:
+        # Where this write starts: the end for an appending descriptor, else its offset
+        # (standard output redirected with ">").
+        start = 0
+        if self._regular:
+            start = os.fstat(fd).st_size if self._append else os.lseek(fd, 0, os.SEEK_CUR)
         try:
             for piece in _pieces(data, select.PIPE_BUF) if self._pipe else (data,):
-                _write_all(fd, piece)
+                self._write_all(fd, piece)
         except OSError:
             if self._regular:
-                try:
+                with contextlib.suppress(OSError):
                     os.ftruncate(fd, start)
-                except OSError:
-                    pass
+                    os.lseek(fd, start, os.SEEK_SET)  # no hole before the next write
             raise
 
+    def _write_all(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(fd, view)
+            except BlockingIOError:  # the reader is behind: wait until it takes more
+                select.select([], [fd], [], _WAIT_SEC)
+                if self._closing:
+                    raise OSError(errno.ECANCELED, "closed while the reader was behind") from None
+                continue
+            view = view[written:]
+
     def close(self) -> None:
-        """Close a file it opened (never standard output); never raises."""
-        fd, self._fd, self._stream = self._fd, None, None
+        """Close a file it opened (never standard output), at once or, while a write waits
+        for a reader, as soon as that write gives up; never raises."""
+        with self._lock:
+            self._closing = True
+            self._stream = None
+            if not self._writing:
+                self._close_fd()
+
+    def _close_fd(self) -> None:
+        fd, self._fd = self._fd, None
         if fd is not None and self.path is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except BlockingIOError:  # a non-blocking descriptor: wait until it takes more
-            select.select([], [fd], [])
-            continue
-        view = view[written:]
 
 
 def _pieces(data: bytes, limit: int) -> Iterator[bytes]:

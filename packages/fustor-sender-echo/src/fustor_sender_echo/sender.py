@@ -7,6 +7,7 @@ server: audits and sentinel checks run at the intervals given in its ``driver_pa
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import uuid
 from typing import Any, Literal
@@ -80,13 +81,14 @@ class EchoSender(SenderDriver):
         try:
             await asyncio.to_thread(self._output.write, data)
         except OSError as exc:
+            where = f"echo sender {self.sender_id!r}: cannot write to {self._output.name}"
+            if exc.errno == errno.ENXIO:  # a FIFO: retried until a reader opens it
+                raise DriverError(
+                    f"{where}: no reader has opened the FIFO yet", retriable=True
+                ) from exc
             # A missing directory or a read-only target does not heal by itself; a full disk
             # might, but the host must not spin on it either: report it, don't retry blindly.
-            raise DriverError(
-                f"echo sender {self.sender_id!r}: cannot write to {self._output.name}: "
-                f"{exc.strerror or exc}",
-                retriable=False,
-            ) from exc
+            raise DriverError(f"{where}: {exc.strerror or exc}", retriable=False) from exc
 
     async def check_connection(self) -> list[str]:
         """Whether the output could be written, without creating or changing it."""
