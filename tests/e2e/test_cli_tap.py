@@ -202,3 +202,16 @@ def test_a_tap_whose_reader_goes_away_ends_quietly(agent: Agent, tmp_path: Path)
     assert tap.wait(timeout=20) == 0
     text = err.read_text()
     assert "Traceback" not in text and "BrokenPipeError" not in text, text
+
+
+def test_a_tap_with_standard_output_closed_says_so(tmp_path: Path) -> None:
+    env = {**os.environ, "FUSTOR_HOME": str(tmp_path)}
+    done = subprocess.run(
+        ["sh", "-c", f'"{agent_command()}" tap >&-'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: standard output is closed: nowhere to show the rows"

@@ -20,6 +20,7 @@ from fustor_agent.config import load_config
 from fustor_agent.home import Home
 from fustor_agent.plugins import load_registry
 from fustor_agent.selection import select_pipes, split_targets
+from fustor_core import FustorError
 
 __all__ = ["EXIT_NOT_RUNNING", "cli", "main"]
 
@@ -188,6 +189,8 @@ def tap(
     A tap that cannot keep up drops rows for itself and says how many; delivery never waits
     for it. Works without the web console.
     """
+    if sys.stdout is None:
+        raise FustorError("standard output is closed: nowhere to show the rows")
     try:
         tapview.follow(
             home,
