@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +57,16 @@ def status_json(run_cli) -> dict:
     result = run_cli("status", "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def exited(pid: int) -> bool:
+    """Whether process ``pid`` is gone or a zombie (exited, its parent has not reaped it:
+    an orphaned daemon may wait for that on a machine whose init is slow to reap)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
 
 
 def started_pid(result) -> int:
@@ -198,3 +209,44 @@ def test_a_fifo_output_nobody_reads_yet_does_not_hold_the_agent(run_cli, home_cl
     finally:
         assert run_cli("stop").returncode == 0
         os.close(reader)
+
+
+def test_an_agent_whose_fifo_output_is_never_read_stops(run_cli, home_cleanup, tmp_path):
+    home = home_cleanup
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)
+    (home / "agent-config.yaml").write_text(config(fifo, "p1"))
+    pid = started_pid(run_cli("start", "-D"))
+    assert status_json(run_cli)["pid"] == pid
+    started = time.monotonic()
+    assert run_cli("stop").returncode == 0
+    assert time.monotonic() - started < 30
+    assert exited(pid)
+    assert "no reader has opened the FIFO yet" in (home / "logs" / "agent.log").read_text()
+
+
+def test_stop_waits_for_the_process_and_counts_an_unreaped_one_as_gone(
+    run_cli, home_cleanup, tmp_path, agent_cmd
+):
+    """``stop`` returns once the agent process has exited, not merely let go of its pid
+    file; a foreground agent its starter has not reaped yet (a zombie) is exited."""
+    home = home_cleanup
+    (home / "agent-config.yaml").write_text(config(tmp_path / "echo.jsonl", "p1"))
+    proc = subprocess.Popen(
+        [agent_cmd, "start", "--no-stderr-log"],
+        env={**os.environ, "FUSTOR_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while run_cli("status").returncode != 0:
+            assert time.monotonic() < deadline, "the agent did not start"
+            time.sleep(0.2)
+        started = time.monotonic()
+        stopped = run_cli("stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert time.monotonic() - started < 30
+        assert exited(proc.pid)  # and not yet reaped by us: a zombie
+    finally:
+        proc.wait(timeout=30)

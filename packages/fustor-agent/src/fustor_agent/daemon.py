@@ -118,10 +118,30 @@ def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> int:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if running_pid(home.pid_file) is None:
+        # The pid file is let go at the end of the run; the process is gone only after the
+        # interpreter's own shutdown (threads joined, files flushed): wait for both.
+        if running_pid(home.pid_file) is None and not _alive(pid):
             return pid
         time.sleep(0.05)
     raise FustorError(f"the agent (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs: an exited process its parent has not reaped yet (a
+    zombie, e.g. a foreground agent started by a script) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            # "pid (comm) state ...": comm may hold spaces and parentheses, so the state is
+            # the first field after the last ")".
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc here: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
 
 
 def fetch_status(home: Home, timeout: float = 5.0) -> AgentStatus:
