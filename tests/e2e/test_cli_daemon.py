@@ -185,15 +185,21 @@ def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, short_d
     assert stop.returncode == 0, stop.stderr
 
 
-def test_a_fifo_output_nobody_reads_yet_does_not_hold_the_agent(run_cli, home_cleanup, tmp_path):
-    """The echo sender opens and writes its output off the event loop: a FIFO with no
-    reader holds that pipe back, while the agent starts, answers status and stops."""
-    home = home_cleanup
+def start_on_a_fifo(run_cli, home: Path, tmp_path: Path) -> tuple[Path, int]:
+    """``start -D`` of an agent whose echo output is a FIFO nobody opened; (FIFO, pid) once
+    ``status`` answers."""
     fifo = tmp_path / "rows.fifo"
     os.mkfifo(fifo)
     (home / "agent-config.yaml").write_text(config(fifo, "p1"))
     pid = started_pid(run_cli("start", "-D"))
     assert status_json(run_cli)["pid"] == pid
+    return fifo, pid
+
+
+def test_a_fifo_output_nobody_reads_yet_does_not_hold_the_agent(run_cli, home_cleanup, tmp_path):
+    """The echo sender opens and writes its output off the event loop: a FIFO with no
+    reader holds that pipe back, while the agent starts, answers status and stops."""
+    fifo, _ = start_on_a_fifo(run_cli, home_cleanup, tmp_path)
     reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # now the pipe's rows can flow
     try:
         lines = b""
@@ -213,11 +219,7 @@ def test_a_fifo_output_nobody_reads_yet_does_not_hold_the_agent(run_cli, home_cl
 
 def test_an_agent_whose_fifo_output_is_never_read_stops(run_cli, home_cleanup, tmp_path):
     home = home_cleanup
-    fifo = tmp_path / "rows.fifo"
-    os.mkfifo(fifo)
-    (home / "agent-config.yaml").write_text(config(fifo, "p1"))
-    pid = started_pid(run_cli("start", "-D"))
-    assert status_json(run_cli)["pid"] == pid
+    _, pid = start_on_a_fifo(run_cli, home, tmp_path)
     started = time.monotonic()
     assert run_cli("stop").returncode == 0
     assert time.monotonic() - started < 30

@@ -144,6 +144,26 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(mount)], check=True)
 
 
+async def fill_then_free(sender: EchoSender, filler: Path) -> tuple[list[int], DriverError]:
+    """Send 1000-row batches until the disk is full, then free ``filler`` and send ten rows
+    (sizes 10**6...): (the sizes sent before the failure, the failure)."""
+    sent: list[int] = []
+    n = 0
+    while True:
+        try:
+            await sender.send(batch(n * 1000, 1000))
+        except DriverError as exc:
+            failure = exc
+            break
+        sent.extend(range(n * 1000, n * 1000 + 1000))
+        n += 1
+    assert sent
+    # Room again: the next batch is written alone, the failed one never.
+    os.unlink(filler)
+    assert (await sender.send(batch(10**6, 10))).ok
+    return sent, failure
+
+
 def test_a_failed_write_leaves_no_half_line_and_is_not_written_later(
     tmp_path: Path, small_tmpfs: Path
 ) -> None:
@@ -151,27 +171,11 @@ def test_a_failed_write_leaves_no_half_line_and_is_not_written_later(
     filler = small_tmpfs / "filler"
     sender = make_sender(tmp_path, output=str(out))
 
-    async def run() -> list[int]:
-        sent: list[int] = []
-        n = 0
-        while True:
-            try:
-                await sender.send(batch(n * 1000, 1000))
-            except DriverError as exc:
-                assert not exc.retriable
-                assert "No space left on device" in str(exc) and str(out) in str(exc)
-                break
-            sent.extend(range(n * 1000, n * 1000 + 1000))
-            n += 1
-        # Room again: the next batch is written alone, the failed one never.
-        filler.unlink()
-        assert (await sender.send(batch(10**6, 10))).ok
-        await sender.close()
-        return sent
-
     filler.write_bytes(b"\0" * 65536)
-    sent = asyncio.run(run())
-    assert sent
+    sent, failure = asyncio.run(fill_then_free(sender, filler))
+    assert not failure.retriable
+    assert "No space left on device" in str(failure) and str(out) in str(failure)
+    asyncio.run(sender.close())
     assert sizes(out.read_text()) == sent + list(range(10**6, 10**6 + 10))
 
 
@@ -264,22 +268,8 @@ def test_a_failed_write_to_stdout_redirected_with_truncation_leaves_no_hole(
     monkeypatch.setattr(sys, "stdout", stream)
     sender = make_sender(tmp_path)
 
-    async def run() -> list[int]:
-        sent: list[int] = []
-        n = 0
-        while True:
-            try:
-                await sender.send(batch(n * 1000, 1000))
-            except DriverError:
-                break
-            sent.extend(range(n * 1000, n * 1000 + 1000))
-            n += 1
-        filler.unlink()
-        assert (await sender.send(batch(10**6, 10))).ok
-        return sent
-
     try:
-        sent = asyncio.run(run())
+        sent, _ = asyncio.run(fill_then_free(sender, filler))
     finally:
         stream.close()
     data = out.read_bytes()
