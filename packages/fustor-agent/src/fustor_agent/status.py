@@ -53,7 +53,7 @@ class PipeActivity(StrEnum):
 
 class _Model(BaseModel):
     # Every field is always written: the schema of the output says so (required).
-    # defer_build: the validators are built on first use, not at import (about 14 ms of every
+    # defer_build: the validators are built on first use, not at import (about 5 ms of every
     # start, and of every CLI command that never asks for a status).
     model_config = ConfigDict(
         frozen=True,
