@@ -82,6 +82,8 @@ class World:
         self.role = Role.LEADER
         self.open_errors: deque[Exception] = deque()
         self.send_results: deque[SendResult | Exception] = deque()
+        self.signal_results: dict[str, deque[SendResult | Exception]] = {}
+        """Outcomes of the next signals of each kind (``"snapshot_end"``...), then OK."""
         self.send_delay = 0.0
         self.timeout_sec = 0.3
         self.audit_interval: float | None = None
@@ -266,6 +268,13 @@ class FakeSenderBase(SenderDriver):
         return SEND_OK
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
+        outcomes = self.world.signal_results.get(signal.value)
+        if outcomes:
+            outcome = outcomes.popleft()
+            self._log("signal refused", signal.value, str(outcome))
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         self._log("signal", signal.value, details)
         return SEND_OK
 

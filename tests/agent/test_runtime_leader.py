@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
 from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
 from fustor_agent.status import PipeActivity
-from fustor_core import DriverError, Role
+from fustor_core import DriverError, Role, SendResult, SendStatus
 
 
 def test_snapshot_then_end_then_audits_in_order(home):
@@ -215,3 +216,44 @@ def test_a_misconfigured_peer_makes_the_pipe_not_ready_with_the_fix(home):
             await wait_until(lambda: agent.status().to_json()["pipes"][0]["ready"])
 
     asyncio.run(main())
+
+
+def test_a_rejected_snapshot_end_is_sent_again_until_accepted(home):
+    # Without the end Fusion's view answers 503 for the whole term (protocol §5.2): a 4xx to
+    # it (a misbehaving server or proxy) is retried, not dropped like a rejected batch.
+    world = World()
+    world.signal_results["snapshot_end"] = deque(
+        [
+            SendResult(SendStatus.REJECTED, "HTTP 400: fake failure"),
+            DriverError("HTTP 422: fake failure", retriable=False),
+        ]
+    )
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["ready"])
+            return agent.status().to_json()["pipes"][0]
+
+    status = asyncio.run(main())
+    refused = [e[1] for e in world.log if e[0] == "signal refused"]
+    assert refused == ["snapshot_end", "snapshot_end"]
+    assert world.signals().count("snapshot_end") == 1
+    assert status["progress"]["snapshot"]["done"] is True
+    assert status["rejected_batches"] == 0 and status["retries"] == 2
+
+
+def test_a_rejected_audit_end_is_dropped_and_the_next_audit_runs(home):
+    world = World()
+    world.audit_interval = 0.1
+    world.signal_results["audit_end"] = deque([SendResult(SendStatus.REJECTED, "HTTP 400")])
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "audit_end" in world.signals())
+            return agent.status().to_json()["pipes"][0]
+
+    status = asyncio.run(main())
+    assert [e[1] for e in world.log if e[0] == "signal refused"] == ["audit_end"]
+    assert world.signals()[:4] == ["snapshot_end", "audit_start", "audit_start", "audit_end"]
+    assert status["rejected_batches"] == 1

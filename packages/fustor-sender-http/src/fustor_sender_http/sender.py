@@ -386,7 +386,7 @@ class FusionSender(SenderDriver):
         elif result.status is SendStatus.REJECTED:
             self._counters["batches_rejected"] += 1
             logger.error(
-                "fusion sender %s: Fusion rejected a batch for good (%s); not resending it",
+                "fusion sender %s: Fusion rejected a request (%s)",
                 self.sender_id,
                 result.detail,
             )

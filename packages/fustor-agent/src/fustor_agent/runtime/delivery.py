@@ -30,8 +30,9 @@ class Delivery:
     """Delivers batches and signals of one pipe.
 
     ``RETRY`` and retriable errors are retried (same batch) with capped exponential backoff;
-    ``REJECTED`` and non-retriable errors drop that batch only (logged and counted);
-    ``SESSION_LOST`` raises :class:`SessionLostError` for the session loop to handle.
+    ``REJECTED`` and non-retriable errors drop that batch only (logged and counted), except
+    for signals sent with :meth:`signal_until_accepted`; ``SESSION_LOST`` raises
+    :class:`SessionLostError` for the session loop to handle.
     """
 
     def __init__(
@@ -79,8 +80,20 @@ class Delivery:
             lambda: self.sender.signal(signal, **details), f"signal {signal.value}"
         )
 
-    async def _attempt(self, call: Callable[[], Awaitable[SendResult]], what: str) -> bool:
-        backoff = Backoff(initial=0.2, maximum=5.0)
+    async def signal_until_accepted(self, signal: PhaseSignal) -> None:
+        """Send a signal that must not be lost, such as the snapshot end: without it Fusion's
+        view answers 503 for the whole leadership term (docs/fusion-protocol.md §5.2). A
+        rejection (a 4xx to this fixed, valid request: a misbehaving server or proxy) is
+        retried like a busy server, with backoff up to 30 s, until the session ends
+        (:class:`SessionLostError`)."""
+        await self._attempt(
+            lambda: self.sender.signal(signal), f"signal {signal.value}", until_accepted=True
+        )
+
+    async def _attempt(
+        self, call: Callable[[], Awaitable[SendResult]], what: str, until_accepted: bool = False
+    ) -> bool:
+        backoff = Backoff(initial=0.2, maximum=30.0 if until_accepted else 5.0)
         while True:
             if not self.alive():
                 raise SessionLostError("the session ended")
@@ -89,17 +102,17 @@ class Delivery:
             except SessionLostError:
                 raise
             except DriverError as exc:
-                if not exc.retriable:
-                    self._reject(what, str(exc))
-                    return False
-                result = SendResult(SendStatus.RETRY, str(exc))
+                result = SendResult(
+                    SendStatus.RETRY if exc.retriable else SendStatus.REJECTED, str(exc)
+                )
             if result.status is SendStatus.OK:
                 return True
             if result.status is SendStatus.SESSION_LOST:
                 raise SessionLostError(result.detail or "session lost")
             if result.status is SendStatus.REJECTED:
-                self._reject(what, result.detail)
-                return False
+                if not until_accepted:
+                    self._reject(what, result.detail)
+                    return False
             delay = backoff.next()
             self.state.retries += 1
             self.state.error(f"{what}: {result.detail or 'retry'}")

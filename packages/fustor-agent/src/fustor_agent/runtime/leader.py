@@ -116,7 +116,7 @@ class LeaderWork:
                 finally:
                     state.bulk_activity = None
                     state.bulk_queued_rows = 0
-        await self.delivery.signal(PhaseSignal.SNAPSHOT_END)
+        await self.delivery.signal_until_accepted(PhaseSignal.SNAPSHOT_END)
         state.snapshot_done = True
         logger.info("pipe %s: snapshot done (%d rows)", self.pipe_id, state.snapshot_rows)
         await asyncio.to_thread(release_free_heap)
