@@ -85,8 +85,13 @@ def test_watch_limit_watches_what_it_can_and_says_so(
             assert status["watch_limited"] is True
             write(f"{root}/top.txt")  # the root is watched (breadth first)
             await rt.wait(lambda: rt.upserts("/top.txt"))
-            os.makedirs(f"{root}/newdir")  # no watch left, but its creation is still seen
-            write(f"{root}/newdir/f.txt")
+            # No watch left, but a directory that comes in is still seen with what it holds
+            # when listed. Moved in whole: a file written after the listing would only be seen
+            # by an audit, and a test making it right after mkdir raced the listing.
+            staging = f"{root}/../staging"
+            os.makedirs(staging)
+            write(f"{staging}/f.txt")
+            os.rename(staging, f"{root}/newdir")
             await rt.wait(lambda: rt.upserts("/newdir") and rt.upserts("/newdir/f.txt"))
         assert rt.source.health() is None
 
