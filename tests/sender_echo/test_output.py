@@ -275,3 +275,20 @@ def test_a_failed_write_to_stdout_redirected_with_truncation_leaves_no_hole(
     data = out.read_bytes()
     assert b"\0" not in data
     assert sizes(data.decode()) == sent + list(range(10**6, 10**6 + 10))
+
+
+def test_a_send_after_close_is_refused_and_opens_nothing(tmp_path: Path) -> None:
+    """A batch still on its way when the pipe stops (the send runs in a worker thread) must
+    not open the output again behind the closed sender: nothing written, no fd left open."""
+    out = tmp_path / "rows.jsonl"
+    sender = make_sender(tmp_path, output=str(out))
+    fds_before = len(os.listdir("/proc/self/fd"))
+
+    async def run() -> None:
+        await sender.close()
+        with pytest.raises(DriverError, match="the output is closed"):
+            await sender.send(batch(0, 3))
+
+    asyncio.run(run())
+    assert not out.exists()
+    assert len(os.listdir("/proc/self/fd")) == fds_before

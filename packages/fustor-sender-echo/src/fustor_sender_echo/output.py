@@ -59,8 +59,8 @@ class Output:
     def name(self) -> str:
         return self.path or "standard output"
 
-    def open(self) -> None:
-        """Open once (later calls do nothing); raises ``OSError``."""
+    def _open(self) -> None:
+        """Open once, lock held (later calls do nothing); raises ``OSError``."""
         if self._fd is not None or self._stream is not None:
             return
         if self.path is not None:
@@ -79,20 +79,21 @@ class Output:
         self._regular = stat.S_ISREG(mode)
         self._pipe = stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
         self._append = bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND)
-        self._closing = False
         self._fd = fd
 
     def write(self, data: bytes) -> None:
-        """Append ``data`` (whole lines); raises ``OSError`` with the file as it was."""
-        self.open()
-        if self._stream is not None:
-            self._stream.write(data.decode("utf-8", "backslashreplace"))
-            self._stream.flush()
-            return
+        """Append ``data`` (whole lines); raises ``OSError`` with the file as it was, and
+        ``EBADF`` once :meth:`close` was called (nothing is opened again)."""
         with self._lock:
-            fd = self._fd
-            if fd is None or self._closing:
+            if self._closing:
                 raise OSError(errno.EBADF, "the output is closed")
+            self._open()  # non-blocking, also for a FIFO: fine under the lock
+            if self._stream is not None:
+                self._stream.write(data.decode("utf-8", "backslashreplace"))
+                self._stream.flush()
+                return
+            fd = self._fd
+            assert fd is not None
             self._writing = True
         try:
             self._write(fd, data)
