@@ -58,6 +58,7 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "fusion"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fusion_floor import encode_bodies, snapshot_rows, write_bodies
 from fusion_harness import (

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "fusion"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from agent_harness import AgentProcess
 from fusion_harness import FusionServer, disk_tree, ensure_fusion_venv, wait_until
 

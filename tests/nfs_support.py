@@ -18,6 +18,7 @@ import subprocess
 import time
 
 from debian_support import apt_install
+from ports import free_port
 
 __all__ = ["Ganesha", "NfsClient", "ensure_ganesha"]
 
@@ -109,12 +110,6 @@ class NfsClient:
         self._check(lib.nfs_create(self.ctx, path.encode(), flags, 0o644, ctypes.byref(fh)), path)
         self._check(lib.nfs_write(self.ctx, fh, len(data), data), "write " + path)
         self._check(lib.nfs_close(self.ctx, fh), "close " + path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Ganesha:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,16 +16,11 @@ import httpx
 import yaml
 
 from cli_support import agent_command
+from ports import free_port
 
 __all__ = ["RunningAgent", "free_port", "running_agent", "wait_for"]
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for(probe: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:

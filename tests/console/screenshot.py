@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from console_agent import free_port, running_agent, wait_for
+from console_agent import running_agent, wait_for
 from console_browser import chromium, ensure_chromium
 from console_fakes import SAMPLE_STATUS, FakeAgent
 
 from fustor_agent.console import ConsoleSettings, start_console
+from ports import free_port
 
 OUTPUT = Path(__file__).resolve().parents[2] / "docs" / "console.png"
 SHOT = ("--window-size=1280,900", "--virtual-time-budget=1000")

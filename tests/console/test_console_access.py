@@ -17,12 +17,13 @@ import httpx
 import pydantic
 import pytest
 import yaml
-from console_agent import free_port, wait_for
+from console_agent import wait_for
 from console_fakes import FakeAgent
 
 from cli_support import agent_command
 from fustor_agent.console import ConsoleSettings, start_console
 from fustor_core import ConfigError
+from ports import free_port
 
 TOKEN = "s3cret-token-0123456789abcdef"
 

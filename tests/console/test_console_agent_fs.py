@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console_agent import RunningAgent, free_port, running_agent, wait_for
+from console_agent import RunningAgent, running_agent, wait_for
 from prometheus_client.parser import text_string_to_metric_families
+
+from ports import free_port
 
 PIPE = "tree-to-echo"
 

@@ -18,6 +18,7 @@ import pytest
 
 from cli_support import agent_command
 from fustor_agent.console import DEFAULT_CONSOLE_PORT
+from ports import free_port
 
 
 def _wait(probe: Callable[[], object], what: str, timeout: float = 30.0) -> None:
@@ -41,12 +42,6 @@ def default_port_taken() -> Iterator[None]:
         yield
     finally:
         squatter.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class WatchAgent:
@@ -119,7 +114,7 @@ def test_a_taken_default_port_costs_only_the_console(agents) -> None:
 
 
 def test_console_port_option(agents) -> None:
-    port = _free_port()
+    port = free_port()
     agent = agents("port", "--console-port", str(port))
     _wait(lambda: agent.prints("snapshot_end"), "the snapshot")
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200

@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
-from fusion_harness import free_port
+
+from ports import free_port
 
 __all__ = ["BAD_MODES", "FakeFusion"]
 

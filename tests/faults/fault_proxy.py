@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from fusion_harness import free_port
+from ports import free_port
 
 __all__ = ["MODES", "FaultProxy"]
 

@@ -13,7 +13,6 @@ import fcntl
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from typing import Any
 
 import httpx
 import yaml
+
+from ports import free_port
 
 __all__ = [
     "AGENT_KEY",
@@ -82,12 +83,6 @@ def ensure_venv(venv: Path, packages: list[str]) -> Path:
         )
         marker.write_text(wanted)
     return venv
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_until(

@@ -4,7 +4,6 @@ passes ``promtool check metrics`` and carries the fusion sender's declared metri
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,15 +14,10 @@ from fusion_harness import FusionServer, disk_tree, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics_support import assert_conventions, promtool_check
+from ports import free_port
 from status_schema import SCHEMA_PATH, schema_errors
 
 pytestmark = pytest.mark.fusion
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_a_fusion_pipe_scrape_is_clean_and_complete(

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fusion_harness import AGENT_KEY, FusionServer, free_port
+from fusion_harness import AGENT_KEY, FusionServer
 
 from cli_support import agent_command
 from fustor_agent.lock import running_pid
+from ports import free_port
 
 pytestmark = pytest.mark.fusion
 
