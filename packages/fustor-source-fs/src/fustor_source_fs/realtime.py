@@ -150,8 +150,9 @@ class Realtime:
     def ensure_watched(self, rel_dir: str) -> None:
         """Watch a directory now if it is not yet (called by a snapshot listing it while
         the initial watch walk is still running: watch first, then list)."""
-        # Choosing the backend may count directories first (bounded: ``backends.choose``).
-        self.opened.wait(max(0.0, self._opened_by - time.monotonic()))
+        if not self.opened.is_set():
+            # Choosing the backend may count directories first (bounded: ``backends.choose``).
+            self.opened.wait(max(0.0, self._opened_by - time.monotonic()))
         watches = self.watches
         if watches is None or watches.exhausted:
             self._cover_misses += 1

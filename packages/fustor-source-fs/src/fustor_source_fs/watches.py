@@ -32,6 +32,10 @@ WATCH_MASK = (
 )
 
 
+_SURELY_SHORT = 1024
+"""Paths of fewer characters are shorter than PATH_MAX (4096 bytes) in any encoding (at most
+4 bytes per character), so they are watched by path without the long-path check."""
+
 WatchKey: TypeAlias = int | bytes
 """What identifies a watched directory in events: an inotify watch descriptor (``int``) or,
 for the fanotify backend, the directory's file handle (``bytes``)."""
@@ -143,12 +147,16 @@ class Watches:
                 raise WatchLimit
             self._adding += 1
         try:
-            with watch_path(self.root, rel) as path:
-                # /proc/self/fd/N is a link to follow; the fd itself was opened O_NOFOLLOW.
-                mask = WATCH_MASK
-                if path.startswith("/proc/self/fd/"):
-                    mask &= ~flags.DONT_FOLLOW
-                wd = self.inotify.add_watch(path, mask)
+            path = self.abs_path(rel)
+            if len(path) < _SURELY_SHORT:  # the common case: no context manager
+                wd = self.inotify.add_watch(path, WATCH_MASK)
+            else:
+                with watch_path(self.root, rel) as path:
+                    # /proc/self/fd/N is a link to follow; the fd was opened O_NOFOLLOW.
+                    mask = WATCH_MASK
+                    if path.startswith("/proc/self/fd/"):
+                        mask &= ~flags.DONT_FOLLOW
+                    wd = self.inotify.add_watch(path, mask)
         except OSError as exc:
             with self.lock:
                 self._adding -= 1
