@@ -158,9 +158,12 @@ async def fill_then_free(sender: EchoSender, filler: Path) -> tuple[list[int], D
         sent.extend(range(n * 1000, n * 1000 + 1000))
         n += 1
     assert sent
+    # Status shows the pipe not ready while writes fail, with why.
+    assert "No space left on device" in (sender.health() or "")
     # Room again: the next batch is written alone, the failed one never.
     os.unlink(filler)
     assert (await sender.send(batch(10**6, 10))).ok
+    assert sender.health() is None
     return sent, failure
 
 

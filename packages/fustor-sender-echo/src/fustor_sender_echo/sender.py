@@ -74,6 +74,7 @@ class EchoSender(SenderDriver):
         self._output = Output(self.params.output)
         self.rows_written = 0
         self.signals_written = 0
+        self._problem: str | None = None
 
     async def _write(self, data: bytes) -> None:
         """Append ``data`` (whole UTF-8 lines) to the output, in a worker thread: a slow
@@ -81,14 +82,27 @@ class EchoSender(SenderDriver):
         try:
             await asyncio.to_thread(self._output.write, data)
         except OSError as exc:
-            where = f"echo sender {self.sender_id!r}: cannot write to {self._output.name}"
+            where = f"cannot write to {self._output.name}"
             if exc.errno == errno.ENXIO:  # a FIFO: retried until a reader opens it
+                self._problem = f"{where}: no reader has opened the FIFO yet"
                 raise DriverError(
-                    f"{where}: no reader has opened the FIFO yet", retriable=True
+                    f"echo sender {self.sender_id!r}: {self._problem}", retriable=True
                 ) from exc
             # A missing directory or a read-only target does not heal by itself; a full disk
             # might, but the host must not spin on it either: report it, don't retry blindly.
-            raise DriverError(f"{where}: {exc.strerror or exc}", retriable=False) from exc
+            self._problem = (
+                f"{where}: {exc.strerror or exc}; batches are dropped until a write succeeds"
+            )
+            raise DriverError(
+                f"echo sender {self.sender_id!r}: {where}: {exc.strerror or exc}",
+                retriable=False,
+            ) from exc
+        self._problem = None
+
+    def health(self) -> str | None:
+        """Why the last write failed, until one succeeds again (status shows the pipe not
+        ready with it: a full disk must not look like a working pipe)."""
+        return self._problem
 
     async def check_connection(self) -> list[str]:
         """Whether the output could be written, without creating or changing it."""
