@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -129,3 +130,30 @@ def test_json_lines_keep_a_row_with_raw_bytes_outside_its_paths(tmp_path: Path) 
         for row in rows
     ]
     assert sender.status() == {"rows_written": 3, "signals_written": 0}
+
+
+BREAKING_NAMES = ["/a\u2028b", "/c\u2029d", "/e\x85f", "/g\u2026h\u2028"]
+"""Names holding the line breaks JSON leaves raw (U+2028, U+2029, U+0085), and one with
+another character whose UTF-8 starts like them (U+2026)."""
+
+
+def test_json_and_text_lines_stay_one_line_for_any_splitter(tmp_path: Path) -> None:
+    rows = [{"path": p, "size": 1, "modified_time": 1.5} for p in BREAKING_NAMES]
+    for fmt in ("json", "text"):
+        out = tmp_path / f"out.{fmt}"
+        sender = make_sender(tmp_path, format=fmt, output=str(out))
+
+        async def run(sender: EchoSender = sender) -> None:
+            await sender.send(Batch.of(MessageSource.REALTIME, EventType.UPDATE, rows))
+            await sender.signal(PhaseSignal.AUDIT_END, note="x\u2028y")
+            await sender.close()
+
+        asyncio.run(run())
+        lines = out.read_text("utf-8").splitlines()  # splits on U+2028, U+2029, U+0085 too
+        assert len(lines) == len(rows) + 1, lines
+        if fmt == "json":
+            assert [json.loads(line)["row"]["path"] for line in lines[:-1]] == BREAKING_NAMES
+            assert json.loads(lines[-1])["note"] == "x\u2028y"
+        else:
+            quoted = [re.search(r' (".*") size=', line) for line in lines[:-1]]
+            assert [json.loads(q[1]) for q in quoted if q] == BREAKING_NAMES

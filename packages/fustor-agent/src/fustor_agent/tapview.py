@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from fustor_agent import control
 from fustor_agent.home import Home
 from fustor_core import FustorError
-from fustor_core.rowtext import text_row
+from fustor_core.rowtext import json_line, text_row
 
 __all__ = ["follow"]
 
@@ -18,7 +17,7 @@ Out = Callable[[str], None]
 
 def _render(message: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(message, ensure_ascii=False)
+        return json_line(message)
     return text_row(
         message["pipe_id"], message["message_source"], message["event_type"], message["row"]
     )

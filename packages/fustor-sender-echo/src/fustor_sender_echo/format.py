@@ -8,14 +8,13 @@ valid UTF-8 row is the row itself), which is what a snapshot's millions of rows 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import orjson
 
 from fustor_core.events import Batch, Row
+from fustor_core.rowtext import json_line, one_line, one_line_bytes, row_message, text_row
 from fustor_core.rowtext import json_row as _stdlib_json_row
-from fustor_core.rowtext import row_message, text_row
 
 __all__ = ["json_lines", "json_row", "json_signal", "text_lines", "text_row", "text_signal"]
 
@@ -23,7 +22,8 @@ __all__ = ["json_lines", "json_row", "json_signal", "text_lines", "text_row", "t
 def json_row(pipe_id: str, message_source: str, event_type: str, row: Row) -> str:
     """``{"pipe_id", "message_source", "event_type", "row"}`` as one compact JSON line."""
     try:
-        return orjson.dumps(row_message(pipe_id, message_source, event_type, row)).decode()
+        line = orjson.dumps(row_message(pipe_id, message_source, event_type, row)).decode()
+        return one_line(line)
     except TypeError:
         # A value orjson refuses (a third-party driver's own type, a lone surrogate outside
         # the escaped path fields): the standard library's rendering, as before.
@@ -48,7 +48,7 @@ def json_lines(pipe_id: str, batch: Batch) -> bytes:
             except TypeError:
                 line = json_row(pipe_id, source, kind, row)
                 out.append(line.encode("utf-8", "backslashreplace") + b"\n")
-    return b"".join(out)
+    return one_line_bytes(b"".join(out))
 
 
 def text_lines(pipe_id: str, batch: Batch) -> bytes:
@@ -62,9 +62,9 @@ def text_lines(pipe_id: str, batch: Batch) -> bytes:
 
 
 def json_signal(pipe_id: str, signal: str, details: dict[str, Any]) -> str:
-    return json.dumps({"pipe_id": pipe_id, "signal": signal, **details}, ensure_ascii=False)
+    return json_line({"pipe_id": pipe_id, "signal": signal, **details})
 
 
 def text_signal(pipe_id: str, signal: str, details: dict[str, Any]) -> str:
     extras = "".join(f" {k}={v}" for k, v in details.items())
-    return f"[{pipe_id}] signal {signal}{extras}"
+    return one_line(f"[{pipe_id}] signal {signal}{extras}")
