@@ -163,6 +163,25 @@ def test_daemon_that_cannot_start_says_why(run_cli, home_cleanup):
     assert running_pid(home_cleanup / "agent.pid") is None
 
 
+def test_daemon_names_where_a_relative_path_would_go_from_where_it_runs(
+    run_cli, home_cleanup, tmp_path
+):
+    """The background agent runs in /: the error says so, not "the current directory"."""
+    (home_cleanup / "agent-config.yaml").write_text(
+        f"sources: [{{id: s, type: fs, config: {{uri: {tmp_path}}}}}]\n"
+        "senders: [{id: e, type: echo, config: {driver_params: {output: rows.jsonl}}}]\n"
+        "pipes: [{id: p, source_id: s, sender_id: e}]\n"
+    )
+    result = run_cli("start", "-D")
+    assert result.returncode == 78
+    assert (
+        "senders[0].config.driver_params.output: output 'rows.jsonl' is relative; write the "
+        "absolute path (the agent runs in /, where it would be '/rows.jsonl')"
+    ) in result.stderr
+    assert "current directory" not in result.stderr
+    assert running_pid(home_cleanup / "agent.pid") is None
+
+
 def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, short_dir):
     """A deep home's socket follows XDG_RUNTIME_DIR: asked from another one, status still
     exits 3 but says the agent runs and where it looked."""

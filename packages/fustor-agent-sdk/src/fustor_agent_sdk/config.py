@@ -19,11 +19,15 @@ def absolute_path(key: str, value: str) -> str:
     """
     path = os.path.expanduser(value)
     if not os.path.isabs(path):
-        raise ValueError(
-            f"{key} {value!r} is relative; write the absolute path (from the current "
-            f"directory it would be {os.path.abspath(path)!r}; under systemd, "
-            f"{os.path.join('/', path)!r})"
-        )
+        in_root = os.path.join("/", path)
+        if os.getcwd() == "/":  # a background agent (start -D) or a service
+            where = f"the agent runs in /, where it would be {in_root!r}"
+        else:
+            where = (
+                f"from the current directory it would be {os.path.abspath(path)!r}; "
+                f"under systemd, {in_root!r}"
+            )
+        raise ValueError(f"{key} {value!r} is relative; write the absolute path ({where})")
     return os.path.abspath(path)
 
 
