@@ -257,3 +257,28 @@ def test_a_rejected_audit_end_is_dropped_and_the_next_audit_runs(home):
     assert [e[1] for e in world.log if e[0] == "signal refused"] == ["audit_end"]
     assert world.signals()[:4] == ["snapshot_end", "audit_start", "audit_start", "audit_end"]
     assert status["rejected_batches"] == 1
+
+
+def test_an_audit_with_a_rejected_batch_sends_no_end_and_the_next_is_full(home):
+    # At the end Fusion deletes the children of listed directories it did not see (protocol
+    # §5.5): after a rejected batch it must infer nothing from that audit.
+    world = World()
+    world.audit_interval = 0.1
+    world.audit_rows = [{"path": f"/a{i}", "modified_time": 1.0} for i in range(3)]
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "audit_end" in world.signals())  # the term's first audit
+            world.send_results.append(SendResult(SendStatus.REJECTED, "HTTP 400: fake failure"))
+            await wait_until(lambda: any(e[0] == "refused" for e in world.log))
+            await wait_until(lambda: world.signals().count("audit_end") >= 2)
+
+    asyncio.run(main())
+    signals = world.signals()
+    first_end = signals.index("audit_end")
+    rest = signals[first_end + 1 :]
+    # The audit that lost a batch started and never ended; the next one did both.
+    assert rest[:3] == ["audit_start", "audit_start", "audit_end"], signals
+    fulls = [i for i, e in enumerate(world.log) if e == ("full_audit", "src")]
+    refused = next(i for i, e in enumerate(world.log) if e[0] == "refused")
+    assert len(fulls) == 2 and fulls[1] > refused  # the term's first, and the one after

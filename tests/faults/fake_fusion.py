@@ -37,6 +37,8 @@ class FakeFusion:
         self.mode = "good"
         self.chaos_rate = 0.3
         self.slow_sec = 3.0
+        self.reject_audit_batches = 0
+        """The next N audit batches carrying rows get a 400 and never reach Fusion."""
         self.counts: Counter[str] = Counter()
         self.random = random.Random(seed)
         self._lock = threading.Lock()
@@ -77,6 +79,11 @@ class FakeFusion:
     def answer(
         self, method: str, path: str, body: bytes, headers: dict[str, str]
     ) -> tuple[int, bytes]:
+        if self.reject_audit_batches and _audit_rows(path, body):
+            with self._lock:
+                self.reject_audit_batches -= 1
+            self.counts["rejected audit batch"] += 1
+            return 400, b'{"detail": "fake: audit batch rejected"}'
         mode = self._choose()
         self.counts[mode] += 1
         if mode == "status":
@@ -130,3 +137,14 @@ class FakeFusion:
                 pass
 
         return Handler
+
+
+def _audit_rows(path: str, body: bytes) -> bool:
+    """Whether a request is an ingest of audit rows (not an event-less end)."""
+    if not path.endswith("/events") or not body:
+        return False
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return False
+    return payload.get("source_type") == "audit" and bool(payload.get("events"))

@@ -3,6 +3,7 @@ bodies and slow responses never crashes the agent nor loses data once it behaves
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,3 +70,35 @@ def test_misbehaving_server_then_good_behaviour_converges(
         agent_peak_rss_mb=peak,
         converge_s=seconds,
     )
+
+
+def test_a_rejected_audit_batch_makes_fusion_delete_nothing(
+    fusion: FusionServer, make_agent: MakeAgent, fake: FakeFusion, tmp_path: Path
+) -> None:
+    """At an audit end Fusion deletes the children of every listed directory that it did
+    not see (protocol §5.5): the files of a batch it never got must not go, and stay."""
+    root = tmp_path / "data"
+    (root / "d").mkdir(parents=True)
+    for i in range(2500):  # three audit batches of files, then the directory's row
+        (root / "d" / f"f{i:04d}").write_bytes(b"x")
+    hour_ago = time.time() - 3600  # an old directory: later audits skip it (mtime cache)
+    os.utime(root / "d", (hour_ago, hour_ago))
+    agent = make_agent(root, endpoint=fake.endpoint, pipe={"audit_interval_sec": 2})
+    agent.start()
+    expected = disk_tree(root)
+    fusion.wait_tree(expected, timeout=30)  # the snapshot; the first audit is a full one
+    fake.reject_audit_batches = 1
+    deadline = time.monotonic() + 40
+    while audit_cycles(fusion) < 2 and time.monotonic() < deadline:
+        held = fusion.files() or {}
+        assert len(held) == len(expected), f"{len(expected) - len(held)} files deleted"
+        time.sleep(0.1)
+    assert fake.counts["rejected audit batch"] == 1
+    assert audit_cycles(fusion) >= 2, "no audit ended after the one that lost a batch"
+    assert fusion.files() == expected
+    assert fusion.blind_spots()["deletion_count"] == 0, fusion.blind_spots()
+
+
+def audit_cycles(fusion: FusionServer) -> int:
+    response = fusion.get(f"/api/v1/views/{fusion.view_id}/stats")
+    return int(response.json().get("audit_cycle_count", 0)) if response.is_success else 0

@@ -64,6 +64,8 @@ class LeaderWork:
         nothing can be stale there, so the first full audit waits for its interval."""
         self._audit_now = asyncio.Event()
         self._audit_full = True
+        self.rejected_in_walk = 0
+        """Batches of the current (or last) snapshot or audit that the receiver rejected."""
         """The next audit trusts no state of earlier ones (first of the term, lost events)."""
 
     def request_audit(self) -> None:
@@ -91,12 +93,16 @@ class LeaderWork:
                 group.create_task(self._sentinel_loop(), name=f"fustor-sentinel-{self.pipe_id}")
 
     async def _walk(self, batches: AsyncIterator[Batch], counter: str) -> None:
+        """Send every batch, counting those the receiver rejected (dropped) in
+        ``self.rejected_in_walk``."""
+        self.rejected_in_walk = 0
         async with contextlib.aclosing(batches):  # type: ignore[type-var]
             async for batch in batches:
                 if (reason := self.source.health()) is not None:
                     raise SourceUnhealthy(reason)
                 self.state.bulk_queued_rows = batch.row_count
-                await self.delivery.send(batch)
+                if not await self.delivery.send(batch):
+                    self.rejected_in_walk += 1
                 self.state.bulk_queued_rows = 0
                 setattr(self.state, counter, getattr(self.state, counter) + batch.row_count)
 
@@ -136,6 +142,7 @@ class LeaderWork:
         state = self.state
         state.audit_rows, state.audit_running, state.bulk_activity = 0, True, PipeActivity.AUDIT
         unhealthy = False
+        self.rejected_in_walk = 0
         try:
             await self.delivery.signal(PhaseSignal.AUDIT_START)
             full, self._audit_full = self._audit_full, False
@@ -152,9 +159,21 @@ class LeaderWork:
         finally:
             state.audit_running, state.bulk_activity, state.bulk_queued_rows = False, None, 0
             await asyncio.to_thread(release_free_heap)
+        if rejected := self.rejected_in_walk:
+            # At the end Fusion deletes every child of a listed directory that it did not
+            # see (protocol §5.5): the rows of a rejected batch would be deleted. No end, so
+            # nothing is inferred from this audit; the next one starts afresh.
+            self._audit_full = True
+            logger.warning(
+                "pipe %s: %d audit batch(es) rejected; no audit end sent, so Fusion infers no "
+                "deletion from an incomplete audit (the next audit is a full one)",
+                self.pipe_id,
+                rejected,
+            )
         # Every audit batch was acknowledged above (each send is awaited), so the end
-        # follows all of them, also after an error.
-        if not unhealthy:
+        # follows all of them, also after an error in the walk: a directory's row comes
+        # after all its children, so a walk cut short reported no directory half.
+        elif not unhealthy:
             await self.delivery.signal(PhaseSignal.AUDIT_END)
             state.audit_cycles += 1
             logger.info(
