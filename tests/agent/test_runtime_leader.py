@@ -282,3 +282,20 @@ def test_an_audit_with_a_rejected_batch_sends_no_end_and_the_next_is_full(home):
     fulls = [i for i, e in enumerate(world.log) if e == ("full_audit", "src")]
     refused = next(i for i, e in enumerate(world.log) if e[0] == "refused")
     assert len(fulls) == 2 and fulls[1] > refused  # the term's first, and the one after
+
+
+def test_a_rejected_snapshot_batch_brings_the_first_audit_forward(home):
+    # A fresh view (starts_empty) is first audited at the interval; a snapshot batch that
+    # Fusion rejected is missing there until an audit sends its rows again: at once.
+    world = World()
+    world.starts_empty = True
+    world.audit_interval = 3600
+    world.send_results.append(SendResult(SendStatus.REJECTED, "HTTP 400: fake failure"))
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "audit_end" in world.signals())
+
+    asyncio.run(main())
+    assert world.signals()[:3] == ["snapshot_end", "audit_start", "audit_end"]
+    assert [e[1] for e in world.log if e[0] == "refused"] == ["rejected"]

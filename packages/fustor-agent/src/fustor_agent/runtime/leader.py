@@ -83,8 +83,9 @@ class LeaderWork:
             # agent did not lead (stopped, crashed, session lost) goes only through an audit,
             # so the first one runs right away, a full one. A tree that started empty holds
             # nothing stale: its first (full) audit keeps to the interval, and Fusion takes in
-            # the snapshot without a second listing of the tree competing for its one queue.
-            if not self.starts_empty:
+            # the snapshot without a second listing of the tree competing for its one queue,
+            # unless some snapshot batch was rejected: the audit sends those rows again.
+            if not self.starts_empty or self.rejected_in_walk:
                 self._audit_now.set()
         async with asyncio.TaskGroup() as group:
             if Phase.AUDIT in self.source.phases:
