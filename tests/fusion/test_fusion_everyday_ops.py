@@ -190,6 +190,15 @@ def test_a_write_through_one_hard_link_updates_the_other_name(
     with open(root / "z.dat", "a") as f:
         f.write("three\n")
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    # A file with one name, then a second one made while running: link() raises no event on
+    # the first name, and no audit comes within the test (audit_interval_sec above).
+    (root / "a" / "solo.dat").write_text("one\n")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    os.link(root / "a" / "solo.dat", root / "a" / "solo.link")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    with open(root / "a" / "solo.link", "a") as f:
+        f.write("two\n")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
 
 
 @pytest.mark.parametrize("truncate", [False, True], ids=["append", "append-truncate-append"])

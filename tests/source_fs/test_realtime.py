@@ -242,6 +242,25 @@ def test_odd_names_in_realtime(root: str) -> None:
     live(root, body)
 
 
+def test_a_link_made_while_running_carries_writes_to_the_first_name(root: str) -> None:
+    """``link()`` raises no event on the first name's directory: a write through the new
+    name must still update the first one (same directory), also with a name that the
+    filter hides, which is never reported."""
+    os.makedirs(f"{root}/d")
+    write(f"{root}/d/f1", b"1")
+
+    async def body(rt: Live) -> None:
+        os.link(f"{root}/d/f1", f"{root}/d/f1.tmp")  # excluded below: never reported
+        os.link(f"{root}/d/f1", f"{root}/d/f1.link")
+        await rt.wait(lambda: rt.upserts("/d/f1.link"))
+        with open(f"{root}/d/f1.link", "ab") as f:  # noqa: ASYNC230
+            f.write(b"more")
+        await rt.wait(lambda: any(r["size"] == 5 for r in rt.upserts("/d/f1")))
+        assert not rt.upserts("/d/f1.tmp")
+
+    live(root, body, exclude=["*.tmp"])
+
+
 async def _until_row(realtime: AsyncIterator[Batch], first: asyncio.Task[Batch], path: str) -> None:
     """Read realtime batches (``first`` already asked for) until one carries ``path``."""
     batch = await asyncio.wait_for(first, 5)

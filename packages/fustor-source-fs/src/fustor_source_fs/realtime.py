@@ -487,7 +487,7 @@ class Realtime:
                         rows.append({**row, "is_directory": False, "size": 0})
             rows.append(row)
             if st.st_nlink > 1 and not row["is_directory"]:
-                rows.extend(self.links.others(path, st, root, row["is_atomic_write"]))
+                rows.extend(self.links.others(path, st, root, row["is_atomic_write"], self.flt))
         return rows
 
     def _emit(self, rows: list[Row]) -> None:
