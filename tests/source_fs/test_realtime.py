@@ -261,6 +261,29 @@ def test_a_link_made_while_running_carries_writes_to_the_first_name(root: str) -
     live(root, body, exclude=["*.tmp"])
 
 
+def test_deleting_one_of_two_names_fusion_sees_as_one_keeps_the_other(root: str) -> None:
+    """A raw-bytes name and a name spelling those bytes as ``%FF`` go to Fusion as one path:
+    deleting either sends the other's upsert, never a delete (its tombstone would hide the
+    file that is still there from every audit)."""
+    raw = os.fsencode(root) + b"/bad\xffbyte"
+    literal = f"{root}/bad%FFbyte"
+    write(raw, b"raw")
+    write(literal, b"literal!")
+    raw_rel = "/" + os.fsdecode(b"bad\xffbyte")
+
+    async def body(rt: Live) -> None:
+        os.remove(literal)
+        await rt.wait(lambda: any(r["size"] == 3 for r in rt.upserts(raw_rel)))
+        write(literal, b"literal!")
+        await rt.wait(lambda: rt.upserts("/bad%FFbyte"))
+        os.remove(raw)
+        await rt.wait(lambda: any(r["size"] == 8 for r in rt.upserts("/bad%FFbyte")[1:]))
+        await asyncio.sleep(0.5)  # past delete_settle_sec
+        assert not rt.deleted("/bad%FFbyte") and not rt.deleted(raw_rel)
+
+    live(root, body)
+
+
 async def _until_row(realtime: AsyncIterator[Batch], first: asyncio.Task[Batch], path: str) -> None:
     """Read realtime batches (``first`` already asked for) until one carries ``path``."""
     batch = await asyncio.wait_for(first, 5)

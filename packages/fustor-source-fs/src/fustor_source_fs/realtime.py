@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import stat as stat_mod
 import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
+from fustor_core.paths import wire_aliases
 from fustor_source_fs.backends import Backend, fanotify_refused, open_backend
 from fustor_source_fs.channel import Channel, ChannelClosed
 from fustor_source_fs.config import FsParams
@@ -468,10 +470,12 @@ class Realtime:
                 if change is Change.UPSERT or change is Change.PARTIAL:
                     continue  # gone again: its delete event follows
                 self.links.forget(path)
-                if healthy:
-                    rows.append({"path": path})
-                else:
+                if not healthy:
                     self.deletes_suppressed += 1
+                elif (alias := self._alias_on_disk(path)) is not None:
+                    rows.append(alias)  # its node in Fusion stays, with no tombstone
+                else:
+                    rows.append({"path": path})
                 continue
             row = row_of(path, st)
             row["is_atomic_write"] = change is not Change.PARTIAL
@@ -489,6 +493,16 @@ class Realtime:
             if st.st_nlink > 1 and not row["is_directory"]:
                 rows.extend(self.links.others(path, st, root, row["is_atomic_write"], self.flt))
         return rows
+
+    def _alias_on_disk(self, path: str) -> Row | None:
+        """The row of a name that still exists and that Fusion sees as the same path as
+        ``path`` (raw bytes vs their literal ``%XX`` spelling, ``wire_aliases``): deleting
+        one of the two must not delete, and tombstone, the other in Fusion."""
+        for alias in wire_aliases(path):
+            st = lstat_at(self.root, alias)
+            if st is not None and self.flt.wants_path(alias, stat_mod.S_ISDIR(st.st_mode)):
+                return row_of(alias, st)
+        return None
 
     def _emit(self, rows: list[Row]) -> None:
         """Every realtime row goes out here: deletes and re-appearances are tracked against
