@@ -215,5 +215,25 @@ def test_validate_path_checks_a_candidate_without_touching_the_live_one(run_cli,
     missing = run_cli("validate", str(tmp_path / "nope.yaml"))
     assert (missing.returncode, missing.stderr) == (
         78,
-        f"error: --config {tmp_path / 'nope.yaml'}: no such file or directory\n",
+        f"error: {tmp_path / 'nope.yaml'}: no such file or directory\n",
+    )
+
+
+def test_a_section_without_its_list_dash_is_not_read_as_the_old_layout(run_cli, tmp_path):
+    """``sources: {id: s}`` is one entry of our layout missing its ``-``: "must be a list",
+    not the 0.8.17 reading's "sources.id: must be a mapping"; a real 0.8.17 file's errors
+    name the file by its full path, like every other error."""
+    ours = tmp_path / "ours.yaml"
+    ours.write_text("sources: {id: s, type: fs}\n")
+    result = run_cli("validate", str(ours))
+    assert (result.returncode, result.stderr) == (
+        78,
+        f"error: {ours}: line 1: sources: must be a list\n",
+    )
+    old = tmp_path / "old.yaml"
+    old.write_text("pipes: {a: 1}\n")
+    result = run_cli("validate", str(old))
+    assert (result.returncode, result.stderr) == (
+        78,
+        f"error: {old}: line 1: pipes.a: must be a mapping\n",
     )

@@ -146,14 +146,14 @@ def _read_file(
 
 
 def read_legacy_files(
-    paths: list[Path], label_base: Path, env: Mapping[str, str], problems: Problems
+    paths: list[Path], label_base: Path | None, env: Mapping[str, str], problems: Problems
 ) -> RawDocument:
     """Merge the files (one namespace) into a raw document; labels are relative to
-    ``label_base``."""
+    ``label_base`` (absolute paths when ``None``)."""
     doc = RawDocument()
     disabled: set[tuple[str, str]] = set()
     for path in paths:
-        label = str(path.relative_to(label_base))
+        label = str(path if label_base is None else path.relative_to(label_base))
         _read_file(path, label, env, problems, doc, disabled)
     # A disabled source or sender disables the pipes that use it, as in 0.8.17.
     for raw in doc.pipes:

@@ -19,9 +19,12 @@ __all__ = ["embedded_config", "load_config"]
 
 
 def _is_legacy_file(data: object) -> bool:
-    """A 0.8.17 file keys its sources, senders and pipes by id (mappings, not lists)."""
+    """A 0.8.17 file keys its sources, senders and pipes by id (mappings, not lists). A
+    section that is one entry of our layout written without its list dash (``sources:
+    {id: s, ...}``) is not that: it gets our layout's "must be a list"."""
     return isinstance(data, dict) and any(
-        isinstance(data.get(kind), dict) for kind in ("sources", "senders", "pipes")
+        isinstance(section := data.get(kind), dict) and "id" not in section
+        for kind in ("sources", "senders", "pipes")
     )
 
 
@@ -33,15 +36,15 @@ def _load_given(home: Home, registry: DriverRegistry, problems: Problems) -> Age
     if path.is_dir():
         files = sorted(path.glob("*.yaml"))
         if not files:
-            raise ConfigError(f"--config {path}: the directory holds no *.yaml file")
+            raise ConfigError(f"{path}: the directory holds no *.yaml file")
         doc = read_legacy_dir(path, path.parent, env, problems)
         return resolve(doc, registry, problems, path)
     if not path.exists():
-        raise ConfigError(f"--config {path}: no such file or directory")
+        raise ConfigError(f"{path}: no such file or directory")
     label = str(path)
     data = read_yaml(path, label, problems)
     if _is_legacy_file(data):
-        doc = read_legacy_files([path], path.parent, env, problems)
+        doc = read_legacy_files([path], None, env, problems)
     else:
         doc = document_from_lists(data, label, env, problems)
     return resolve(doc, registry, problems, path)
