@@ -5,10 +5,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from agent_helpers import entry_point
 
 from fustor_agent.config import ConfigErrors, embedded_config, load_config
 from fustor_agent.home import Home
-from fustor_agent.plugins import DriverRegistry
+from fustor_agent.plugins import DriverRegistry, load_registry
 from fustor_core import ConfigError
 
 GOOD = """
@@ -82,6 +83,29 @@ def test_unset_variable_is_an_error_at_its_location(home, registry, monkeypatch)
     assert errors_of(home, registry) == [
         "agent-config.yaml: line 9: senders[0].config.credential: "
         "environment variable KEY is not set"
+    ]
+
+
+def test_an_unset_variable_is_one_error_not_also_the_empty_value_s(home, monkeypatch):
+    # The fusion sender requires a credential: the empty value the unset variable left is
+    # explained by the first error, not reported again as "credential is required".
+    registry = load_registry(
+        [
+            entry_point("testonly", "fustor_driver_testonly.hooks"),
+            entry_point("fusion", "fustor_sender_http.hooks"),
+        ]
+    )
+    monkeypatch.delenv("NOPE_KEY", raising=False)
+    write(
+        home,
+        GOOD.replace("type: echo", "type: fusion").replace(
+            'config: {credential: "${KEY}", driver_params: {format: json}}',
+            'config: {endpoint: "http://127.0.0.1:9", credential: "${NOPE_KEY}"}',
+        ),
+    )
+    assert errors_of(home, registry) == [
+        "agent-config.yaml: line 9: senders[0].config.credential: "
+        "environment variable NOPE_KEY is not set"
     ]
 
 

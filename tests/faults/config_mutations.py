@@ -271,7 +271,7 @@ def _hostile_value(doc: dict[str, Any], c: Chooser) -> str:
     where = c.pick(["uri", "endpoint", "pipe_id"])
     value = c.text()
     if where == "uri":
-        doc["sources"][0]["config"]["uri"] = "/nonexistent/" + value
+        doc["sources"][0]["config"]["uri"] = "/proc/fustor-no-such-dir/" + value
     elif where == "endpoint":
         doc["senders"][0]["config"]["endpoint"] = "ftp://" + value
     else:
@@ -422,7 +422,10 @@ def _legacy_dangling(doc: dict[str, Any], c: Chooser) -> str:
 
 def _legacy_hostile_id(doc: dict[str, Any], c: Chooser) -> str:
     kind = c.pick(["sources", "senders"])
-    doc[kind][c.text()] = {"driver": "no-such-driver-" + c.text(), "uri": "/nonexistent"}
+    doc[kind][c.text()] = {
+        "driver": "no-such-driver-" + c.text(),
+        "uri": "/proc/fustor-no-such-dir",
+    }
     return f"legacy hostile {kind} id"
 
 

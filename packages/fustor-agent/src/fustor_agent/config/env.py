@@ -43,7 +43,9 @@ def expand(
                 return env[name]
             if default is not None:
                 return default
-            problems.add(file, join_location("", loc), f"environment variable {name} is not set")
+            problems.add_explaining(
+                file, join_location("", loc), f"environment variable {name} is not set"
+            )
             return ""
 
         return _VAR.sub(substitute, value)

@@ -146,6 +146,9 @@ class Problems:
         self.lines: dict[str, LineIndex] = {}
         """File label → the line of each location in it (filled by ``read_yaml``)."""
         self._order: list[tuple[str, int]] = []
+        self._explained: set[str] = set()
+        """Locations whose value an earlier error already explains (an unset variable
+        left it empty): the model's complaint about that empty value would repeat it."""
 
     def _where(self, file: str, location: str) -> tuple[str, int]:
         if not location:
@@ -172,8 +175,16 @@ class Problems:
         """One problem per error of ``exc``, raised by ``model`` (which tells the keys an
         unknown key may have been meant as)."""
         for error in exc.errors(include_input=False, include_url=False):
-            message = _message(error, model)
-            self.add(file, rename(join_location(prefix, error["loc"])), message)
+            location = rename(join_location(prefix, error["loc"]))
+            if self._where(file, location)[0] in self._explained:
+                continue
+            self.add(file, location, _message(error, model))
+
+    def add_explaining(self, file: str, location: str, message: str) -> None:
+        """:meth:`add`, for a problem that also explains any later validation error at the
+        same place (which is then not reported)."""
+        self.add(file, location, message)
+        self._explained.add(self._where(file, location)[0])
 
     def warn(self, file: str, location: str, message: str) -> None:
         self.warnings.append(f"{self._where(file, location)[0]}: {one_line(message)}")
