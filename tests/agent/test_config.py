@@ -238,3 +238,12 @@ def test_legacy_dir_beside_the_file_is_ignored_with_a_warning(home, registry, mo
     config = load_config(home, registry)
     assert config.path == home.config_file
     assert config.warnings == ("agent-config/: ignored because agent-config.yaml exists",)
+
+
+def test_a_configuration_without_pipes_is_valid_with_a_warning(home, registry):
+    write(home, "# nothing yet\n")
+    config = load_config(home, registry)
+    assert not config.pipes
+    assert config.warnings == (
+        f"{home.config_file}: no pipes: the agent would start and watch nothing (add pipes:)",
+    )

@@ -118,6 +118,17 @@ def test_console_port_option(agents) -> None:
     agent = agents("port", "--console-port", str(port))
     _wait(lambda: agent.prints("snapshot_end"), "the snapshot")
     assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    assert f"console: http://127.0.0.1:{port}/" in agent.status().stdout.splitlines()
+    assert agent.stop() == 0
+
+
+def test_status_names_the_port_a_console_on_port_0_got(agents) -> None:
+    agent = agents("any", "--console-port", "0")
+    _wait(lambda: agent.prints("snapshot_end"), "the snapshot")
+    (line,) = [x for x in agent.status().stdout.splitlines() if x.startswith("console: ")]
+    url = line.removeprefix("console: ")
+    assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/")
+    assert httpx.get(url + "healthz").status_code == 200
     assert agent.stop() == 0
 
 

@@ -304,6 +304,7 @@ class Agent:
             config_generation=self.generation,
             config_loaded_at=self.config_loaded_at,
             last_reload=self.last_reload,
+            console_url=self._console.url if self._console is not None else None,
             pipes=[
                 status.model_copy(update={"source_pipes": users.get(status.source_id, [])})
                 for status in pipes

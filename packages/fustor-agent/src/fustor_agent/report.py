@@ -26,6 +26,8 @@ def render_status(status: AgentStatus) -> str:
         f"up {status.uptime_sec:.0f}s, version {status.version})",
         f"config: {status.config_path or 'built-in (--watch)'}",
     ]
+    if status.console_url:
+        lines.append(f"console: {status.console_url}")
     if not status.pipes:
         lines.append("no pipes")
         return "\n".join(lines)

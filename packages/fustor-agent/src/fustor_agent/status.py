@@ -227,6 +227,9 @@ class AgentStatus(_Model):
     """When the configuration in use was loaded (start or last successful reload)."""
     last_reload: ReloadOutcome | None = None
     """``None`` until the first reload."""
+    console_url: str | None = None
+    """Where the web console answers (its port chosen at start when ``console.port`` is 0);
+    ``None`` when it is off or could not start."""
     pipes: list[PipeStatus] = Field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

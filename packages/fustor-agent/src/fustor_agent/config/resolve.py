@@ -172,6 +172,10 @@ def resolve(
         logging_settings = _validate(LoggingSettings, doc.logging, problems) or logging_settings
 
     problems.raise_if_any()
+    if not pipe_entries and path is not None:
+        problems.warn(
+            str(path), "", "no pipes: the agent would start and watch nothing (add pipes:)"
+        )
     return AgentConfig(
         sources=source_specs,
         senders=sender_specs,
