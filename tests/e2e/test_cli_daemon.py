@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from fustor_agent.lock import running_pid
+from ports import free_port
 
 
 def config(out: Path, *pipe_ids: str, disabled: tuple[str, ...] = ()) -> str:
@@ -180,6 +181,27 @@ def test_daemon_names_where_a_relative_path_would_go_from_where_it_runs(
     ) in result.stderr
     assert "current directory" not in result.stderr
     assert running_pid(home_cleanup / "agent.pid") is None
+
+
+def test_daemon_start_names_a_pipe_that_cannot_open_its_session(run_cli, home_cleanup, tmp_path):
+    """Nothing listens at the endpoint: the agent runs and retries (exit 0), and start -D
+    says which pipe cannot get a session and why, instead of a bare "started"."""
+    (tmp_path / "data").mkdir()
+    port = free_port()  # nothing listens there
+    (home_cleanup / "agent-config.yaml").write_text(
+        f"sources: [{{id: s, type: fs, config: {{uri: {tmp_path / 'data'}}}}}]\n"
+        f"senders: [{{id: f, type: fusion, config: {{endpoint: 'http://127.0.0.1:{port}', "
+        "credential: k}}]\n"
+        "pipes: [{id: p, source_id: s, sender_id: f}, {id: q, source_id: s, sender_id: f}]\n"
+        "console: {enabled: false}\n"
+    )
+    result = run_cli("start", "-D")
+    assert result.returncode == 0, result.stderr
+    assert "agent started (pid" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert sorted(line.split(":")[1].strip() for line in warnings) == ["pipe p", "pipe q"]
+    assert all(f"cannot reach Fusion at http://127.0.0.1:{port}" in w for w in warnings)
+    assert run_cli("stop").returncode == 0
 
 
 def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, short_dir):

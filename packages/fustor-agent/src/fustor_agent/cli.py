@@ -102,6 +102,8 @@ def start(
     if background:
         pid = daemon.start_daemon(home, options)
         click.echo(f"agent started (pid {pid}); log: {home.log_file}")
+        for pipe_id, problem in daemon.early_problems(home):
+            warn(f"pipe {pipe_id}: {problem} (retrying; see fustor-agent status)")
     else:
         app.run_agent(home, options)
 

@@ -16,7 +16,7 @@ from fustor_agent import control
 from fustor_agent.app import RunOptions
 from fustor_agent.home import Home
 from fustor_agent.lock import AlreadyRunning, running_pid
-from fustor_agent.status import AgentStatus
+from fustor_agent.status import AgentStatus, PipeRunState
 from fustor_core import ConfigError, FustorError
 
 __all__ = [
@@ -95,6 +95,27 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
     raise FustorError(
         f"the agent (pid {proc.pid}) did not answer within {timeout:.0f}s; see {home.log_file}"
     )
+
+
+_LIVE = (PipeRunState.STARTING, PipeRunState.RUNNING, PipeRunState.BACKING_OFF)
+
+
+def early_problems(home: Home, wait: float = 3.0) -> list[tuple[str, str]]:
+    """(pipe id, last error) of each running pipe that could not open its session in the
+    first ``wait`` seconds after start (a refused key, an unreachable receiver): the agent
+    keeps retrying them, and ``start -D`` says so instead of a bare "started"."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            current = fetch_status(home, timeout=1.0)
+        except (control.NotRunning, FustorError):
+            return []
+        running = [p for p in current.pipes if p.enabled and p.state in _LIVE]
+        failing = [p for p in running if p.session is None and p.last_error is not None]
+        waiting = [p for p in running if p.session is None and p.last_error is None]
+        if not waiting or time.monotonic() >= deadline:
+            return [(p.id, p.last_error.message) for p in failing if p.last_error]
+        time.sleep(0.1)
 
 
 def agent_pid(home: Home) -> int | None:
