@@ -64,9 +64,10 @@ class LeaderWork:
         nothing can be stale there, so the first full audit waits for its interval."""
         self._audit_now = asyncio.Event()
         self._audit_full = True
+        """The next audit trusts no state of earlier ones (first of the term, lost events,
+        an audit with a rejected batch)."""
         self.rejected_in_walk = 0
         """Batches of the current (or last) snapshot or audit that the receiver rejected."""
-        """The next audit trusts no state of earlier ones (first of the term, lost events)."""
 
     def request_audit(self) -> None:
         """Audit as soon as possible, a full one (events were lost)."""
