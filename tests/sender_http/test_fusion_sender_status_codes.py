@@ -330,6 +330,33 @@ def test_retry_of_a_split_batch_resends_only_the_unacknowledged_part(tmp_path: P
     assert sender.status()["rows_sent"] == 25
 
 
+@pytest.mark.parametrize(
+    ("source", "status"),
+    [(MessageSource.AUDIT, SendStatus.REJECTED), (MessageSource.SNAPSHOT, SendStatus.OK)],
+)
+def test_audit_rows_left_out_make_the_batch_count_as_rejected(
+    tmp_path: Path, source: MessageSource, status: SendStatus
+) -> None:
+    """A row Fusion cannot apply (no modified_time) is left out; in an audit Fusion would
+    then delete that path at the end, so the batch reports a rejection (the host holds the
+    audit end back). The rows that can be sent are sent either way."""
+    fusion = FakeReceiver()
+    sender = make_sender(tmp_path, fusion)
+    batch = _batch(source, n=3)
+    del batch.events[0].rows[1]["modified_time"]
+
+    async def run() -> None:
+        await sender.open_session()
+        result = await sender.send(batch)
+        assert result.status is status
+        if status is SendStatus.REJECTED:
+            assert "1 audit row(s) without path or modified_time left out" in result.detail
+
+    asyncio.run(run())
+    sent = [r["path"] for b in fusion.bodies("POST ingest") for e in b["events"] for r in e["rows"]]
+    assert sent == ["/f0", "/f2"]
+
+
 # -- signals ----------------------------------------------------------------------------------
 
 

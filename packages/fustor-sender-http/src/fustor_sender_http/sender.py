@@ -16,6 +16,7 @@ from fustor_core import (
     Command,
     DriverError,
     HeartbeatResult,
+    MessageSource,
     PhaseSignal,
     Role,
     Row,
@@ -416,6 +417,13 @@ class FusionSender(SenderDriver):
                 return result
         self._counters["batches_sent"] += 1
         self._counters["rows_sent"] += encoded.rows
+        if encoded.dropped_rows and batch.message_source is MessageSource.AUDIT:
+            # At the audit end Fusion deletes what the audit did not report (protocol §5.5):
+            # rows left out here must make the host hold the end back, as for a rejection.
+            return SendResult(
+                SendStatus.REJECTED,
+                f"{encoded.dropped_rows} audit row(s) without path or modified_time left out",
+            )
         return SEND_OK
 
     async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
