@@ -44,14 +44,3 @@ def test_unwire_path_inverts_wire_path() -> None:
     assert unwire_path(wire_path(raw)) == raw
     assert unwire_path("/plain/100%") == "/plain/100%"
     assert unwire_path("/x%41") == "/x%41"  # ASCII is never escaped, so never un-escaped
-
-
-def test_wire_aliases_name_the_other_spelling_fusion_sees_as_the_same_path() -> None:
-    from fustor_core.paths import wire_aliases
-
-    raw = "/d/bad" + os.fsdecode(b"\xff") + "byte"
-    assert wire_aliases(raw) == ["/d/bad%FFbyte"]
-    assert wire_aliases("/d/bad%FFbyte") == [raw]
-    assert wire_aliases("/d/plain.txt") == []
-    assert wire_aliases("/d/caf\u00e9") == []  # valid UTF-8: one spelling only
-    assert wire_aliases("/d/100%") == []  # a % that spells no byte

@@ -284,6 +284,27 @@ def test_deleting_one_of_two_names_fusion_sees_as_one_keeps_the_other(root: str)
     live(root, body)
 
 
+def test_aliases_in_a_mix_of_raw_and_spelled_bytes_and_none_for_valid_utf8(root: str) -> None:
+    """``x%FF\xfe`` and ``x\xff%FE`` both go as ``/d/x%FF%FE``: deleting one keeps the other.
+    ``%C3%A9`` is no alias of ``\xc3\xa9`` (valid UTF-8, sent as ``é``): its delete is a delete."""
+    base = os.fsencode(root) + b"/d/"
+    write(base + b"x%FF\xfe", b"1")
+    write(base + b"x\xff%FE", b"22")
+    write(base + b"\xc3\xa9", b"1")
+    write(base + b"%C3%A9", b"22")
+
+    async def body(rt: Live) -> None:
+        os.remove(base + b"x%FF\xfe")
+        os.remove(base + b"%C3%A9")
+        survivor = "/d/" + os.fsdecode(b"x\xff%FE")
+        await rt.wait(lambda: rt.upserts(survivor) and rt.deleted("/d/%C3%A9"))
+        await asyncio.sleep(0.5)  # past delete_settle_sec
+        assert not rt.deleted("/d/" + os.fsdecode(b"x%FF\xfe"))
+        assert not rt.upserts("/d/%C3%A9")
+
+    live(root, body)
+
+
 async def _until_row(realtime: AsyncIterator[Batch], first: asyncio.Task[Batch], path: str) -> None:
     """Read realtime batches (``first`` already asked for) until one carries ``path``."""
     batch = await asyncio.wait_for(first, 5)

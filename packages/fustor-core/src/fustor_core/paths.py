@@ -19,7 +19,6 @@ __all__ = [
     "join",
     "to_relative",
     "unwire_path",
-    "wire_aliases",
     "wire_path",
 ]
 
@@ -96,16 +95,6 @@ def unwire_path(path: str) -> str:
     if "%" not in path:
         return path
     return _ESCAPED_BYTE.sub(lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
-
-
-def wire_aliases(path: str) -> list[str]:
-    """Other names that Fusion would see as the same path as ``path``: a name holding raw
-    bytes and a valid UTF-8 name that spells them as ``%XX`` are both sent as the latter
-    (the rare ambiguity :func:`wire_path` accepts). Empty for almost every path."""
-    if "%" not in path and path.isascii():
-        return []
-    wired = wire_path(path)
-    return [alias for alias in dict.fromkeys((wired, unwire_path(wired))) if alias != path]
 
 
 def join(root: str, relative: str) -> str:

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
-from fustor_core.paths import wire_aliases
+from fustor_core.paths import wire_path
 from fustor_source_fs.backends import Backend, fanotify_refused, open_backend
 from fustor_source_fs.channel import Channel, ChannelClosed
 from fustor_source_fs.config import FsParams
-from fustor_source_fs.deep import lstat_at, open_dir
+from fustor_source_fs.deep import abs_of, lstat_at, open_dir
 from fustor_source_fs.fanotify import FanotifyUnavailable
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
@@ -495,13 +495,29 @@ class Realtime:
         return rows
 
     def _alias_on_disk(self, path: str) -> Row | None:
-        """The row of a name that still exists and that Fusion sees as the same path as
-        ``path`` (raw bytes vs their literal ``%XX`` spelling, ``wire_aliases``): deleting
-        one of the two must not delete, and tombstone, the other in Fusion."""
-        for alias in wire_aliases(path):
-            st = lstat_at(self.root, alias)
-            if st is not None and self.flt.wants_path(alias, stat_mod.S_ISDIR(st.st_mode)):
-                return row_of(alias, st)
+        """The row of another entry of ``path``'s directory that Fusion sees as the same
+        path (raw bytes and a valid UTF-8 name spelling them as ``%XX``, in any mix,
+        ``wire_path``): deleting one of them must not delete, and tombstone, the other in
+        Fusion. Only a name holding ``%`` or raw bytes can have one: its directory is
+        listed (no stat per entry) for that rare delete alone."""
+        parent, _, name = path.rpartition("/")
+        if "%" not in name and name.isascii() or not name:
+            return None
+        wired = wire_path(path)
+        if "%" not in wired:
+            return None  # valid UTF-8 without "%": no other name sends the same path
+        prefix = parent + "/"
+        try:
+            with os.scandir(abs_of(self.root, parent or "/")) as entries:
+                for entry in entries:
+                    rel = prefix + entry.name
+                    if entry.name == name or wire_path(rel) != wired:
+                        continue
+                    st = lstat_at(self.root, rel)
+                    if st is not None and self.flt.wants_path(rel, stat_mod.S_ISDIR(st.st_mode)):
+                        return row_of(rel, st)
+        except OSError:  # the directory is gone too: nothing is left under that path
+            pass
         return None
 
     def _emit(self, rows: list[Row]) -> None:
