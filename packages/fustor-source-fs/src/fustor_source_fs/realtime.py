@@ -501,7 +501,7 @@ class Realtime:
         Fusion. Only a name holding ``%`` or raw bytes can have one: its directory is
         listed (no stat per entry) for that rare delete alone."""
         parent, _, name = path.rpartition("/")
-        if "%" not in name and name.isascii() or not name:
+        if ("%" not in name and name.isascii()) or not name:
             return None
         wired = wire_path(path)
         if "%" not in wired:
