@@ -6,9 +6,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -183,25 +186,67 @@ def test_daemon_names_where_a_relative_path_would_go_from_where_it_runs(
     assert running_pid(home_cleanup / "agent.pid") is None
 
 
-def test_daemon_start_names_a_pipe_that_cannot_open_its_session(run_cli, home_cleanup, tmp_path):
-    """Nothing listens at the endpoint: the agent runs and retries (exit 0), and start -D
-    says which pipe cannot get a session and why, instead of a bare "started"."""
+def test_daemon_start_names_each_pipe_that_cannot_open_its_session(run_cli, home_cleanup, tmp_path):
+    """The agent runs and retries (exit 0); start -D says which pipes have no session and
+    why: nothing listening, a refused key (a 401: the pipe is in state error), a receiver
+    that accepts the connection and never answers."""
     (tmp_path / "data").mkdir()
-    port = free_port()  # nothing listens there
+    nobody = free_port()
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b'{"detail": "Invalid API key"}'
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    refusing = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=refusing.serve_forever, daemon=True).start()
+    silent = socket.socket()  # listens, never accepts: connections wait in its backlog
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    endpoints = {
+        "nobody": nobody,
+        "refused": refusing.server_address[1],
+        "silent": silent.getsockname()[1],
+    }
+    senders = ", ".join(
+        f"{{id: {name}, type: fusion, config: {{endpoint: 'http://127.0.0.1:{port}', "
+        "credential: k}}"
+        for name, port in endpoints.items()
+    )
+    pipes = ", ".join(f"{{id: {name}, source_id: s, sender_id: {name}}}" for name in endpoints)
     (home_cleanup / "agent-config.yaml").write_text(
         f"sources: [{{id: s, type: fs, config: {{uri: {tmp_path / 'data'}}}}}]\n"
-        f"senders: [{{id: f, type: fusion, config: {{endpoint: 'http://127.0.0.1:{port}', "
-        "credential: k}}]\n"
-        "pipes: [{id: p, source_id: s, sender_id: f}, {id: q, source_id: s, sender_id: f}]\n"
-        "console: {enabled: false}\n"
+        f"senders: [{senders}]\npipes: [{pipes}]\nconsole: {{enabled: false}}\n"
     )
-    result = run_cli("start", "-D")
-    assert result.returncode == 0, result.stderr
-    assert "agent started (pid" in result.stdout
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    assert sorted(line.split(":")[1].strip() for line in warnings) == ["pipe p", "pipe q"]
-    assert all(f"cannot reach Fusion at http://127.0.0.1:{port}" in w for w in warnings)
-    assert run_cli("stop").returncode == 0
+    try:
+        result = run_cli("start", "-D")
+        assert result.returncode == 0, result.stderr
+        assert "agent started (pid" in result.stdout
+        warnings = {
+            line.split(":")[1].strip(): line
+            for line in result.stderr.splitlines()
+            if line.startswith("warning: pipe ")
+        }
+        assert sorted(warnings) == ["pipe nobody", "pipe refused", "pipe silent"], result.stderr
+        assert f"cannot reach Fusion at http://127.0.0.1:{nobody}" in warnings["pipe nobody"]
+        assert "401" in warnings["pipe refused"]
+        assert "no session after 3 s" in warnings["pipe silent"]
+        # The silent receiver's session request is given up at stop, not waited for until
+        # the pipe's 15 s grace runs out.
+        started = time.monotonic()
+        assert run_cli("stop").returncode == 0
+        assert time.monotonic() - started < 8
+    finally:
+        refusing.shutdown()
+        refusing.server_close()
+        silent.close()
 
 
 def test_status_names_a_running_agent_it_cannot_reach(run_cli, tmp_path, short_dir):

@@ -97,24 +97,39 @@ def start_daemon(home: Home, options: RunOptions, timeout: float = START_TIMEOUT
     )
 
 
-_LIVE = (PipeRunState.STARTING, PipeRunState.RUNNING, PipeRunState.BACKING_OFF)
+_TRYING = (
+    PipeRunState.STARTING,
+    PipeRunState.RUNNING,
+    PipeRunState.BACKING_OFF,
+    PipeRunState.ERROR,
+)
+"""States of a pipe the agent runs or keeps retrying (a refused key leaves it in ``error``)."""
 
 
 def early_problems(home: Home, wait: float = 3.0) -> list[tuple[str, str]]:
-    """(pipe id, last error) of each running pipe that could not open its session in the
-    first ``wait`` seconds after start (a refused key, an unreachable receiver): the agent
-    keeps retrying them, and ``start -D`` says so instead of a bare "started"."""
+    """(pipe id, why) of each pipe meant to run that has no session ``wait`` seconds after
+    start: its last error (a refused key, an unreachable receiver), or that it is still
+    waiting for an answer. The agent keeps retrying them; ``start -D`` says so instead of a
+    bare "started"."""
     deadline = time.monotonic() + wait
     while True:
         try:
             current = fetch_status(home, timeout=1.0)
         except (control.NotRunning, FustorError):
             return []
-        running = [p for p in current.pipes if p.enabled and p.state in _LIVE]
-        failing = [p for p in running if p.session is None and p.last_error is not None]
-        waiting = [p for p in running if p.session is None and p.last_error is None]
-        if not waiting or time.monotonic() >= deadline:
-            return [(p.id, p.last_error.message) for p in failing if p.last_error]
+        trying = [
+            p for p in current.pipes if p.enabled and p.state in _TRYING and p.session is None
+        ]
+        if all(p.last_error is not None for p in trying) or time.monotonic() >= deadline:
+            return [
+                (
+                    p.id,
+                    p.last_error.message
+                    if p.last_error is not None
+                    else f"no session after {wait:.0f} s (the receiver has not answered yet)",
+                )
+                for p in trying
+            ]
         time.sleep(0.1)
 
 

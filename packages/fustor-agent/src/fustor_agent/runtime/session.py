@@ -155,7 +155,9 @@ class SessionRunner:
         backoff = Backoff(initial=0.5, maximum=10.0)
         while not self._stopping.is_set():
             try:
-                info = await self.sender.open_session()
+                info = await self._open_unless_stopping()
+                if info is None:
+                    return
             except Exception as exc:
                 retriable = isinstance(exc, DriverError) and exc.retriable
                 self.state.state = PipeRunState.BACKING_OFF if retriable else PipeRunState.ERROR
@@ -179,6 +181,20 @@ class SessionRunner:
                     return
             else:
                 backoff.reset()
+
+    async def _open_unless_stopping(self) -> SessionInfo | None:
+        """``open_session()``, given up (``None``) when the pipe stops meanwhile: a receiver
+        that accepts the connection and never answers must not hold ``stop`` for the whole
+        request timeout. Raises what ``open_session`` raises."""
+        opening = asyncio.ensure_future(self.sender.open_session())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait((opening, stopping), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not opening.done():
+                opening.cancel()  # finishes on its own; nothing waits for it
+        return opening.result() if opening.done() and not opening.cancelled() else None
 
     async def _serve(self, info: SessionInfo) -> bool:
         """Run one session; True when it ended by shutdown, False when it was lost."""
