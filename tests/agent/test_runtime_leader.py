@@ -299,3 +299,17 @@ def test_a_rejected_snapshot_batch_brings_the_first_audit_forward(home):
     asyncio.run(main())
     assert world.signals()[:3] == ["snapshot_end", "audit_start", "audit_end"]
     assert [e[1] for e in world.log if e[0] == "refused"] == ["rejected"]
+
+
+def test_a_rejected_snapshot_batch_is_audited_again_also_with_audits_off(home):
+    # audit_interval_sec: 0 turns periodic audits off, not the repair of lost rows.
+    world = World()
+    world.starts_empty = True
+    world.send_results.append(SendResult(SendStatus.REJECTED, "HTTP 400: fake failure"))
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p", "audit_interval_sec": 0}), home)):
+            await wait_until(lambda: "audit_end" in world.signals())
+
+    asyncio.run(main())
+    assert world.signals()[:3] == ["snapshot_end", "audit_start", "audit_end"]

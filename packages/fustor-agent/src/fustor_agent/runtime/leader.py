@@ -79,14 +79,15 @@ class LeaderWork:
 
     async def run(self) -> None:
         await self._snapshot()
-        if Phase.AUDIT in self.source.phases and not self.audits_disabled:
+        if Phase.AUDIT in self.source.phases:
             # The snapshot never deletes (docs/fusion-protocol.md §5.4): what was deleted while this
             # agent did not lead (stopped, crashed, session lost) goes only through an audit,
             # so the first one runs right away, a full one. A tree that started empty holds
             # nothing stale: its first (full) audit keeps to the interval, and Fusion takes in
-            # the snapshot without a second listing of the tree competing for its one queue,
-            # unless some snapshot batch was rejected: the audit sends those rows again.
-            if not self.starts_empty or self.rejected_in_walk:
+            # the snapshot without a second listing of the tree competing for its one queue.
+            # A rejected snapshot batch is lost rows, like lost events: an audit sends them
+            # again at once, also with periodic audits off.
+            if self.rejected_in_walk or not (self.audits_disabled or self.starts_empty):
                 self._audit_now.set()
         async with asyncio.TaskGroup() as group:
             if Phase.AUDIT in self.source.phases:
