@@ -247,3 +247,19 @@ def test_a_configuration_without_pipes_is_valid_with_a_warning(home, registry):
     assert config.warnings == (
         f"{home.config_file}: no pipes: the agent would start and watch nothing (add pipes:)",
     )
+
+
+def test_an_unreadable_section_and_unset_ids_give_no_follow_on_errors(home, registry, monkeypatch):
+    write(home, "sources: {id: s, type: static}\npipes: [{id: p, source_id: s, sender_id: o}]\n")
+    assert errors_of(home, registry) == [
+        "agent-config.yaml: line 1: sources: must be a list",
+        "agent-config.yaml: line 2: pipes[0].sender_id: unknown sender 'o' (defined: none)",
+    ]
+    monkeypatch.setenv("KEY", "k")
+    monkeypatch.delenv("NO_ID", raising=False)
+    write(home, GOOD.replace("id: files", 'id: "${NO_ID}"'))  # the source and both pipes
+    assert errors_of(home, registry) == [
+        "agent-config.yaml: line 3: sources[0].id: environment variable NO_ID is not set",
+        "agent-config.yaml: line 11: pipes[0].source_id: environment variable NO_ID is not set",
+        "agent-config.yaml: line 12: pipes[1].source_id: environment variable NO_ID is not set",
+    ]

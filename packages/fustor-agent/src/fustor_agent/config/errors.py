@@ -161,6 +161,8 @@ class Problems:
         """Record a problem at ``location`` (``pipes[0].id``) of ``file``; the message
         names the line too when the file was read by ``read_yaml``."""
         where, line = self._where(file, location)
+        if where in self._explained:
+            return  # an earlier error there explains this one (an unset variable)
         self.errors.append(ConfigError(one_line(message), where))
         self._order.append((file, line))
 
@@ -175,16 +177,15 @@ class Problems:
         """One problem per error of ``exc``, raised by ``model`` (which tells the keys an
         unknown key may have been meant as)."""
         for error in exc.errors(include_input=False, include_url=False):
-            location = rename(join_location(prefix, error["loc"]))
-            if self._where(file, location)[0] in self._explained:
-                continue
-            self.add(file, location, _message(error, model))
+            self.add(file, rename(join_location(prefix, error["loc"])), _message(error, model))
 
     def add_explaining(self, file: str, location: str, message: str) -> None:
-        """:meth:`add`, for a problem that also explains any later validation error at the
-        same place (which is then not reported)."""
-        self.add(file, location, message)
-        self._explained.add(self._where(file, location)[0])
+        """:meth:`add`, for a problem that also explains any later one at the same place
+        (which is then not reported); two such problems there are both reported."""
+        where, line = self._where(file, location)
+        self.errors.append(ConfigError(one_line(message), where))
+        self._order.append((file, line))
+        self._explained.add(where)
 
     def warn(self, file: str, location: str, message: str) -> None:
         self.warnings.append(f"{self._where(file, location)[0]}: {one_line(message)}")

@@ -31,6 +31,7 @@ def document_from_lists(
         items = data.get(kind) or []
         if not isinstance(items, list):
             problems.add(label, kind, "must be a list")
+            doc.unreadable.add(kind)
             continue
         target: list[RawEntry] = getattr(doc, kind)
         target.extend(RawEntry(label, f"{kind}[{i}]", item) for i, item in enumerate(items))

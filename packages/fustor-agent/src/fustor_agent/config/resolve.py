@@ -53,6 +53,9 @@ class RawDocument:
     console: RawEntry | None = None
     logging: RawEntry | None = None
     agent_id: str | None = None
+    unreadable: set[str] = field(default_factory=set)
+    """Sections (``sources``...) already reported as not a list: pipes' references into them
+    are not reported again as unknown ids."""
 
 
 def _validate(
@@ -103,11 +106,18 @@ def _parsed(
 
 
 def _check_reference(
-    raw: RawEntry, key: str, kind: str, known: dict[str, RawEntry], problems: Problems
+    raw: RawEntry,
+    key: str,
+    kind: str,
+    known: dict[str, RawEntry],
+    problems: Problems,
+    unreadable: bool = False,
 ) -> bool:
     value = raw.data.get(key) if isinstance(raw.data, dict) else None
     if not isinstance(value, str) or value in known:
         return isinstance(value, str)
+    if unreadable:
+        return False  # the section's own error says it all
     match = closest(value, known)
     hint = f"; did you mean {match!r}?" if match else f" (defined: {', '.join(known) or 'none'})"
     problems.add(raw.file, raw.rename(f"{raw.location}.{key}"), f"unknown {kind} {value!r}{hint}")
@@ -157,8 +167,12 @@ def resolve(
     # References are checked on every pipe as written, even one with other errors.
     dangling = set()
     for raw in doc.pipes:
-        ok_source = _check_reference(raw, "source_id", "source", source_ids, problems)
-        ok_sender = _check_reference(raw, "sender_id", "sender", sender_ids, problems)
+        ok_source = _check_reference(
+            raw, "source_id", "source", source_ids, problems, "sources" in doc.unreadable
+        )
+        ok_sender = _check_reference(
+            raw, "sender_id", "sender", sender_ids, problems, "senders" in doc.unreadable
+        )
         if not (ok_source and ok_sender):
             dangling.add(id(raw))
     pipe_entries = {pid: pipe for pid, (raw, pipe) in pipes.items() if id(raw) not in dangling}
