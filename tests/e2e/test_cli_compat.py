@@ -223,17 +223,11 @@ def test_a_section_without_its_list_dash_is_not_read_as_the_old_layout(run_cli, 
     """``sources: {id: s}`` is one entry of our layout missing its ``-``: "must be a list",
     not the 0.8.17 reading's "sources.id: must be a mapping"; a real 0.8.17 file's errors
     name the file by its full path, like every other error."""
-    ours = tmp_path / "ours.yaml"
-    ours.write_text("sources: {id: s, type: fs}\n")
-    result = run_cli("validate", str(ours))
-    assert (result.returncode, result.stderr) == (
-        78,
-        f"error: {ours}: line 1: sources: must be a list\n",
-    )
-    old = tmp_path / "old.yaml"
-    old.write_text("pipes: {a: 1}\n")
-    result = run_cli("validate", str(old))
-    assert (result.returncode, result.stderr) == (
-        78,
-        f"error: {old}: line 1: pipes.a: must be a mapping\n",
-    )
+    for name, text, error in (
+        ("ours.yaml", "sources: {id: s, type: fs}\n", "line 1: sources: must be a list"),
+        ("old.yaml", "pipes: {a: 1}\n", "line 1: pipes.a: must be a mapping"),
+    ):
+        path = tmp_path / name
+        path.write_text(text)
+        result = run_cli("validate", str(path))
+        assert (result.returncode, result.stderr) == (78, f"error: {path}: {error}\n")
