@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import stat as stat_mod
 import threading
 import time
@@ -33,6 +34,9 @@ from fustor_source_fs.watches import Watches, WatchLimit
 __all__ = ["Realtime"]
 
 log = logging.getLogger(__name__)
+
+_SPELLED_BYTE = re.compile(r"%[89A-F][0-9A-F]")
+"""How ``wire_path`` spells a raw byte: only a name holding one can share its wire path."""
 
 _RT = MessageSource.REALTIME
 _PARENT_WAIT_SEC = 5.0
@@ -498,14 +502,14 @@ class Realtime:
         """The row of another entry of ``path``'s directory that Fusion sees as the same
         path (raw bytes and a valid UTF-8 name spelling them as ``%XX``, in any mix,
         ``wire_path``): deleting one of them must not delete, and tombstone, the other in
-        Fusion. Only a name holding ``%`` or raw bytes can have one: its directory is
-        listed (no stat per entry) for that rare delete alone."""
+        Fusion. Only a name holding a raw byte or its ``%80``-``%FF`` spelling can have
+        one: its directory is listed (no stat per entry) for that rare delete alone."""
         parent, _, name = path.rpartition("/")
         if ("%" not in name and name.isascii()) or not name:
             return None
         wired = wire_path(path)
-        if "%" not in wired:
-            return None  # valid UTF-8 without "%": no other name sends the same path
+        if _SPELLED_BYTE.search(wired.rpartition("/")[2]) is None:
+            return None  # no %80-%FF in the name (URL-style %20 included): no other spelling
         prefix = parent + "/"
         try:
             with os.scandir(abs_of(self.root, parent or "/")) as entries:
