@@ -163,6 +163,9 @@ class Problems:
         where, line = self._where(file, location)
         if where in self._explained:
             return  # an earlier error there explains this one (an unset variable)
+        self._record(file, where, line, message)
+
+    def _record(self, file: str, where: str, line: int, message: str) -> None:
         self.errors.append(ConfigError(one_line(message), where))
         self._order.append((file, line))
 
@@ -183,8 +186,7 @@ class Problems:
         """:meth:`add`, for a problem that also explains any later one at the same place
         (which is then not reported); two such problems there are both reported."""
         where, line = self._where(file, location)
-        self.errors.append(ConfigError(one_line(message), where))
-        self._order.append((file, line))
+        self._record(file, where, line, message)
         self._explained.add(where)
 
     def warn(self, file: str, location: str, message: str) -> None:
