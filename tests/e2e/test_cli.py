@@ -117,6 +117,18 @@ def test_no_config_says_how_to_start(run_cli):
         assert "--watch" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_start_in_a_missing_home_creates_nothing(run_cli, tmp_path):
+    """A mistyped --home (or FUSTOR_HOME) holds no configuration: say so, and leave no
+    directories behind for the log and pid files of an agent that never ran."""
+    missing = tmp_path / "typo" / "home"
+    for args in (("start",), ("start", "-D")):
+        result = run_cli(*args, "--home", str(missing))
+        assert result.returncode == 78, result.stderr
+        assert result.stderr.startswith(f"error: no configuration: neither {missing}/")
+        assert not (tmp_path / "typo").exists()
+    # --watch needs no configuration: its home is created for the log (and the agent runs).
+
+
 def test_commands_on_a_stopped_agent(run_cli):
     status = run_cli("status")
     assert status.returncode == 3

@@ -16,7 +16,7 @@ from fustor_agent.cliopts import (
     log_options,
     warn,
 )
-from fustor_agent.config import load_config
+from fustor_agent.config import load_config, no_configuration
 from fustor_agent.home import Home
 from fustor_agent.plugins import load_registry
 from fustor_agent.selection import select_pipes, split_targets
@@ -82,6 +82,8 @@ def start(
     agent already runs for this home, they are started in it.
     """
     home, targets = split_targets(home, targets)
+    if watch is None and home.config_path is None and not home.root.exists():
+        raise no_configuration(home)  # before its log or pid file would create the home
     if targets and watch is None and daemon.agent_pid(home) is not None:
         config = load_config(home, load_registry())
         ids = sorted(select_pipes(config, targets) or ())

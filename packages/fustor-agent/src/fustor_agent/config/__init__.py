@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fustor_agent.config.errors import ConfigErrors
-from fustor_agent.config.loader import embedded_config, load_config
+from fustor_agent.config.loader import embedded_config, load_config, no_configuration
 from fustor_agent.config.models import (
     AgentConfig,
     ConsoleSettings,
@@ -23,4 +23,5 @@ __all__ = [
     "SourceSpec",
     "embedded_config",
     "load_config",
+    "no_configuration",
 ]

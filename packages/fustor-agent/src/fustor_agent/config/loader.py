@@ -76,12 +76,17 @@ def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
         doc = read_legacy_dir(home.legacy_config_dir, home.root, env, problems)
         path = home.legacy_config_dir
     else:
-        raise ConfigError(
-            f"no configuration: neither {home.config_file} nor {home.legacy_config_dir}/*.yaml "
-            "exists; write one, give one with --config PATH, or run `fustor-agent start --watch "
-            "DIR` to print the changes of DIR with the built-in fs -> echo pipe"
-        )
+        raise no_configuration(home)
     return resolve(doc, registry, problems, path)
+
+
+def no_configuration(home: Home) -> ConfigError:
+    """The error of a home holding neither configuration layout."""
+    return ConfigError(
+        f"no configuration: neither {home.config_file} nor {home.legacy_config_dir}/*.yaml "
+        "exists; write one, give one with --config PATH, or run `fustor-agent start --watch "
+        "DIR` to print the changes of DIR with the built-in fs -> echo pipe"
+    )
 
 
 def embedded_config(
