@@ -226,6 +226,12 @@ def test_a_section_without_its_list_dash_is_not_read_as_the_old_layout(run_cli, 
     for name, text, error in (
         ("ours.yaml", "sources: {id: s, type: fs}\n", "line 1: sources: must be a list"),
         ("old.yaml", "pipes: {a: 1}\n", "line 1: pipes.a: must be a mapping"),
+        # An old entry may be named "id": its value is a mapping, so this is the old layout.
+        (
+            "old-id.yaml",
+            "sources: {id: {driver: fs}}\n",
+            "line 1: sources.id.uri: missing required key",
+        ),
     ):
         path = tmp_path / name
         path.write_text(text)

@@ -19,11 +19,12 @@ __all__ = ["embedded_config", "load_config"]
 
 
 def _is_legacy_file(data: object) -> bool:
-    """A 0.8.17 file keys its sources, senders and pipes by id (mappings, not lists). A
-    section that is one entry of our layout written without its list dash (``sources:
-    {id: s, ...}``) is not that: it gets our layout's "must be a list"."""
+    """A 0.8.17 file keys its sources, senders and pipes by id: mappings of mappings, not
+    lists. A section that is one entry of our layout written without its list dash
+    (``sources: {id: s, ...}``, a scalar ``id``) is not that: it gets our layout's "must be
+    a list". An old entry that is itself named ``id`` holds a mapping."""
     return isinstance(data, dict) and any(
-        isinstance(section := data.get(kind), dict) and "id" not in section
+        isinstance(section := data.get(kind), dict) and isinstance(section.get("id", {}), dict)
         for kind in ("sources", "senders", "pipes")
     )
 
