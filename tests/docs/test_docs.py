@@ -361,7 +361,6 @@ ERROR_FRAGMENTS = [
     "unknown source type 'ftp' (available: ",
     "unknown source '",
     "unknown sender '",
-    "does not exist",
     "must be the http:// or https:// URL of Fusion's",
     "credential is required: the agent API key listed in Fusion's receivers.<id>.api_keys",
     "a pipe id may hold only letters, digits and _ . : -",

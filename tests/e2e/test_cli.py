@@ -146,8 +146,11 @@ def test_watch_of_a_missing_directory_is_one_clear_error(run_cli, tmp_path):
     result = run_cli("start", "--watch", str(tmp_path / "missing"))
     assert result.returncode == 78
     assert result.stderr.splitlines() == [
-        f"error: --watch: DIR: uri '{tmp_path / 'missing'}' does not exist"
+        f"error: --watch: DIR '{tmp_path / 'missing'}' does not exist"
     ]
+    for given, error in (("", "DIR is empty: give the directory to watch"),):
+        result = run_cli("start", "--watch", given)
+        assert (result.returncode, result.stderr) == (78, f"error: --watch: {error}\n")
 
 
 EVERY_PROBLEM = """\

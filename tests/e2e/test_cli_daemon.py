@@ -338,3 +338,53 @@ def test_stop_waits_for_the_process_and_counts_an_unreaped_one_as_gone(
         assert exited(proc.pid)  # and not yet reaped by us: a zombie
     finally:
         proc.wait(timeout=30)
+
+
+def test_a_root_not_there_yet_is_waited_for(run_cli, home_cleanup: Path, tmp_path: Path):
+    """A share not mounted yet at boot: the configuration is valid with a warning, the agent
+    starts and says what its pipe waits for, and snapshots the root once it exists (an
+    exit would stop every other pipe too, and systemd does not restart exit code 78)."""
+    root, out = tmp_path / "share" / "data", tmp_path / "rows.jsonl"
+    (home_cleanup / "agent-config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "sources": [{"id": "s", "type": "fs", "config": {"uri": str(root)}}],
+                "senders": [
+                    {
+                        "id": "e",
+                        "type": "echo",
+                        "config": {"driver_params": {"format": "json", "output": str(out)}},
+                    }
+                ],
+                "pipes": [{"id": "p", "source_id": "s", "sender_id": "e"}],
+                "console": {"enabled": False},
+            }
+        )
+    )
+    waits = f"uri '{root}' does not exist (yet): the pipe waits until it does"
+    checked = run_cli("validate")
+    assert checked.returncode == 0, checked.stderr
+    assert re.fullmatch(
+        rf"warning: agent-config.yaml: line \d+: sources\[0\].config: {re.escape(waits)}\n",
+        checked.stderr,
+    ), checked.stderr
+    result = run_cli("start", "-D")
+    started_pid(result)
+    assert f"warning: pipe p: source not started: start failed: cannot open root {root}" in (
+        result.stderr
+    )
+    pipe = status_json(run_cli)["pipes"][0]
+    assert pipe["state"] == "starting" and not pipe["ready"]
+    assert pipe["not_ready_reason"].startswith(
+        f"source not started: start failed: cannot open root {root}"
+    )
+    root.mkdir(parents=True)
+    (root / "f.txt").write_bytes(b"abc")
+    deadline = time.monotonic() + 30
+    rows: dict[str, int] = {}
+    while time.monotonic() < deadline and "/f.txt" not in rows:
+        time.sleep(0.2)
+        lines = out.read_text().splitlines() if out.exists() else []
+        rows = {r["row"]["path"]: r["row"]["size"] for r in map(json.loads, lines) if "row" in r}
+    assert rows.get("/f.txt") == 3, rows
+    assert run_cli("stop").returncode == 0

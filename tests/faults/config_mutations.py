@@ -271,7 +271,8 @@ def _hostile_value(doc: dict[str, Any], c: Chooser) -> str:
     where = c.pick(["uri", "endpoint", "pipe_id"])
     value = c.text()
     if where == "uri":
-        doc["sources"][0]["config"]["uri"] = "/proc/fustor-no-such-dir/" + value
+        # Relative: an error (a missing root is only a warning: it is waited for).
+        doc["sources"][0]["config"]["uri"] = "fustor-relative/" + value
     elif where == "endpoint":
         doc["senders"][0]["config"]["endpoint"] = "ftp://" + value
     else:

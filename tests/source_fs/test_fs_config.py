@@ -12,10 +12,12 @@ from fustor_source_fs import FsSource, FsSourceConfig
 from fustor_source_fs.filters import PathFilter
 
 
-def test_uri_must_exist(tmp_path: os.PathLike[str]) -> None:
+def test_a_missing_uri_is_a_warning(tmp_path: os.PathLike[str]) -> None:
+    """Not an error: a share mounted after the agent starts is waited for (the host shows
+    the warning; outside it, it is a UserWarning)."""
     missing = os.path.join(tmp_path, "nope")
-    with pytest.raises(ValidationError, match="does not exist"):
-        FsSourceConfig(uri=missing)
+    with pytest.warns(UserWarning, match=r"uri '.*/nope' does not exist \(yet\)"):
+        assert FsSourceConfig(uri=missing).uri == missing
 
 
 def test_uri_must_be_a_directory(tmp_path: os.PathLike[str]) -> None:

@@ -3,11 +3,47 @@
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-__all__ = ["SenderConfig", "SourceConfig", "StrictModel", "absolute_path"]
+__all__ = [
+    "SenderConfig",
+    "SourceConfig",
+    "StrictModel",
+    "absolute_path",
+    "collect_config_warnings",
+    "config_warning",
+]
+
+_warnings: ContextVar[list[str] | None] = ContextVar("fustor_config_warnings", default=None)
+
+
+def config_warning(message: str) -> None:
+    """Call from a config model's validator for a value that is allowed but likely wrong
+    (a root that does not exist yet): the host prints it as a ``warning:`` line naming the
+    entry (``validate``, ``start``) and runs the configuration. Outside the host's
+    validation it is a :class:`UserWarning`."""
+    found = _warnings.get()
+    if found is None:
+        warnings.warn(message, stacklevel=2)
+    else:
+        found.append(message)
+
+
+@contextmanager
+def collect_config_warnings() -> Iterator[list[str]]:
+    """The host's side of :func:`config_warning`: the messages of validations run inside."""
+    found: list[str] = []
+    token = _warnings.set(found)
+    try:
+        yield found
+    finally:
+        _warnings.reset(token)
 
 
 def absolute_path(key: str, value: str) -> str:

@@ -20,7 +20,7 @@ from fustor_agent.config import load_config, no_configuration
 from fustor_agent.home import Home
 from fustor_agent.plugins import load_registry
 from fustor_agent.selection import select_pipes, split_targets
-from fustor_core import FustorError
+from fustor_core import ConfigError, FustorError
 
 __all__ = ["EXIT_NOT_RUNNING", "cli", "main"]
 
@@ -82,6 +82,8 @@ def start(
     agent already runs for this home, they are started in it.
     """
     home, targets = split_targets(home, targets)
+    if watch is not None and not watch.strip():  # an unset "$DIR" would watch the cwd
+        raise ConfigError("--watch: DIR is empty: give the directory to watch")
     if watch is None and home.config_path is None and not home.root.exists():
         raise no_configuration(home)  # before its log or pid file would create the home
     if targets and watch is None and daemon.agent_pid(home) is not None:

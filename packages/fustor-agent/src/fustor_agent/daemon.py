@@ -16,7 +16,7 @@ from fustor_agent import control
 from fustor_agent.app import RunOptions
 from fustor_agent.home import Home
 from fustor_agent.lock import AlreadyRunning, running_pid
-from fustor_agent.status import AgentStatus, PipeRunState
+from fustor_agent.status import AgentStatus, PipeRunState, PipeStatus
 from fustor_core import ConfigError, FustorError
 
 __all__ = [
@@ -120,17 +120,25 @@ def early_problems(home: Home, wait: float = 3.0) -> list[tuple[str, str]]:
         trying = [
             p for p in current.pipes if p.enabled and p.state in _TRYING and p.session is None
         ]
-        if all(p.last_error is not None for p in trying) or time.monotonic() >= deadline:
+        if all(_error(p) is not None for p in trying) or time.monotonic() >= deadline:
             return [
                 (
                     p.id,
-                    p.last_error.message
-                    if p.last_error is not None
-                    else f"no session after {wait:.0f} s (the receiver has not answered yet)",
+                    _error(p)
+                    or f"no session after {wait:.0f} s (the receiver has not answered yet)",
                 )
                 for p in trying
             ]
         time.sleep(0.1)
+
+
+def _error(pipe: PipeStatus) -> str | None:
+    """What keeps ``pipe`` from a session: its last error, or why its source has not
+    started (a root that does not exist yet)."""
+    if pipe.last_error is not None:
+        return pipe.last_error.message
+    reason = pipe.not_ready_reason or ""
+    return reason if reason.startswith("source not started: ") else None
 
 
 def agent_pid(home: Home) -> int | None:

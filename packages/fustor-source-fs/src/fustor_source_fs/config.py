@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from fustor_agent_sdk import SourceConfig
-from fustor_agent_sdk.config import StrictModel, absolute_path
+from fustor_agent_sdk.config import StrictModel, absolute_path, config_warning
 
 __all__ = ["FsParams", "FsSourceConfig"]
 
@@ -75,7 +75,9 @@ class FsSourceConfig(SourceConfig):
             raise ValueError("uri is empty: give the directory to watch")
         path = absolute_path("uri", path)
         if not os.path.exists(path):
-            raise ValueError(f"uri {path!r} does not exist")
-        if not os.path.isdir(path):
+            # A share not mounted yet (at boot): the pipe waits for the root, as for one
+            # that goes away while running.
+            config_warning(f"uri {path!r} does not exist (yet): the pipe waits until it does")
+        elif not os.path.isdir(path):
             raise ValueError(f"uri {path!r} is not a directory")
         return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fustor_agent.config.env import load_environment
@@ -93,7 +94,12 @@ def no_configuration(home: Home) -> ConfigError:
 def embedded_config(
     watch_dir: str, registry: DriverRegistry, *, echo_format: str = "text"
 ) -> AgentConfig:
-    """The built-in configuration of ``start --watch DIR``: fs on DIR → echo to stdout."""
+    """The built-in configuration of ``start --watch DIR``: fs on DIR → echo to stdout.
+    Raises :class:`ConfigError` when DIR is not a directory: typed by hand, it is not worth
+    waiting for (a source's root in a configuration file is)."""
+    if not os.path.isdir(watch_dir):
+        problem = "does not exist" if not os.path.exists(watch_dir) else "is not a directory"
+        raise ConfigError(f"--watch: DIR {watch_dir!r} {problem}")
     data = {
         "sources": [{"id": "watch", "type": "fs", "config": {"uri": watch_dir}}],
         "senders": [

@@ -22,6 +22,7 @@ from fustor_agent.config.models import (
 )
 from fustor_agent.plugins import DriverRegistry, Kind
 from fustor_agent_sdk import SenderDriver, SourceDriver
+from fustor_agent_sdk.config import collect_config_warnings
 
 __all__ = ["RawDocument", "RawEntry", "resolve"]
 
@@ -63,10 +64,14 @@ def _validate(
 ) -> _M | None:
     payload = entry.data if data is None else data
     try:
-        return model.model_validate(payload)
+        with collect_config_warnings() as warned:
+            validated = model.model_validate(payload)
     except ValidationError as exc:
         problems.add_validation(entry.file, entry.location + suffix, exc, entry.rename, model)
         return None
+    for message in warned:
+        problems.warn(entry.file, entry.rename(entry.location + suffix), message)
+    return validated
 
 
 def _raw_ids(kind: str, raws: list[RawEntry], problems: Problems) -> dict[str, RawEntry]:

@@ -111,7 +111,10 @@ class Pipe:
             sender = SenderStatus.of_driver(dict(self.sender.status()))
         except Exception as exc:
             sender = SenderStatus(status_error=str(exc))
+        source = self.source.status()
         not_ready = state.not_ready_reason or self.source.driver.health() or self._sender_health()
+        if not self.source.started and source.last_error is not None:
+            not_ready = f"source not started: {source.last_error.message}"  # a root not there yet
         if not_ready is None and state.session_id is None:
             not_ready = "no session"
         elif not_ready is None and state.role is Role.LEADER and not state.snapshot_done:
@@ -143,7 +146,7 @@ class Pipe:
             last_error=state.last_error,
             ready=not_ready is None,
             not_ready_reason=not_ready,
-            source=self.source.status(),
+            source=source,
             sender=sender,
         )
 
