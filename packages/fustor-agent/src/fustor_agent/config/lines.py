@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import yaml
 
-__all__ = ["LineIndex", "line_index", "line_of"]
+__all__ = ["Duplicate", "LineIndex", "line_index", "line_of"]
 
 LineIndex = dict[str, int]
 """1-based line of every location, in the notation of config messages."""
 
+Duplicate = tuple[str, int]
+"""(location, line of the repeat) of a key written twice in one mapping."""
 
-def line_index(node: yaml.Node | None) -> LineIndex:
-    """The line of every mapping key and sequence item under ``node`` (a composed document)."""
+
+def line_index(node: yaml.Node | None, duplicates: list[Duplicate] | None = None) -> LineIndex:
+    """The line of every mapping key and sequence item under ``node`` (a composed document);
+    each key written twice in one mapping is added to ``duplicates`` (YAML would keep only
+    the last value, silently)."""
     index: LineIndex = {}
     seen: set[int] = set()
 
@@ -21,9 +26,16 @@ def line_index(node: yaml.Node | None) -> LineIndex:
             return  # an alias: its keys were indexed where the anchor is (no blow-up)
         seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
+            names: set[tuple[str, str]] = set()
             for key, value in node.value:
                 child = f"{loc}.{key.value}" if loc else str(key.value)
-                index.setdefault(child, key.start_mark.line + 1)
+                line = key.start_mark.line + 1
+                index.setdefault(child, line)
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    name = (key.tag, key.value)
+                    if name in names and duplicates is not None:
+                        duplicates.append((child, line))
+                    names.add(name)
                 walk(value, child)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
