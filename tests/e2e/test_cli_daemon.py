@@ -388,3 +388,56 @@ def test_a_root_not_there_yet_is_waited_for(run_cli, home_cleanup: Path, tmp_pat
         rows = {r["row"]["path"]: r["row"]["size"] for r in map(json.loads, lines) if "row" in r}
     assert rows.get("/f.txt") == 3, rows
     assert run_cli("stop").returncode == 0
+
+
+def test_broken_files_in_the_home_are_one_line_errors(run_cli, home_cleanup: Path, tmp_path):
+    """Not a traceback: one line naming the file, for a read-only, full or mangled home."""
+    home = home_cleanup
+    (home / "agent-config.yaml").write_text(config(tmp_path / "out.jsonl", "p1"))
+    (home / "logs").write_text("")  # a file where the log directory goes
+    for args in (("start",), ("start", "-D")):
+        result = run_cli(*args)
+        assert (result.returncode, result.stderr) == (1, f"error: {home / 'logs'}: File exists\n")
+    (home / "logs").unlink()
+    (home / "agent.pid").mkdir()
+    result = run_cli("start")
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"error: {home / 'agent.pid'}: Is a directory\n",
+    )
+    (home / "agent.pid").rmdir()
+    (home / "agent.id").write_bytes(b"\xff\n")
+    result = run_cli("start")
+    assert result.returncode == 78
+    assert result.stderr.startswith(f"error: {home / 'agent.id'}: not a valid agent id (not UTF-8")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_pipe_that_cannot_be_created_stops_alone_and_a_reload_retries_it(
+    run_cli, home_cleanup: Path, tmp_path
+):
+    """Its state directory blocked by a file: that pipe is in error with the path, the
+    others run; once the file is gone, a reload of the unchanged config starts it."""
+    home, out = home_cleanup, tmp_path / "out.jsonl"
+    (home / "agent-config.yaml").write_text(config(out, "p1", "p2"))
+    (home / "state").mkdir()
+    (home / "state" / "p1").write_text("")
+    result = run_cli("start", "-D")
+    started_pid(result)
+    blocked = f"cannot create the pipe: [Errno 17] File exists: '{home / 'state' / 'p1'}'"
+    assert f"warning: pipe p1: {blocked}" in result.stderr
+    pipes = {p["id"]: p for p in status_json(run_cli)["pipes"]}
+    assert pipes["p1"]["state"] == "error" and pipes["p1"]["last_error"]["message"] == blocked
+    assert pipes["p2"]["state"] == "running"
+    (home / "state" / "p1").unlink()
+    reload = run_cli("reload")
+    assert reload.returncode == 0, reload.stderr
+    assert "restarted ['p1']" in reload.stdout
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if {p["id"]: p["state"] for p in status_json(run_cli)["pipes"]}["p1"] == "running":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(status_json(run_cli))
+    assert run_cli("stop").returncode == 0

@@ -123,12 +123,10 @@ class Agent:
                 source = self._sources[entry.source_id] = SourceRuntime(
                     self.config.sources[entry.source_id]
                 )
+            state_dir = self.home.state_dir(pipe_id)
+            state_dir.mkdir(parents=True, exist_ok=True)
             pipe = Pipe(
-                entry,
-                source,
-                self.config.senders[entry.sender_id],
-                self.agent_id,
-                self.home.state_dir(pipe_id),
+                entry, source, self.config.senders[entry.sender_id], self.agent_id, state_dir
             )
         except Exception as exc:
             # A driver that cannot even be created stops only its own pipe.
@@ -188,8 +186,11 @@ class Agent:
         running = set(self._pipes) | set(self._broken)
         wanted = set(self._enabled(new))
         removed = sorted(running - wanted)
+        # A pipe that could not be created is tried again (its cause may be fixed by now).
         changed = sorted(
-            pid for pid in running & wanted if old.pipe_signature(pid) != new.pipe_signature(pid)
+            pid
+            for pid in running & wanted
+            if old.pipe_signature(pid) != new.pipe_signature(pid) or pid in self._broken
         )
         self._held &= set(new.pipes)
         added = sorted(wanted - running)

@@ -164,7 +164,9 @@ class _Process:
                 )
             except Exception as exc:
                 logger.exception("reload failed")
-                outcome = ReloadOutcome(at=time.time(), ok=False, error=repr(exc))
+                outcome = ReloadOutcome(
+                    at=time.time(), ok=False, error=str(exc) or repr(exc), partial=True
+                )
             self.agent.last_reload = outcome
             self.notifier.send("READY=1", "STATUS=running")
 

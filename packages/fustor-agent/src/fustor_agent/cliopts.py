@@ -43,7 +43,8 @@ def warn(text: str) -> None:
 
 def known_errors(func: F) -> F:
     """A known error is one ``error: ...`` line per problem and a non-zero exit:
-    78 for the configuration, 3 for ``status`` of a stopped agent, otherwise 1."""
+    78 for the configuration, 3 for ``status`` of a stopped agent, otherwise 1 (also for an
+    ``OSError`` on a file, named in the line)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,6 +57,10 @@ def known_errors(func: F) -> F:
                 sys.exit(EXIT_CONFIG)
             not_running = isinstance(exc, control.NotRunning) and func.__name__ == "status"
             sys.exit(EXIT_NOT_RUNNING if not_running else 1)
+        except OSError as exc:  # the agent's own files: a read-only or full home, a bad path
+            where = f"{exc.filename}: " if exc.filename else ""
+            _stderr_line("error", f"{where}{exc.strerror or exc}")
+            sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
 

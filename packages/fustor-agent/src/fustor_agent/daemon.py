@@ -243,9 +243,10 @@ def request_reload(home: Home, timeout: float = 30.0) -> dict[str, Any]:
 def raise_reload_failure(outcome: dict[str, Any]) -> None:
     """Raise the error of a failed reload: :class:`ConfigError` when the new file is wrong."""
     lines = str(outcome.get("error") or "unknown error").splitlines() or ["unknown error"]
-    message = "\n".join(
-        ["reload failed, the agent keeps its configuration:", *lines]
-        if len(lines) > 1
-        else [f"reload failed, the agent keeps its configuration: {lines[0]}"]
+    head = (
+        "reload failed part-way (see the log and status)"
+        if outcome.get("partial")
+        else "reload failed, the agent keeps its configuration"
     )
+    message = "\n".join([f"{head}:", *lines] if len(lines) > 1 else [f"{head}: {lines[0]}"])
     raise (ConfigError if outcome.get("config_error") else FustorError)(message)

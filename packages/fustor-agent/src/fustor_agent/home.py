@@ -125,6 +125,11 @@ class Home:
             existing = self.agent_id_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             existing = ""
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{self.agent_id_file}: not a valid agent id (not UTF-8 text); fix it, or "
+                "remove it to get a new id (Fusion then sees a new agent)"
+            ) from None
         if existing:
             return existing
         new_id = uuid.uuid4().hex[:12]

@@ -48,9 +48,12 @@ class InstanceLock:
             # The holder we waited for removed this file as it let go; a new agent may
             # already hold a new file under the name. Locking the old one proves nothing.
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError as exc:  # a full disk: name the file
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.pid_file)) from None
         self._fd = fd
         return self
 

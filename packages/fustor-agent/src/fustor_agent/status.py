@@ -204,6 +204,8 @@ class ReloadOutcome(_Model):
     error: str | None = None
     config_error: bool = False
     """The new file was wrong (not an internal failure)."""
+    partial: bool = False
+    """It failed while applying the new file: some pipes may have changed already."""
     added: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
     restarted: list[str] = Field(default_factory=list)

@@ -55,7 +55,6 @@ class Pipe:
         return self.entry.id
 
     async def start(self) -> None:
-        self.context.state_dir.mkdir(parents=True, exist_ok=True)
         self.source.subscribe(self.id, self.runner.lane.offer)
         self._task = asyncio.create_task(self._supervise(), name=f"fustor-pipe-{self.id}")
 
