@@ -120,3 +120,23 @@ def test_systemd_unit_is_printed_for_this_installation(run_cli) -> None:
         assert expected in lines, expected
     assert any(line.startswith("WatchdogSec=") for line in lines)
     assert "/opt/fustor-agent" not in result.stdout
+
+
+def test_systemd_unit_quotes_odd_paths_and_refuses_relative_ones(run_cli) -> None:
+    """A blank would cut ``Environment=`` short, ``%`` is a systemd specifier and ``$`` a
+    variable in ``ExecStart``; a relative path would resolve in / under systemd."""
+    result = run_cli("systemd-unit", "--home", "/srv/my home/100%", "--config", "/etc/a $x.yaml")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert 'Environment="FUSTOR_HOME=/srv/my home/100%%"' in lines
+    assert f'ExecStart={agent_command()} start --config "/etc/a $$x.yaml"' in lines
+    for args, error in (
+        (
+            ("--home", "./h"),
+            "--home './h' is relative: a service runs in /, give the absolute path",
+        ),
+        (("--config", "a.yaml"), "--config 'a.yaml' is relative"),
+        (("--user", "bob smith"), "--user 'bob smith' is not a user name systemd accepts"),
+    ):
+        result = run_cli("systemd-unit", *args)
+        assert result.returncode == 78 and result.stderr.startswith(f"error: {error}"), result

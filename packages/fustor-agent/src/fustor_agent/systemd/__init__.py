@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import shlex
+import os
+import re
 import sys
 from importlib import resources
 from pathlib import Path
+
+from fustor_core import ConfigError
 
 __all__ = ["TEMPLATE_COMMAND", "unit_text"]
 
@@ -19,17 +22,51 @@ def _installed_command() -> str:
     return str(beside) if beside.exists() else TEMPLATE_COMMAND
 
 
+_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,255}")
+"""A user name systemd accepts in ``User=`` (its relaxed rule, minus the trailing ``$``)."""
+
+
+def _quoted(value: str, command: bool = False) -> str:
+    """``value`` as one systemd word: ``%`` escaped from specifier expansion (and, in a
+    command line, ``$`` from variable expansion), double-quoted if it holds a blank, a
+    quote or a backslash."""
+    text = value.replace("%", "%%")
+    if command:
+        text = text.replace("$", "$$")
+    if not re.search(r"[\s\"'\\]", text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _absolute(option: str, path: str) -> str:
+    if not os.path.isabs(os.path.expanduser(path)):
+        raise ConfigError(
+            f"{option} {path!r} is relative: a service runs in /, give the absolute path"
+        )
+    return os.path.abspath(os.path.expanduser(path))
+
+
 def unit_text(
     home: str = TEMPLATE_HOME, config: str | None = None, user: str = TEMPLATE_USER
 ) -> str:
-    """The unit file with this installation's command, ``home``, ``config`` and ``user``."""
+    """The unit file with this installation's command, ``home``, ``config`` and ``user``,
+    each quoted for systemd. Raises :class:`ConfigError` for a relative path or a user name
+    systemd would not accept."""
+    if not _USER.fullmatch(user):
+        raise ConfigError(f"--user {user!r} is not a user name systemd accepts")
+    home = _absolute("--home", home)
     text = resources.files(__package__).joinpath("fustor-agent.service").read_text("utf-8")
-    command = _installed_command()
-    start = f"{command} start" + (f" --config {shlex.quote(config)}" if config else "")
+    command = _quoted(_installed_command(), command=True)
+    start = f"{command} start"
+    if config:
+        start += f" --config {_quoted(_absolute('--config', config), command=True)}"
     return (
         text.replace(f"ExecStart={TEMPLATE_COMMAND} start", f"ExecStart={start}")
         .replace(TEMPLATE_COMMAND, command)
-        .replace(f"FUSTOR_HOME={TEMPLATE_HOME}", f"FUSTOR_HOME={home}")
+        .replace(
+            f"Environment=FUSTOR_HOME={TEMPLATE_HOME}",
+            f"Environment={_quoted('FUSTOR_HOME=' + home)}",
+        )
         .replace(f"User={TEMPLATE_USER}", f"User={user}")
         .replace(f"Group={TEMPLATE_USER}", f"Group={user}")
     )
