@@ -179,7 +179,11 @@ def test_tap_of_an_unknown_pipe_or_without_agent(agent: Agent, tmp_path: Path) -
     result = subprocess.run(
         [agent_command(), "tap"], env=agent.env, capture_output=True, text=True, timeout=30
     )
-    assert result.returncode == 1 and result.stderr.startswith("error: not running"), result
+    home = agent.env["FUSTOR_HOME"]
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"error: not running (no agent answers for FUSTOR_HOME={home})\n",
+    )
 
 
 def test_a_tap_whose_reader_goes_away_ends_quietly(agent: Agent, tmp_path: Path) -> None:

@@ -63,5 +63,7 @@ def follow(
                     return printed
         note("tap: the agent stopped")
         return printed
+    except control.NotRunning:
+        raise control.NotRunning(home.root) from None  # named by its home, not its socket
     finally:
         stream.close()
