@@ -263,3 +263,20 @@ def test_an_unreadable_section_and_unset_ids_give_no_follow_on_errors(home, regi
         "agent-config.yaml: line 11: pipes[0].source_id: environment variable NO_ID is not set",
         "agent-config.yaml: line 12: pipes[1].source_id: environment variable NO_ID is not set",
     ]
+
+
+def test_a_dotenv_line_that_cannot_be_parsed_is_a_warning_naming_it(tmp_path, registry) -> None:
+    """python-dotenv skips it with a log line naming neither file nor meaning; the
+    variables of the other lines still apply."""
+    from fustor_agent.config import load_config
+    from fustor_agent.home import Home
+
+    (tmp_path / ".env").write_text("KEY=abc\nthis is junk\n")
+    (tmp_path / "agent-config.yaml").write_text(
+        "sources: [{id: s, type: static, config: {uri: /d, driver_params: {paths: [/a]}}}]\n"
+        'senders: [{id: e, type: echo, config: {credential: "${KEY}"}}]\n'
+        "pipes: [{id: p, source_id: s, sender_id: e}]\n"
+    )
+    config = load_config(Home(tmp_path), registry)
+    assert config.warnings == (".env: line 2: not a KEY=value line (skipped)",)
+    assert config.senders["e"].config.credential.get_secret_value() == "abc"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,41 @@ __all__ = ["expand", "load_environment"]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def load_environment(env_file: Path) -> dict[str, str]:
-    """The process environment over the ``.env`` file (a real variable wins, as in dotenv)."""
+def load_environment(env_file: Path, problems: Problems | None = None) -> dict[str, str]:
+    """The process environment over the ``.env`` file (a real variable wins, as in dotenv).
+    Lines python-dotenv cannot parse are skipped, each a warning in ``problems`` naming the
+    file and the line (python-dotenv itself would only log it, naming neither)."""
     values: dict[str, str] = {}
     if env_file.is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        with _dotenv_complaints() as complaints:
+            parsed = dotenv_values(env_file)
+        values.update({k: v for k, v in parsed.items() if v is not None})
+        for complaint in complaints if problems is not None else ():
+            problems.warn(env_file.name, "", f"{complaint} (skipped)")
     values.update(os.environ)
     return values
+
+
+@contextmanager
+def _dotenv_complaints() -> Iterator[list[str]]:
+    """python-dotenv's warnings (unparsable lines) while inside, kept off stderr."""
+    found: list[str] = []
+
+    def keep(record: logging.LogRecord) -> None:
+        line = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        found.append(f"line {line}: not a KEY=value line" if line else record.getMessage())
+
+    handler = logging.Handler()
+    handler.emit = keep  # type: ignore[method-assign]
+    logger = logging.getLogger("dotenv.main")
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield found
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def expand(

@@ -34,7 +34,7 @@ def _load_given(home: Home, registry: DriverRegistry, problems: Problems) -> Age
     """The configuration named by ``--config``: a file of either layout, or a directory."""
     path = home.config_path
     assert path is not None
-    env = load_environment(home.env_file)
+    env = load_environment(home.env_file, problems)
     if path.is_dir():
         files = sorted(path.glob("*.yaml"))
         if not files:
@@ -63,7 +63,7 @@ def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
     problems = Problems()
     if home.config_path is not None:
         return _load_given(home, registry, problems)
-    env = load_environment(home.env_file)
+    env = load_environment(home.env_file, problems)
     legacy_files = (
         sorted(home.legacy_config_dir.glob("*.yaml")) if home.legacy_config_dir.is_dir() else []
     )
