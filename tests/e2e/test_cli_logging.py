@@ -103,3 +103,17 @@ def test_a_journal_stream_that_is_not_our_stderr_is_ignored(fustor_home, tmp_pat
         assert agent.stop() == 0
     assert not (tmp_path / "err").read_text().startswith("<")
     assert (fustor_home / "logs" / "agent.log").exists()
+
+
+def test_a_wrong_log_variable_is_a_config_error_naming_it(run_cli):
+    """Not click's usage error about an option nobody typed (exit 2: systemd would restart
+    it every 5 s): one line naming the variable, exit 78."""
+    for name, value, choices in (
+        ("FUSTOR_LOG_LEVEL", "verbose", "debug, info, warning, error, critical"),
+        ("FUSTOR_LOG_FORMAT", "xml", "text, json"),
+    ):
+        result = run_cli("start", **{name: value})
+        assert (result.returncode, result.stderr) == (
+            78,
+            f"error: {name}={value!r} is not one of: {choices}\n",
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -97,6 +98,23 @@ def home_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+FORMATS = ("text", "json")
+
+
+def _from_env(name: str, given: str | None, choices: tuple[str, ...] | list[str]) -> str | None:
+    """The option as given, else the variable ``name``; a wrong value in the variable is a
+    configuration error naming the variable (click would name an option never typed)."""
+    if given is not None:
+        return given.lower()
+    value = os.environ.get(name, "")
+    if not value:
+        return None
+    if value.lower() not in choices:
+        _stderr_line("error", f"{name}={value!r} is not one of: {', '.join(choices)}")
+        sys.exit(EXIT_CONFIG)
+    return value.lower()
+
+
 def log_options(func: F) -> F:
     """``--log-level``, ``--log-format``, ``--log-file/--no-log-file`` and ``-V``; each
     wins over the ``logging:`` block of the configuration."""
@@ -104,13 +122,11 @@ def log_options(func: F) -> F:
     @click.option(
         "--log-level",
         type=click.Choice(LEVELS, case_sensitive=False),
-        envvar="FUSTOR_LOG_LEVEL",
         help="Log level [env: FUSTOR_LOG_LEVEL; default: logging.level, info].",
     )
     @click.option(
         "--log-format",
-        type=click.Choice(["text", "json"]),
-        envvar="FUSTOR_LOG_FORMAT",
+        type=click.Choice(FORMATS),
         help="text, or json: one object per line [env: FUSTOR_LOG_FORMAT].",
     )
     @click.option(
@@ -121,9 +137,13 @@ def log_options(func: F) -> F:
     )
     @click.option("-V", "--verbose", is_flag=True, help="Debug logging (--log-level debug).")
     @functools.wraps(func)
-    def wrapper(*args: Any, verbose: bool, log_level: str | None, **kwargs: Any) -> Any:
+    def wrapper(
+        *args: Any, verbose: bool, log_level: str | None, log_format: str | None, **kwargs: Any
+    ) -> Any:
+        log_level = _from_env("FUSTOR_LOG_LEVEL", log_level, LEVELS)
+        log_format = _from_env("FUSTOR_LOG_FORMAT", log_format, FORMATS)
         if verbose:
             log_level = "debug"
-        return func(*args, log_level=log_level.lower() if log_level else None, **kwargs)
+        return func(*args, log_level=log_level, log_format=log_format, **kwargs)
 
     return wrapper  # type: ignore[return-value]
