@@ -190,3 +190,18 @@ def test_validate_reports_every_problem_in_one_run_with_lines_and_advice(run_cli
         prefix + "line 8: pipes[2].sender_id: unknown sender 'outt'; did you mean 'out'?",
         prefix + "line 9: loging: unknown key; did you mean 'logging'?",
     ]
+
+
+def test_validate_reads_the_console_token_file_as_start_does(run_cli, fustor_home, tmp_path):
+    """A missing token_file passed validate and then failed start."""
+    missing = tmp_path / "token"
+    (fustor_home / "agent-config.yaml").write_text(
+        CONFIG.replace("console: {enabled: false}", f"console: {{token_file: {missing}}}")
+    )
+    result = run_cli("validate", API_KEY="k")
+    assert (result.returncode, result.stderr) == (
+        78,
+        f"error: console.token_file: cannot read {missing}: No such file or directory\n",
+    )
+    missing.write_text("x" * 32)
+    assert run_cli("validate", API_KEY="k").returncode == 0

@@ -238,6 +238,10 @@ def validate(home: Home, path: str | None, connect: bool) -> None:
     config = load_config(home, load_registry())
     for warning in config.warnings:
         warn(warning)
+    if config.console.enabled:
+        from fustor_agent.console.access import load_token  # the console's own imports
+
+        load_token(config.console)  # read at start: a missing or short token_file fails there
     click.echo(
         f"configuration OK ({config.path}): {len(config.sources)} sources, "
         f"{len(config.senders)} senders, {len(config.pipes)} pipes"
