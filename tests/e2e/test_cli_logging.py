@@ -117,3 +117,23 @@ def test_a_wrong_log_variable_is_a_config_error_naming_it(run_cli):
             78,
             f"error: {name}={value!r} is not one of: {choices}\n",
         )
+
+
+def test_a_background_agent_without_a_log_file_logs_to_its_output_file(
+    run_cli, fustor_home, tmp_path
+):
+    """start -D with no log file (--no-log-file, or logging.file: false) logged nowhere
+    and still named agent.log, which stayed empty."""
+    for args, block in ((("--no-log-file",), {}), ((), {"logging": {"file": False}})):
+        (fustor_home / "agent-config.yaml").write_text(
+            static_config(tmp_path / "o.jsonl", "p1", **block)
+        )
+        result = run_cli("start", "-D", *args)
+        try:
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.endswith(f"log: {fustor_home / 'logs' / 'agent.out'}\n")
+        finally:
+            assert run_cli("stop").returncode == 0
+        assert "pipe p1 started" in (fustor_home / "logs" / "agent.out").read_text()
+        log = fustor_home / "logs" / "agent.log"
+        assert not log.exists() or not log.read_text()

@@ -52,13 +52,16 @@ class RunOptions:
     def log_setup(self, config: AgentConfig | None, *, stderr: bool) -> LogSetup:
         """Command-line options win over the ``logging:`` block of ``config``."""
         base = config.logging if config is not None else None
+        file = self.log_file if self.log_file is not None else (base.file if base else None)
         return LogSetup(
             level=self.log_level or (base.level if base else "info"),
             format="json"
             if (self.log_format or (base.format if base else "")) == "json"
             else "text",
-            file=self.log_file if self.log_file is not None else (base.file if base else None),
-            stderr=stderr,
+            file=file,
+            # Without a log file, a background agent logs to its stderr (logs/agent.out)
+            # rather than nowhere.
+            stderr=stderr or file is False,
         )
 
 

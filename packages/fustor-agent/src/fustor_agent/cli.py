@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -104,12 +105,22 @@ def start(
         log_file=log_file,
     )
     if background:
+        logged = _size(home.log_file)
         pid = daemon.start_daemon(home, options)
-        click.echo(f"agent started (pid {pid}); log: {home.log_file}")
+        # No log file (logging.file: false, --no-log-file): the log is its stderr's file.
+        log = home.log_file if _size(home.log_file) > max(logged, 0) else home.daemon_output
+        click.echo(f"agent started (pid {pid}); log: {log}")
         for pipe_id, problem in daemon.early_problems(home):
             warn(f"pipe {pipe_id}: {problem} (retrying; see fustor-agent status)")
     else:
         app.run_agent(home, options)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 @cli.command()
