@@ -441,3 +441,20 @@ def test_a_pipe_that_cannot_be_created_stops_alone_and_a_reload_retries_it(
     else:
         raise AssertionError(status_json(run_cli))
     assert run_cli("stop").returncode == 0
+
+
+def test_a_reload_keeps_the_command_line_overrides(run_cli, home_cleanup: Path, tmp_path):
+    """Started with --no-console over a config whose console is on: an unchanged reload
+    changes nothing (it said "console settings changed", comparing against the file's)."""
+    home = home_cleanup
+    text = config(tmp_path / "out.jsonl", "p1").replace("enabled: false", "port: 0")
+    (home / "agent-config.yaml").write_text(text)
+    started_pid(run_cli("start", "-D", "--no-console"))
+    try:
+        result = run_cli("reload")
+        assert result.returncode == 0, result.stderr
+        assert "restarted []" in result.stdout
+    finally:
+        assert run_cli("stop").returncode == 0
+    log = (home / "logs" / "agent.log").read_text()
+    assert "configuration reloaded" in log and "console settings changed" not in log

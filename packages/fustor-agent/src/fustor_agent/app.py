@@ -152,7 +152,10 @@ class _Process:
             try:
                 if self.options.watch is not None:
                     raise FustorError("started with --watch: there is no config file to reload")
-                new = await asyncio.to_thread(load_config, self.home, self.registry)
+                # With the command line's overrides (--no-console...), as at start.
+                new = await asyncio.to_thread(
+                    load_configuration, self.home, self.options, self.registry
+                )
                 for warning in new.warnings:
                     logger.warning("%s", warning)
                 summary = await self.agent.reload(new)
