@@ -120,6 +120,8 @@ def test_daemon_status_lock_reload_stop(run_cli, home_cleanup, tmp_path):
     lines = bad.stderr.splitlines()
     assert len(lines) >= 2 and all(line.startswith("error: ") for line in lines), bad.stderr
     assert [p["id"] for p in status_json(run_cli)["pipes"]] == ["p1", "p2"]
+    text = run_cli("status").stdout.splitlines()
+    assert re.match(r"last reload failed \ds ago: .*unknown sender 'x'.*; ", text[2]), text
 
     # Disabled pipes start nothing, but reload names those it added or removed.
     (home / "agent-config.yaml").write_text(config(out, "p1", "p2", disabled=("p3",)))

@@ -28,6 +28,11 @@ def render_status(status: AgentStatus) -> str:
     ]
     if status.console_url:
         lines.append(f"console: {status.console_url}")
+    reload = status.last_reload
+    if reload is not None and not reload.ok:
+        now = status.started_at + status.uptime_sec
+        error = "; ".join((reload.error or "unknown error").splitlines())
+        lines.append(f"last reload failed {_age(now - reload.at)} ago: {error}")
     if not status.pipes:
         lines.append("no pipes")
         return "\n".join(lines)
