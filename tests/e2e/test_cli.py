@@ -148,6 +148,12 @@ def test_watch_of_a_missing_directory_is_one_clear_error(run_cli, tmp_path):
     assert result.stderr.splitlines() == [
         f"error: --watch: DIR '{tmp_path / 'missing'}' does not exist"
     ]
+    result = run_cli("start", "--format", "json")
+    assert (result.returncode, result.stderr) == (
+        78,
+        "error: --format is the output of --watch DIR; the configuration's echo senders have "
+        "their own format\n",
+    )
     for given, error in (("", "DIR is empty: give the directory to watch"),):
         result = run_cli("start", "--watch", given)
         assert (result.returncode, result.stderr) == (78, f"error: --watch: {error}\n")

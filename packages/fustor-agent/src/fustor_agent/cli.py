@@ -85,6 +85,11 @@ def start(
     home, targets = split_targets(home, targets)
     if watch is not None and not watch.strip():  # an unset "$DIR" would watch the cwd
         raise ConfigError("--watch: DIR is empty: give the directory to watch")
+    if watch is None and echo_format != "text":
+        raise ConfigError(
+            "--format is the output of --watch DIR; the configuration's echo "
+            "senders have their own format"
+        )
     if watch is None and home.config_path is None and not home.root.exists():
         raise no_configuration(home)  # before its log or pid file would create the home
     if targets and watch is None and daemon.agent_pid(home) is not None:
