@@ -237,3 +237,13 @@ def test_a_section_without_its_list_dash_is_not_read_as_the_old_layout(run_cli, 
         path.write_text(text)
         result = run_cli("validate", str(path))
         assert (result.returncode, result.stderr) == (78, f"error: {path}: {error}\n")
+
+
+def test_start_of_a_missing_file_yaml_names_it(run_cli, fustor_home):
+    """Not "no configuration: neither agent-config.yaml nor ...": the file typed is missing."""
+    fustor_home.mkdir(exist_ok=True)
+    result = run_cli("start", "typo.yaml")
+    assert (result.returncode, result.stderr) == (
+        78,
+        f"error: typo.yaml: no such file, nor {fustor_home / 'agent-config' / 'typo.yaml'}\n",
+    )

@@ -62,11 +62,15 @@ def split_targets(home: Home, targets: tuple[str, ...]) -> tuple[Home, tuple[str
     if home.config_path is not None:
         return home, targets
     for target in targets:
-        if (
-            is_file_selector(target)
-            and os.path.isfile(target)
-            and not (home.legacy_config_dir / Path(target).name).is_file()
-        ):
+        if not is_file_selector(target):
+            continue
+        in_home = (home.legacy_config_dir / Path(target).name).is_file()
+        if os.path.isfile(target) and not in_home:
             rest = tuple(t for t in targets if t != target)
             return Home.at(home.root, target), rest
+        if not (in_home or home.config_file.is_file() or home.legacy_config_dir.is_dir()):
+            # (With a configuration, select_pipes names the files that have pipes.)
+            raise ConfigError(
+                f"{target}: no such file, nor {home.legacy_config_dir / Path(target).name}"
+            )
     return home, targets
