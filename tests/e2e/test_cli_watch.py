@@ -147,3 +147,29 @@ def test_a_root_whose_name_is_not_utf8_is_logged_escaped_never_lost(watch, tmp_p
     for text in (err, log):  # the raw byte, shown escaped, in every line that names the root
         assert "realtime backend for " + str(tmp_path) + "/caf\\udce9" in text
         assert "watching 1 directories under " + str(tmp_path) + "/caf\\udce9" in text
+
+
+def test_the_agent_stops_when_its_stdout_reader_goes(agent_cmd, fustor_home, tmp_path):
+    """``start --watch DIR | head -1``: the rows have nowhere to go once head exits; the
+    agent stops cleanly (exit 0), as ``tap`` does, instead of retrying for ever."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_text("a")
+    read, write = os.pipe()
+    proc = subprocess.Popen(
+        [agent_cmd, "start", "--watch", str(tree), "--no-console"],
+        stdout=write,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "FUSTOR_HOME": str(fustor_home)},
+    )
+    os.close(write)
+    try:
+        with os.fdopen(read, "rb") as reader:
+            assert reader.readline().startswith(b"[default] snapshot")
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = (fustor_home / "logs" / "agent.log").read_text()
+    assert "standard output was closed by its reader: stopping" in log

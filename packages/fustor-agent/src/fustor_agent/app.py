@@ -8,7 +8,11 @@ import contextlib
 import dataclasses
 import logging
 import os
+import select
 import signal
+import stat
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +115,11 @@ class _Process:
             os._exit(130)
         self.stop.set()
 
+    def _on_stdout_closed(self) -> None:
+        if not self.stop.is_set():
+            logger.info("standard output was closed by its reader: stopping")
+            self.stop.set()
+
     async def handle(self, req: dict[str, Any]) -> control.Answer:
         cmd = req.get("cmd")
         if cmd == "ping":
@@ -188,6 +197,8 @@ class _Process:
         loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGINT, self._on_stop_signal)
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        if self.options.watch is not None:
+            _on_stdout_reader_gone(loop, self._on_stdout_closed)
         interval = watchdog_interval()
         # From the start: opening sessions may take longer than the watchdog period, and
         # an orderly stop still runs the loop.
@@ -221,6 +232,28 @@ class _Process:
             server.close()
             control.remove_socket(self.home.control_socket)
             await self.agent.shutdown()
+
+
+def _on_stdout_reader_gone(loop: asyncio.AbstractEventLoop, callback: Any) -> None:
+    """When stdout is a pipe, call ``callback`` in ``loop`` once its reader closes it
+    (``start --watch DIR | head``: the rows have nowhere to go, as for ``tap``). A thread
+    waits in ``poll``, which reports the error of a pipe without readers unasked."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+
+    def wait() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)
+        while True:
+            if any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll()):
+                loop.call_soon_threadsafe(callback)
+                return
+
+    threading.Thread(target=wait, name="fustor-stdout-reader", daemon=True).start()
 
 
 def run_agent(home: Home, options: RunOptions) -> None:
