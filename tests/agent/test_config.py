@@ -280,3 +280,27 @@ def test_a_dotenv_line_that_cannot_be_parsed_is_a_warning_naming_it(tmp_path, re
     config = load_config(Home(tmp_path), registry)
     assert config.warnings == (".env: line 2: not a KEY=value line (skipped)",)
     assert config.senders["e"].config.credential.get_secret_value() == "abc"
+
+
+def test_a_repeated_entry_reports_its_other_errors_at_once(home, registry):
+    """Its unknown type and its driver config's errors came only after the duplicate was
+    fixed, a second round of edits."""
+    (home.root / "agent-config.yaml").write_text(
+        "sources:\n"
+        "  - {id: s, type: static, config: {uri: /d, driver_params: {paths: [/a]}}}\n"
+        "  - {id: s, type: ftp}\n"
+        "  - {id: s, type: static, config: {uri: /d, nope: 1}}\n"
+        "senders: [{id: e, type: echo}]\n"
+        "pipes: [{id: p, source_id: s, sender_id: e}]\n"
+    )
+    assert errors_of(home, registry) == [
+        "agent-config.yaml: line 3: sources[1].id: duplicate source id 's' (first defined at "
+        "agent-config.yaml: sources[0])",
+        "agent-config.yaml: line 3: sources[1].type: unknown source type 'ftp' (available: "
+        + registry.names("source")
+        + ")",
+        "agent-config.yaml: line 4: sources[2].id: duplicate source id 's' (first defined at "
+        "agent-config.yaml: sources[0])",
+        "agent-config.yaml: line 4: sources[2].config.nope: unknown key (expected one of: uri, "
+        "driver_params)",
+    ]

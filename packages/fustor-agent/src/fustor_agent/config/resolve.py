@@ -100,14 +100,19 @@ def _raw_ids(kind: str, raws: list[RawEntry], problems: Problems) -> dict[str, R
 
 def _parsed(
     model: type[_E], raws: list[RawEntry], firsts: dict[str, RawEntry], problems: Problems
-) -> dict[str, tuple[RawEntry, _E]]:
-    """Every entry validated (so each reports its errors); the first of each id kept."""
+) -> tuple[dict[str, tuple[RawEntry, _E]], list[tuple[RawEntry, _E]]]:
+    """Every entry validated (so each reports its errors): the first of each id, and the
+    repeats (whose driver configs are still checked, so all their errors come at once)."""
     out: dict[str, tuple[RawEntry, _E]] = {}
+    repeats: list[tuple[RawEntry, _E]] = []
     for raw in raws:
         item = _validate(model, raw, problems)
-        if item is not None and firsts.get(item.id) is raw:
-            out[item.id] = (raw, item)
-    return out
+        if item is not None:
+            if firsts.get(item.id) is raw:
+                out[item.id] = (raw, item)
+            else:
+                repeats.append((raw, item))
+    return out, repeats
 
 
 def _check_reference(
@@ -131,16 +136,21 @@ def _check_reference(
 
 def _specs(
     kind: Kind,
-    entries: Mapping[str, tuple[RawEntry, SourceEntry | SenderEntry]],
+    parsed: tuple[
+        Mapping[str, tuple[RawEntry, SourceEntry | SenderEntry]],
+        list[tuple[RawEntry, SourceEntry | SenderEntry]],
+    ],
     drivers: Mapping[str, type[SourceDriver] | type[SenderDriver]],
     make: Callable[[str, str, Any, Any], _S],
     registry: DriverRegistry,
     problems: Problems,
 ) -> dict[str, _S]:
     """Each entry bound to the driver its ``type`` names, its ``config`` validated by that
-    driver's model; an unknown type or an invalid config is a problem and no spec."""
+    driver's model; an unknown type or an invalid config is a problem and no spec. Repeats
+    of an id are checked alike, and give no spec."""
     specs: dict[str, _S] = {}
-    for raw, entry in entries.values():
+    entries, repeats = parsed
+    for raw, entry in [*entries.values(), *repeats]:
         driver = drivers.get(entry.type)
         if driver is None:
             problems.add(
@@ -150,7 +160,7 @@ def _specs(
             )
             continue
         cfg = _validate(driver.config_model, raw, problems, ".config", entry.config)
-        if cfg is not None:
+        if cfg is not None and entries.get(entry.id, (None,))[0] is raw:
             specs[entry.id] = make(entry.id, entry.type, driver, cfg)
     return specs
 
@@ -164,7 +174,7 @@ def resolve(
     pipe_ids = _raw_ids("pipe", doc.pipes, problems)
     sources = _parsed(SourceEntry, doc.sources, source_ids, problems)
     senders = _parsed(SenderEntry, doc.senders, sender_ids, problems)
-    pipes = _parsed(PipeEntry, doc.pipes, pipe_ids, problems)
+    pipes, _ = _parsed(PipeEntry, doc.pipes, pipe_ids, problems)
 
     source_specs = _specs("source", sources, registry.sources, SourceSpec, registry, problems)
     sender_specs = _specs("sender", senders, registry.senders, SenderSpec, registry, problems)
