@@ -460,3 +460,23 @@ def test_a_reload_keeps_the_command_line_overrides(run_cli, home_cleanup: Path, 
         assert run_cli("stop").returncode == 0
     log = (home / "logs" / "agent.log").read_text()
     assert "configuration reloaded" in log and "console settings changed" not in log
+
+
+def test_reload_with_another_config_file_is_refused(run_cli, home_cleanup: Path, tmp_path):
+    """``reload --config OTHER`` re-read the running agent's own file and said "reloaded"."""
+    home = home_cleanup
+    (home / "agent-config.yaml").write_text(config(tmp_path / "out.jsonl", "p1"))
+    other = tmp_path / "other.yaml"
+    other.write_text(config(tmp_path / "out.jsonl", "p2"))
+    started_pid(run_cli("start", "-D"))
+    try:
+        result = run_cli("reload", "--config", str(other))
+        assert (result.returncode, result.stderr) == (
+            1,
+            f"error: the running agent reads {home / 'agent-config.yaml'}, not {other}: a "
+            "reload re-reads that; restart it to change files\n",
+        )
+        same = run_cli("reload", "--config", str(home / "agent-config.yaml"))
+        assert same.returncode == 0, same.stderr
+    finally:
+        assert run_cli("stop").returncode == 0

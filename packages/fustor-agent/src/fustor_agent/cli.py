@@ -171,6 +171,13 @@ def status(home: Home, pipe_id: str | None, as_json: bool) -> None:
 @known_errors
 def reload(home: Home) -> None:
     """Re-read the configuration in the running agent (SIGHUP)."""
+    if home.config_path is not None:
+        reads = daemon.fetch_status(home).config_path
+        if reads is None or os.path.abspath(reads) != os.path.abspath(home.config_path):
+            raise FustorError(
+                f"the running agent reads {reads or 'its built-in --watch configuration'}, "
+                f"not {home.config_path}: a reload re-reads that; restart it to change files"
+            )
     outcome = daemon.request_reload(home)
     if not outcome.get("ok"):
         daemon.raise_reload_failure(outcome)
