@@ -308,3 +308,29 @@ def test_a_tree_removed_and_restored_from_a_backup_is_all_there(
     synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
     sh(f"rm -rf big && sleep {pause} && cp -a {backup} big", root)
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+
+
+def test_a_directory_moved_out_and_back_keeps_its_files_through_audits(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """A directory moved out (its delete goes out, with a tombstone) and back with its old
+    mtime and inode: each audit found it unchanged and sent it skipped; Fusion dropped that
+    row for the tombstone, kept its placeholder's "listed" flag, and at the audit end
+    deleted the files the audit did not send (helper 15, F2). Audits now list it."""
+    root = tmp_path / "w"
+    proj = root / "proj"
+    (proj / "sub").mkdir(parents=True)
+    for name in ("f1", "f2", "f3", "sub/g"):
+        (proj / name).write_text(name)
+    old = 1_500_000_000.0
+    for path in (proj / "f1", proj / "f2", proj / "f3", proj / "sub" / "g", proj / "sub", proj):
+        os.utime(path, (old, old))
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 1})
+    time.sleep(3.0)  # audits cache proj as unchanged
+    outside = tmp_path / "outside"
+    proj.rename(outside)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)  # its delete went out
+    outside.rename(proj)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    time.sleep(4.0)  # several audits end
+    fusion.wait_tree(disk_tree(root), timeout=2.0)

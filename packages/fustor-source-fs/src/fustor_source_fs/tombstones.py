@@ -136,9 +136,12 @@ class TombstoneTracker:
     # -- audit -----------------------------------------------------------------------------
 
     def holding_dirs(self) -> set[str]:
-        """Directories holding hidden paths: the audit lists them (never skips them)."""
+        """Directories the audit lists (never skips): those holding hidden paths, and hidden
+        directories themselves. Fusion drops a hidden directory's skipped row (its
+        tombstone), keeps the ``audit_skipped: false`` of its placeholder, and at the audit
+        end would delete every child not listed (protocol §5.5)."""
         with self._lock:
-            return {_parent(p) for p in self._hidden}
+            return {_parent(p) for p in self._hidden} | set(self._hidden)
 
     def audit_started(self) -> float:
         """Call when an audit starts; pass the result to :meth:`audit_ended`."""
