@@ -334,3 +334,31 @@ def test_a_directory_moved_out_and_back_keeps_its_files_through_audits(
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)
     time.sleep(4.0)  # several audits end
     fusion.wait_tree(disk_tree(root), timeout=2.0)
+
+
+@pytest.mark.parametrize("backend", ["inotify", "fanotify"])
+def test_files_replaced_by_directories_keep_their_children(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, backend: str
+) -> None:
+    """``rm f; mkdir f; echo > f/inner`` (``git checkout``, ``tar x``): the child went out
+    while the file's replacement was held, before the directory. Fusion 0.8.17 then keeps
+    the stale file beside a placeholder directory, and every later row of that directory
+    (each audit) deletes the child again, for good (helper 15, F1: up to 40 of 40 on
+    fanotify). A directory now goes out before anything under it."""
+    root = tmp_path / "w"
+    root.mkdir()
+    synced(
+        fusion,
+        make_agent,
+        root,
+        source_params={"watch_backend": backend},
+        pipe={"audit_interval_sec": 2},
+    )
+    work = root / "new"
+    work.mkdir()
+    sh("for i in $(seq 40); do echo x > f$i; done", work)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    sh("for i in $(seq 40); do rm f$i; mkdir f$i; echo i > f$i/inner; done", work)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    time.sleep(8.0)  # audits send each directory's row again
+    fusion.wait_tree(disk_tree(root), timeout=2.0)

@@ -56,6 +56,13 @@ def _events(rows: list[Row]) -> list[Event]:
     return events
 
 
+def _parents_first(changes: dict[str, Change]) -> dict[str, Change]:
+    """``changes`` with every directory before the paths under it (shallowest first)."""
+    if len(changes) < 2:
+        return changes
+    return dict(sorted(changes.items(), key=lambda item: item[0].count("/")))
+
+
 def _kernel_watch_limit() -> int:
     try:
         with open("/proc/sys/fs/inotify/max_user_watches") as f:
@@ -351,7 +358,7 @@ class Realtime:
             self._unavailable_since = min(
                 self._unavailable_since or time.time(), work.overflow_since
             )
-        changes = self._settle(work.changes)
+        changes = self._settle(work.changes, [*work.subtrees, *work.rescans])
         if changes:
             sink.extend(self._rows_for(changes))
         if work.subtrees:
@@ -397,8 +404,9 @@ class Realtime:
         scan.run(roots, self.params.scan_workers, self.stop)
         return scan
 
-    def _settle(self, changes: dict[str, Change]) -> dict[str, Change]:
-        """Hold deletes for ``delete_settle_sec``; return what is due now.
+    def _settle(self, changes: dict[str, Change], listed: list[str]) -> dict[str, Change]:
+        """Hold deletes for ``delete_settle_sec``; return what is due now, each directory
+        before what is under it.
 
         A replaced directory is held too (something else may be at its path only for a
         moment), and a held path is due once it has been quiet for the window. A path
@@ -408,11 +416,17 @@ class Realtime:
         whose directory is gone too waits (up to ``_PARENT_WAIT_SEC``) for that directory's own
         delete, which removes the whole subtree in Fusion and leaves one tombstone instead of
         one per file (``rm -rf d`` then a restore of ``d`` from a backup).
+
+        A held path with something under it going out now (a ready upsert, or a directory
+        in ``listed``, to be listed) goes out now, first: a file replaced by a directory
+        must reach Fusion as a directory before its children. Fusion 0.8.17 puts a child
+        of a path it holds as a file under a placeholder beside the stale file, and every
+        later row of the directory then deletes its subtree again (helper 15, F1).
         """
         held = self._held
         settle = self.params.delete_settle_sec
         if not held and (settle <= 0 or not changes):
-            return changes
+            return _parents_first(changes)
         now = time.monotonic()
         ready: dict[str, Change] = {}
         for path, change in changes.items():
@@ -438,8 +452,16 @@ class Realtime:
                     continue
             del held[path]
             ready[path] = change
+        if held:
+            below = [p for p, c in ready.items() if c not in DELETES]
+            for path, cut in [(p, p.rfind("/")) for p in below] + [(p, len(p)) for p in listed]:
+                while cut > 0:  # the path itself when listed, then each ancestor
+                    ancestor = path[:cut]
+                    if ancestor in held:
+                        ready[ancestor] = held.pop(ancestor)[0]
+                    cut = ancestor.rfind("/")
         self._drop_covered(ready)
-        return ready
+        return _parents_first(ready)
 
     def _drop_covered(self, ready: dict[str, Change]) -> None:
         """Deletes under a directory whose delete or replacement goes out now are covered: in
