@@ -169,6 +169,26 @@ def test_unwatched_change_found_by_audit_as_blind_spot(
     assert "/shallow/deep/x.txt" in spots["deletions"]
 
 
+def test_an_unwatched_file_replaced_by_a_directory_keeps_its_children(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """Only an audit sees it (another NFS client): it lists the new directory's children
+    before the directory's own row. Fusion 0.8.17 put them under a placeholder beside the
+    stale file, and the directory's row then deleted them, at every audit."""
+    root = tmp_path / "data"
+    deep = start_with_one_unwatched_dir(fusion, make_agent, root, audit_interval_sec=1)
+    for i in range(5):
+        (deep / f"p{i}").write_text("a file")
+    fusion.wait_tree(disk_tree(root), timeout=15)
+    for i in range(5):
+        (deep / f"p{i}").unlink()
+        (deep / f"p{i}").mkdir()
+        (deep / f"p{i}" / "inner").write_text("in a directory now")
+    fusion.wait_tree(disk_tree(root), timeout=15)
+    time.sleep(4.0)  # more audits: each sends the directories' rows again
+    fusion.wait_tree(disk_tree(root), timeout=2.0)
+
+
 def test_on_demand_scan_job_completes(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:

@@ -224,6 +224,8 @@ class FsSource(SourceDriver):
                 check_root=self._check_root_now,
                 tombstones=self.tombstones,
                 links=self.links,
+                known=self._audit_cache,
+                send_ahead=self._audits > 0,
             )
             holder.append(audit)
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
