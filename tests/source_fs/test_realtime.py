@@ -489,3 +489,32 @@ def test_a_directory_beyond_path_max_has_realtime(root: str) -> None:
         assert rt.source.status()["unwatchable_dirs"] == 0
 
     live(root, body)
+
+
+def test_an_mtime_set_back_after_an_audit_read_it_is_sent_again(root: str) -> None:
+    """The audit reads f (new mtime); f's mtime is then set back (touch -d, cp -p, tar x)
+    and realtime sends the old mtime; the audit's row, newer, would then win in Fusion for
+    good (a compensating row with a newer mtime is taken, protocol §5.4; helper 15, F3).
+    Realtime sends f again once the audit is over."""
+    for i in range(40):
+        write(f"{root}/d/f{i:02d}", b"x")
+    old = 1_000_000_000.0
+
+    async def body(rt: Live) -> None:
+        audit = rt.source.audit(full=True)
+        first = await anext(audit)  # the walk reads ahead: every file is read by now
+        await asyncio.sleep(0.3)
+        os.utime(f"{root}/d/f39", (old, old))
+        await rt.wait(lambda: any(r["modified_time"] == old for r in rt.upserts("/d/f39")))
+        sent = len(rt.upserts("/d/f39"))
+        rows = [
+            row
+            for batch in [first, *[b async for b in audit]]
+            for e in batch.events
+            for row in e.rows
+        ]
+        assert [r["modified_time"] for r in rows if r["path"] == "/d/f39"] != [old]
+        await rt.wait(lambda: len(rt.upserts("/d/f39")) > sent)
+        assert rt.upserts("/d/f39")[-1]["modified_time"] == old
+
+    live(root, body, batch_size=5, scan_workers=1)

@@ -331,9 +331,17 @@ class FsSource(SourceDriver):
         log.warning("cannot list %s: %s", rel_dir, exc)
 
     async def _stream(self, job: Any, source: MessageSource, phase: str) -> AsyncIterator[Batch]:
+        """The walk's batches, as ``phase``. A row of it that realtime already sent with
+        an older mtime (an mtime set back, by ``touch -d``, ``cp -p``, ``tar x``, after
+        the walk read it) would win in Fusion, which takes a compensating row with a newer
+        mtime (protocol §5.4), and no later audit row could set it back: realtime sends
+        such paths again, from the disk, once the phase is over."""
         started = time.monotonic()
         self._progress[f"{phase}_running"] = True
         self._progress[f"{phase}_rows"] = 0
+        realtime = self._realtime
+        sent = realtime.track() if realtime is not None else None
+        again: set[str] = set()
         try:
             async for batch in stream_walk(
                 job,
@@ -345,6 +353,8 @@ class FsSource(SourceDriver):
                 stops=self._walk_stops,
             ):
                 self._progress[f"{phase}_rows"] += batch.row_count
+                if sent:
+                    again.update(_set_back(batch, sent))
                 yield batch
             log.info(
                 "%s of %s: %d rows in %.1f s",
@@ -356,6 +366,13 @@ class FsSource(SourceDriver):
         finally:
             self._progress[f"{phase}_running"] = False
             self._sinks.pop(phase, None)
+            if realtime is not None and sent is not None:
+                realtime.untrack(sent)
+                if again:
+                    log.info(
+                        "%s: %d paths realtime sent with an older mtime go again", phase, len(again)
+                    )
+                    realtime.resend(again)
 
     # -- figures -------------------------------------------------------------------------
 
@@ -380,3 +397,17 @@ class FsSource(SourceDriver):
         else:
             out.update({"watched_dirs": 0, "dirs": 0, "overflows": 0})
         return out
+
+
+def _set_back(batch: Batch, sent: dict[str, float | None]) -> list[str]:
+    """Paths of ``batch`` that realtime sent with an older mtime, or deleted."""
+    out = []
+    for event in batch.events:
+        for row in event.rows:
+            path = row.get("path")
+            if path in sent:
+                earlier = sent[path]
+                mtime = row.get("modified_time")
+                if earlier is None or (mtime is not None and mtime > earlier):
+                    out.append(path)
+    return out

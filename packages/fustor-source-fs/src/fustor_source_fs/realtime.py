@@ -9,7 +9,7 @@ import re
 import stat as stat_mod
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
@@ -126,6 +126,8 @@ class Realtime:
         self._held: dict[str, tuple[Change, float, float]] = {}
         """Deletes waiting before they are checked and sent: path -> (change, due, first
         held), monotonic seconds."""
+        self._tracked: list[dict[str, float | None]] = []
+        """Rows sent during running snapshots, audits and scans (:meth:`track`)."""
         self.deletes_cancelled = 0
         """Held deletes whose path existed again when they were due (sent as upserts)."""
 
@@ -159,6 +161,23 @@ class Realtime:
                 yield batch
         finally:
             self.close()
+
+    def track(self) -> dict[str, float | None]:
+        """Start noting each row sent from now on: path -> its mtime (``None``: a delete),
+        up to ``max_pending_paths`` paths. A snapshot, audit or scan compares its own rows
+        with it (:meth:`FsSource._stream`); :meth:`untrack` when it ends."""
+        sent: dict[str, float | None] = {}
+        self._tracked.append(sent)
+        return sent
+
+    def untrack(self, sent: dict[str, float | None]) -> None:
+        self._tracked.remove(sent)
+
+    def resend(self, paths: Iterable[str]) -> None:
+        """Send these paths again, read from the disk when they go out (a realtime row
+        always wins in Fusion, protocol §5.4)."""
+        for path in paths:
+            self.pending.add(path, Change.UPSERT, path.rsplit("/", 1)[0] or "/")
 
     def ensure_watched(self, rel_dir: str) -> None:
         """Watch a directory now if it is not yet (called by a snapshot listing it while
@@ -551,12 +570,16 @@ class Realtime:
         Fusion's tombstones on the way."""
         tombstones = self.tombstones
         hidden = 0
+        tracked = tuple(self._tracked)
         for row in rows:
             mtime = row.get("modified_time")
             if mtime is None:
                 tombstones.deleted(row["path"])
             elif tombstones.seen(row["path"], mtime):
                 hidden += 1
+            for sent in tracked:
+                if len(sent) < self.params.max_pending_paths:
+                    sent[row["path"]] = mtime
         if hidden:
             log.info(
                 "%d deleted paths are back with an mtime older than their delete: Fusion's "
