@@ -28,8 +28,9 @@ def load_environment(env_file: Path, problems: Problems | None = None) -> dict[s
         with _dotenv_complaints() as complaints:
             parsed = dotenv_values(env_file)
         values.update({k: v for k, v in parsed.items() if v is not None})
-        for complaint in complaints if problems is not None else ():
-            problems.warn(env_file.name, "", f"{complaint} (skipped)")
+        if problems is not None:
+            for complaint in complaints:
+                problems.warn(env_file.name, "", f"{complaint} (skipped)")
     values.update(os.environ)
     return values
 

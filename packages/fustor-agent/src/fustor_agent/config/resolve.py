@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -138,7 +138,7 @@ def _specs(
     kind: Kind,
     parsed: tuple[
         Mapping[str, tuple[RawEntry, SourceEntry | SenderEntry]],
-        list[tuple[RawEntry, SourceEntry | SenderEntry]],
+        Sequence[tuple[RawEntry, SourceEntry | SenderEntry]],
     ],
     drivers: Mapping[str, type[SourceDriver] | type[SenderDriver]],
     make: Callable[[str, str, Any, Any], _S],
@@ -149,8 +149,9 @@ def _specs(
     driver's model; an unknown type or an invalid config is a problem and no spec. Repeats
     of an id are checked alike, and give no spec."""
     specs: dict[str, _S] = {}
-    entries, repeats = parsed
-    for raw, entry in [*entries.values(), *repeats]:
+    firsts: Mapping[str, tuple[RawEntry, SourceEntry | SenderEntry]] = parsed[0]
+    items: list[tuple[RawEntry, SourceEntry | SenderEntry]] = [*firsts.values(), *parsed[1]]
+    for raw, entry in items:
         driver = drivers.get(entry.type)
         if driver is None:
             problems.add(
@@ -160,7 +161,7 @@ def _specs(
             )
             continue
         cfg = _validate(driver.config_model, raw, problems, ".config", entry.config)
-        if cfg is not None and entries.get(entry.id, (None,))[0] is raw:
+        if cfg is not None and firsts.get(entry.id, (None,))[0] is raw:
             specs[entry.id] = make(entry.id, entry.type, driver, cfg)
     return specs
 
