@@ -90,16 +90,10 @@ class AuditWalk:
         tombstones: TombstoneTracker | None = None,
         links: HardLinks | None = None,
         known: AuditCache | None = None,
-        send_ahead: bool = False,
     ) -> None:
         self.root = root
         self.known = cache if known is None else known
         """The last complete audit's cache (``cache`` unless this audit lists in full)."""
-        self.send_ahead = send_ahead
-        """Send rows ahead of new subdirectories' subtrees (see :meth:`_list`); not in the
-        first audit of a process, which caches nothing from before."""
-        self.ahead: set[str] = set()
-        """Directories whose row went ahead of their subtree (see :meth:`_list`)."""
         self.tombstones = tombstones
         self.links = links
         self.force = tombstones.holding_dirs() if tombstones is not None else set()
@@ -159,13 +153,15 @@ class AuditWalk:
     def _list(self, node: _Dir, row: Row, mtime: float, ino: int) -> list[_Dir] | None:
         """List a changed directory; ``None`` if it vanished before it could be listed.
 
-        A subdirectory the last audit did not cache (new, perhaps a file replaced by a
-        directory on another NFS client, unseen by realtime) gets its own row at once, marked
-        ``audit_skipped`` (applied whatever its mtime, and claiming no listing), before the
-        rows under it: Fusion 0.8.17 puts a row under a path it holds as a file beside the
-        stale file, and the directory's row then deletes it again at every audit. Its row
-        after its subtree follows as for every directory; as Fusion may keep the first one's
-        flag, it is not cached, so the next audit lists it again."""
+        A subdirectory that was not one at this directory's last cached listing (a file
+        replaced by a directory on another NFS client, unseen by realtime) gets its own row
+        at once, marked ``audit_skipped`` (applied whatever its mtime, and claiming no
+        listing), before the rows under it: Fusion 0.8.17 puts a row under a path it holds as
+        a file beside the stale file, and the directory's row then deletes it again at every
+        audit. Its row after its subtree follows as for every directory. Only then: Fusion
+        keeps the first row's flag until the directory's mtime changes, so a directory that
+        is only ever listed (never cached, always changing) must not get one, or deletions
+        in it would never be inferred."""
         listed_at = time.time()
         rel_dir = node.rel
         rows: list[Row] = []
@@ -175,12 +171,14 @@ class AuditWalk:
         fd = -1
         tombstones, links = self.tombstones, self.links
         hidden = rel_dir in self.force
+        last = self.known.get(rel_dir)
+        known_subdirs = set(cached_subdirs(last)) if last is not None else None
         try:
             fd = open_dir(node.abs, rel_dir)
             for entry, rel, is_dir in list_dir(fd, rel_dir, self.flt):
                 if is_dir:
                     children.append(_Dir(base + "/" + entry.name, rel, node))
-                    if self.send_ahead and rel not in self.known:
+                    if known_subdirs is not None and entry.name not in known_subdirs:
                         self._ahead(rel, rel_dir, mtime, rows)
                     continue
                 try:
@@ -222,7 +220,7 @@ class AuditWalk:
         row["audit_skipped"] = not complete
         # A change within the same timestamp tick as our listing could leave the mtime
         # unchanged, and caching it would then hide that change from every later audit.
-        if complete and listed_at - mtime >= self.mtime_tick and rel_dir not in self.ahead:
+        if complete and listed_at - mtime >= self.mtime_tick:
             names = [c.rel.rsplit("/", 1)[1] for c in children]
             self.new_cache[rel_dir] = cache_entry(mtime, ino, names)
         return children
@@ -235,7 +233,6 @@ class AuditWalk:
             row["is_directory"] = True
             row["audit_skipped"] = True
             rows.append(row)
-            self.ahead.add(rel)
 
     def _vanished(self, node: _Dir) -> None:
         # Gone between its parent's listing and now, or the whole share went away: find out

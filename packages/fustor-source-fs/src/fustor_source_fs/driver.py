@@ -225,7 +225,6 @@ class FsSource(SourceDriver):
                 tombstones=self.tombstones,
                 links=self.links,
                 known=self._audit_cache,
-                send_ahead=self._audits > 0,
             )
             holder.append(audit)
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)

@@ -476,7 +476,9 @@ class Realtime:
             for path, cut in [(p, p.rfind("/")) for p in below] + [(p, len(p)) for p in listed]:
                 while cut > 0:  # the path itself when listed, then each ancestor
                     ancestor = path[:cut]
-                    if ancestor in held:
+                    # Only a path that exists again: a delete is still held to its due time
+                    # (it may yet come back, in a flapping path).
+                    if ancestor in held and lstat_at(self.root, ancestor) is not None:
                         ready[ancestor] = held.pop(ancestor)[0]
                     cut = ancestor.rfind("/")
         self._drop_covered(ready)
