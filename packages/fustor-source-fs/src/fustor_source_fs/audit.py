@@ -172,12 +172,14 @@ class AuditWalk:
         tombstones, links = self.tombstones, self.links
         hidden = rel_dir in self.force
         last = self.known.get(rel_dir)
-        known_subdirs = set(cached_subdirs(last)) if last is not None else None
+        known_subdirs: set[str] | None = None  # decoded at the first subdirectory only
         try:
             fd = open_dir(node.abs, rel_dir)
             for entry, rel, is_dir in list_dir(fd, rel_dir, self.flt):
                 if is_dir:
                     children.append(_Dir(base + "/" + entry.name, rel, node))
+                    if last is not None and known_subdirs is None:
+                        known_subdirs = set(cached_subdirs(last))
                     if known_subdirs is not None and entry.name not in known_subdirs:
                         self._ahead(rel, rel_dir, mtime, rows)
                     continue
