@@ -518,3 +518,39 @@ def test_an_mtime_set_back_after_an_audit_read_it_is_sent_again(root: str) -> No
         assert rt.upserts("/d/f39")[-1]["modified_time"] == old
 
     live(root, body, batch_size=5, scan_workers=1)
+
+
+def test_a_directory_renamed_after_the_snapshot_read_it_is_deleted_again(root: str) -> None:
+    """The snapshot reads z/* ahead; ``mv z y`` then makes realtime delete /z while those
+    rows are still queued. Arriving after the delete, they made /z again in Fusion as a
+    placeholder its tombstone kept from every audit (helper 17). Realtime deletes /z
+    again once the snapshot is over; a path deleted and back by then is sent as itself."""
+    for name in ("a", "z", "b"):
+        for i in range(20):
+            write(f"{root}/{name}/f{i:02d}", b"x")
+
+    async def body(rt: Live) -> None:
+        snapshot = rt.source.snapshot()
+        first = await anext(snapshot)  # the walk reads ahead: every file is read by now
+        await asyncio.sleep(0.3)
+        os.rename(f"{root}/z", f"{root}/y")
+        os.rename(f"{root}/b", f"{root}/b.old")
+        write(f"{root}/b/new", b"n")
+        await rt.wait(lambda: rt.deleted("/z") and bool(rt.upserts("/b/new")))
+        rows = [
+            row
+            for batch in [first, *[b async for b in snapshot]]
+            for e in batch.events
+            for row in e.rows
+        ]
+        assert any(r["path"].startswith("/z/") for r in rows)  # read before the rename
+
+        def deletes() -> int:
+            return sum(t == "delete" and r["path"] == "/z" for t, r in rt.events)
+
+        before = deletes()
+        await rt.wait(lambda: deletes() > before)
+        await rt.settle()
+        assert not rt.deleted("/b")  # back before the phase ended: not deleted again
+
+    live(root, body, batch_size=5, scan_workers=1, queue_batches=64)

@@ -334,7 +334,12 @@ class FsSource(SourceDriver):
         an older mtime (an mtime set back, by ``touch -d``, ``cp -p``, ``tar x``, after
         the walk read it) would win in Fusion, which takes a compensating row with a newer
         mtime (protocol §5.4), and no later audit row could set it back: realtime sends
-        such paths again, from the disk, once the phase is over."""
+        such paths again, from the disk, once the phase is over.
+
+        Rows under a directory that realtime deleted during the phase (read before a
+        ``mv``, still queued when the delete went out) would make it again in Fusion as a
+        placeholder that its tombstone then keeps from every audit: realtime deletes
+        again, once the phase is over, each path whose last row it sent was a delete."""
         started = time.monotonic()
         self._progress[f"{phase}_running"] = True
         self._progress[f"{phase}_rows"] = 0
@@ -367,11 +372,16 @@ class FsSource(SourceDriver):
             self._sinks.pop(phase, None)
             if realtime is not None and sent is not None:
                 realtime.untrack(sent)
-                if again:
+                deleted = [path for path, mtime in sent.items() if mtime is None]
+                again.difference_update(deleted)
+                if again or deleted:
                     log.info(
-                        "%s: %d paths realtime sent with an older mtime go again", phase, len(again)
+                        "%s: %d paths realtime sent with an older mtime and %d it deleted go again",
+                        phase,
+                        len(again),
+                        len(deleted),
                     )
-                    realtime.resend(again)
+                    realtime.resend(again, deleted)
 
     # -- figures -------------------------------------------------------------------------
 

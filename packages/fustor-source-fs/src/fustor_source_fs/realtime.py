@@ -173,11 +173,15 @@ class Realtime:
     def untrack(self, sent: dict[str, float | None]) -> None:
         self._tracked.remove(sent)
 
-    def resend(self, paths: Iterable[str]) -> None:
+    def resend(self, paths: Iterable[str], deleted: Iterable[str] = ()) -> None:
         """Send these paths again, read from the disk when they go out (a realtime row
-        always wins in Fusion, protocol §5.4)."""
+        always wins in Fusion, protocol §5.4). ``deleted``: paths whose last row was a
+        delete, deleted again with their subtree if they are still gone (else sent as
+        replaced: what Fusion holds under them goes, and they are listed again)."""
         for path in paths:
             self.pending.add(path, Change.UPSERT, path.rsplit("/", 1)[0] or "/")
+        for path in deleted:
+            self.pending.add(path, Change.DELETE_DIR, path.rsplit("/", 1)[0] or "/")
 
     def ensure_watched(self, rel_dir: str) -> None:
         """Watch a directory now if it is not yet (called by a snapshot listing it while
