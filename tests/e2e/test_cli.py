@@ -25,6 +25,26 @@ def test_version(run_cli):
     assert result.stdout.strip() == f"fustor-agent, version {__version__}"
 
 
+def test_plugins_lists_the_working_plugins_and_names_a_broken_one(run_cli, tmp_path):
+    """A plugin that fails to import must not hide the others from the command meant to
+    diagnose it: they are listed, the broken one is named on stderr, and the exit is 1."""
+    dist = tmp_path / "fustor_broken_plugin-2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: fustor-broken-plugin\nVersion: 2.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[fustor.agent.plugins]\nbroken = fustor_broken_plugin_missing.hooks\n"
+    )
+    result = run_cli("plugins", PYTHONPATH=str(tmp_path))
+    assert result.returncode == 1
+    assert any(line.startswith("fustor-source-fs ") for line in result.stdout.splitlines())
+    assert "  source  fs" in result.stdout.splitlines()
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: plugin failed to load: fustor-broken-plugin (broken = ")
+    assert "ModuleNotFoundError" in line
+
+
 def test_plugins_lists_distributions_and_drivers_by_kind(run_cli):
     result = run_cli("plugins")
     assert result.returncode == 0, result.stderr

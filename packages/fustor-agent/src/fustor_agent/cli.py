@@ -290,8 +290,14 @@ def list_pipes(home: Home, as_json: bool) -> None:
 @home_options
 @known_errors
 def plugins(home: Home) -> None:  # home: accepted as on every command
-    """List installed driver plugins and the drivers each provides."""
-    click.echo(report.render_plugins(load_registry()))
+    """List installed driver plugins and the drivers each provides; a plugin that fails to
+    load is named on stderr, after the others, and the exit code is 1."""
+    failures: list[str] = []
+    click.echo(report.render_plugins(load_registry(failures=failures)))
+    for failure in failures:
+        click.echo(f"error: plugin failed to load: {failure}", err=True)
+    if failures:
+        sys.exit(1)
 
 
 @cli.command(name="systemd-unit")

@@ -48,11 +48,14 @@ def _describe(ep: EntryPoint) -> tuple[str, str]:
 
 def make_plugin_manager(
     plugin_entry_points: Iterable[EntryPoint] | None = None,
+    failures: list[str] | None = None,
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """A fresh plugin manager with every plugin of the entry-point group registered.
 
     ``plugin_entry_points`` replaces discovery (tests inject their own). Every plugin that
-    fails to import is collected, and all of them are reported in one :class:`PluginError`.
+    fails to import is collected, and all of them are reported in one :class:`PluginError`;
+    given ``failures``, they are appended there instead (one line each) and the others
+    load (``fustor-agent plugins`` lists what works and what does not).
     """
     pm = new_plugin_manager()
     eps = (
@@ -61,20 +64,20 @@ def make_plugin_manager(
         else list(plugin_entry_points)
     )
     infos: list[PluginInfo] = []
-    failures: list[str] = []
+    broken: list[str] = []
     for ep in eps:
         dist, version = _describe(ep)
         try:
             module = ep.load()
             pm.register(module, name=dist if pm.get_plugin(dist) is None else f"{dist}:{ep.name}")
         except Exception as exc:
-            failures.append(f"{dist} ({ep.name} = {ep.value}): {type(exc).__name__}: {exc}")
+            broken.append(f"{dist} ({ep.name} = {ep.value}): {type(exc).__name__}: {exc}")
             continue
         infos.append(PluginInfo(ep.name, dist, version, ep.value))
-    if failures:
-        raise PluginError(
-            f"{len(failures)} driver plugin(s) failed to load: " + "; ".join(failures)
-        )
+    if failures is not None:
+        failures.extend(broken)
+    elif broken:
+        raise PluginError(f"{len(broken)} driver plugin(s) failed to load: " + "; ".join(broken))
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
@@ -97,5 +100,9 @@ def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> DriverR
     return registry
 
 
-def load_registry(plugin_entry_points: Iterable[EntryPoint] | None = None) -> DriverRegistry:
-    return build_registry(*make_plugin_manager(plugin_entry_points))
+def load_registry(
+    plugin_entry_points: Iterable[EntryPoint] | None = None, failures: list[str] | None = None
+) -> DriverRegistry:
+    """The registry of every installed plugin (:func:`make_plugin_manager`, then
+    :func:`build_registry`); raises :class:`PluginError` unless ``failures`` collects them."""
+    return build_registry(*make_plugin_manager(plugin_entry_points, failures))
