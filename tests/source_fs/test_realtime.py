@@ -554,3 +554,27 @@ def test_a_directory_renamed_after_the_snapshot_read_it_is_deleted_again(root: s
         assert not rt.deleted("/b")  # back before the phase ended: not deleted again
 
     live(root, body, batch_size=5, scan_workers=1, queue_batches=64)
+
+
+def test_paths_back_with_an_old_mtime_are_logged_once_a_minute(
+    root: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A path deleted and back with an old mtime, again and again (a flapping path), logged
+    a line per realtime batch; one line a minute now carries the count."""
+    old = 1_000_000_000.0
+
+    async def body(rt: Live) -> None:
+        def deletes() -> int:
+            return sum(t == "delete" for t, _ in rt.events)
+
+        for i in range(1, 7):
+            write(f"{root}/f", b"x" * i)
+            os.utime(f"{root}/f", (old, old))
+            await rt.wait(lambda n=i: any(r["size"] == n for r in rt.upserts("/f")))
+            os.unlink(f"{root}/f")
+            await rt.wait(lambda n=i: deletes() >= n)
+
+    with caplog.at_level("INFO", logger="fustor_source_fs.realtime"):
+        live(root, body, delete_settle_sec=0)
+    lines = [r.getMessage() for r in caplog.records if "are back with an mtime" in r.getMessage()]
+    assert len(lines) == 1, lines

@@ -42,6 +42,8 @@ _RT = MessageSource.REALTIME
 _PARENT_WAIT_SEC = 5.0
 """Longest a delete is held: waiting for the delete of its (also gone) directory, or for its
 path to be quiet for ``delete_settle_sec``."""
+_HIDDEN_LOG_SEC = 60.0
+"""At most one log line per this many seconds about paths back with an old mtime."""
 
 
 def _events(rows: list[Row]) -> list[Event]:
@@ -130,6 +132,8 @@ class Realtime:
         """Rows sent during running snapshots, audits and scans (:meth:`track`)."""
         self.deletes_cancelled = 0
         """Held deletes whose path existed again when they were due (sent as upserts)."""
+        self._hidden_unlogged = 0
+        self._hidden_logged_at = -_HIDDEN_LOG_SEC
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -587,13 +591,24 @@ class Realtime:
                 if len(sent) < self.params.max_pending_paths:
                     sent[row["path"]] = mtime
         if hidden:
-            log.info(
-                "%d deleted paths are back with an mtime older than their delete: Fusion's "
-                "tombstones may hide them until an audit past tombstone_ttl_sec restores them",
-                hidden,
-            )
+            self._note_hidden(hidden)
         self.rows += len(rows)
         self._put(Batch(_RT, _events(rows)))
+
+    def _note_hidden(self, count: int) -> None:
+        """Log paths back with an old mtime at most once a minute (a path flapping between
+        file and directory would otherwise log a line per change)."""
+        self._hidden_unlogged += count
+        now = time.monotonic()
+        if now - self._hidden_logged_at < _HIDDEN_LOG_SEC:
+            return
+        log.info(
+            "%d deleted paths are back with an mtime older than their delete (since the last "
+            "such line): Fusion's tombstones may hide them until an audit past "
+            "tombstone_ttl_sec restores them",
+            self._hidden_unlogged,
+        )
+        self._hidden_unlogged, self._hidden_logged_at = 0, now
 
     def _put(self, batch: Batch) -> None:
         assert self._channel is not None
