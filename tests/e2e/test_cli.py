@@ -90,6 +90,27 @@ def test_validate_prints_one_line_per_error_and_starts_nothing(run_cli, fustor_h
     assert not (fustor_home / "agent.pid").exists()
 
 
+def test_validate_refuses_a_console_host_that_is_no_address(run_cli, fustor_home):
+    """``host: "not a host!"`` validated as OK, and ``start`` failed on it later."""
+    for host, ok in [
+        ("not a host!", False),
+        ("-agent", False),
+        ("a..b", False),
+        ("0.0.0.0", True),
+        ("::1", True),
+        ("agent-1.example.org", True),
+    ]:
+        console = f'console: {{host: "{host}", port: 0, token: "{"t" * 16}"}}'
+        (fustor_home / "agent-config.yaml").write_text(
+            CONFIG.replace("console: {enabled: false}", console)
+        )
+        result = run_cli("validate", API_KEY="k")
+        assert result.returncode == (0 if ok else 78), (host, result.stderr)
+        if not ok:
+            (line,) = result.stderr.splitlines()
+            assert "console.host" in line and f"{host!r} is neither an IP address" in line
+
+
 def test_validate_never_echoes_a_credential(run_cli, fustor_home):
     secret = "VERY-SECRET-api-key-123"
     (fustor_home / "agent-config.yaml").write_text(

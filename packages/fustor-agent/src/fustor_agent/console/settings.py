@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from fustor_agent_sdk.config import StrictModel
 
 __all__ = ["DEFAULT_CONSOLE_PORT", "ConsoleSettings", "is_loopback_host"]
 
 DEFAULT_CONSOLE_PORT = 8100
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 
 class ConsoleSettings(StrictModel):
@@ -35,6 +37,22 @@ class ConsoleSettings(StrictModel):
     """PEM certificate chain file; with ``tls_key``, the console speaks HTTPS only."""
     tls_key: str | None = Field(default=None, min_length=1)
     """PEM private key file of ``tls_cert``."""
+
+    @field_validator("host")
+    @classmethod
+    def _host_is_an_address_or_a_name(cls, host: str) -> str:
+        try:
+            ipaddress.ip_address(host)
+            return host
+        except ValueError:
+            pass
+        labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+        if len(host) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ValueError(
+                f"{host!r} is neither an IP address nor a host name (letters, digits, '-' "
+                "and '.'), e.g. 127.0.0.1, 0.0.0.0, ::1 or agent.example.org"
+            )
+        return host
 
     @model_validator(mode="after")
     def _check(self) -> ConsoleSettings:
