@@ -133,7 +133,8 @@ def test_systemd_unit_quotes_odd_paths_and_refuses_relative_ones(run_cli) -> Non
     for args, error in (
         (
             ("--home", "./h"),
-            "--home './h' is relative: a service runs in /, give the absolute path",
+            "--home './h' is relative; write the absolute path (from the current directory "
+            f"it would be '{Path.cwd() / 'h'}'; under systemd, '/h')",
         ),
         (("--config", "a.yaml"), "--config 'a.yaml' is relative"),
         (("--user", "bob smith"), "--user 'bob smith' is not a user name systemd accepts"),

@@ -55,7 +55,7 @@ def absolute_path(key: str, value: str) -> str:
     """
     path = os.path.expanduser(value)
     if not os.path.isabs(path):
-        in_root = os.path.join("/", path)
+        in_root = os.path.normpath(os.path.join("/", path))
         if os.getcwd() == "/":  # a background agent (start -D) or a service
             where = f"the agent runs in /, where it would be {in_root!r}"
         else:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from importlib import resources
 from pathlib import Path
 
+from fustor_agent_sdk.config import absolute_path
 from fustor_core import ConfigError
 
 __all__ = ["TEMPLATE_COMMAND", "unit_text"]
@@ -39,11 +39,10 @@ def _quoted(value: str, command: bool = False) -> str:
 
 
 def _absolute(option: str, path: str) -> str:
-    if not os.path.isabs(os.path.expanduser(path)):
-        raise ConfigError(
-            f"{option} {path!r} is relative: a service runs in /, give the absolute path"
-        )
-    return os.path.abspath(os.path.expanduser(path))
+    try:
+        return absolute_path(option, path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def unit_text(
