@@ -111,6 +111,19 @@ def test_validate_refuses_a_console_host_that_is_no_address(run_cli, fustor_home
             assert "console.host" in line and f"{host!r} is neither an IP address" in line
 
 
+def test_validate_warns_of_an_echo_output_it_cannot_write(run_cli, fustor_home, tmp_path):
+    out = tmp_path / "not-yet" / "rows.jsonl"
+    (fustor_home / "agent-config.yaml").write_text(
+        CONFIG.replace('credential: "${API_KEY}"', f"driver_params: {{output: {out}}}")
+    )
+    result = run_cli("validate")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"warning: agent-config.yaml: line 5: senders[0].config: output '{out}': directory "
+        f"'{out.parent}' does not exist: rows are dropped until it can be written"
+    ]
+
+
 def test_validate_never_echoes_a_credential(run_cli, fustor_home):
     secret = "VERY-SECRET-api-key-123"
     (fustor_home / "agent-config.yaml").write_text(

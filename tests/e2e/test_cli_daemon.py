@@ -372,6 +372,7 @@ def test_a_root_not_there_yet_is_waited_for(run_cli, home_cleanup: Path, tmp_pat
     ), checked.stderr
     result = run_cli("start", "-D")
     started_pid(result)
+    assert f"sources[0].config: {waits}\n" in result.stderr  # printed, not only logged
     assert f"warning: pipe p: source not started: start failed: cannot open root {root}" in (
         result.stderr
     )

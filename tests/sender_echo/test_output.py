@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,8 +203,14 @@ def test_a_relative_output_is_refused_naming_where_it_would_go() -> None:
 
 def test_validate_connect_names_an_output_that_cannot_be_written(tmp_path: Path) -> None:
     def problems(output: Path) -> list[str]:
-        sender = make_sender(tmp_path, output=str(output))
-        return asyncio.run(sender.check_connection())
+        with warnings.catch_warnings(record=True) as warned:  # the config's own warning
+            warnings.simplefilter("always")
+            sender = make_sender(tmp_path, output=str(output))
+        found = asyncio.run(sender.check_connection())
+        assert [f"{p}: rows are dropped until it can be written" for p in found] == [
+            str(w.message) for w in warned
+        ]
+        return found
 
     assert problems(tmp_path) == [f"output {str(tmp_path)!r} is a directory"]
     missing = tmp_path / "nowhere" / "rows.jsonl"

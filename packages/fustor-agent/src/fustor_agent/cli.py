@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -110,6 +111,12 @@ def start(
         log_file=log_file,
     )
     if background:
+        if watch is None:
+            # The agent logs them, but a terminal that started it in the background sees
+            # only what is printed here (a configuration error still comes from the agent).
+            with contextlib.suppress(FustorError):
+                for warning in load_config(home, load_registry()).warnings:
+                    warn(warning)
         logged = _size(home.log_file)
         pid = daemon.start_daemon(home, options)
         # No log file (logging.file: false, --no-log-file): the log is its stderr's file.

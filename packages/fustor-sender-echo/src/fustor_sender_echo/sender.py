@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import field_validator
 
 from fustor_agent_sdk import MetricKind, MetricSpec, PipeContext, SenderConfig, SenderDriver
-from fustor_agent_sdk.config import StrictModel, absolute_path
+from fustor_agent_sdk.config import StrictModel, absolute_path, config_warning
 from fustor_core import (
     SEND_OK,
     Batch,
@@ -48,7 +48,13 @@ class EchoParams(StrictModel):
     @field_validator("output")
     @classmethod
     def _output_is_absolute(cls, value: str | None) -> str | None:
-        return None if value is None else absolute_path("output", value)
+        if value is None:
+            return None
+        path = absolute_path("output", value)
+        if (problem := _output_problem(path)) is not None:
+            # Not an error: the directory may be mounted or made after the agent starts.
+            config_warning(f"{problem}: rows are dropped until it can be written")
+        return path
 
 
 class EchoConfig(SenderConfig):
