@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from agent_harness import AgentProcess
 from fusion_harness import FusionServer, disk_tree, wait_until
+from inotify_simple import INotify
+from inotify_simple import flags as iflags
 
 from deep_paths import deep_dir, touch_at
 
@@ -361,4 +363,62 @@ def test_files_replaced_by_directories_keep_their_children(
     sh("for i in $(seq 40); do rm f$i; mkdir f$i; echo i > f$i/inner; done", work)
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)
     time.sleep(8.0)  # audits send each directory's row again
+    fusion.wait_tree(disk_tree(root), timeout=2.0)
+
+
+def test_directories_moved_while_an_audit_lists_them_leave_no_old_names(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """``mv d/s d/sr`` or ``rm -rf d/s`` just after the audit listed ``d/s``: the audit's
+    rows under it, still queued behind rows read before them, reached Fusion after
+    realtime's delete. The tombstone covers ``d/s``, not its children, so they made it again
+    as a placeholder that the same tombstone kept from every later audit: the old name and
+    its files stayed for good (helper 18: 13-21 directories, thousands of rows, old build,
+    every run). Each path realtime deleted during a walk is now deleted again when it ends.
+
+    Fusion is held (SIGSTOP) from the listing until realtime's delete is on its way, so the
+    delete reaches it before the queued rows, as on a busy server."""
+    assert fusion.process is not None
+    root = tmp_path / "w"
+    subdirs = []
+    for i in range(12):
+        sub = root / f"d{i:02d}" / "s"
+        sub.mkdir(parents=True)
+        subdirs.append(sub)
+        for j in range(250):
+            (sub / f"f{j:03d}").write_bytes(b"x")
+            (sub.parent / f"g{j:03d}").write_bytes(b"y")
+    agent = make_agent(
+        root,
+        source_params={"batch_size": 100, "queue_batches": 256, "delete_settle_sec": 0},
+        sender_params={"max_batch_size": 100},
+        pipe={"audit_interval_sec": 3},
+    )
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=30)
+    moved = 0
+    with INotify() as opened:
+        watched = {
+            opened.add_watch(sub, iflags.OPEN | iflags.ONLYDIR | iflags.ONESHOT): sub
+            for sub in subdirs
+        }
+        deadline = time.monotonic() + 30
+        while watched and time.monotonic() < deadline:
+            for event in opened.read(timeout=100):
+                sub = watched.pop(event.wd, None)
+                if sub is None or moved == 4:
+                    continue
+                fusion.process.send_signal(signal.SIGSTOP)
+                try:
+                    if moved % 2:
+                        shutil.rmtree(sub)
+                    else:
+                        sub.rename(sub.with_name("sr"))
+                    moved += 1
+                    time.sleep(0.3)  # realtime's delete is sent
+                finally:
+                    fusion.process.send_signal(signal.SIGCONT)
+    assert moved == 4, f"the audit listed {moved} of the directories"
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    time.sleep(7.0)  # audits end; the parents are cached as unchanged
     fusion.wait_tree(disk_tree(root), timeout=2.0)
