@@ -428,7 +428,7 @@ def test_a_pipe_that_cannot_be_created_stops_alone_and_a_reload_retries_it(
     result = run_cli("start", "-D")
     started_pid(result)
     blocked = f"cannot create the pipe: [Errno 17] File exists: '{home / 'state' / 'p1'}'"
-    assert f"warning: pipe p1: {blocked}" in result.stderr
+    assert f"warning: pipe p1: {blocked} (fix it, then run fustor-agent reload)" in result.stderr
     pipes = {p["id"]: p for p in status_json(run_cli)["pipes"]}
     assert pipes["p1"]["state"] == "error" and pipes["p1"]["last_error"]["message"] == blocked
     assert pipes["p2"]["state"] == "running"

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["Agent"]
 
 logger = logging.getLogger(__name__)
+CANNOT_CREATE = "cannot create the pipe: "
+"""How a pipe that could not be created reports it (retried by a reload, not by itself)."""
 
 DEFAULT_SHUTDOWN_SEC = 15.0
 
@@ -131,9 +133,7 @@ class Agent:
         except Exception as exc:
             # A driver that cannot even be created stops only its own pipe.
             logger.exception("pipe %s cannot be created", pipe_id, extra={"pipe_id": pipe_id})
-            self._broken[pipe_id] = ErrorInfo(
-                message=f"cannot create the pipe: {exc}", at=time.time()
-            )
+            self._broken[pipe_id] = ErrorInfo(message=f"{CANNOT_CREATE}{exc}", at=time.time())
             return
         pipe.runner.delivery.on_sent = functools.partial(self.taps.publish, pipe_id)
         self._pipes[pipe_id] = pipe

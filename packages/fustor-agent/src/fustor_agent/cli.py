@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from fustor_agent import __version__, app, control, daemon, report, sender_check, systemd, tapview
+from fustor_agent.agent import CANNOT_CREATE
 from fustor_agent.cliopts import (
     EXIT_NOT_RUNNING,
     home_options,
@@ -123,7 +124,10 @@ def start(
         log = home.log_file if _size(home.log_file) > max(logged, 0) else home.daemon_output
         click.echo(f"agent started (pid {pid}); log: {log}")
         for pipe_id, problem in daemon.early_problems(home):
-            warn(f"pipe {pipe_id}: {problem} (retrying; see fustor-agent status)")
+            if problem.startswith(CANNOT_CREATE):
+                warn(f"pipe {pipe_id}: {problem} (fix it, then run fustor-agent reload)")
+            else:
+                warn(f"pipe {pipe_id}: {problem} (retrying; see fustor-agent status)")
     else:
         app.run_agent(home, options)
 
