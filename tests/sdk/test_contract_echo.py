@@ -55,7 +55,8 @@ class TestEchoSenderContract(SenderDriverContract):
     @pytest.fixture
     def failing_senders(self, tmp_path: Path, pipe_context: PipeContext):
         # An output in a directory that does not exist cannot succeed by being retried.
-        config = EchoConfig(
-            driver_params={"format": "json", "output": str(tmp_path / "missing" / "out.jsonl")}
-        )
+        with pytest.warns(UserWarning, match="does not exist: rows are dropped"):
+            config = EchoConfig(
+                driver_params={"format": "json", "output": str(tmp_path / "missing" / "out.jsonl")}
+            )
         return {"unwritable output": (lambda: EchoSender("echo", config, pipe_context), False)}

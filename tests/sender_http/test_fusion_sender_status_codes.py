@@ -383,7 +383,11 @@ def test_snapshot_end_and_job_complete_bodies(tmp_path: Path) -> None:
     ]
 
 
-def test_audit_end_is_its_own_long_request_then_audit_end_call(tmp_path: Path) -> None:
+def test_audit_end_is_its_own_long_request_and_no_audit_end_call(tmp_path: Path) -> None:
+    """After a drain that timed out (30 s), Fusion finalises the audit while audit rows are
+    still queued; they start a new audit, and an ``audit/end`` call then finalised that
+    half-seen one, deleting the unseen children of its directories (helper 18: 63,000
+    files against the real Fusion). The end batch alone finalises a complete audit."""
     fusion = FakeReceiver()
     sender = make_sender(tmp_path, fusion, audit_end_timeout_sec=61, read_timeout_sec=7)
 
@@ -397,7 +401,6 @@ def test_audit_end_is_its_own_long_request_then_audit_end_call(tmp_path: Path) -
     assert routes == [
         "POST /api/v1/pipe/consistency/audit/start",
         f"POST /api/v1/pipe/ingest/{fusion.issued[0]}/events",
-        "POST /api/v1/pipe/consistency/audit/end",
     ]
     end_batch = fusion.requests[2]
     assert json.loads(end_batch.content) == {"source_type": "audit", "is_end": True, "events": []}

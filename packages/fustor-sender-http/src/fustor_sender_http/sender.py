@@ -436,13 +436,16 @@ class FusionSender(SenderDriver):
         if signal is PhaseSignal.AUDIT_START:
             return await self.consistency.audit("start")
         if signal is PhaseSignal.AUDIT_END:
-            # Fusion answers only after draining its queue and finalising the audit (≤ 30 s).
-            result = await self._post_ingest(
+            # Fusion answers only after draining its queue (at most 30 s, then it finalises
+            # anyway) and finalising the audit. No `audit/end` call after it, unlike the
+            # reference agent: it does nothing after a finalised audit, and after a drain
+            # that timed out, the audit rows still queued have started a new audit in
+            # Fusion (protocol §5.5), which that call would finalise half-seen, deleting
+            # every child of its directories that it had not seen yet (helper 18: 63,000
+            # files). Left open, that audit is reset by the next audit's start.
+            return await self._post_ingest(
                 sid, signal_body("audit", is_end=True), self.params.audit_end_timeout_sec
             )
-            if result.ok:
-                await self.consistency.audit("end", self.params.audit_end_timeout_sec)
-            return result
         if signal is PhaseSignal.SCAN_END:
             metadata = {"scan_path": details["scan_path"], "job_id": details["job_id"]}
             return await self._post_ingest(sid, signal_body("job_complete", metadata=metadata))
