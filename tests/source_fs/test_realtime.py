@@ -578,3 +578,35 @@ def test_paths_back_with_an_old_mtime_are_logged_once_a_minute(
         live(root, body, delete_settle_sec=0)
     lines = [r.getMessage() for r in caplog.records if "are back with an mtime" in r.getMessage()]
     assert len(lines) == 1, lines
+
+
+def test_a_directory_replaced_by_a_file_after_the_snapshot_read_it_is_sent_again(
+    root: str,
+) -> None:
+    """``git checkout`` replaces directory z by a file after the snapshot read z/*: the
+    queued rows under z, arriving after realtime's row of the file, made z a directory
+    again in Fusion (a row's missing parents are made as directories). Realtime sends z
+    again once the snapshot is over, as the file it is."""
+    for name in ("a", "z", "b"):
+        for i in range(20):
+            write(f"{root}/{name}/f{i:02d}", b"x")
+
+    async def body(rt: Live) -> None:
+        snapshot = rt.source.snapshot()
+        first = await anext(snapshot)  # the walk reads ahead: every file is read by now
+        await asyncio.sleep(0.3)
+        shutil.rmtree(f"{root}/z")
+        write(f"{root}/z", b"now a file")
+        await rt.wait(lambda: any(not r["is_directory"] for r in rt.upserts("/z")))
+        rows = [
+            row
+            for batch in [first, *[b async for b in snapshot]]
+            for e in batch.events
+            for row in e.rows
+        ]
+        assert any(r["path"].startswith("/z/") for r in rows)  # read before the checkout
+        files = len([r for r in rt.upserts("/z") if not r["is_directory"]])
+        await rt.wait(lambda: len([r for r in rt.upserts("/z") if not r["is_directory"]]) > files)
+        assert rt.upserts("/z")[-1]["size"] == len(b"now a file")
+
+    live(root, body, batch_size=5, scan_workers=1, queue_batches=64)

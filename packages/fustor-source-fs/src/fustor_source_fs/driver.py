@@ -336,15 +336,18 @@ class FsSource(SourceDriver):
         mtime (protocol §5.4), and no later audit row could set it back: realtime sends
         such paths again, from the disk, once the phase is over.
 
-        Rows under a directory that realtime deleted during the phase (read before a
-        ``mv``, still queued when the delete went out) would make it again in Fusion as a
-        placeholder that its tombstone then keeps from every audit: realtime deletes
-        again, once the phase is over, each path whose last row it sent was a delete."""
+        Rows under a directory that realtime deleted or replaced during the phase (read
+        before a ``mv`` or a ``git checkout``, still queued when realtime's row went out)
+        would make it again in Fusion as a directory: with a tombstone that keeps it from
+        every audit, or over the file now at its path. Once the phase is over, realtime
+        deletes again each such path that is still gone, and sends one that exists as
+        replaced (:meth:`Realtime.resend`)."""
         started = time.monotonic()
         self._progress[f"{phase}_running"] = True
         self._progress[f"{phase}_rows"] = 0
         realtime = self._realtime
-        sent = realtime.track() if realtime is not None else None
+        tracked = realtime.track() if realtime is not None else None
+        sent = tracked.sent if tracked is not None else None
         again: set[str] = set()
         try:
             async for batch in stream_walk(
@@ -370,18 +373,19 @@ class FsSource(SourceDriver):
         finally:
             self._progress[f"{phase}_running"] = False
             self._sinks.pop(phase, None)
-            if realtime is not None and sent is not None:
-                realtime.untrack(sent)
-                deleted = [path for path, mtime in sent.items() if mtime is None]
-                again.difference_update(deleted)
-                if again or deleted:
+            if realtime is not None and tracked is not None:
+                realtime.untrack(tracked)
+                gone = tracked.gone
+                again.difference_update(gone)
+                if again or gone:
                     log.info(
-                        "%s: %d paths realtime sent with an older mtime and %d it deleted go again",
+                        "%s: %d paths realtime sent with an older mtime and %d it deleted "
+                        "or replaced go again",
                         phase,
                         len(again),
-                        len(deleted),
+                        len(gone),
                     )
-                    realtime.resend(again, deleted)
+                    realtime.resend(again, gone)
 
     # -- figures -------------------------------------------------------------------------
 

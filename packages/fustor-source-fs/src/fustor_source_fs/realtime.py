@@ -10,6 +10,7 @@ import stat as stat_mod
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
@@ -31,7 +32,7 @@ from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink, WalkCancelled, walk
 from fustor_source_fs.watches import Watches, WatchLimit
 
-__all__ = ["Realtime"]
+__all__ = ["Realtime", "Tracked"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,16 @@ def _kernel_watch_limit() -> int:
             return int(f.read())
     except (OSError, ValueError):
         return 8192
+
+
+@dataclass(slots=True)
+class Tracked:
+    """What realtime sent while one snapshot, audit or scan ran (:meth:`Realtime.track`)."""
+
+    sent: dict[str, float | None] = field(default_factory=dict)
+    """Path -> the mtime of its last row (``None``: a delete)."""
+    gone: set[str] = field(default_factory=set)
+    """Paths deleted or replaced (a type change), whatever was sent for them."""
 
 
 class Realtime:
@@ -128,8 +139,8 @@ class Realtime:
         self._held: dict[str, tuple[Change, float, float]] = {}
         """Deletes waiting before they are checked and sent: path -> (change, due, first
         held), monotonic seconds."""
-        self._tracked: list[dict[str, float | None]] = []
-        """Rows sent during running snapshots, audits and scans (:meth:`track`)."""
+        self._tracked: list[Tracked] = []
+        """What realtime sent during running snapshots, audits and scans (:meth:`track`)."""
         self.deletes_cancelled = 0
         """Held deletes whose path existed again when they were due (sent as upserts)."""
         self._hidden_unlogged = 0
@@ -166,25 +177,26 @@ class Realtime:
         finally:
             self.close()
 
-    def track(self) -> dict[str, float | None]:
-        """Start noting each row sent from now on: path -> its mtime (``None``: a delete),
-        up to ``max_pending_paths`` paths. A snapshot, audit or scan compares its own rows
-        with it (:meth:`FsSource._stream`); :meth:`untrack` when it ends."""
-        sent: dict[str, float | None] = {}
-        self._tracked.append(sent)
-        return sent
+    def track(self) -> Tracked:
+        """Start noting what realtime sends from now on, up to ``max_pending_paths`` paths
+        each. A snapshot, audit or scan compares its own rows with it
+        (:meth:`FsSource._stream`); :meth:`untrack` when it ends."""
+        tracked = Tracked()
+        self._tracked.append(tracked)
+        return tracked
 
-    def untrack(self, sent: dict[str, float | None]) -> None:
-        self._tracked.remove(sent)
+    def untrack(self, tracked: Tracked) -> None:
+        self._tracked.remove(tracked)
 
-    def resend(self, paths: Iterable[str], deleted: Iterable[str] = ()) -> None:
+    def resend(self, paths: Iterable[str], gone: Iterable[str] = ()) -> None:
         """Send these paths again, read from the disk when they go out (a realtime row
-        always wins in Fusion, protocol §5.4). ``deleted``: paths whose last row was a
-        delete, deleted again with their subtree if they are still gone (else sent as
-        replaced: what Fusion holds under them goes, and they are listed again)."""
+        always wins in Fusion, protocol §5.4). ``gone``: paths deleted or replaced since,
+        deleted again with their subtree if they are still gone; one that exists goes out
+        as replaced (a file as itself, a directory reset in Fusion and listed again), so
+        nothing a walk sent from under its old self stays."""
         for path in paths:
             self.pending.add(path, Change.UPSERT, path.rsplit("/", 1)[0] or "/")
-        for path in deleted:
+        for path in gone:
             self.pending.add(path, Change.DELETE_DIR, path.rsplit("/", 1)[0] or "/")
 
     def ensure_watched(self, rel_dir: str) -> None:
@@ -387,6 +399,8 @@ class Realtime:
             )
         changes = self._settle(work.changes, [*work.subtrees, *work.rescans])
         if changes:
+            if self._tracked:
+                self._note_gone(changes)
             sink.extend(self._rows_for(changes))
         if work.subtrees:
             self._scan(work.subtrees, sink, since=0.0, recurse_all=True)
@@ -575,6 +589,14 @@ class Realtime:
             pass
         return None
 
+    def _note_gone(self, changes: dict[str, Change]) -> None:
+        gone = [p for p, c in changes.items() if c in DELETES or c is Change.REPLACE]
+        limit = self.params.max_pending_paths
+        for tracked in tuple(self._tracked):
+            room = limit - len(tracked.gone)
+            if room > 0:
+                tracked.gone.update(gone[:room])
+
     def _emit(self, rows: list[Row]) -> None:
         """Every realtime row goes out here: deletes and re-appearances are tracked against
         Fusion's tombstones on the way."""
@@ -587,9 +609,9 @@ class Realtime:
                 tombstones.deleted(row["path"])
             elif tombstones.seen(row["path"], mtime):
                 hidden += 1
-            for sent in tracked:
-                if len(sent) < self.params.max_pending_paths:
-                    sent[row["path"]] = mtime
+            for each in tracked:
+                if len(each.sent) < self.params.max_pending_paths:
+                    each.sent[row["path"]] = mtime
         if hidden:
             self._note_hidden(hidden)
         self.rows += len(rows)
