@@ -610,3 +610,26 @@ def test_a_directory_replaced_by_a_file_after_the_snapshot_read_it_is_sent_again
         assert rt.upserts("/z")[-1]["size"] == len(b"now a file")
 
     live(root, body, batch_size=5, scan_workers=1, queue_batches=64)
+
+
+def test_a_delete_waits_while_the_tree_is_busy(root: str) -> None:
+    """``git checkout`` removes d/s, writes other files for a while, then writes d/s again:
+    a delete sent in between left a tombstone that Fusion stamps when it applies it, later
+    than the new file's mtime when its queue lags, and hid the file for the tombstone's
+    lifetime (helper 18). While anything in the tree changes, a delete waits (5 s at most):
+    the path back by then goes out as its upsert, never as a delete."""
+    write(f"{root}/d/s", b"old")
+
+    async def body(rt: Live) -> None:
+        os.unlink(f"{root}/d/s")
+        for i in range(12):  # 1.2 s of other changes, four times the settle window
+            write(f"{root}/other/f{i:02d}", b"x")
+            await asyncio.sleep(0.1)
+        write(f"{root}/d/s", b"new!")
+        await rt.wait(lambda: any(r["size"] == 4 for r in rt.upserts("/d/s")))
+        assert not rt.deleted("/d/s")
+        # A quiet tree: the delete goes out after the window.
+        os.unlink(f"{root}/other/f00")
+        await rt.wait(lambda: rt.deleted("/other/f00"), within=2.0)
+
+    live(root, body)

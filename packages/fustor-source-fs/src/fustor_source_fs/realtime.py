@@ -143,6 +143,8 @@ class Realtime:
         """What realtime sent during running snapshots, audits and scans (:meth:`track`)."""
         self.deletes_cancelled = 0
         """Held deletes whose path existed again when they were due (sent as upserts)."""
+        self._changed_at = 0.0
+        """When the last change of any path arrived (monotonic seconds)."""
         self._hidden_unlogged = 0
         self._hidden_logged_at = -_HIDDEN_LOG_SEC
 
@@ -447,7 +449,8 @@ class Realtime:
 
     def _settle(self, changes: dict[str, Change], listed: list[str]) -> dict[str, Change]:
         """Hold deletes for ``delete_settle_sec``; return what is due now, each directory
-        before what is under it.
+        before what is under it. A held delete is due once its path and the whole tree
+        have been quiet for the window, or ``_PARENT_WAIT_SEC`` after it was first held.
 
         A replaced directory is held too (something else may be at its path only for a
         moment), and a held path is due once it has been quiet for the window. A path
@@ -466,9 +469,18 @@ class Realtime:
         """
         held = self._held
         settle = self.params.delete_settle_sec
+        now = time.monotonic()
+        if changes:
+            self._changed_at = now
         if not held and (settle <= 0 or not changes):
             return _parents_first(changes)
-        now = time.monotonic()
+        # A checkout, an unpack or a restore removes paths and makes them again, with other
+        # changes in between that can outlast the window: while the tree is busy, deletes
+        # wait (up to _PARENT_WAIT_SEC). A delete sent before its path is back leaves a
+        # tombstone in Fusion stamped with Fusion's clock when it applies the delete, later
+        # than the new file's mtime when its queue lags, and the file stays hidden until
+        # the tombstone expires (helper 18: git checkout, 4 of 5 runs).
+        quiet = now - self._changed_at >= settle
         ready: dict[str, Change] = {}
         for path, change in changes.items():
             old = held.pop(path, None)
@@ -482,7 +494,7 @@ class Realtime:
                 ready[path] = change
         gone: dict[str, bool] = {}
         for path, (change, due, first) in list(held.items()):
-            if due > now and now - first < _PARENT_WAIT_SEC:
+            if (due > now or not quiet) and now - first < _PARENT_WAIT_SEC:
                 continue
             parent = path.rsplit("/", 1)[0]
             if parent and now - first < _PARENT_WAIT_SEC:
