@@ -520,29 +520,47 @@ def test_an_mtime_set_back_after_an_audit_read_it_is_sent_again(root: str) -> No
     live(root, body, batch_size=5, scan_workers=1)
 
 
+def _three_dirs(root: str) -> None:
+    for name in ("a", "z", "b"):
+        for i in range(20):
+            write(f"{root}/{name}/f{i:02d}", b"x")
+
+
+async def _snapshot_around(
+    rt: Live, change: Callable[[], None], seen: Callable[[], bool]
+) -> list[dict]:
+    """Every row of a snapshot, with ``change`` made after the walk read the whole tree
+    and before its rows were taken, once realtime's row for it is ``seen``."""
+    snapshot = rt.source.snapshot()
+    first = await anext(snapshot)  # the walk reads ahead: every file is read by now
+    await asyncio.sleep(0.3)
+    change()
+    await rt.wait(seen)
+    return [
+        row
+        for batch in [first, *[b async for b in snapshot]]
+        for e in batch.events
+        for row in e.rows
+    ]
+
+
 def test_a_directory_renamed_after_the_snapshot_read_it_is_deleted_again(root: str) -> None:
     """The snapshot reads z/* ahead; ``mv z y`` then makes realtime delete /z while those
     rows are still queued. Arriving after the delete, they made /z again in Fusion as a
     placeholder its tombstone kept from every audit (helper 17). Realtime deletes /z
     again once the snapshot is over; a path deleted and back by then is sent as itself."""
-    for name in ("a", "z", "b"):
-        for i in range(20):
-            write(f"{root}/{name}/f{i:02d}", b"x")
+    _three_dirs(root)
 
-    async def body(rt: Live) -> None:
-        snapshot = rt.source.snapshot()
-        first = await anext(snapshot)  # the walk reads ahead: every file is read by now
-        await asyncio.sleep(0.3)
+    def change() -> None:
         os.rename(f"{root}/z", f"{root}/y")
         os.rename(f"{root}/b", f"{root}/b.old")
         write(f"{root}/b/new", b"n")
-        await rt.wait(lambda: rt.deleted("/z") and bool(rt.upserts("/b/new")))
-        rows = [
-            row
-            for batch in [first, *[b async for b in snapshot]]
-            for e in batch.events
-            for row in e.rows
-        ]
+
+    async def body(rt: Live) -> None:
+        def seen() -> bool:
+            return rt.deleted("/z") and bool(rt.upserts("/b/new"))
+
+        rows = await _snapshot_around(rt, change, seen)
         assert any(r["path"].startswith("/z/") for r in rows)  # read before the rename
 
         def deletes() -> int:
@@ -587,26 +605,20 @@ def test_a_directory_replaced_by_a_file_after_the_snapshot_read_it_is_sent_again
     queued rows under z, arriving after realtime's row of the file, made z a directory
     again in Fusion (a row's missing parents are made as directories). Realtime sends z
     again once the snapshot is over, as the file it is."""
-    for name in ("a", "z", "b"):
-        for i in range(20):
-            write(f"{root}/{name}/f{i:02d}", b"x")
+    _three_dirs(root)
 
-    async def body(rt: Live) -> None:
-        snapshot = rt.source.snapshot()
-        first = await anext(snapshot)  # the walk reads ahead: every file is read by now
-        await asyncio.sleep(0.3)
+    def change() -> None:
         shutil.rmtree(f"{root}/z")
         write(f"{root}/z", b"now a file")
-        await rt.wait(lambda: any(not r["is_directory"] for r in rt.upserts("/z")))
-        rows = [
-            row
-            for batch in [first, *[b async for b in snapshot]]
-            for e in batch.events
-            for row in e.rows
-        ]
+
+    async def body(rt: Live) -> None:
+        def files() -> int:
+            return len([r for r in rt.upserts("/z") if not r["is_directory"]])
+
+        rows = await _snapshot_around(rt, change, lambda: files() > 0)
         assert any(r["path"].startswith("/z/") for r in rows)  # read before the checkout
-        files = len([r for r in rt.upserts("/z") if not r["is_directory"]])
-        await rt.wait(lambda: len([r for r in rt.upserts("/z") if not r["is_directory"]]) > files)
+        sent = files()
+        await rt.wait(lambda: files() > sent)
         assert rt.upserts("/z")[-1]["size"] == len(b"now a file")
 
     live(root, body, batch_size=5, scan_workers=1, queue_batches=64)
