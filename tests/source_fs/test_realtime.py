@@ -628,8 +628,8 @@ def test_a_delete_waits_while_the_tree_is_busy(root: str) -> None:
     """``git checkout`` removes d/s, writes other files for a while, then writes d/s again:
     a delete sent in between left a tombstone that Fusion stamps when it applies it, later
     than the new file's mtime when its queue lags, and hid the file for the tombstone's
-    lifetime (helper 18). While anything in the tree changes, a delete waits (5 s at most):
-    the path back by then goes out as its upsert, never as a delete."""
+    lifetime (helper 18). While anything in the tree is written, a delete waits (5 s at
+    most): the path back by then goes out as its upsert, never as a delete."""
     write(f"{root}/d/s", b"old")
 
     async def body(rt: Live) -> None:
@@ -643,5 +643,10 @@ def test_a_delete_waits_while_the_tree_is_busy(root: str) -> None:
         # A quiet tree: the delete goes out after the window.
         os.unlink(f"{root}/other/f00")
         await rt.wait(lambda: rt.deleted("/other/f00"), within=2.0)
+        # Deletes alone do not hold each other (rm -rf, a script removing files in turn).
+        for i in range(1, 12):
+            os.unlink(f"{root}/other/f{i:02d}")
+            await asyncio.sleep(0.15)
+        assert rt.deleted("/other/f01")  # out before the last one, 1.5 s after it
 
     live(root, body)

@@ -40,10 +40,11 @@ class FsParams(StrictModel):
     """Distinct changed paths held between inotify and the host; beyond it, changes degrade
     to "rescan this directory" markers instead of making the inotify reader wait."""
     delete_settle_sec: float = Field(0.3, ge=0, le=5)
-    """A realtime delete (or a directory's replacement) waits until its path, and the whole
-    tree, have been quiet this long (5 s at most), then is checked against the disk: a path
-    that exists again by then (safe save by rename, ``git checkout``, ``tar x``) is sent as
-    an upsert, so no Fusion tombstone hides it. 0 sends deletes at once."""
+    """A realtime delete (or a directory's replacement) waits until its path has been quiet,
+    and nothing in the tree was written, this long (5 s at most), then is checked against
+    the disk: a path that exists again by then (safe save by rename, ``git checkout``,
+    ``tar x``) is sent as an upsert, so no Fusion tombstone hides it. 0 sends deletes at
+    once."""
     tombstone_ttl_sec: float = Field(3600.0, gt=0)
     """Set it to Fusion's ``tombstone_ttl_seconds``: how long a path deleted and then back
     with an old mtime can stay hidden by Fusion's tombstone; audits restore such paths once

@@ -66,6 +66,13 @@ def _parents_first(changes: dict[str, Change]) -> dict[str, Change]:
     return dict(sorted(changes.items(), key=lambda item: item[0].count("/")))
 
 
+def _written(changes: dict[str, Change]) -> bool:
+    """Whether ``changes`` write anything: a change other than a delete, not counting the
+    new mtime of a directory something was deleted from."""
+    emptied = {p.rpartition("/")[0] or "/" for p, c in changes.items() if c in DELETES}
+    return any(c not in DELETES and p not in emptied for p, c in changes.items())
+
+
 def _kernel_watch_limit() -> int:
     try:
         with open("/proc/sys/fs/inotify/max_user_watches") as f:
@@ -143,8 +150,8 @@ class Realtime:
         """What realtime sent during running snapshots, audits and scans (:meth:`track`)."""
         self.deletes_cancelled = 0
         """Held deletes whose path existed again when they were due (sent as upserts)."""
-        self._changed_at = 0.0
-        """When the last change of any path arrived (monotonic seconds)."""
+        self._written_at = 0.0
+        """When the last change other than a delete arrived, of any path (monotonic s)."""
         self._hidden_unlogged = 0
         self._hidden_logged_at = -_HIDDEN_LOG_SEC
 
@@ -449,8 +456,9 @@ class Realtime:
 
     def _settle(self, changes: dict[str, Change], listed: list[str]) -> dict[str, Change]:
         """Hold deletes for ``delete_settle_sec``; return what is due now, each directory
-        before what is under it. A held delete is due once its path and the whole tree
-        have been quiet for the window, or ``_PARENT_WAIT_SEC`` after it was first held.
+        before what is under it. A held delete is due once its path has been quiet and
+        nothing in the tree was written for the window, or ``_PARENT_WAIT_SEC`` after it
+        was first held.
 
         A replaced directory is held too (something else may be at its path only for a
         moment), and a held path is due once it has been quiet for the window. A path
@@ -470,17 +478,18 @@ class Realtime:
         held = self._held
         settle = self.params.delete_settle_sec
         now = time.monotonic()
-        if changes:
-            self._changed_at = now
+        if changes and _written(changes):
+            self._written_at = now
         if not held and (settle <= 0 or not changes):
             return _parents_first(changes)
-        # A checkout, an unpack or a restore removes paths and makes them again, with other
-        # changes in between that can outlast the window: while the tree is busy, deletes
-        # wait (up to _PARENT_WAIT_SEC). A delete sent before its path is back leaves a
-        # tombstone in Fusion stamped with Fusion's clock when it applies the delete, later
-        # than the new file's mtime when its queue lags, and the file stays hidden until
-        # the tombstone expires (helper 18: git checkout, 4 of 5 runs).
-        quiet = now - self._changed_at >= settle
+        # A checkout, an unpack or a restore removes paths and writes them again, with other
+        # writes in between that can outlast the window: while anything in the tree is
+        # written, deletes wait (up to _PARENT_WAIT_SEC). A delete sent before its path is
+        # back leaves a tombstone in Fusion stamped with Fusion's clock when it applies the
+        # delete, later than the new file's mtime when its queue lags, and the file stays
+        # hidden until the tombstone expires (helper 18: git checkout, 4 of 5 runs). Deletes
+        # alone (rm -rf, a script removing files one by one) do not hold each other.
+        quiet = now - self._written_at >= settle
         ready: dict[str, Change] = {}
         for path, change in changes.items():
             old = held.pop(path, None)
