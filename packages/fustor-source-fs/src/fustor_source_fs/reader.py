@@ -38,7 +38,8 @@ class _MovedFrom(NamedTuple):
     at: float
 
 
-def _parent_of(rel: str) -> str:
+def parent_of(rel: str) -> str:
+    """The root-relative path of the directory holding ``rel`` (``/`` for the root's entries)."""
     return rel.rsplit("/", 1)[0] or "/"
 
 
@@ -144,7 +145,7 @@ class EventReader:
                     self.health_due.set()
                     self.pending.wake()
             elif mask & _ATTRIB:
-                self.pending.add(dir_rel, Change.UPSERT, _parent_of(dir_rel))
+                self.pending.add(dir_rel, Change.UPSERT, parent_of(dir_rel))
             return
         rel = "/" + name if dir_rel == "/" else dir_rel + "/" + name
         is_dir = bool(mask & _ISDIR)
@@ -158,7 +159,7 @@ class EventReader:
             if is_dir:
                 self._new_dir(rel)
             add(rel, Change.UPSERT, dir_rel)
-            add(dir_rel, Change.UPSERT, _parent_of(dir_rel))
+            add(dir_rel, Change.UPSERT, parent_of(dir_rel))
         elif mask & _CLOSE_WRITE or mask & _ATTRIB:
             if (
                 is_dir
@@ -183,7 +184,7 @@ class EventReader:
             if is_dir:
                 self.dirs_removed += 1
             add(rel, Change.DELETE_DIR if is_dir else Change.DELETE, dir_rel)
-            add(dir_rel, Change.UPSERT, _parent_of(dir_rel))
+            add(dir_rel, Change.UPSERT, parent_of(dir_rel))
         elif mask & _MOVED_FROM:
             moved = node.children.get(name) if is_dir and node.children else None
             self._moves[cookie] = _MovedFrom(rel, dir_rel, moved, is_dir, now)
@@ -198,7 +199,7 @@ class EventReader:
         if src is not None:
             add(src.rel, Change.DELETE_DIR if src.is_dir else Change.DELETE, src.parent_rel)
             if src.parent_rel != dir_rel:
-                add(src.parent_rel, Change.UPSERT, _parent_of(src.parent_rel))
+                add(src.parent_rel, Change.UPSERT, parent_of(src.parent_rel))
             if is_dir:
                 moved = src.node
                 if moved is not None and self.watches.by_wd.get(moved.wd) is moved:
@@ -212,7 +213,7 @@ class EventReader:
         elif is_dir:
             self._new_dir(rel)
         add(rel, Change.UPSERT, dir_rel)
-        add(dir_rel, Change.UPSERT, _parent_of(dir_rel))
+        add(dir_rel, Change.UPSERT, parent_of(dir_rel))
 
     def _new_dir(self, rel: str) -> None:
         self.dirs_created += 1
@@ -243,7 +244,7 @@ class EventReader:
         self.pending.add(
             src.rel, Change.DELETE_DIR if src.is_dir else Change.DELETE, src.parent_rel
         )
-        self.pending.add(src.parent_rel, Change.UPSERT, _parent_of(src.parent_rel))
+        self.pending.add(src.parent_rel, Change.UPSERT, parent_of(src.parent_rel))
         if src.is_dir:
             self.dirs_removed += 1
             # The node recorded at MOVED_FROM: whatever sits at that name now is not it.

@@ -25,7 +25,7 @@ from fustor_source_fs.health import RootGuard
 from fustor_source_fs.links import HardLinks
 from fustor_source_fs.listing import list_dir
 from fustor_source_fs.pending import DELETES, Change, Pending, Work, merge
-from fustor_source_fs.reader import EventReader
+from fustor_source_fs.reader import EventReader, parent_of
 from fustor_source_fs.rescan import WatchScan
 from fustor_source_fs.rows import row_of
 from fustor_source_fs.tombstones import TombstoneTracker
@@ -69,7 +69,7 @@ def _parents_first(changes: dict[str, Change]) -> dict[str, Change]:
 def _written(changes: dict[str, Change]) -> bool:
     """Whether ``changes`` write anything: a change other than a delete, not counting the
     new mtime of a directory something was deleted from."""
-    emptied = {p.rpartition("/")[0] or "/" for p, c in changes.items() if c in DELETES}
+    emptied = {parent_of(p) for p, c in changes.items() if c in DELETES}
     return any(c not in DELETES and p not in emptied for p, c in changes.items())
 
 
@@ -204,9 +204,9 @@ class Realtime:
         as replaced (a file as itself, a directory reset in Fusion and listed again), so
         nothing a walk sent from under its old self stays."""
         for path in paths:
-            self.pending.add(path, Change.UPSERT, path.rsplit("/", 1)[0] or "/")
+            self.pending.add(path, Change.UPSERT, parent_of(path))
         for path in gone:
-            self.pending.add(path, Change.DELETE_DIR, path.rsplit("/", 1)[0] or "/")
+            self.pending.add(path, Change.DELETE_DIR, parent_of(path))
 
     def ensure_watched(self, rel_dir: str) -> None:
         """Watch a directory now if it is not yet (called by a snapshot listing it while
@@ -305,7 +305,7 @@ class Realtime:
         """Send again the paths Fusion may still hide behind a tombstone (see tombstones.py):
         queued as changes, so each row is read from the disk when it goes out."""
         for path in self.tombstones.due():
-            self.pending.add(path, Change.UPSERT, path.rsplit("/", 1)[0] or "/")
+            self.pending.add(path, Change.UPSERT, parent_of(path))
 
     def _setup(self) -> None:
         """Watch every directory, breadth first, so a limit leaves the shallow ones watched."""
