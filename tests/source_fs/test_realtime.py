@@ -318,17 +318,21 @@ def test_snapshot_while_watches_are_being_placed(
     """The snapshot watches each directory before listing it while the watch walk waits;
     once it has covered the tree, the watch walk must not list it a second time."""
     from fustor_source_fs import realtime as realtime_module
+    from fustor_source_fs import rows as rows_module
 
     for i in range(300):
         os.makedirs(f"{root}/d{i:03d}/sub")
-    listed: list[str] = []
-    list_dir = realtime_module.list_dir
+    listings: list[tuple[str, str]] = []  # (walk, directory) in the order they happened
 
-    def counting(fd: int, rel_dir: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
-        listed.append(rel_dir)
-        return list_dir(fd, rel_dir, *args, **kwargs)
+    def counting(walk: str, list_dir):  # type: ignore[no-untyped-def]
+        def wrapper(fd: int, rel_dir: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+            listings.append((walk, rel_dir))
+            return list_dir(fd, rel_dir, *args, **kwargs)
 
-    monkeypatch.setattr(realtime_module, "list_dir", counting)
+        return wrapper
+
+    monkeypatch.setattr(realtime_module, "list_dir", counting("watch", realtime_module.list_dir))
+    monkeypatch.setattr(rows_module, "list_dir", counting("snapshot", rows_module.list_dir))
 
     async def main() -> None:
         source = make_source(root)
@@ -344,8 +348,11 @@ def test_snapshot_while_watches_are_being_placed(
         assert rt is not None
         assert await asyncio.to_thread(rt.ready.wait, 20)
         assert source.status()["watch_ready"] is True
-        # Only what the watch walk reached before the snapshot began (its first levels).
-        assert len(listed) < 100, len(listed)
+        # The watch walk pauses once the snapshot begins: after the snapshot's first
+        # listing, only the listings its threads had already begun (one per thread).
+        begun = listings.index(("snapshot", "/"))
+        late = [d for walk, d in listings[begun:] if walk == "watch"]
+        assert len(late) <= source.params.scan_workers, late
         write(f"{root}/d299/sub/late.txt")
         await _until_row(realtime, first, "/d299/sub/late.txt")
         os.makedirs(f"{root}/d150/sub/new")
