@@ -9,8 +9,12 @@ the test environment) run three workloads on a synced tree, and the script print
   Fusion 3 s after the last one;
 * ``checkout``: N files unlinked and created again with an older mtime by one process (as
   ``git checkout`` and ``tar x`` do) → files missing 3 s later;
+* ``gap``: N/5 files unlinked, other files written for 0.6 s (longer than the window), then
+  the file written again with an older mtime (a ``git checkout`` turning a directory into a
+  file does this) → files missing 3 s later;
 * ``delete``: 20 files removed one by one, 0.3 s apart → time until each is gone from Fusion
-  (p50 and max).
+  (p50 and max); ``busy delete``: the same while another process appends to a log file in the
+  tree every 0.1 s (writes hold deletes, up to 5 s).
 
 Usage (from the repository root, with the test environment's Python):
 
@@ -48,13 +52,17 @@ def run(settle: float, files: int, spacing: float, exe: Path) -> dict[str, float
         )
         fusion.start()
         root = base / "w"
-        for d in ("save", "src", "del"):
+        for d in ("save", "src", "del", "gap", "log"):
             (root / d).mkdir(parents=True)
         for i in range(files):
             (root / "save" / f"cfg{i}.ini").write_text("old\n")
             (root / "src" / f"m{i}.py").write_text("v1\n")
         for i in range(20):
             (root / "del" / f"x{i}").write_text("x\n")
+            (root / "del" / f"y{i}").write_text("y\n")
+        gaps = max(files // 5, 1)
+        for i in range(gaps):
+            (root / "gap" / f"g{i}").write_text("old\n")
         agent = AgentProcess(
             base / "agent",
             root,
@@ -81,23 +89,50 @@ def run(settle: float, files: int, spacing: float, exe: Path) -> dict[str, float
                 os.utime(path, (old, old))
             time.sleep(3)
             checkout = _missing(fusion, root) - saved
-            latencies = []
-            for i in range(20):
-                rel = f"/del/x{i}"
-                started = time.monotonic()
-                (root / "del" / f"x{i}").unlink()
-                wait_until(lambda rel=rel: rel not in (fusion.files() or {}), 10, 0.005)
-                latencies.append(time.monotonic() - started)
-                time.sleep(0.3)
+            for i in range(gaps):
+                path = root / "gap" / f"g{i}"
+                path.unlink()
+                for j in range(12):
+                    (root / "gap" / f"other{i}-{j}").write_text("x\n")
+                    time.sleep(0.05)
+                path.write_text("new\n")
+                os.utime(path, (old, old))
+            time.sleep(3)
+            gap = _missing(fusion, root) - saved - checkout
+            latencies = _delete_latencies(fusion, root, "x")
+            writer = subprocess.Popen(
+                ["bash", "-c", "while true; do echo line >> log/app.log; sleep 0.1; done"], cwd=root
+            )
+            try:
+                busy = _delete_latencies(fusion, root, "y")
+            finally:
+                writer.kill()
+                writer.wait()
         finally:
             agent.stop()
             fusion.stop()
         return {
             "safe_save_missing": saved,
             "checkout_missing": checkout,
+            "gap_missing": gap,
             "delete_p50_ms": statistics.median(latencies) * 1000,
             "delete_max_ms": max(latencies) * 1000,
+            "busy_p50_ms": statistics.median(busy) * 1000,
+            "busy_max_ms": max(busy) * 1000,
         }
+
+
+def _delete_latencies(fusion: FusionServer, root: Path, prefix: str) -> list[float]:
+    """Seconds until each of 20 files, removed 0.3 s apart, is gone from Fusion."""
+    latencies = []
+    for i in range(20):
+        rel = f"/del/{prefix}{i}"
+        started = time.monotonic()
+        (root / "del" / f"{prefix}{i}").unlink()
+        wait_until(lambda rel=rel: rel not in (fusion.files() or {}), 10, 0.005)
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.3)
+    return latencies
 
 
 def main() -> None:
@@ -108,14 +143,17 @@ def main() -> None:
     args = parser.parse_args()
     exe = ensure_fusion_venv()
     print(
-        f"{'settle s':>9} {'safe-save lost':>15} {'checkout lost':>14} "
-        f"{'delete p50 ms':>14} {'delete max ms':>14}   (of {args.files} files each)"
+        f"{'settle s':>9} {'safe-save lost':>15} {'checkout lost':>14} {'gap lost':>9} "
+        f"{'delete p50/max ms':>18} {'busy delete p50/max ms':>23}"
+        f"   (of {args.files}, {args.files}, {max(args.files // 5, 1)} files)"
     )
     for value in (float(v) for v in args.settle.split(",")):
         r = run(value, args.files, args.spacing, exe)
+        delete = f"{r['delete_p50_ms']:.0f} / {r['delete_max_ms']:.0f}"
+        busy = f"{r['busy_p50_ms']:.0f} / {r['busy_max_ms']:.0f}"
         print(
             f"{value:>9.2f} {r['safe_save_missing']:>15} {r['checkout_missing']:>14} "
-            f"{r['delete_p50_ms']:>14.0f} {r['delete_max_ms']:>14.0f}",
+            f"{r['gap_missing']:>9} {delete:>18} {busy:>23}",
             flush=True,
         )
 
