@@ -131,8 +131,12 @@ def test_a_sender_that_cannot_be_created_fails_only_its_pipe_until_reloaded(home
         agent = Agent(config, home)
         async with running(agent):
             await wait_until(lambda: world.realtime is not None)
-            status = {p["id"]: p for p in agent.status().to_json()["pipes"]}
-            assert status["good"]["state"] == "running"
+
+            def states() -> dict[str, dict]:
+                return {p["id"]: p for p in agent.status().to_json()["pipes"]}
+
+            await wait_until(lambda: states()["good"]["state"] == "running")
+            status = states()
             assert status["bad"]["state"] == "error" and status["bad"]["enabled"] is True
             assert "cannot open /dev/full-of-bugs" in status["bad"]["last_error"]["message"]
             summary = await agent.reload(fixed)

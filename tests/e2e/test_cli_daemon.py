@@ -481,3 +481,48 @@ def test_reload_with_another_config_file_is_refused(run_cli, home_cleanup: Path,
         assert same.returncode == 0, same.stderr
     finally:
         assert run_cli("stop").returncode == 0
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_stop_shows_what_the_agent_could_not_deliver(run_cli, home_cleanup, log_format):
+    """Realtime rows queued for a receiver that never answered are logged as not delivered
+    when the agent stops; ``stop`` says so too, not only the log."""
+    home = home_cleanup
+    (home / "agent-config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "id": "counter",
+                        "type": "counter",
+                        "config": {"uri": "/none", "driver_params": {"count": 50}},
+                    }
+                ],
+                "senders": [  # nothing listens there: no session ever opens
+                    {
+                        "id": "down",
+                        "type": "fusion",
+                        "config": {
+                            "endpoint": f"http://127.0.0.1:{free_port()}",
+                            "credential": "k",
+                        },
+                    }
+                ],
+                "pipes": [{"id": "p", "source_id": "counter", "sender_id": "down"}],
+                "console": {"enabled": False},
+                "logging": {"format": log_format},
+            }
+        )
+    )
+    started = run_cli("start", "-D")
+    assert started.returncode == 0, started.stderr
+    deadline = time.monotonic() + 20
+    while status_json(run_cli)["pipes"][0]["queue_depth"]["realtime"] < 50:
+        assert time.monotonic() < deadline, status_json(run_cli)
+        time.sleep(0.1)
+    stop = run_cli("stop")
+    assert stop.returncode == 0, stop.stderr
+    lines = stop.stdout.splitlines()
+    assert lines[0].endswith("; while stopping it logged:"), stop.stdout
+    undelivered = "  ERROR fustor_agent.runtime.session: pipe p: 50 queued realtime rows not "
+    assert undelivered + "delivered at stop" in lines[1:], stop.stdout

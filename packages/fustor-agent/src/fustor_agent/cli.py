@@ -144,13 +144,19 @@ def _size(path: Path) -> int:
 @home_options
 @known_errors
 def stop(home: Home, pipe_ids: tuple[str, ...]) -> None:
-    """Stop the running agent and wait until it has exited; or only the PIPE_IDs in it."""
+    """Stop the running agent, wait until it has exited and show what it logged as wrong while
+    stopping (rows it could not deliver); or stop only the PIPE_IDs in it."""
     if pipe_ids:
         stopped = daemon.pipes_request(home, "stop_pipes", list(pipe_ids))
         click.echo(f"stopped: {', '.join(stopped) or 'none (not running)'}")
         return
-    pid = daemon.stop_agent(home)
-    click.echo(f"agent stopped (pid {pid})")
+    pid, problems = daemon.stop_agent(home)
+    if not problems:
+        click.echo(f"agent stopped (pid {pid})")
+        return
+    click.echo(f"agent stopped (pid {pid}); while stopping it logged:")
+    for line in problems:
+        click.echo(f"  {line}")
 
 
 @cli.command()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -156,18 +158,63 @@ def _running(home: Home) -> int:
     return pid
 
 
-def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> int:
-    """SIGTERM the running agent and wait until it has exited."""
+def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> tuple[int, list[str]]:
+    """SIGTERM the running agent and wait until it has exited.
+
+    Returns its pid and the warnings and errors it logged to ``agent.log`` while it stopped
+    (queued realtime rows it could not deliver, a session it could not close), one line
+    each: ``stop`` shows them, not only the log."""
     pid = _running(home)
+    mark = _log_mark(home.log_file)
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # The pid file is let go at the end of the run; the process is gone only after the
         # interpreter's own shutdown (threads joined, files flushed): wait for both.
         if running_pid(home.pid_file) is None and not _alive(pid):
-            return pid
+            return pid, _problems_since(home.log_file, mark)
         time.sleep(0.05)
     raise FustorError(f"the agent (pid {pid}) did not stop within {timeout:.0f}s")
+
+
+_PROBLEM = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (WARNING|ERROR|CRITICAL) (.*)$")
+_MAX_STOP_LOG = 1 << 20
+
+
+def _log_mark(log: Path) -> tuple[int, int] | None:
+    """(inode, size) of the log file now; ``None`` when there is none (logging elsewhere)."""
+    try:
+        st = os.stat(log)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size
+
+
+def _problems_since(log: Path, mark: tuple[int, int] | None) -> list[str]:
+    """``LEVEL logger: message`` of each warning or worse written to ``log`` after ``mark``
+    (text or JSON lines; a traceback's further lines are left out)."""
+    if mark is None:
+        return []
+    try:
+        with open(log, "rb") as f:
+            # Rotated meanwhile: the new file holds what came after.
+            f.seek(mark[1] if os.fstat(f.fileno()).st_ino == mark[0] else 0)
+            data = f.read(_MAX_STOP_LOG)
+    except OSError:
+        return []
+    found = []
+    for line in data.splitlines():
+        if line.startswith(b"{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            level = str(entry.get("level", "")).upper()
+            if level in ("WARNING", "ERROR", "CRITICAL"):
+                found.append(f"{level} {entry.get('logger', '')}: {entry.get('message', '')}")
+        elif match := _PROBLEM.match(line):
+            found.append(f"{match[1].decode()} {match[2].decode('utf-8', 'replace')}")
+    return found
 
 
 def _alive(pid: int) -> bool:
