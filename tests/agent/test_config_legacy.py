@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -168,3 +169,96 @@ def test_duplicate_ids_across_legacy_files(home, registry, monkeypatch):
         "agent-config/b.yaml: line 5: sources.research.id: duplicate source id 'research'" in text
     )
     assert "agent-config/b.yaml: line 11: senders.fusion-main.id: duplicate sender id" in text
+
+
+@pytest.mark.parametrize(
+    ("block", "level", "warning"),
+    [
+        ("logging: DEBUG", "debug", None),
+        (
+            'logging: {level: WARNING, format: "%(asctime)s - %(name)s - %(message)s"}',
+            "warning",
+            "agent-config/default.yaml: line 2: logging.format: a Python logging format "
+            "(0.8.17) is not supported: this agent writes 'text' or 'json' lines; ignored",
+        ),
+        (
+            "logging: loud",
+            "info",
+            "agent-config/default.yaml: line 2: logging: 'loud' is not a log level "
+            "(debug, info, warning, error, critical); ignored",
+        ),
+    ],
+)
+def test_a_0817_logging_block_starts_the_agent(home, registry, monkeypatch, block, level, warning):
+    """0.8.17 took a bare level and a Python logging format string; both start here."""
+    monkeypatch.setenv("FUSION_KEY", "k")
+    write_legacy(home, default=DEFAULT.replace("logging: {level: INFO}", block) + PIPES)
+    config = load_config(home, registry)
+    assert config.logging.level == level
+    assert config.logging.format == "text"
+    if warning is None:
+        assert not [w for w in config.warnings if "logging" in w], config.warnings
+    else:
+        assert warning in config.warnings
+
+
+FS_LEGACY = """
+sources:
+  tree:
+    driver: fs
+    uri: /data/research
+    driver_params:
+      file_pattern: "*.dat"
+      max_scan_workers: WORKERS
+      min_monitoring_window_days: 30
+      throttle_interval_sec: 5
+      max_sync_delay_seconds: 1.0
+      startup_mode: full
+senders:
+  out: {driver: echo}
+pipes:
+  p: {source: tree, sender: out}
+"""
+
+
+@pytest.fixture
+def fs_registry():
+    from agent_helpers import entry_point
+
+    from fustor_agent.plugins import load_registry
+
+    return load_registry(
+        [
+            entry_point("fs", "fustor_source_fs.hooks"),
+            entry_point("echo", "fustor_sender_echo.hooks"),
+        ]
+    )
+
+
+def test_the_0817_fs_driver_params_start_the_agent(home, fs_registry):
+    """The 0.8.17 fs driver's own ``driver_params``: ``max_scan_workers`` is ours'
+    ``scan_workers``; the ones this agent has no use for are warned about, not refused."""
+    write_legacy(home, default=FS_LEGACY.replace("WORKERS", "8"))
+    config = load_config(home, fs_registry)
+    params = config.sources["tree"].config.driver_params
+    assert (params.scan_workers, params.file_pattern) == (8, "*.dat")
+    ignored = [
+        re.search(r"driver_params\.(\w+): a 0\.8\.17 fs setting this agent does not use", w)
+        for w in config.warnings
+    ]
+    assert [found[1] for found in ignored if found] == [
+        "min_monitoring_window_days",
+        "throttle_interval_sec",
+        "max_sync_delay_seconds",
+        "startup_mode",
+    ]
+
+
+def test_a_wrong_0817_max_scan_workers_is_named_as_written(home, fs_registry):
+    write_legacy(home, default=FS_LEGACY.replace("WORKERS", "0"))
+    with pytest.raises(ConfigError) as info:
+        load_config(home, fs_registry)
+    assert (
+        "agent-config/default.yaml: line 8: sources.tree.driver_params.max_scan_workers: "
+        "must be at least 1" in str(info.value)
+    ), str(info.value)

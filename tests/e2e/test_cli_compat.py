@@ -143,6 +143,40 @@ def test_start_file_yaml_runs_the_pipes_of_that_legacy_file(run_cli, home, tmp_p
     )
 
 
+def test_plain_start_runs_the_pipes_of_default_yaml_as_0817_did(run_cli, home, tmp_path):
+    """0.8.17's ``start`` with no argument ran the pipes of ``agent-config/default.yaml``
+    only; the other files' pipes ran when named (``start set2.yaml``)."""
+    (home / "agent-config").mkdir()
+    default = LEGACY_A.replace("OUT", str(tmp_path / "out.jsonl"))
+    (home / "agent-config" / "default.yaml").write_text(default)
+    (home / "agent-config" / "set2.yaml").write_text(LEGACY_B)
+    assert run_cli("start", "-D").returncode == 0
+    try:
+        status = json.loads(run_cli("status", "--json").stdout)
+        assert _states(status)["a1"] in ("starting", "running")
+        assert _states(status)["a2"] in ("starting", "running")
+        assert _states(status)["b1"] == "stopped"
+        b1 = next(p for p in status["pipes"] if p["id"] == "b1")
+        assert b1["not_ready_reason"] == "not selected at start"
+        log = (home / "logs" / "agent.log").read_text()
+        assert (
+            "0.8.17 layout: a plain start runs the pipes of default.yaml only (a1, a2); not "
+            "started: b1 (set2.yaml) (name them: fustor-agent start FILE.yaml or PIPE_ID)"
+        ) in log
+        started = run_cli("start", "set2.yaml")  # into the running agent
+        assert (started.returncode, started.stdout) == (0, "started: b1\n"), started.stderr
+    finally:
+        assert run_cli("stop").returncode == 0
+    # Without a default.yaml (as in the test above), a plain start runs every pipe.
+    (home / "agent-config" / "default.yaml").rename(home / "agent-config" / "a.yaml")
+    assert run_cli("start", "-D").returncode == 0
+    try:
+        status = json.loads(run_cli("status", "--json").stdout)
+        assert "stopped" not in _states(status).values(), status
+    finally:
+        assert run_cli("stop").returncode == 0
+
+
 def test_start_file_yaml_outside_the_home_is_the_config(home, tmp_path):
     elsewhere = tmp_path / "candidate.yaml"
     elsewhere.write_text(static_config(tmp_path / "o.jsonl", "from-file"))

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import Any
 
 from fustor_agent import control
@@ -25,7 +26,7 @@ from fustor_agent.lock import InstanceLock
 from fustor_agent.logs import LogSetup, journald_stderr, setup_logging
 from fustor_agent.plugins import DriverRegistry, load_registry
 from fustor_agent.sdnotify import Notifier, watchdog_interval
-from fustor_agent.selection import select_pipes
+from fustor_agent.selection import DEFAULT_FILE, legacy_default, select_pipes
 from fustor_agent.status import ReloadOutcome
 from fustor_agent.tap import MAX_TAP_BUFFER_ROWS, TAP_BUFFER_ROWS
 from fustor_core import ConfigError, FustorError
@@ -256,6 +257,23 @@ def _on_stdout_reader_gone(loop: asyncio.AbstractEventLoop, callback: Any) -> No
     threading.Thread(target=wait, name="fustor-stdout-reader", daemon=True).start()
 
 
+def _note_legacy_default(config: AgentConfig) -> None:
+    """Say which pipes a plain ``start`` leaves out of a 0.8.17 layout (those not in its
+    ``default.yaml``), and how to run them."""
+    chosen = legacy_default(config)
+    if chosen is None:
+        return
+    others = sorted(set(config.pipes) - chosen)
+    if others:
+        logger.warning(
+            "0.8.17 layout: a plain start runs the pipes of %s only (%s); not started: %s "
+            "(name them: fustor-agent start FILE.yaml or PIPE_ID)",
+            DEFAULT_FILE,
+            ", ".join(sorted(chosen)) or "none",
+            ", ".join(f"{p} ({PurePath(config.pipe_files[p]).name})" for p in others),
+        )
+
+
 def run_agent(home: Home, options: RunOptions) -> None:
     """Run until SIGTERM/SIGINT. Raises a :class:`FustorError` for known problems
     (:class:`~fustor_core.ConfigError` for the configuration, pipe selection included)."""
@@ -278,6 +296,8 @@ def run_agent(home: Home, options: RunOptions) -> None:
         setup_logging(home, options.log_setup(config, stderr=options.log_to_stderr))
         for warning in config.warnings:
             logger.warning("%s", warning)
+        if not options.pipes:
+            _note_legacy_default(config)
         asyncio.run(_Process(home, options, config, registry).run())
     finally:
         lock.release()

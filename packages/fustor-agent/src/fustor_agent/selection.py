@@ -10,7 +10,10 @@ from fustor_agent.config import AgentConfig
 from fustor_agent.home import Home
 from fustor_core import ConfigError
 
-__all__ = ["is_file_selector", "select_pipes", "split_targets"]
+__all__ = ["DEFAULT_FILE", "is_file_selector", "legacy_default", "select_pipes", "split_targets"]
+
+DEFAULT_FILE = "default.yaml"
+"""The file of the 0.8.17 layout whose pipes a plain ``start`` runs."""
 
 
 def is_file_selector(target: str) -> bool:
@@ -25,12 +28,14 @@ def select_pipes(config: AgentConfig, targets: Iterable[str]) -> frozenset[str] 
     """The pipe ids ``targets`` name, or ``None`` (every pipe) when there are none.
 
     A target is a pipe id, or a ``.yaml`` file of the configuration (its name or path as
-    written in messages): the pipes defined in it. Raises :class:`ConfigError` for a target
+    written in messages): the pipes defined in it. With no target, a configuration in the
+    0.8.17 layout (a directory) that has a ``default.yaml`` runs that file's pipes only, as
+    the 0.8.17 agent did (:func:`legacy_default`). Raises :class:`ConfigError` for a target
     that names nothing.
     """
     targets = list(targets)
     if not targets:
-        return None
+        return legacy_default(config)
     chosen: set[str] = set()
     for target in targets:
         if is_file_selector(target):
@@ -54,6 +59,19 @@ def select_pipes(config: AgentConfig, targets: Iterable[str]) -> frozenset[str] 
                 f"pipe {target!r} is not in the configuration (pipes: {_known(config)})"
             )
     return frozenset(chosen)
+
+
+def legacy_default(config: AgentConfig) -> frozenset[str] | None:
+    """The pipes a plain ``start`` runs from a 0.8.17 layout directory with a
+    ``default.yaml``: those defined in that file (the other files' pipes run when named,
+    ``start set2.yaml``); ``None`` (every pipe) for any other configuration."""
+    if config.path is None or not (config.path / DEFAULT_FILE).is_file():
+        return None
+    return frozenset(
+        pipe_id
+        for pipe_id, label in config.pipe_files.items()
+        if PurePath(label).name == DEFAULT_FILE
+    )
 
 
 def split_targets(home: Home, targets: tuple[str, ...]) -> tuple[Home, tuple[str, ...]]:

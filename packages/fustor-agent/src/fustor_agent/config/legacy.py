@@ -16,6 +16,7 @@ from fustor_agent.config.env import expand
 from fustor_agent.config.errors import Problems, closest
 from fustor_agent.config.resolve import RawDocument, RawEntry
 from fustor_agent.config.yamlfile import read_yaml
+from fustor_agent.logs import LEVELS
 
 __all__ = ["read_legacy_dir", "read_legacy_files"]
 
@@ -23,6 +24,14 @@ _TOP_KEYS = {"sources", "senders", "pipes", "agent_id", "console", "logging"}
 _SOURCE_KEYS = {"driver", "uri", "driver_params", "disabled", "credential"}
 _SENDER_KEYS = {"driver", "uri", "driver_params", "disabled", "credential"}
 _LOGGING_KEYS = {"level", "format", "file"}
+_LEGACY_FS_PARAMS: dict[str, str | None] = {
+    "max_scan_workers": "scan_workers",
+    "min_monitoring_window_days": None,
+    "throttle_interval_sec": None,
+    "max_sync_delay_seconds": None,
+    "startup_mode": None,
+}
+"""``driver_params`` the 0.8.17 fs driver read → ours (``None``: not used here)."""
 _PIPE_KEYS = {"source", "sender", "audit_interval_sec", "sentinel_interval_sec", "disabled"}
 
 # Locations in our layout → where the user wrote it in the legacy layout.
@@ -64,6 +73,55 @@ def _ignored(key: str, known: set[str]) -> str:
     return f"not supported by this agent; ignored{hint}"
 
 
+def _legacy_logging(value: Any, label: str, problems: Problems) -> Any:
+    """0.8.17's ``logging:`` block in ours: a bare level (``logging: DEBUG``) is the level;
+    of a mapping, the keys ours knows, and ``format`` only when it is ``text`` or ``json``
+    (0.8.17's was a Python logging format string)."""
+    if isinstance(value, str):
+        if value.lower() in LEVELS:
+            return {"level": value.lower()}
+        problems.warn(
+            label, "logging", f"{value!r} is not a log level ({', '.join(LEVELS)}); ignored"
+        )
+        return None
+    if not isinstance(value, dict):
+        return value  # ours reports what is wrong with it
+    _warn_unknown(problems, label, "logging", value, _LOGGING_KEYS)
+    value = {k: v for k, v in value.items() if k in _LOGGING_KEYS}
+    form = value.get("format")
+    if isinstance(form, str) and form.lower() not in ("text", "json"):
+        problems.warn(
+            label,
+            "logging.format",
+            "a Python logging format (0.8.17) is not supported: this agent writes 'text' or "
+            "'json' lines; ignored",
+        )
+        del value["format"]
+    return value
+
+
+def _legacy_fs_params(
+    params: dict[str, Any], label: str, loc: str, problems: Problems
+) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """The 0.8.17 fs driver's ``driver_params`` in ours: ``max_scan_workers`` is read as
+    ``scan_workers``, the others it read are ignored with a warning. Returns the params and
+    the location renames for messages."""
+    params = dict(params)
+    renames: list[tuple[str, str]] = []
+    for key in [k for k in params if k in _LEGACY_FS_PARAMS]:
+        ours = _LEGACY_FS_PARAMS[key]
+        where = f"{loc}.driver_params.{key}"
+        value = params.pop(key)
+        if ours is None:
+            problems.warn(label, where, "a 0.8.17 fs setting this agent does not use; ignored")
+        elif ours in params:
+            problems.warn(label, where, f"{ours!r} is given too; this one is ignored")
+        else:
+            params[ours] = value
+            renames.append((f"config.driver_params.{ours}", f"driver_params.{key}"))
+    return params, tuple(renames)
+
+
 def _credential(value: Any) -> Any:
     if isinstance(value, dict):
         return value.get("key")
@@ -94,10 +152,10 @@ def _read_file(
         value = data.get(block)
         if value is None:
             continue
-        if block == "logging" and isinstance(value, dict):
-            # 0.8.17 had a logging block of its own: keep what ours understands (level ...).
-            _warn_unknown(problems, label, block, value, _LOGGING_KEYS)
-            value = {k: v for k, v in value.items() if k in _LOGGING_KEYS}
+        if block == "logging":
+            value = _legacy_logging(value, label, problems)
+            if value is None:
+                continue
         earlier = getattr(doc, block)
         if earlier is not None:
             problems.warn(label, block, f"already given in {earlier.file}; this one is ignored")
@@ -131,8 +189,13 @@ def _read_file(
             config: dict[str, Any] = {}
             if "uri" in item:
                 config["uri" if is_source else "endpoint"] = item["uri"]
+            names = _SOURCE_NAMES if is_source else _SENDER_NAMES
             if "driver_params" in item:
-                config["driver_params"] = item["driver_params"] or {}
+                params = item["driver_params"] or {}
+                if is_source and item.get("driver") == "fs" and isinstance(params, dict):
+                    params, renamed = _legacy_fs_params(params, label, loc, problems)
+                    names = renamed + names
+                config["driver_params"] = params
             if "credential" in item:
                 if is_source:
                     problems.warn(label, f"{loc}.credential", "not used by sources; ignored")
@@ -141,7 +204,6 @@ def _read_file(
             entry = {"id": str(item_id), "config": config}
             if "driver" in item:
                 entry["type"] = item["driver"]
-            names = _SOURCE_NAMES if is_source else _SENDER_NAMES
             getattr(doc, kind).append(RawEntry(label, loc, entry, _renamer(loc, names)))
 
 
