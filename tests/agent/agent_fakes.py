@@ -73,7 +73,8 @@ class World:
         self.audit_rows: list[Row] = [file_row("/a0")]
         self.audit_error: Exception | None = None
         self.scan_error: Exception | None = None
-        self.health: str | None = None
+        self.health: str | Exception | None = None
+        """The source's ``health()`` answer; an exception is raised by it."""
         self.realtime: asyncio.Queue[Batch] | None = None
         self.phases = frozenset(Phase)
         # Sender behaviour
@@ -199,6 +200,8 @@ class FakeSourceBase(SourceDriver):
         yield Batch.of(MessageSource.SCAN, EventType.UPDATE, [file_row(target)])
 
     def health(self) -> str | None:
+        if isinstance(self.world.health, Exception):
+            raise self.world.health
         return self.world.health
 
     def status(self) -> dict[str, Any]:

@@ -202,6 +202,28 @@ def test_unhealthy_source_runs_no_snapshot_and_is_not_ready(home):
     asyncio.run(main())
 
 
+def test_a_source_health_check_that_raises_is_that_pipe_unhealthy_only(home):
+    """A third-party source whose ``health()`` raises: its pipe waits, not ready, with the
+    error as the reason; the agent's status (every pipe's) is still answered."""
+    world = World()
+    world.health = RuntimeError("boom in health")
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await asyncio.sleep(0.3)
+            status = agent.status().to_json()["pipes"][0]
+            assert status["ready"] is False
+            assert status["not_ready_reason"] == (
+                "source health check failed: RuntimeError: boom in health"
+            )
+            assert world.sent_paths() == []  # no snapshot of an unhealthy source
+            world.health = None
+            await wait_until(lambda: "snapshot_end" in world.signals(), within=5)
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["ready"])
+
+    asyncio.run(main())
+
+
 def test_a_misconfigured_peer_makes_the_pipe_not_ready_with_the_fix(home):
     world = World()
     world.sender_health = "audit calls do nothing (B2). Fix: make the pipe id equal the view id"

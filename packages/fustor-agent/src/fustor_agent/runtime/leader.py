@@ -25,9 +25,18 @@ class SourceUnhealthy(Exception):
     """The source reported a health problem in the middle of a walk."""
 
 
+def health_of(driver: SourceDriver | SenderDriver, kind: str) -> str | None:
+    """``driver.health()``; a driver whose check raises is unhealthy for that reason (a
+    third-party bug must not break the status of every pipe)."""
+    try:
+        return driver.health()
+    except Exception as exc:
+        return f"{kind} health check failed: {type(exc).__name__}: {exc}"
+
+
 async def wait_healthy(source: SourceDriver, state: PipeState) -> None:
     """Return once ``source.health()`` is ``None``; meanwhile the pipe is not ready."""
-    while (reason := source.health()) is not None:
+    while (reason := health_of(source, "source")) is not None:
         if state.not_ready_reason != reason:
             logger.warning("source %s: %s; snapshot and audit wait", source.source_id, reason)
         state.not_ready_reason = reason
@@ -101,7 +110,7 @@ class LeaderWork:
         self.rejected_in_walk = 0
         async with contextlib.aclosing(batches):  # type: ignore[type-var]
             async for batch in batches:
-                if (reason := self.source.health()) is not None:
+                if (reason := health_of(self.source, "source")) is not None:
                     raise SourceUnhealthy(reason)
                 self.state.bulk_queued_rows = batch.row_count
                 if not await self.delivery.send(batch):

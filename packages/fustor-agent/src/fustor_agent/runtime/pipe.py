@@ -9,6 +9,7 @@ from typing import Any
 
 from fustor_agent.config import PipeEntry, SenderSpec
 from fustor_agent.runtime.backoff import Backoff
+from fustor_agent.runtime.leader import health_of
 from fustor_agent.runtime.session import SessionRunner
 from fustor_agent.runtime.source_runtime import SourceRuntime
 from fustor_agent.runtime.stats import PipeState
@@ -98,12 +99,6 @@ class Pipe:
             logger.exception("pipe %s: closing the sender failed", self.id)
         self.state.state = PipeRunState.STOPPED
 
-    def _sender_health(self) -> str | None:
-        try:
-            return self.sender.health()
-        except Exception as exc:
-            return f"sender health check failed: {exc}"
-
     def status(self) -> PipeStatus:
         state, entry = self.state, self.entry
         try:
@@ -111,7 +106,11 @@ class Pipe:
         except Exception as exc:
             sender = SenderStatus(status_error=str(exc))
         source = self.source.status()
-        not_ready = state.not_ready_reason or self.source.driver.health() or self._sender_health()
+        not_ready = (
+            state.not_ready_reason
+            or health_of(self.source.driver, "source")
+            or health_of(self.sender, "sender")
+        )
         if not self.source.started and source.last_error is not None:
             not_ready = f"source not started: {source.last_error.message}"  # a root not there yet
         if not_ready is None and state.session_id is None:
