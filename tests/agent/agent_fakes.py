@@ -93,6 +93,8 @@ class World:
         self.commands: list[Command] = []
         self.heartbeat_errors: deque[Exception] = deque()
         self.sender_health: str | None = None
+        self.close_hangs = False
+        """The sender's ``close()`` never returns."""
         self.max_batch_size = 1000
         self.sessions = 0
         world = self
@@ -292,6 +294,8 @@ class FakeSenderBase(SenderDriver):
         self._log("close_session", self.context.pipe_id)
 
     async def close(self) -> None:
+        if self.world.close_hangs:
+            await asyncio.Event().wait()
         self.closed = True
 
 

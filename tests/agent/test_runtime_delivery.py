@@ -231,6 +231,27 @@ def test_shutdown_flushes_every_queued_realtime_row_before_closing(home):
     assert world.senders["p"].closed and world.sources["src"].stopped
 
 
+def test_a_sender_whose_close_hangs_does_not_keep_the_agent_from_stopping(home, caplog):
+    """A third-party sender's ``close()`` that never returns is abandoned once the pipe's
+    grace period (at least MIN_CLOSE_SEC) is over, and named in the log."""
+    from fustor_agent.runtime.pipe import MIN_CLOSE_SEC
+
+    world = World()
+    world.close_hangs = True
+
+    async def main() -> float:
+        agent = Agent(world.config({"id": "p"}), home, shutdown_timeout=0.5)
+        async with running(agent):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            started = time.monotonic()
+        return time.monotonic() - started
+
+    took = asyncio.run(main())
+    assert took < MIN_CLOSE_SEC + 1.5, took
+    assert world.log[-1] == ("close_session", "p")  # the session itself was closed
+    assert f"pipe p: sender out did not close within {MIN_CLOSE_SEC:.0f}s; left open" in caplog.text
+
+
 def test_a_batch_retried_across_a_session_loss_goes_to_the_new_session_only_once(home):
     world = World()
     world.snapshot_rows = []
@@ -249,3 +270,29 @@ def test_a_batch_retried_across_a_session_loss_goes_to_the_new_session_only_once
     second_open = [i for i, e in enumerate(world.log) if e[0] == "open"][1]
     sent = next(i for i, e in enumerate(world.log) if e[0] == "send" and e[1] == "realtime")
     assert sent > second_open
+
+
+def test_validate_connect_reports_a_buggy_sender_and_checks_the_next_pipe(home, monkeypatch):
+    """``validate --connect``: a sender raising a non-driver error, or hanging in
+    ``close()``, is a problem line of its pipe; the other pipes are still checked."""
+    from fustor_agent import sender_check
+    from fustor_core import FustorError
+
+    monkeypatch.setattr(sender_check, "CLOSE_TIMEOUT_SEC", 0.2)
+    world = World()
+    world.open_errors.append(RuntimeError("boom"))
+    world.close_hangs = True
+    lines: list[str] = []
+    config = world.config({"id": "p"}, {"id": "q"})
+    try:
+        sender_check.check_connections(config, home, lines.append)
+    except FustorError as exc:
+        problems = str(exc).splitlines()
+    else:
+        raise AssertionError("no problem reported")
+    assert problems == [
+        "pipe p (sender out): RuntimeError: boom",
+        "pipe p (sender out): sender out did not close within 0s; left open",
+        "pipe q (sender out): sender out did not close within 0s; left open",
+    ]
+    assert lines == []

@@ -10,27 +10,34 @@ from pathlib import Path
 
 from fustor_agent.config import AgentConfig
 from fustor_agent.home import Home
+from fustor_agent.runtime.pipe import close_sender
 from fustor_agent_sdk import PipeContext
 from fustor_core import DriverError, FustorError
 
 __all__ = ["check_connections"]
 
 CHECK_TIMEOUT_SEC = 60.0
+CLOSE_TIMEOUT_SEC = 10.0
 
 
 async def _check_pipe(config: AgentConfig, pipe_id: str, agent_id: str, state: Path) -> list[str]:
     entry = config.pipes[pipe_id]
     spec = config.senders[entry.sender_id]
     context = PipeContext(agent_id, pipe_id, config.sources[entry.source_id].config.uri, state)
-    sender = spec.driver(spec.id, spec.config, context)
     try:
-        return await asyncio.wait_for(sender.check_connection(), CHECK_TIMEOUT_SEC)
+        sender = spec.driver(spec.id, spec.config, context)
+    except Exception as exc:
+        return [f"cannot create the sender: {type(exc).__name__}: {exc}"]
+    try:
+        found = await asyncio.wait_for(sender.check_connection(), CHECK_TIMEOUT_SEC)
     except TimeoutError:
-        return [f"no answer within {CHECK_TIMEOUT_SEC:.0f}s"]
+        found = [f"no answer within {CHECK_TIMEOUT_SEC:.0f}s"]
     except DriverError as exc:
-        return [str(exc)]
-    finally:
-        await sender.close()
+        found = [str(exc)]
+    except Exception as exc:  # a driver's bug: this pipe's problem, not the command's
+        found = [f"{type(exc).__name__}: {exc}"]
+    problem = await close_sender(sender, CLOSE_TIMEOUT_SEC)
+    return found + ([problem] if problem is not None else [])
 
 
 def check_connections(config: AgentConfig, home: Home, echo: Callable[[str], None]) -> None:

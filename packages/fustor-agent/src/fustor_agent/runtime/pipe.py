@@ -23,12 +23,30 @@ from fustor_agent.status import (
     SenderStatus,
     SnapshotProgress,
 )
-from fustor_agent_sdk import PipeContext
+from fustor_agent_sdk import PipeContext, SenderDriver
 from fustor_core import MessageSource, Role
 
 __all__ = ["Pipe", "idle_pipe_status"]
 
 logger = logging.getLogger(__name__)
+
+
+MIN_CLOSE_SEC = 2.0
+"""Time a sender's ``close()`` gets at stop even when the flush used up the grace period."""
+
+
+async def close_sender(sender: SenderDriver, within_sec: float) -> str | None:
+    """``sender.close()`` within ``within_sec`` seconds; what went wrong, or ``None``. A close
+    that hangs is abandoned (its connections go with the process): a third-party sender
+    must not keep the agent from stopping."""
+    try:
+        await asyncio.wait_for(sender.close(), within_sec)
+    except TimeoutError:
+        return f"sender {sender.sender_id} did not close within {within_sec:.0f}s; left open"
+    except Exception as exc:
+        logger.debug("closing sender %s", sender.sender_id, exc_info=True)
+        return f"closing sender {sender.sender_id} failed: {type(exc).__name__}: {exc}"
+    return None
 
 
 class Pipe:
@@ -77,7 +95,9 @@ class Pipe:
                 await asyncio.sleep(delay)
 
     async def stop(self, grace_sec: float) -> None:
-        """Flush queued realtime rows, close the session and the sender, within ``grace_sec``."""
+        """Flush queued realtime rows, close the session and the sender, within ``grace_sec``
+        (the sender's ``close()`` gets what is left of it, at least ``MIN_CLOSE_SEC``)."""
+        deadline = asyncio.get_running_loop().time() + grace_sec
         self.source.unsubscribe(self.id)
         self.runner.shutdown()
         if self._task is not None and not self.source.started:
@@ -93,10 +113,9 @@ class Pipe:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._task
             self._task = None
-        try:
-            await self.sender.close()
-        except Exception:
-            logger.exception("pipe %s: closing the sender failed", self.id)
+        left = max(deadline - asyncio.get_running_loop().time(), MIN_CLOSE_SEC)
+        if (problem := await close_sender(self.sender, left)) is not None:
+            logger.error("pipe %s: %s", self.id, problem)
         self.state.state = PipeRunState.STOPPED
 
     def status(self) -> PipeStatus:
