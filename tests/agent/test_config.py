@@ -304,3 +304,28 @@ def test_a_repeated_entry_reports_its_other_errors_at_once(home, registry):
         "agent-config.yaml: line 4: sources[2].config.nope: unknown key (expected one of: uri, "
         "driver_params)",
     ]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("no /etc/h19"), KeyError("level")])
+def test_a_driver_config_check_that_crashes_is_one_line_naming_the_entry(
+    home, registry, monkeypatch, error
+):
+    """A third-party config model whose validator raises something other than ValueError:
+    one error line at the entry's location (exit 78), not a traceback."""
+    from fustor_agent_sdk import SourceConfig
+
+    class Buggy(SourceConfig):
+        @classmethod
+        def model_validate(cls, *args, **kwargs):  # type: ignore[override]
+            raise error
+
+    monkeypatch.setenv("KEY", "k")
+    static = registry.sources["static"]
+    monkeypatch.setattr(static, "config_model", Buggy)
+    write(home, GOOD)
+    (message,) = errors_of(home, registry)
+    assert message.startswith(
+        "agent-config.yaml: line 5: sources[0].config: the configuration check of "
+        "test_config.Buggy failed"
+    ), message
+    assert f"failed ({type(error).__name__}: {error}); a bug in the driver" in message

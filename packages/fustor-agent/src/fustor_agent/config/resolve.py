@@ -69,6 +69,14 @@ def _validate(
     except ValidationError as exc:
         problems.add_validation(entry.file, entry.location + suffix, exc, entry.rename, model)
         return None
+    except Exception as exc:  # a driver's own check failed in another way: its bug
+        problems.add(
+            entry.file,
+            entry.rename(entry.location + suffix),
+            f"the configuration check of {model.__module__}.{model.__name__} failed "
+            f"({type(exc).__name__}: {exc}); a bug in the driver, report it to its authors",
+        )
+        return None
     for message in warned:
         problems.warn(entry.file, entry.rename(entry.location + suffix), message)
     return validated
