@@ -82,6 +82,42 @@ def test_retry_resends_the_same_batch_and_rejected_drops_only_it(home):
     assert "bad row" in status["last_error"]["message"]
 
 
+def test_a_pipe_is_not_ready_while_its_sends_or_heartbeats_fail(home):
+    """Receiver down, session not yet given up: sends and heartbeats fail and are retried.
+    The pipe is not ready meanwhile (status said ready, and "recovered since", for up to a
+    session timeout); the next success makes it ready again."""
+    world = World()
+    world.snapshot_rows = []
+    world.timeout_sec = 3.0  # heartbeats every 1 s; one failure does not give the session up
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+
+            def pipe() -> dict:
+                return agent.status().to_json()["pipes"][0]
+
+            await wait_until(lambda: "audit_end" in world.signals())
+            await wait_until(lambda: pipe()["ready"])
+            down = DriverError("ConnectError: All connection attempts failed", retriable=True)
+            world.send_results.extend([down, down, down])
+            world.push("/one")
+            await wait_until(lambda: pipe()["not_ready_reason"] is not None)
+            assert pipe()["not_ready_reason"] == (
+                "realtime batch of 1 rows failing, retrying: "
+                "ConnectError: All connection attempts failed"
+            )
+            await wait_until(lambda: world.sent_paths("realtime") == ["/one"], within=5)
+            assert pipe()["ready"] is True
+            world.heartbeat_errors.append(down)
+            await wait_until(lambda: pipe()["not_ready_reason"] is not None, within=5)
+            assert pipe()["not_ready_reason"] == (
+                "heartbeat failing: ConnectError: All connection attempts failed"
+            )
+            await wait_until(lambda: pipe()["ready"], within=5)
+
+    asyncio.run(main())
+
+
 def test_session_lost_on_send_reopens_resends_and_restarts_leader_work(home):
     world = World()
     world.snapshot_rows = [{"path": "/s"}]

@@ -106,6 +106,7 @@ class Delivery:
                     SendStatus.RETRY if exc.retriable else SendStatus.REJECTED, str(exc)
                 )
             if result.status is SendStatus.OK:
+                self.state.failing = None
                 return True
             if result.status is SendStatus.SESSION_LOST:
                 raise SessionLostError(result.detail or "session lost")
@@ -116,6 +117,7 @@ class Delivery:
             delay = backoff.next()
             self.state.retries += 1
             self.state.error(f"{what}: {result.detail or 'retry'}")
+            self.state.failing = f"{what} failing, retrying: {result.detail or 'retry'}"
             logger.warning(
                 "pipe %s: %s failed (%s); retrying in %.1fs",
                 self.pipe_id,

@@ -127,6 +127,7 @@ class Pipe:
         source = self.source.status()
         not_ready = (
             state.not_ready_reason
+            or state.failing
             or health_of(self.source.driver, "source")
             or health_of(self.sender, "sender")
         )

@@ -201,6 +201,7 @@ class SessionRunner:
         session = self._session = _Session(info)
         state = self.state
         state.state, state.session_id, state.role = PipeRunState.RUNNING, info.session_id, info.role
+        state.failing = None
         logger.info(
             "pipe %s: session %s… open as %s", self.pipe.id, info.session_id[:8], info.role.value
         )
@@ -231,6 +232,7 @@ class SessionRunner:
         await session.cancel_all()
         self._session = None
         state.session_id, state.role, state.bulk_activity = None, None, None
+        state.failing = None
         state.state = PipeRunState.STARTING
         logger.warning("pipe %s: session lost; opening a new one", self.pipe.id)
         return False
@@ -320,6 +322,7 @@ class SessionRunner:
             except Exception as exc:
                 retriable = not isinstance(exc, DriverError) or exc.retriable
                 self.state.error(f"heartbeat: {exc}")
+                self.state.failing = f"heartbeat failing: {exc}"
                 if not retriable or (timeout > 0 and time.monotonic() - last_ok > timeout):
                     logger.warning(
                         "pipe %s: heartbeat failed (%s); session given up", self.pipe.id, exc
@@ -329,6 +332,8 @@ class SessionRunner:
                 logger.warning("pipe %s: heartbeat failed: %s", self.pipe.id, exc)
                 continue
             last_ok = time.monotonic()
+            if self.state.failing is not None and self.state.failing.startswith("heartbeat"):
+                self.state.failing = None
             await self._follow_role(session, result.role)
             for command in result.commands:
                 logger.info(

@@ -91,6 +91,9 @@ class PipeState:
     bulk_queued_rows: int = 0
     last_error: ErrorInfo | None = None
     not_ready_reason: str | None = None
+    failing: str | None = None
+    """Set while sends or heartbeats to the receiver fail and are being retried (the pipe is
+    not ready meanwhile); cleared by the next one that succeeds."""
     rate: RateMeter = field(default_factory=RateMeter)
     send_duration: DurationMeter = field(default_factory=DurationMeter)
     """Seconds each accepted or refused ``sender.send`` call took (retries each count)."""
