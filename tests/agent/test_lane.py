@@ -36,7 +36,7 @@ class FakeSession:
     def current_session(self) -> object:
         return self.token
 
-    def session_lost(self, session: object) -> None:
+    def session_lost(self, session: object, reason: str = "") -> None:
         self.lost_calls.append(session)
         self.connected.clear()
         self.lost.set()

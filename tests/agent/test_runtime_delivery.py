@@ -126,16 +126,21 @@ def test_session_lost_on_send_reopens_resends_and_restarts_leader_work(home):
         opens = [i for i, e in enumerate(world.log) if e[0] == "open"]
         return len(opens) == 2 and ("full_audit", "src") in world.log[opens[1] :]
 
-    async def main() -> None:
-        async with running(Agent(world.config({"id": "p"}), home)):
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: "snapshot_end" in world.signals())
-            world.send_results.append(SendResult(SendStatus.SESSION_LOST, "419"))
+            world.send_results.append(
+                SendResult(SendStatus.SESSION_LOST, "HTTP 419: Session expired")
+            )
             world.push("/kept")
             await wait_until(lambda: world.sent_paths("realtime") == ["/kept"])
             await wait_until(lambda: world.signals().count("snapshot_end") == 2)
             await wait_until(second_term_audited_in_full)
+            return agent.status().to_json()["pipes"][0]
 
-    asyncio.run(main())
+    status = asyncio.run(main())
+    # Status tells what happened (it showed no error, or an older one).
+    assert status["last_error"]["message"] == "session lost: HTTP 419: Session expired"
     assert world.sessions == 2
     opens = [i for i, e in enumerate(world.log) if e[0] == "open"]
     sent = next(i for i, e in enumerate(world.log) if e[0] == "send" and e[1] == "realtime")

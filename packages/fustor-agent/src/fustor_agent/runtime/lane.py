@@ -29,9 +29,10 @@ class LaneSession(Protocol):
         ``is`` only, so a late answer for an old session never ends a newer one."""
         ...
 
-    def session_lost(self, session: object) -> None:
+    def session_lost(self, session: object, reason: str = "") -> None:
         """The peer refused a batch sent in ``session`` (a token from :meth:`current_session`)
-        for a lost session: end that session, if it is still the current one."""
+        for a lost session (``reason``: what the peer said): end that session, if it is
+        still the current one."""
         ...
 
     def events_lost(self, paths: list[str]) -> None:
@@ -134,9 +135,9 @@ class RealtimeLane:
             self._in_flight = True
             try:
                 await delivery.send_one(batch)
-            except SessionLostError:
+            except SessionLostError as exc:
                 self._put_back(batch)
-                handle.session_lost(session)
+                handle.session_lost(session, str(exc))
                 # The session loop clears ``connected`` once it has noticed; don't spin.
                 while connected.is_set() and handle.current_session() is session:  # noqa: ASYNC110
                     await asyncio.sleep(0.01)

@@ -38,9 +38,16 @@ class _Session:
     def __init__(self, info: SessionInfo) -> None:
         self.info = info
         self.lost = asyncio.Event()
+        self.lost_reason = ""
         self.leader: LeaderWork | None = None
         self.leader_task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+
+    def lose(self, reason: str) -> None:
+        """The session is over (the first reason given is kept for status)."""
+        if not self.lost.is_set():
+            self.lost_reason = reason
+            self.lost.set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.create_task(coro, name=name)
@@ -53,7 +60,7 @@ class _Session:
         if not task.cancelled() and (exc := task.exception()) is not None:
             # A bug in a session task must not leave a half-working session behind.
             logger.error("%s failed; the session restarts", task.get_name(), exc_info=exc)
-            self.lost.set()
+            self.lose(f"{task.get_name()} failed: {exc}")
 
     async def cancel_all(self) -> None:
         tasks = list(self.tasks)
@@ -109,11 +116,11 @@ class SessionRunner:
     def current_session(self) -> object:
         return self._session
 
-    def session_lost(self, session: object) -> None:
+    def session_lost(self, session: object, reason: str = "") -> None:
         current = self._session
         if current is not None and session is current:
             self.connected.clear()
-            current.lost.set()
+            current.lose(reason or "a realtime batch was refused for a lost session")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -234,6 +241,7 @@ class SessionRunner:
         state.session_id, state.role, state.bulk_activity = None, None, None
         state.failing = None
         state.state = PipeRunState.STARTING
+        state.error(f"session lost: {session.lost_reason or 'no reason given'}")
         logger.warning("pipe %s: session lost; opening a new one", self.pipe.id)
         return False
 
@@ -289,7 +297,7 @@ class SessionRunner:
                 return
             except SessionLostError as exc:
                 logger.warning("pipe %s: %s", self.pipe.id, exc)
-                session.lost.set()
+                session.lose(str(exc))
                 return
             except Exception as exc:
                 delay = backoff.next()
@@ -302,8 +310,8 @@ class SessionRunner:
     async def _scan(self, session: _Session, command: ScanCommand) -> None:
         try:
             await run_scan(self.pipe.id, self.source, self.delivery, command, self.state)
-        except SessionLostError:
-            session.lost.set()
+        except SessionLostError as exc:
+            session.lose(str(exc))
 
     async def _heartbeats(self, session: _Session) -> None:
         timeout = session.info.timeout_sec
@@ -317,7 +325,7 @@ class SessionRunner:
                 result = await self.sender.heartbeat(can_realtime=bool(self._can_realtime()))
             except SessionLostError as exc:
                 logger.warning("pipe %s: heartbeat: %s", self.pipe.id, exc)
-                session.lost.set()
+                session.lose(f"heartbeat: {exc}")
                 return
             except Exception as exc:
                 retriable = not isinstance(exc, DriverError) or exc.retriable
@@ -327,7 +335,7 @@ class SessionRunner:
                     logger.warning(
                         "pipe %s: heartbeat failed (%s); session given up", self.pipe.id, exc
                     )
-                    session.lost.set()
+                    session.lose(f"heartbeat failed: {exc}")
                     return
                 logger.warning("pipe %s: heartbeat failed: %s", self.pipe.id, exc)
                 continue
