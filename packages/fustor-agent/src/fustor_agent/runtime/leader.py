@@ -153,7 +153,7 @@ class LeaderWork:
     async def _audit(self) -> None:
         state = self.state
         state.audit_rows, state.audit_running, state.bulk_activity = 0, True, PipeActivity.AUDIT
-        unhealthy = False
+        unhealthy = failed = False
         self.rejected_in_walk = 0
         try:
             await self.delivery.signal(PhaseSignal.AUDIT_START)
@@ -166,8 +166,13 @@ class LeaderWork:
         except SessionLostError:
             raise
         except Exception as exc:
+            failed = True
             state.error(f"audit failed: {exc}")
-            logger.exception("pipe %s: audit failed", self.pipe_id)
+            logger.exception(
+                "pipe %s: audit failed; no audit end sent, so Fusion infers no deletion from "
+                "it (the next audit is a full one)",
+                self.pipe_id,
+            )
         finally:
             state.audit_running, state.bulk_activity, state.bulk_queued_rows = False, None, 0
             await asyncio.to_thread(release_free_heap)
@@ -182,9 +187,12 @@ class LeaderWork:
                 self.pipe_id,
                 rejected,
             )
-        # Every audit batch was acknowledged above (each send is awaited), so the end
-        # follows all of them, also after an error in the walk: a directory's row comes
-        # after all its children, so a walk cut short reported no directory half.
+        elif failed:
+            # A walk cut short by an error (a third-party source's bug, say) may have sent a
+            # directory's row before all its children: an end would delete those from Fusion.
+            self._audit_full = True
+        # Every audit batch was acknowledged above (each send is awaited): the end follows
+        # all of them.
         elif not unhealthy:
             await self.delivery.signal(PhaseSignal.AUDIT_END)
             state.audit_cycles += 1
