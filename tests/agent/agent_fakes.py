@@ -94,6 +94,8 @@ class World:
         self.heartbeat_errors: deque[Exception] = deque()
         self.sender_health: str | None = None
         self.close_hangs = False
+        self.heartbeat_hangs = False
+        """The sender's ``heartbeat()`` never returns."""
         """The sender's ``close()`` never returns."""
         self.max_batch_size = 1000
         self.sessions = 0
@@ -243,6 +245,8 @@ class FakeSenderBase(SenderDriver):
         return self.world.sender_health
 
     async def heartbeat(self, *, can_realtime: bool) -> HeartbeatResult:
+        if self.world.heartbeat_hangs:
+            await asyncio.Event().wait()
         if self.world.heartbeat_errors:
             raise self.world.heartbeat_errors.popleft()
         commands, self.world.commands = self.world.commands, []

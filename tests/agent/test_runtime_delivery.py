@@ -118,6 +118,53 @@ def test_a_pipe_is_not_ready_while_its_sends_or_heartbeats_fail(home):
     asyncio.run(main())
 
 
+def test_a_send_that_hangs_is_said_while_it_lasts(home, monkeypatch, caplog):
+    """A sender whose ``send()`` does not return: the pipe says so (log, not-ready reason)
+    instead of stalling silently, and is ready again once it returns."""
+    from fustor_agent.runtime import delivery
+
+    monkeypatch.setattr(delivery, "STALL_WARN_SEC", 1.0)
+    world = World()
+    world.snapshot_rows = []
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+
+            def reason() -> str | None:
+                return agent.status().to_json()["pipes"][0]["not_ready_reason"]
+
+            await wait_until(lambda: "audit_end" in world.signals())
+            await wait_until(lambda: reason() is None)
+            world.send_delay = 2.5
+            world.push("/slow")
+            await wait_until(lambda: reason() is not None, within=5)
+            assert reason() == "realtime batch of 1 rows: sender out has not answered for 1s"
+            await wait_until(lambda: world.sent_paths("realtime") == ["/slow"], within=5)
+            world.send_delay = 0.0
+            await wait_until(lambda: reason() is None)
+
+    asyncio.run(main())
+    assert "pipe p: realtime batch of 1 rows: sender out has not answered for 2s" in caplog.text
+
+
+def test_a_heartbeat_that_hangs_ends_the_session_after_its_timeout(home):
+    world = World()
+    world.timeout_sec = 0.6
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            world.heartbeat_hangs = True
+            await wait_until(lambda: world.sessions >= 2, within=10)
+            world.heartbeat_hangs = False
+            return agent.status().to_json()["pipes"][0]
+
+    status = asyncio.run(main())
+    assert status["last_error"]["message"] == (
+        "session lost: heartbeat failed: no answer within 1s"
+    )
+
+
 def test_session_lost_on_send_reopens_resends_and_restarts_leader_work(home):
     world = World()
     world.snapshot_rows = [{"path": "/s"}]

@@ -25,6 +25,9 @@ __all__ = ["Delivery"]
 
 logger = logging.getLogger(__name__)
 
+STALL_WARN_SEC = 60.0
+"""A send or signal that has not returned for this long is logged, and again each period."""
+
 
 class Delivery:
     """Delivers batches and signals of one pipe.
@@ -98,7 +101,7 @@ class Delivery:
             if not self.alive():
                 raise SessionLostError("the session ended")
             try:
-                result = await call()
+                result = await self._watched(call(), what)
             except SessionLostError:
                 raise
             except DriverError as exc:
@@ -126,6 +129,25 @@ class Delivery:
                 delay,
             )
             await asyncio.sleep(delay)
+
+    async def _watched(self, call: Awaitable[SendResult], what: str) -> SendResult:
+        """``await call``, saying so (log and not-ready reason) every ``STALL_WARN_SEC`` it
+        has not returned: a sender that hangs must not stall its pipe silently. Not
+        cancelled here: the sender's own timeouts decide (the fusion sender has them)."""
+        task = asyncio.ensure_future(call)
+        try:
+            waited = 0.0
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=STALL_WARN_SEC)
+                if done:
+                    return task.result()
+                waited += STALL_WARN_SEC
+                stall = f"{what}: sender {self.sender.sender_id} has not answered for {waited:.0f}s"
+                self.state.failing = stall
+                logger.warning("pipe %s: %s", self.pipe_id, stall)
+        finally:
+            if not task.done():
+                task.cancel()
 
     def _reject(self, what: str, detail: str) -> None:
         self.state.rejected_batches += 1

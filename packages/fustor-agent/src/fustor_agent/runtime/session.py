@@ -18,7 +18,14 @@ from fustor_agent.runtime.scan import run_scan
 from fustor_agent.runtime.stats import PipeState
 from fustor_agent.status import PipeRunState
 from fustor_agent_sdk import SenderDriver, SourceDriver
-from fustor_core import DriverError, Role, ScanCommand, SessionInfo, SessionLostError
+from fustor_core import (
+    DriverError,
+    HeartbeatResult,
+    Role,
+    ScanCommand,
+    SessionInfo,
+    SessionLostError,
+)
 
 __all__ = ["SessionRunner", "heartbeat_interval"]
 
@@ -313,16 +320,27 @@ class SessionRunner:
         except SessionLostError as exc:
             session.lose(str(exc))
 
+    async def _heartbeat(self, wait: float) -> HeartbeatResult:
+        """One heartbeat; one that does not come back within ``wait`` seconds failed."""
+        try:
+            return await asyncio.wait_for(
+                self.sender.heartbeat(can_realtime=bool(self._can_realtime())), wait
+            )
+        except TimeoutError:
+            raise DriverError(f"no answer within {wait:.0f}s", retriable=True) from None
+
     async def _heartbeats(self, session: _Session) -> None:
         timeout = session.info.timeout_sec
         interval = heartbeat_interval(timeout)
+        # A heartbeat still out after a session timeout is as good as lost.
+        wait = max(timeout, interval) if timeout > 0 else MAX_HEARTBEAT_SEC
         last_ok = time.monotonic()
         next_at = last_ok + interval
         while True:
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at += interval
             try:
-                result = await self.sender.heartbeat(can_realtime=bool(self._can_realtime()))
+                result = await self._heartbeat(wait)
             except SessionLostError as exc:
                 logger.warning("pipe %s: heartbeat: %s", self.pipe.id, exc)
                 session.lose(f"heartbeat: {exc}")
