@@ -138,6 +138,25 @@ def test_no_audit_end_after_an_audit_error_and_the_next_audit_is_full(home):
     assert ("full_audit", "src") in world.log  # the audit after a failed one is full
 
 
+def test_without_periodic_audits_a_rejected_audit_is_tried_again(home, monkeypatch):
+    """Rows of a rejected audit batch are missing from Fusion until an audit ends well:
+    with no audit interval, the audit is tried again later instead of never."""
+    from fustor_agent.runtime import leader
+
+    monkeypatch.setattr(leader, "AUDIT_RETRY_SEC", 0.2)
+    world = World()
+    world.snapshot_rows = []
+    world.send_results.append(SendResult(SendStatus.REJECTED, "422: bad row"))
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: "audit_end" in world.signals(), within=5)
+
+    asyncio.run(main())
+    assert world.signals().count("audit_start") == 2
+    assert [e for e in world.log if e[0] == "full_audit"] == [("full_audit", "src")] * 2
+
+
 def test_sentinel_round_feeds_back_source_stats(home):
     world = World()
     world.sentinel_interval = 0.1

@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from fustor_agent.runtime.backoff import Backoff
 from fustor_agent.runtime.delivery import Delivery
 from fustor_agent.runtime.heap import release_free_heap
 from fustor_agent.runtime.stats import PipeState
@@ -19,6 +20,10 @@ __all__ = ["LeaderWork", "SourceUnhealthy", "wait_healthy"]
 logger = logging.getLogger(__name__)
 
 HEALTH_POLL_SEC = 1.0
+AUDIT_RETRY_SEC = 60.0
+AUDIT_RETRY_MAX_SEC = 3600.0
+"""Without periodic audits, an audit that did not end well is tried again after 60 s,
+doubling up to an hour."""
 
 
 class SourceUnhealthy(Exception):
@@ -77,6 +82,8 @@ class LeaderWork:
         an audit with a rejected batch)."""
         self.rejected_in_walk = 0
         """Batches of the current (or last) snapshot or audit that the receiver rejected."""
+        self._retry_backoff = Backoff(initial=AUDIT_RETRY_SEC, maximum=AUDIT_RETRY_MAX_SEC)
+        """Without periodic audits: when to try again an audit that did not end well."""
 
     def request_audit(self) -> None:
         """Audit as soon as possible, a full one (events were lost)."""
@@ -136,7 +143,16 @@ class LeaderWork:
                     state.bulk_queued_rows = 0
         await self.delivery.signal_until_accepted(PhaseSignal.SNAPSHOT_END)
         state.snapshot_done = True
-        logger.info("pipe %s: snapshot done (%d rows)", self.pipe_id, state.snapshot_rows)
+        if self.rejected_in_walk:
+            logger.warning(
+                "pipe %s: snapshot done (%d rows; %d batch(es) rejected by the receiver, sent "
+                "again by the audit that follows)",
+                self.pipe_id,
+                state.snapshot_rows,
+                self.rejected_in_walk,
+            )
+        else:
+            logger.info("pipe %s: snapshot done (%d rows)", self.pipe_id, state.snapshot_rows)
         await asyncio.to_thread(release_free_heap)
 
     async def _audit_loop(self) -> None:
@@ -191,9 +207,18 @@ class LeaderWork:
             # A walk cut short by an error (a third-party source's bug, say) may have sent a
             # directory's row before all its children: an end would delete those from Fusion.
             self._audit_full = True
+        if rejected or failed:
+            # Rows are missing from Fusion until an audit ends well: without periodic
+            # audits, try again later (backing off) instead of never.
+            if not self.audit_interval:
+                delay = self._retry_backoff.next()
+                logger.warning("pipe %s: the audit is tried again in %.0fs", self.pipe_id, delay)
+                asyncio.get_running_loop().call_later(delay, self._audit_now.set)
+            return
+        self._retry_backoff.reset()
         # Every audit batch was acknowledged above (each send is awaited): the end follows
         # all of them.
-        elif not unhealthy:
+        if not unhealthy:
             await self.delivery.signal(PhaseSignal.AUDIT_END)
             state.audit_cycles += 1
             logger.info(
