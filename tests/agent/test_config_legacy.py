@@ -262,3 +262,37 @@ def test_a_wrong_0817_max_scan_workers_is_named_as_written(home, fs_registry):
         "agent-config/default.yaml: line 8: sources.tree.driver_params.max_scan_workers: "
         "must be at least 1" in str(info.value)
     ), str(info.value)
+
+
+def test_a_0817_pipe_session_timeout_is_asked_by_its_fusion_sender(home):
+    """0.8.17 asked Fusion for the pipe's ``session_timeout_seconds`` (failover time after a
+    crash); here the pipe's fusion sender asks it."""
+    from agent_helpers import entry_point
+
+    from fustor_agent.plugins import load_registry
+
+    registry = load_registry(
+        [
+            entry_point("testonly", "fustor_driver_testonly.hooks"),
+            entry_point("fusion", "fustor_sender_http.hooks"),
+        ]
+    )
+    write_legacy(
+        home,
+        default="""
+        sources:
+          files: {driver: static, uri: /data, driver_params: {paths: [/a]}}
+        senders:
+          fusion-main: {driver: fusion, uri: "http://127.0.0.1:1", credential: {key: k}}
+        pipes:
+          p1: {source: files, sender: fusion-main, session_timeout_seconds: 45}
+          p2: {source: files, sender: fusion-main, session_timeout_seconds: 60}
+        """,
+    )
+    config = load_config(home, registry)
+    assert config.senders["fusion-main"].config.driver_params.session_timeout_sec == 45
+    assert (
+        "agent-config/default.yaml: line 8: pipes.p2.session_timeout_seconds: sender "
+        "fusion-main already asks 45 (another pipe); ignored" in config.warnings
+    ), config.warnings
+    assert not [w for w in config.warnings if "p1.session_timeout_seconds" in w]

@@ -32,7 +32,14 @@ _LEGACY_FS_PARAMS: dict[str, str | None] = {
     "startup_mode": None,
 }
 """``driver_params`` the 0.8.17 fs driver read → ours (``None``: not used here)."""
-_PIPE_KEYS = {"source", "sender", "audit_interval_sec", "sentinel_interval_sec", "disabled"}
+_PIPE_KEYS = {
+    "source",
+    "sender",
+    "audit_interval_sec",
+    "sentinel_interval_sec",
+    "disabled",
+    "session_timeout_seconds",
+}
 
 # Locations in our layout → where the user wrote it in the legacy layout.
 _SOURCE_NAMES = (("type", "driver"), ("config.uri", "uri"), ("config.", ""), ("config", "uri"))
@@ -135,6 +142,7 @@ def _read_file(
     problems: Problems,
     doc: RawDocument,
     disabled: set[tuple[str, str]],
+    timeouts: list[tuple[str, str, Any, Any]],
 ) -> None:
     data = read_yaml(path, label, problems)
     if data is None:
@@ -182,6 +190,10 @@ def _read_file(
                 for key in ("audit_interval_sec", "sentinel_interval_sec"):
                     if key in item:
                         entry[key] = item[key]
+                if "session_timeout_seconds" in item:
+                    timeouts.append(
+                        (label, loc, item.get("sender"), item["session_timeout_seconds"])
+                    )
                 doc.pipes.append(RawEntry(label, loc, entry, _renamer(loc, _PIPE_NAMES)))
                 continue
             is_source = kind == "sources"
@@ -214,9 +226,11 @@ def read_legacy_files(
     ``label_base`` (absolute paths when ``None``)."""
     doc = RawDocument()
     disabled: set[tuple[str, str]] = set()
+    timeouts: list[tuple[str, str, Any, Any]] = []
     for path in paths:
         label = str(path if label_base is None else path.relative_to(label_base))
-        _read_file(path, label, env, problems, doc, disabled)
+        _read_file(path, label, env, problems, doc, disabled, timeouts)
+    _session_timeouts(doc, timeouts, problems)
     # A disabled source or sender disables the pipes that use it, as in 0.8.17.
     for raw in doc.pipes:
         pipe = raw.data
@@ -226,6 +240,29 @@ def read_legacy_files(
         ) in disabled:
             pipe["enabled"] = False
     return doc
+
+
+def _session_timeouts(
+    doc: RawDocument, timeouts: list[tuple[str, str, Any, Any]], problems: Problems
+) -> None:
+    """A 0.8.17 pipe's ``session_timeout_seconds`` (the timeout it asked Fusion for) is its
+    ``fusion`` sender's ``driver_params.session_timeout_sec``; two pipes asking different
+    values of one sender keep the first."""
+    senders = {raw.data.get("id"): raw for raw in doc.senders if isinstance(raw.data, dict)}
+    for label, loc, sender_id, value in timeouts:
+        where = f"{loc}.session_timeout_seconds"
+        raw = senders.get(str(sender_id))
+        if raw is None or raw.data.get("type") != "fusion":
+            problems.warn(label, where, "only a fusion sender takes a session timeout; ignored")
+            continue
+        params = raw.data["config"].setdefault("driver_params", {})
+        if not isinstance(params, dict):
+            continue  # its own error is reported
+        given = params.setdefault("session_timeout_sec", value)
+        if given != value:
+            problems.warn(
+                label, where, f"sender {sender_id} already asks {given!r} (another pipe); ignored"
+            )
 
 
 def read_legacy_dir(
