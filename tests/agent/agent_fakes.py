@@ -69,6 +69,8 @@ class World:
         # Source behaviour
         self.snapshot_rows: list[Row] = [file_row(f"/s{i}") for i in range(3)]
         self.snapshot_batch = 2
+        self.snapshot_extra: list[Batch] = []
+        """Batches the snapshot yields first, as they are (contract-breaking ones too)."""
         self.walk_delay = 0.0
         self.audit_rows: list[Row] = [file_row("/a0")]
         self.audit_error: Exception | None = None
@@ -177,6 +179,8 @@ class FakeSourceBase(SourceDriver):
             yield Batch.of(source, EventType.UPDATE, rows[start : start + size])
 
     async def snapshot(self) -> AsyncIterator[Batch]:
+        for batch in self.world.snapshot_extra:
+            yield batch
         async for batch in self._rows(MessageSource.SNAPSHOT, self.world.snapshot_rows):
             yield batch
 

@@ -157,6 +157,34 @@ def test_without_periodic_audits_a_rejected_audit_is_tried_again(home, monkeypat
     assert [e for e in world.log if e[0] == "full_audit"] == [("full_audit", "src")] * 2
 
 
+def test_a_snapshot_batch_that_breaks_the_source_contract_is_not_sent(home, caplog):
+    """Helper 19: a realtime delete yielded by snapshot() reached the sender as a delete of
+    that path; empty batches reached it too. Neither is sent now; the breach is named."""
+    from fustor_core import Batch, Event, EventType, MessageSource
+
+    world = World()
+    world.snapshot_extra = [
+        Batch.of(MessageSource.REALTIME, EventType.DELETE, [{"path": "/s0"}]),
+        Batch.of(MessageSource.SNAPSHOT, EventType.DELETE, [{"path": "/s1"}]),
+        Batch(MessageSource.SNAPSHOT),
+        Batch(MessageSource.SNAPSHOT, [Event(EventType.UPDATE, [], MessageSource.SNAPSHOT)]),
+    ]
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "audit_end" in world.signals())
+            return agent.status().to_json()["pipes"][0]
+
+    status = asyncio.run(main())
+    sends = [e for e in world.log if e[0] == "send"]
+    assert [e[1] for e in sends][:3] == ["snapshot", "snapshot", "audit"]
+    assert world.sent_paths("snapshot") == ["/s0", "/s1", "/s2"]  # the real rows only
+    assert not world.sent_paths("realtime")
+    assert "source src yielded a snapshot batch that is marked realtime; dropped" in caplog.text
+    assert "source src yielded a snapshot batch that has a delete event; dropped" in caplog.text
+    assert status["last_error"]["message"] == "snapshot batch dropped: has a delete event"
+
+
 def test_sentinel_round_feeds_back_source_stats(home):
     world = World()
     world.sentinel_interval = 0.1

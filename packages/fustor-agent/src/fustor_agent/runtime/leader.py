@@ -13,7 +13,7 @@ from fustor_agent.runtime.heap import release_free_heap
 from fustor_agent.runtime.stats import PipeState
 from fustor_agent.status import PipeActivity
 from fustor_agent_sdk import Phase, SenderDriver, SourceDriver
-from fustor_core import Batch, PhaseSignal, SessionLostError
+from fustor_core import Batch, EventType, MessageSource, PhaseSignal, SessionLostError
 
 __all__ = ["LeaderWork", "SourceUnhealthy", "wait_healthy"]
 
@@ -47,6 +47,19 @@ async def wait_healthy(source: SourceDriver, state: PipeState) -> None:
         state.not_ready_reason = reason
         await asyncio.sleep(HEALTH_POLL_SEC)
     state.not_ready_reason = None
+
+
+def _contract_breach(batch: Batch, tier: MessageSource) -> str | None:
+    """How a snapshot or audit batch breaks the source contract, or ``None``: each event of
+    ``tier``, an upsert (snapshot and audit never delete: Fusion infers deletions)."""
+    if batch.message_source is not tier:
+        return f"is marked {batch.message_source.value}"
+    for event in batch.events:
+        if event.message_source is not tier:
+            return f"has an event marked {event.message_source.value}"
+        if event.event_type is EventType.DELETE:
+            return "has a delete event"
+    return None
 
 
 class LeaderWork:
@@ -111,14 +124,31 @@ class LeaderWork:
             if Phase.SENTINEL in self.source.phases and self.sentinel_interval:
                 group.create_task(self._sentinel_loop(), name=f"fustor-sentinel-{self.pipe_id}")
 
-    async def _walk(self, batches: AsyncIterator[Batch], counter: str) -> None:
+    async def _walk(self, batches: AsyncIterator[Batch], tier: MessageSource, counter: str) -> None:
         """Send every batch, counting those the receiver rejected (dropped) in
-        ``self.rejected_in_walk``."""
+        ``self.rejected_in_walk``. A batch without rows is not sent; one that breaks the
+        source contract (another tier, a delete) is dropped with an error naming the source
+        and counted as rejected (a realtime delete sent as part of a snapshot would delete
+        that path from Fusion)."""
         self.rejected_in_walk = 0
         async with contextlib.aclosing(batches):  # type: ignore[type-var]
             async for batch in batches:
                 if (reason := health_of(self.source, "source")) is not None:
                     raise SourceUnhealthy(reason)
+                if not batch.row_count:
+                    continue
+                if (broken := _contract_breach(batch, tier)) is not None:
+                    self.rejected_in_walk += 1
+                    self.state.error(f"{tier.value} batch dropped: {broken}")
+                    logger.error(
+                        "pipe %s: source %s yielded a %s batch that %s; dropped (a bug in the "
+                        "source driver)",
+                        self.pipe_id,
+                        self.source.source_id,
+                        tier.value,
+                        broken,
+                    )
+                    continue
                 self.state.bulk_queued_rows = batch.row_count
                 if not await self.delivery.send(batch):
                     self.rejected_in_walk += 1
@@ -133,7 +163,9 @@ class LeaderWork:
                 await wait_healthy(self.source, state)
                 state.bulk_activity = PipeActivity.SNAPSHOT
                 try:
-                    await self._walk(self.source.snapshot(), "snapshot_rows")
+                    await self._walk(
+                        self.source.snapshot(), MessageSource.SNAPSHOT, "snapshot_rows"
+                    )
                     break
                 except SourceUnhealthy as exc:
                     logger.warning("pipe %s: snapshot interrupted: %s", self.pipe_id, exc)
@@ -174,7 +206,7 @@ class LeaderWork:
         try:
             await self.delivery.signal(PhaseSignal.AUDIT_START)
             full, self._audit_full = self._audit_full, False
-            await self._walk(self.source.audit(full), "audit_rows")
+            await self._walk(self.source.audit(full), MessageSource.AUDIT, "audit_rows")
         except SourceUnhealthy as exc:
             # An unavailable root could look empty: no audit end, so nothing is inferred gone.
             unhealthy = True
