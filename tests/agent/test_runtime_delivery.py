@@ -165,6 +165,27 @@ def test_a_heartbeat_that_hangs_ends_the_session_after_its_timeout(home):
     )
 
 
+def test_a_send_returning_no_send_result_is_a_rejection_naming_the_sender(home):
+    world = World()
+    world.snapshot_rows = []
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "audit_end" in world.signals())
+            world.send_results.append(None)  # type: ignore[arg-type]
+            world.push("/lost")
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["rejected_batches"])
+            world.push("/next")
+            await wait_until(lambda: world.sent_paths("realtime") == ["/next"])
+            return agent.status().to_json()["pipes"][0]
+
+    status = asyncio.run(main())
+    assert status["last_error"]["message"] == (
+        "realtime batch of 1 rows rejected: sender out returned NoneType, not a SendResult "
+        "(a bug in the sender driver)"
+    )
+
+
 def test_session_lost_on_send_reopens_resends_and_restarts_leader_work(home):
     world = World()
     world.snapshot_rows = [{"path": "/s"}]
@@ -384,3 +405,23 @@ def test_validate_connect_reports_a_buggy_sender_and_checks_the_next_pipe(home, 
         "pipe q (sender out): sender out did not close within 0s; left open",
     ]
     assert lines == []
+
+
+def test_validate_connect_names_an_open_session_that_returns_no_session(home, monkeypatch):
+    from fustor_agent import sender_check
+    from fustor_core import FustorError
+
+    world = World()
+
+    async def no_session(self):  # type: ignore[no-untyped-def]
+        return None
+
+    monkeypatch.setattr(world.Sender, "open_session", no_session)
+    try:
+        sender_check.check_connections(world.config({"id": "p"}), home, lambda line: None)
+    except FustorError as exc:
+        assert str(exc) == (
+            "pipe p (sender out): open_session() returned NoneType, not a SessionInfo"
+        )
+    else:
+        raise AssertionError("'connected, no problem found' for a sender without a session")

@@ -185,11 +185,13 @@ class SenderDriver(ABC):
         opened. Called by ``fustor-agent validate --connect`` on an instance no pipe uses;
         ``close()`` follows. Override it to add checks that need no data to be sent.
         """
-        await self.open_session()
+        info = await self.open_session()
         try:
             problem = self.health()
         finally:
             await self.close_session()
+        if not isinstance(info, SessionInfo):
+            return [f"open_session() returned {type(info).__name__}, not a SessionInfo"]
         return [problem] if problem else []
 
     def health(self) -> str | None:

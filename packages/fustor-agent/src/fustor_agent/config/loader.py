@@ -87,7 +87,8 @@ def no_configuration(home: Home) -> ConfigError:
     return ConfigError(
         f"no configuration: neither {home.config_file} nor {home.legacy_config_dir}/*.yaml "
         "exists; write one, give one with --config PATH, or run `fustor-agent start --watch "
-        "DIR` to print the changes of DIR with the built-in fs -> echo pipe"
+        "DIR` to print the changes of DIR with the built-in fs -> echo pipe (with "
+        "fustor-source-fs installed)"
     )
 
 

@@ -108,6 +108,12 @@ class Delivery:
                 result = SendResult(
                     SendStatus.RETRY if exc.retriable else SendStatus.REJECTED, str(exc)
                 )
+            if not isinstance(result, SendResult):  # a sender's bug: say what it returned
+                result = SendResult(
+                    SendStatus.REJECTED,
+                    f"sender {self.sender.sender_id} returned {type(result).__name__}, not a "
+                    "SendResult (a bug in the sender driver)",
+                )
             if result.status is SendStatus.OK:
                 self.state.failing = None
                 return True
