@@ -74,8 +74,23 @@ def test_a_misspelled_hook_fails_at_load(tmp_path, monkeypatch):
         "    return []\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match="unknown hook"):
+    with pytest.raises(PluginError) as info:
         make_plugin_manager([entry_point("typo", "fustor_typo_plugin")])
+    # Named by its plugin name (the distribution), not a module repr; the hooks it could
+    # have meant are listed.
+    assert str(info.value) == (
+        "1 driver plugin(s) failed to load: typo: implements an unknown hook "
+        "'fustor_source_driver' (this agent's: fustor_sender_drivers, fustor_source_drivers)"
+    )
+    failures: list[str] = []
+    make_plugin_manager(
+        [
+            entry_point("typo", "fustor_typo_plugin"),
+            entry_point("echo", "fustor_sender_echo.hooks"),
+        ],
+        failures,
+    )
+    assert failures == [str(info.value).split(": ", 1)[1]]  # `plugins` lists it, and the rest
 
 
 def test_a_hook_returning_a_non_driver_is_refused(tmp_path, monkeypatch):

@@ -68,3 +68,15 @@ def test_one_driver_is_found_by_both() -> None:
     manager = make_plugin_manager(FirstHooks())
     assert source_drivers(manager) == {"dup": Dup}
     assert build_registry(manager, []).sources == {"dup": Dup}
+
+
+class BlankNameHooks:
+    @hookimpl
+    def fustor_source_drivers(self) -> list[type]:
+        return [type("Blank", (Dup,), {"name": " "})]
+
+
+def test_a_driver_with_a_blank_name_is_refused() -> None:
+    """``type: ""`` would otherwise validate (helper 19)."""
+    with pytest.raises(PluginError, match="not a named SourceDriver subclass"):
+        build_registry(make_plugin_manager(BlankNameHooks()), [])

@@ -68,7 +68,11 @@ def _collect(hook: HookCaller, base: type[D], kind: Kind) -> dict[str, tuple[typ
             )
         for cls in classes:
             name = getattr(cls, "name", None)
-            if not (inspect.isclass(cls) and issubclass(cls, base)) or not isinstance(name, str):
+            if (
+                not (inspect.isclass(cls) and issubclass(cls, base))
+                or not isinstance(name, str)
+                or not name.strip()
+            ):
                 raise PluginError(
                     f"plugin {plugin!r} returned {cls!r}, which is not a named "
                     f"{base.__name__} subclass"

@@ -74,15 +74,36 @@ def make_plugin_manager(
             broken.append(f"{dist} ({ep.name} = {ep.value}): {type(exc).__name__}: {exc}")
             continue
         infos.append(PluginInfo(ep.name, dist, version, ep.value))
+    broken += _unknown_hooks(pm, infos)
     if failures is not None:
         failures.extend(broken)
     elif broken:
         raise PluginError(f"{len(broken)} driver plugin(s) failed to load: " + "; ".join(broken))
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin {exc.plugin!r} implements an unknown hook: {exc}") from exc
     return pm, infos
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> list[str]:
+    """One line per plugin implementing a hook this agent does not define (a misspelt
+    ``fustor_..._driver``); such a plugin is unregistered and left out of ``infos``."""
+    known = sorted(n for n, c in vars(pm.hook).items() if not n.startswith("_") and c.has_spec())
+    lines = []
+    for name, caller in list(vars(pm.hook).items()):
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook or pm.get_plugin(impl.plugin_name) is None:
+                continue
+            pm.unregister(name=impl.plugin_name)
+            lines.append(
+                f"{impl.plugin_name}: implements an unknown hook {name!r} "
+                f"(this agent's: {', '.join(known)})"
+            )
+            infos[:] = [
+                i
+                for i in infos
+                if impl.plugin_name not in (i.distribution, f"{i.distribution}:{i.name}")
+            ]
+    return lines
 
 
 def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> DriverRegistry:

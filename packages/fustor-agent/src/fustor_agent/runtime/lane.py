@@ -72,15 +72,19 @@ class RealtimeLane:
         if count == 0:
             return
         if self.rows + count > self.max_rows:
-            dropped = self.rows + count
+            queued = self.rows
+            dropped = queued + count
             self._events.clear()
             self.rows = 0
             self.state.dropped_rows += dropped
             self.state.error(f"realtime queue over {self.max_rows} rows: {dropped} rows dropped")
             logger.error(
-                "pipe %s: realtime queue full (%d rows); dropped %d rows, resync scheduled",
+                "pipe %s: realtime queue over max_buffered_rows (%d): %d queued + %d new; "
+                "dropped %d rows, resync scheduled",
                 self.pipe_id,
                 self.max_rows,
+                queued,
+                count,
                 dropped,
             )
             self.session.events_lost(["/"])
