@@ -163,8 +163,19 @@ def test_plain_start_runs_the_pipes_of_default_yaml_as_0817_did(run_cli, home, t
             "0.8.17 layout: a plain start runs the pipes of default.yaml only (a1, a2); not "
             "started: b1 (set2.yaml) (name them: fustor-agent start FILE.yaml or PIPE_ID)"
         ) in log
+        # A pipe added to default.yaml starts on reload; one added to set2.yaml does not.
+        (home / "agent-config" / "default.yaml").write_text(
+            default + "  a3: {source: files, sender: out}\n"
+        )
+        (home / "agent-config" / "set2.yaml").write_text(
+            LEGACY_B + "  b2: {source: files, sender: out}\n"
+        )
+        reload = run_cli("reload")
+        assert reload.returncode == 0, reload.stderr
+        states = _states(json.loads(run_cli("status", "--json").stdout))
+        assert states["a3"] in ("starting", "running") and states["b2"] == "stopped", states
         started = run_cli("start", "set2.yaml")  # into the running agent
-        assert (started.returncode, started.stdout) == (0, "started: b1\n"), started.stderr
+        assert (started.returncode, started.stdout) == (0, "started: b1, b2\n"), started.stderr
     finally:
         assert run_cli("stop").returncode == 0
     # Without a default.yaml (as in the test above), a plain start runs every pipe.

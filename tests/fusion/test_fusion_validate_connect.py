@@ -110,7 +110,9 @@ def test_an_agent_on_the_management_port_says_so_in_status(fusion: FusionServer,
         while time.monotonic() < deadline and not error:
             status = json.loads(_run(home, "status", "--json").stdout)
             pipe = status["pipes"][0]
-            error = (pipe.get("last_error") or {}).get("message") or pipe.get("not_ready_reason")
+            error = (
+                f"{(pipe.get('last_error') or {}).get('message')} {pipe.get('not_ready_reason')}"
+            )
             error = error if error and "management port" in error else None
             time.sleep(0.2)
         # The session opens on that port, but the pipe is not ready, and says why.

@@ -99,6 +99,12 @@ class Agent:
         await self._release_sources(self.config.sources)
         return running
 
+    def select(self, pipe_ids: frozenset[str] | None) -> None:
+        """Let these pipes run too when the agent runs only some (``None``: nothing to add);
+        the next reload starts them."""
+        if self._only is not None and pipe_ids is not None:
+            self._only.update(pipe_ids)
+
     async def start_pipes(self, pipe_ids: list[str]) -> list[str]:
         """Start these pipes if they are enabled and not running; return the ids started.
         Raises ``ConfigError`` for an unknown or disabled id."""

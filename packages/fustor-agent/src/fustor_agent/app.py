@@ -168,6 +168,10 @@ class _Process:
                 )
                 for warning in new.warnings:
                     logger.warning("%s", warning)
+                if not self.options.pipes:
+                    # A plain start of a 0.8.17 layout runs default.yaml's pipes: those it
+                    # gained since are selected too.
+                    self.agent.select(legacy_default(new))
                 summary = await self.agent.reload(new)
                 outcome = ReloadOutcome(at=time.time(), ok=True, **summary)
             except FustorError as exc:

@@ -127,9 +127,9 @@ class Pipe:
         source = self.source.status()
         not_ready = (
             state.not_ready_reason
-            or state.failing
             or health_of(self.source.driver, "source")
-            or health_of(self.sender, "sender")
+            or health_of(self.sender, "sender")  # a diagnosis, with the fix: before symptoms
+            or state.failing
         )
         if not self.source.started and source.last_error is not None:
             not_ready = f"source not started: {source.last_error.message}"  # a root not there yet
