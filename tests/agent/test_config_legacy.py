@@ -296,3 +296,13 @@ def test_a_0817_pipe_session_timeout_is_asked_by_its_fusion_sender(home):
         "fusion-main already asks 45 (another pipe); ignored" in config.warnings
     ), config.warnings
     assert not [w for w in config.warnings if "p1.session_timeout_seconds" in w]
+
+
+@pytest.mark.parametrize(("written", "level"), [("WARN", "warning"), ("FATAL", "critical")])
+def test_python_logging_level_aliases_are_read(home, registry, monkeypatch, written, level):
+    monkeypatch.setenv("FUSION_KEY", "k")
+    block = f"logging: {{level: {written}}}"
+    write_legacy(home, default=DEFAULT.replace("logging: {level: INFO}", block) + PIPES)
+    assert load_config(home, registry).logging.level == level
+    write_legacy(home, default=DEFAULT.replace("logging: {level: INFO}", f"logging: {written}"))
+    assert load_config(home, registry).logging.level == level

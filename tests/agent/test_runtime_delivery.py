@@ -425,3 +425,86 @@ def test_validate_connect_names_an_open_session_that_returns_no_session(home, mo
         )
     else:
         raise AssertionError("'connected, no problem found' for a sender without a session")
+
+
+def test_an_open_session_that_returns_no_session_is_retried_and_named(home):
+    """Helper 21: open_session() returning None once ended the pipe's session loop for good,
+    silently (no session ever again, the realtime queue growing)."""
+    world = World()
+    original = world.Sender.open_session
+    calls: list[int] = []
+
+    async def first_none(self):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return None if len(calls) == 1 else await original(self)
+
+    world.Sender.open_session = first_none  # type: ignore[method-assign]
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "snapshot_end" in world.signals(), within=10)
+            return agent.status().to_json()["pipes"][0]
+
+    status = asyncio.run(main())
+    assert len(calls) == 2
+    assert status["last_error"]["message"] == (
+        "open session: sender out: open_session() returned NoneType, not a SessionInfo"
+    )
+
+
+def test_a_realtime_batch_of_another_tier_is_dropped_and_resynced(home):
+    from fustor_core import Batch, EventType, MessageSource
+
+    world = World()
+    world.snapshot_rows = []
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: "audit_end" in world.signals())
+            assert world.realtime is not None
+            world.realtime.put_nowait(
+                Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, [{"path": "/tier"}])
+            )
+            world.push("/fine")
+            await wait_until(lambda: world.sent_paths("realtime") == ["/fine"])
+            await wait_until(lambda: world.signals().count("audit_end") == 2)  # resync
+            return agent.status().to_json()["pipes"][0]
+
+    status = asyncio.run(main())
+    assert "/tier" not in world.sent_paths("snapshot")
+    assert status["last_error"]["message"] == (
+        "a realtime batch of another tier was dropped (a source bug)"
+    )
+
+
+def test_a_signal_that_hangs_stays_the_reason_while_realtime_flows(home, monkeypatch):
+    """Helper 21: each realtime success cleared the stall reason of a hung signal."""
+    from fustor_agent.runtime import delivery
+
+    monkeypatch.setattr(delivery, "STALL_WARN_SEC", 0.5)
+    world = World()
+    world.snapshot_rows = []
+    original = world.Sender.signal
+
+    async def slow_end(self, signal, **details):  # type: ignore[no-untyped-def]
+        if signal.value == "snapshot_end":
+            await asyncio.sleep(3.0)
+        return await original(self, signal, **details)
+
+    world.Sender.signal = slow_end  # type: ignore[method-assign]
+
+    async def main() -> list:
+        reasons = []
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: world.realtime is not None)
+            for i in range(10):
+                world.push(f"/rt{i}")
+                await asyncio.sleep(0.2)
+                reasons.append(agent.status().to_json()["pipes"][0]["not_ready_reason"])
+            await wait_until(lambda: "snapshot_end" in world.signals(), within=5)
+        return reasons
+
+    reasons = asyncio.run(main())
+    assert world.sent_paths("realtime") == [f"/rt{i}" for i in range(10)]
+    stalled = "signal snapshot_end: sender out has not answered for "
+    assert all(r is not None and r.startswith(stalled) for r in reasons[-3:]), reasons

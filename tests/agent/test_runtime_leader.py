@@ -389,3 +389,18 @@ def test_a_rejected_snapshot_batch_is_audited_again_also_with_audits_off(home):
 
     asyncio.run(main())
     assert world.signals()[:3] == ["snapshot_end", "audit_start", "audit_end"]
+
+
+def test_a_source_health_that_returns_no_string_is_that_pipe_unhealthy_only(home):
+    world = World()
+    world.health = 42  # type: ignore[assignment]
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await asyncio.sleep(0.3)
+            status = agent.status().to_json()["pipes"][0]
+            assert status["not_ready_reason"] == (
+                "source health check returned int, not a string or None"
+            )
+
+    asyncio.run(main())

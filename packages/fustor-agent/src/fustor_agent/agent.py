@@ -179,7 +179,12 @@ class Agent:
         for pipe_id in self._enabled(self.config):
             await self._start_pipe(pipe_id)
         if not self._pipes:
-            logger.warning("no enabled pipes in the configuration; the agent idles")
+            logger.warning(
+                "no pipe to run (%s); the agent idles",
+                "none enabled in the configuration"
+                if self._only is None
+                else "none of the pipes selected at start is enabled",
+            )
 
     async def reload(self, new: AgentConfig) -> dict[str, list[str]]:
         """Apply a new configuration; only added, removed and changed pipes are touched.

@@ -14,6 +14,7 @@ from typing import Any
 
 from fustor_agent.config.env import expand
 from fustor_agent.config.errors import Problems, closest
+from fustor_agent.config.models import LEVEL_ALIASES
 from fustor_agent.config.resolve import RawDocument, RawEntry
 from fustor_agent.config.yamlfile import read_yaml
 from fustor_agent.logs import LEVELS
@@ -85,8 +86,9 @@ def _legacy_logging(value: Any, label: str, problems: Problems) -> Any:
     of a mapping, the keys ours knows, and ``format`` only when it is ``text`` or ``json``
     (0.8.17's was a Python logging format string)."""
     if isinstance(value, str):
-        if value.lower() in LEVELS:
-            return {"level": value.lower()}
+        level = LEVEL_ALIASES.get(value.lower(), value.lower())
+        if level in LEVELS:
+            return {"level": level}
         problems.warn(
             label, "logging", f"{value!r} is not a log level ({', '.join(LEVELS)}); ignored"
         )
@@ -201,7 +203,7 @@ def _read_file(
             config: dict[str, Any] = {}
             if "uri" in item:
                 config["uri" if is_source else "endpoint"] = item["uri"]
-            names = _SOURCE_NAMES if is_source else _SENDER_NAMES
+            names: tuple[tuple[str, str], ...] = _SOURCE_NAMES if is_source else _SENDER_NAMES
             if "driver_params" in item:
                 params = item["driver_params"] or {}
                 if is_source and item.get("driver") == "fs" and isinstance(params, dict):

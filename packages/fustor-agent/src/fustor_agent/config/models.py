@@ -69,6 +69,10 @@ class PipeEntry(_Strict):
         return value
 
 
+LEVEL_ALIASES = {"warn": "warning", "fatal": "critical"}
+"""Level names Python's logging also accepts, as ours."""
+
+
 class LoggingSettings(_Strict):
     """The top-level ``logging:`` block; command-line options win over it."""
 
@@ -81,7 +85,10 @@ class LoggingSettings(_Strict):
     @field_validator("level", "format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
-        return value.lower() if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        # Python logging's aliases (0.8.17 configurations use them).
+        return LEVEL_ALIASES.get(value.lower(), value.lower())
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,6 +141,7 @@ class Delivery:
         has not returned: a sender that hangs must not stall its pipe silently. Not
         cancelled here: the sender's own timeouts decide (the fusion sender has them)."""
         task = asyncio.ensure_future(call)
+        stalls = self.state.stalls
         try:
             waited = 0.0
             while True:
@@ -149,9 +150,10 @@ class Delivery:
                     return task.result()
                 waited += STALL_WARN_SEC
                 stall = f"{what}: sender {self.sender.sender_id} has not answered for {waited:.0f}s"
-                self.state.failing = stall
+                stalls[id(task)] = stall
                 logger.warning("pipe %s: %s", self.pipe_id, stall)
         finally:
+            stalls.pop(id(task), None)
             if not task.done():
                 task.cancel()
 

@@ -71,6 +71,19 @@ class RealtimeLane:
         count = batch.row_count
         if count == 0:
             return
+        if batch.message_source is not MessageSource.REALTIME or any(
+            e.message_source is not MessageSource.REALTIME for e in batch.events
+        ):
+            # A source's bug: a snapshot-tier row sent as realtime would be arbitrated as
+            # one (protocol §5.4). Dropped, and the audit that follows covers its paths.
+            self.state.error("a realtime batch of another tier was dropped (a source bug)")
+            logger.error(
+                "pipe %s: the source's realtime yielded a batch marked %s; dropped",
+                self.pipe_id,
+                batch.message_source.value,
+            )
+            self.session.events_lost(["/"])
+            return
         if self.rows + count > self.max_rows:
             queued = self.rows
             dropped = queued + count

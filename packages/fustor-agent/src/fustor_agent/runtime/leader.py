@@ -34,9 +34,12 @@ def health_of(driver: SourceDriver | SenderDriver, kind: str) -> str | None:
     """``driver.health()``; a driver whose check raises is unhealthy for that reason (a
     third-party bug must not break the status of every pipe)."""
     try:
-        return driver.health()
+        reason = driver.health()
     except Exception as exc:
         return f"{kind} health check failed: {type(exc).__name__}: {exc}"
+    if reason is not None and not isinstance(reason, str):
+        return f"{kind} health check returned {type(reason).__name__}, not a string or None"
+    return reason
 
 
 async def wait_healthy(source: SourceDriver, state: PipeState) -> None:
@@ -177,7 +180,7 @@ class LeaderWork:
         state.snapshot_done = True
         if self.rejected_in_walk:
             logger.warning(
-                "pipe %s: snapshot done (%d rows; %d batch(es) rejected by the receiver, sent "
+                "pipe %s: snapshot done (%d rows; %d batch(es) rejected or dropped, sent "
                 "again by the audit that follows)",
                 self.pipe_id,
                 state.snapshot_rows,

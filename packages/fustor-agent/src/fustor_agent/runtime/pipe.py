@@ -129,6 +129,7 @@ class Pipe:
             state.not_ready_reason
             or health_of(self.source.driver, "source")
             or health_of(self.sender, "sender")  # a diagnosis, with the fix: before symptoms
+            or next(iter(state.stalls.values()), None)
             or state.failing
         )
         if not self.source.started and source.last_error is not None:

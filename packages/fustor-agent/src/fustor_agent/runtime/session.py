@@ -208,7 +208,16 @@ class SessionRunner:
             stopping.cancel()
             if not opening.done():
                 opening.cancel()  # finishes on its own; nothing waits for it
-        return opening.result() if opening.done() and not opening.cancelled() else None
+        if not opening.done() or opening.cancelled():
+            return None  # stopping
+        info = opening.result()
+        if not isinstance(info, SessionInfo):  # a sender's bug: retried like a failure
+            raise DriverError(
+                f"sender {self.sender.sender_id}: open_session() returned "
+                f"{type(info).__name__}, not a SessionInfo",
+                retriable=True,
+            )
+        return info
 
     async def _serve(self, info: SessionInfo) -> bool:
         """Run one session; True when it ended by shutdown, False when it was lost."""

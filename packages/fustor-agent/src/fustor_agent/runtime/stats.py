@@ -94,6 +94,9 @@ class PipeState:
     failing: str | None = None
     """Set while sends or heartbeats to the receiver fail and are being retried (the pipe is
     not ready meanwhile); cleared by the next one that succeeds."""
+    stalls: dict[int, str] = field(default_factory=dict)
+    """Sends and signals that have not returned for a while, by call: each is a not-ready
+    reason until that call returns (other calls succeeding meanwhile do not clear it)."""
     rate: RateMeter = field(default_factory=RateMeter)
     send_duration: DurationMeter = field(default_factory=DurationMeter)
     """Seconds each accepted or refused ``sender.send`` call took (retries each count)."""
