@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,6 +16,7 @@ from fustor_agent import control
 from fustor_agent.app import RunOptions
 from fustor_agent.home import Home
 from fustor_agent.lock import AlreadyRunning, running_pid
+from fustor_agent.logs import problem_lines
 from fustor_agent.status import AgentStatus, PipeRunState, PipeStatus
 from fustor_core import ConfigError, FustorError
 
@@ -177,7 +176,6 @@ def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> tuple[int, list
     raise FustorError(f"the agent (pid {pid}) did not stop within {timeout:.0f}s")
 
 
-_PROBLEM = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (WARNING|ERROR|CRITICAL) (.*)$")
 _MAX_STOP_LOG = 1 << 20
 
 
@@ -202,19 +200,7 @@ def _problems_since(log: Path, mark: tuple[int, int] | None) -> list[str]:
             data = f.read(_MAX_STOP_LOG)
     except OSError:
         return []
-    found = []
-    for line in data.splitlines():
-        if line.startswith(b"{"):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            level = str(entry.get("level", "")).upper()
-            if level in ("WARNING", "ERROR", "CRITICAL"):
-                found.append(f"{level} {entry.get('logger', '')}: {entry.get('message', '')}")
-        elif match := _PROBLEM.match(line):
-            found.append(f"{match[1].decode()} {match[2].decode('utf-8', 'replace')}")
-    return found
+    return problem_lines(data)
 
 
 def _alive(pid: int) -> bool:

@@ -11,6 +11,7 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ __all__ = [
     "LogSetup",
     "current_pipe",
     "journald_stderr",
+    "problem_lines",
     "setup_logging",
 ]
 
@@ -118,6 +120,28 @@ class JournalFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         prefix = f"<{_PRIORITY.get(record.levelno, 6)}>"
         return "\n".join(prefix + line for line in self.inner.format(record).splitlines())
+
+
+_TEXT_PROBLEM = re.compile(rb"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (WARNING|ERROR|CRITICAL) (.*)$")
+"""A warning or worse written with :data:`TEXT_FORMAT` (asctime, level, then the rest)."""
+
+
+def problem_lines(data: bytes) -> list[str]:
+    """``LEVEL logger: message`` of each warning or worse in log file content written by
+    :func:`setup_logging`, text or JSON lines; a traceback's further lines are left out."""
+    found = []
+    for line in data.splitlines():
+        if line.startswith(b"{"):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            level = str(entry.get("level", "")).upper()
+            if level in ("WARNING", "ERROR", "CRITICAL"):
+                found.append(f"{level} {entry.get('logger', '')}: {entry.get('message', '')}")
+        elif match := _TEXT_PROBLEM.match(line):
+            found.append(f"{match[1].decode()} {match[2].decode('utf-8', 'replace')}")
+    return found
 
 
 def _formatter(form: str, *, journal: bool) -> logging.Formatter:

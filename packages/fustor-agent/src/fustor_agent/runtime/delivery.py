@@ -14,6 +14,7 @@ from fustor_agent_sdk import SenderDriver
 from fustor_core import (
     Batch,
     DriverError,
+    MessageSource,
     PhaseSignal,
     SendResult,
     SendStatus,
@@ -21,12 +22,23 @@ from fustor_core import (
     split_batch,
 )
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "wrong_tier"]
 
 logger = logging.getLogger(__name__)
 
 STALL_WARN_SEC = 60.0
 """A send or signal that has not returned for this long is logged, and again each period."""
+
+
+def wrong_tier(batch: Batch, tier: MessageSource) -> str | None:
+    """How ``batch`` or one of its events is marked with another tier than ``tier`` (the
+    source contract: one tier per phase), or ``None``."""
+    if batch.message_source is not tier:
+        return f"is marked {batch.message_source.value}"
+    for event in batch.events:
+        if event.message_source is not tier:
+            return f"has an event marked {event.message_source.value}"
+    return None
 
 
 class Delivery:

@@ -7,7 +7,7 @@ import logging
 from collections import deque
 from typing import Protocol
 
-from fustor_agent.runtime.delivery import Delivery
+from fustor_agent.runtime.delivery import Delivery, wrong_tier
 from fustor_agent.runtime.stats import PipeState
 from fustor_core import Batch, Event, MessageSource, SessionLostError
 
@@ -71,16 +71,14 @@ class RealtimeLane:
         count = batch.row_count
         if count == 0:
             return
-        if batch.message_source is not MessageSource.REALTIME or any(
-            e.message_source is not MessageSource.REALTIME for e in batch.events
-        ):
+        if (wrong := wrong_tier(batch, MessageSource.REALTIME)) is not None:
             # A source's bug: a snapshot-tier row sent as realtime would be arbitrated as
             # one (protocol §5.4). Dropped, and the audit that follows covers its paths.
             self.state.error("a realtime batch of another tier was dropped (a source bug)")
             logger.error(
-                "pipe %s: the source's realtime yielded a batch marked %s; dropped",
+                "pipe %s: the source's realtime yielded a batch that %s; dropped",
                 self.pipe_id,
-                batch.message_source.value,
+                wrong,
             )
             self.session.events_lost(["/"])
             return

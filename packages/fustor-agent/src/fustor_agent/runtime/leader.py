@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from fustor_agent.runtime.backoff import Backoff
-from fustor_agent.runtime.delivery import Delivery
+from fustor_agent.runtime.delivery import Delivery, wrong_tier
 from fustor_agent.runtime.heap import release_free_heap
 from fustor_agent.runtime.stats import PipeState
 from fustor_agent.status import PipeActivity
@@ -55,13 +55,10 @@ async def wait_healthy(source: SourceDriver, state: PipeState) -> None:
 def _contract_breach(batch: Batch, tier: MessageSource) -> str | None:
     """How a snapshot or audit batch breaks the source contract, or ``None``: each event of
     ``tier``, an upsert (snapshot and audit never delete: Fusion infers deletions)."""
-    if batch.message_source is not tier:
-        return f"is marked {batch.message_source.value}"
-    for event in batch.events:
-        if event.message_source is not tier:
-            return f"has an event marked {event.message_source.value}"
-        if event.event_type is EventType.DELETE:
-            return "has a delete event"
+    if (wrong := wrong_tier(batch, tier)) is not None:
+        return wrong
+    if any(event.event_type is EventType.DELETE for event in batch.events):
+        return "has a delete event"
     return None
 
 
