@@ -483,46 +483,60 @@ def test_reload_with_another_config_file_is_refused(run_cli, home_cleanup: Path,
         assert run_cli("stop").returncode == 0
 
 
-@pytest.mark.parametrize("log_format", ["text", "json"])
-def test_stop_shows_what_the_agent_could_not_deliver(run_cli, home_cleanup, log_format):
+@pytest.mark.parametrize(
+    ("how", "log_format"),
+    [("stop", "text"), ("stop", "json"), ("stop PIPE", "text"), ("reload", "json")],
+)
+def test_stopping_shows_what_the_agent_could_not_deliver(run_cli, home_cleanup, how, log_format):
     """Realtime rows queued for a receiver that never answered are logged as not delivered
-    when the agent stops; ``stop`` says so too, not only the log."""
+    when their pipe stops; ``stop``, ``stop PIPE`` and a ``reload`` that disables the pipe
+    say so too, not only the log."""
     home = home_cleanup
-    (home / "agent-config.yaml").write_text(
-        yaml.safe_dump(
+    settings = {
+        "sources": [
             {
-                "sources": [
-                    {
-                        "id": "counter",
-                        "type": "counter",
-                        "config": {"uri": "/none", "driver_params": {"count": 50}},
-                    }
-                ],
-                "senders": [  # nothing listens there: no session ever opens
-                    {
-                        "id": "down",
-                        "type": "fusion",
-                        "config": {
-                            "endpoint": f"http://127.0.0.1:{free_port()}",
-                            "credential": "k",
-                        },
-                    }
-                ],
-                "pipes": [{"id": "p", "source_id": "counter", "sender_id": "down"}],
-                "console": {"enabled": False},
-                "logging": {"format": log_format},
+                "id": "counter",
+                "type": "counter",
+                "config": {"uri": "/none", "driver_params": {"count": 50}},
             }
-        )
-    )
+        ],
+        "senders": [  # nothing listens there: no session ever opens
+            {
+                "id": "down",
+                "type": "fusion",
+                "config": {
+                    "endpoint": f"http://127.0.0.1:{free_port()}",
+                    "credential": "k",
+                },
+            }
+        ],
+        "pipes": [{"id": "p", "source_id": "counter", "sender_id": "down"}],
+        "console": {"enabled": False},
+        "logging": {"format": log_format},
+    }
+    (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
     started = run_cli("start", "-D")
     assert started.returncode == 0, started.stderr
     deadline = time.monotonic() + 20
     while status_json(run_cli)["pipes"][0]["queue_depth"]["realtime"] < 50:
         assert time.monotonic() < deadline, status_json(run_cli)
         time.sleep(0.1)
-    stop = run_cli("stop")
-    assert stop.returncode == 0, stop.stderr
-    lines = stop.stdout.splitlines()
-    assert lines[0].endswith("; while stopping it logged:"), stop.stdout
-    undelivered = "  ERROR fustor_agent.runtime.session: pipe p: 50 queued realtime rows not "
-    assert undelivered + "delivered at stop" in lines[1:], stop.stdout
+    try:
+        if how == "stop PIPE":
+            done, outcome = run_cli("stop", "p"), "stopped: p"
+        elif how == "reload":
+            settings["pipes"][0]["enabled"] = False
+            (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
+            done = run_cli("reload")
+            outcome = "reloaded: added [], removed ['p'], restarted [], "
+        else:
+            done, outcome = run_cli("stop"), "agent stopped (pid "
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].startswith(outcome), done.stdout
+        assert lines[0].endswith("; meanwhile the agent logged:"), done.stdout
+        undelivered = "  ERROR fustor_agent.runtime.session: pipe p: 50 queued realtime rows "
+        assert undelivered + "not delivered at stop" in lines[1:], done.stdout
+    finally:
+        if how != "stop":
+            assert run_cli("stop").returncode == 0

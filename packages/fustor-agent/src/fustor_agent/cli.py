@@ -147,14 +147,20 @@ def stop(home: Home, pipe_ids: tuple[str, ...]) -> None:
     """Stop the running agent, wait until it has exited and show what it logged as wrong while
     stopping (rows it could not deliver); or stop only the PIPE_IDs in it."""
     if pipe_ids:
-        stopped = daemon.pipes_request(home, "stop_pipes", list(pipe_ids))
-        click.echo(f"stopped: {', '.join(stopped) or 'none (not running)'}")
+        with daemon.logged_problems(home) as problems:
+            stopped = daemon.pipes_request(home, "stop_pipes", list(pipe_ids))
+        _echo_with_problems(f"stopped: {', '.join(stopped) or 'none (not running)'}", problems)
         return
     pid, problems = daemon.stop_agent(home)
+    _echo_with_problems(f"agent stopped (pid {pid})", problems)
+
+
+def _echo_with_problems(outcome: str, problems: list[str]) -> None:
+    """``outcome``, then the warnings and errors the agent logged meanwhile, one per line."""
     if not problems:
-        click.echo(f"agent stopped (pid {pid})")
+        click.echo(outcome)
         return
-    click.echo(f"agent stopped (pid {pid}); while stopping it logged:")
+    click.echo(f"{outcome}; meanwhile the agent logged:")
     for line in problems:
         click.echo(f"  {line}")
 
@@ -195,15 +201,17 @@ def reload(home: Home) -> None:
                 f"the running agent reads {reads or 'its built-in --watch configuration'}, "
                 f"not {home.config_path}: a reload re-reads that; restart it to change files"
             )
-    outcome = daemon.request_reload(home)
+    with daemon.logged_problems(home) as problems:
+        outcome = daemon.request_reload(home)
     if not outcome.get("ok"):
         daemon.raise_reload_failure(outcome)
-    click.echo(
+    _echo_with_problems(
         "reloaded: "
         + ", ".join(
             f"{key.replace('_', ' ')} {outcome.get(key) or []}"
             for key in ("added", "removed", "restarted", "added_disabled", "removed_disabled")
-        )
+        ),
+        problems,
     )
 
 

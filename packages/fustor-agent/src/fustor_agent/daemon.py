@@ -7,6 +7,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from fustor_core import ConfigError, FustorError
 __all__ = [
     "agent_pid",
     "fetch_status",
+    "logged_problems",
     "pipes_request",
     "raise_reload_failure",
     "request_reload",
@@ -164,16 +167,30 @@ def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> tuple[int, list
     (queued realtime rows it could not deliver, a session it could not close), one line
     each: ``stop`` shows them, not only the log."""
     pid = _running(home)
+    with logged_problems(home) as problems:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            # The pid file is let go at the end of the run; the process is gone only after
+            # the interpreter's own shutdown (threads joined, files flushed): wait for both.
+            if running_pid(home.pid_file) is None and not _alive(pid):
+                break
+            time.sleep(0.05)
+        else:
+            raise FustorError(f"the agent (pid {pid}) did not stop within {timeout:.0f}s")
+    return pid, problems
+
+
+@contextmanager
+def logged_problems(home: Home) -> Iterator[list[str]]:
+    """The warnings and errors the agent writes to ``agent.log`` while the block runs (a
+    ``stop``, ``stop PIPE`` or ``reload``: undelivered rows, a sender that did not close),
+    as ``LEVEL logger: message`` lines, filled in when the block ends without an error.
+    Empty when the agent logs elsewhere (journald, stderr only)."""
     mark = _log_mark(home.log_file)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        # The pid file is let go at the end of the run; the process is gone only after the
-        # interpreter's own shutdown (threads joined, files flushed): wait for both.
-        if running_pid(home.pid_file) is None and not _alive(pid):
-            return pid, _problems_since(home.log_file, mark)
-        time.sleep(0.05)
-    raise FustorError(f"the agent (pid {pid}) did not stop within {timeout:.0f}s")
+    problems: list[str] = []
+    yield problems
+    problems.extend(_problems_since(home.log_file, mark))
 
 
 _MAX_STOP_LOG = 1 << 20
