@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
@@ -508,3 +509,36 @@ def test_a_signal_that_hangs_stays_the_reason_while_realtime_flows(home, monkeyp
     assert world.sent_paths("realtime") == [f"/rt{i}" for i in range(10)]
     stalled = "signal snapshot_end: sender out has not answered for "
     assert all(r is not None and r.startswith(stalled) for r in reasons[-3:]), reasons
+
+
+@pytest.mark.parametrize("size", [0, -5, 2.5, None, True])
+def test_a_sender_without_a_positive_batch_size_fails_its_pipe_and_validate(home, size):
+    """A ``max_batch_size`` that is not a positive int (a driver's bug) is named when the
+    pipe is created, and by ``validate --connect``; before, it was taken as 1 silently
+    (every batch split into single-row sends)."""
+    from fustor_agent import sender_check
+    from fustor_core import FustorError
+
+    world = World()
+    world.max_batch_size = size  # type: ignore[assignment]
+    config = world.config({"id": "p"})
+    expected = (
+        f"sender out (fake): max_batch_size is {size!r}, not a positive number of rows per "
+        "send (a bug in the sender driver)"
+    )
+
+    async def main() -> None:
+        agent = Agent(config, home)
+        async with running(agent):
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["state"] == "error")
+            error = agent.status().to_json()["pipes"][0]["last_error"]["message"]
+            assert error == "cannot create the pipe: " + expected
+        assert world.log == []  # nothing was sent
+
+    asyncio.run(main())
+    with pytest.raises(FustorError) as raised:
+        sender_check.check_connections(config, home, lambda line: None)
+    assert (
+        str(raised.value)
+        == f"pipe p (sender out): cannot create the sender: DriverError: {expected}"
+    )

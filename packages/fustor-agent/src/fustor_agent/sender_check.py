@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fustor_agent.config import AgentConfig
 from fustor_agent.home import Home
-from fustor_agent.runtime.pipe import close_sender
+from fustor_agent.runtime.pipe import close_sender, create_sender
 from fustor_agent_sdk import PipeContext
 from fustor_core import DriverError, FustorError
 
@@ -25,7 +25,7 @@ async def _check_pipe(config: AgentConfig, pipe_id: str, agent_id: str, state: P
     spec = config.senders[entry.sender_id]
     context = PipeContext(agent_id, pipe_id, config.sources[entry.source_id].config.uri, state)
     try:
-        sender = spec.driver(spec.id, spec.config, context)
+        sender = create_sender(spec, context)
     except Exception as exc:
         return [f"cannot create the sender: {type(exc).__name__}: {exc}"]
     try:

@@ -69,7 +69,7 @@ class Delivery:
         """Deliver every row of the batch (in pieces of ``max_batch_size``); False if any
         piece was rejected."""
         delivered = True
-        for piece in split_batch(batch, max(1, self.sender.max_batch_size)):
+        for piece in split_batch(batch, self.sender.max_batch_size):
             delivered = await self.send_one(piece) and delivered
         return delivered
 

@@ -146,7 +146,7 @@ class RealtimeLane:
                 await self._wakeup.wait()
                 continue
             session = handle.current_session()
-            batch = self._take(max(1, delivery.sender.max_batch_size))
+            batch = self._take(delivery.sender.max_batch_size)
             self._in_flight = True
             try:
                 await delivery.send_one(batch)

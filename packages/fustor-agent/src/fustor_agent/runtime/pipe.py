@@ -24,9 +24,9 @@ from fustor_agent.status import (
     SnapshotProgress,
 )
 from fustor_agent_sdk import PipeContext, SenderDriver
-from fustor_core import MessageSource, Role
+from fustor_core import DriverError, MessageSource, Role
 
-__all__ = ["Pipe", "idle_pipe_status"]
+__all__ = ["Pipe", "close_sender", "create_sender", "idle_pipe_status"]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,21 @@ async def close_sender(sender: SenderDriver, within_sec: float) -> str | None:
     return None
 
 
+def create_sender(spec: SenderSpec, context: PipeContext) -> SenderDriver:
+    """The pipe's sender driver, created from ``spec``. Raises what its constructor raises,
+    or :class:`DriverError` (not retriable) when its ``max_batch_size`` is not a positive
+    ``int``: batches could not be split to its size (a bug in the driver)."""
+    sender = spec.driver(spec.id, spec.config, context)
+    size = sender.max_batch_size
+    if type(size) is not int or size < 1:
+        raise DriverError(
+            f"sender {spec.id} ({spec.type}): max_batch_size is {size!r}, not a positive "
+            "number of rows per send (a bug in the sender driver)",
+            retriable=False,
+        )
+    return sender
+
+
 class Pipe:
     def __init__(
         self,
@@ -63,7 +78,7 @@ class Pipe:
         self.sender_spec = sender_spec
         self.state = PipeState()
         self.context = PipeContext(agent_id, entry.id, source.spec.config.uri, state_dir)
-        self.sender = sender_spec.driver(sender_spec.id, sender_spec.config, self.context)
+        self.sender = create_sender(sender_spec, self.context)
         self.runner = SessionRunner(
             entry, source.driver, self.sender, self.state, lambda: source.realtime_running
         )
