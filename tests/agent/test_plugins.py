@@ -51,6 +51,25 @@ def test_duplicate_driver_name_names_both_plugins():
     assert "'testonly'" in message and "'copycat'" in message
 
 
+def test_a_duplicate_driver_name_leaves_the_first_plugin_listed_when_failures_are_collected():
+    """``fustor-agent plugins`` collects failures: the clash is one of them, and the drivers
+    that did load are still listed (it printed nothing on stdout before)."""
+    failures: list[str] = []
+    registry = load_registry(
+        [
+            entry_point("testonly", "fustor_driver_testonly.hooks"),
+            entry_point("copycat", "fustor_driver_testonly.duplicate"),
+        ],
+        failures=failures,
+    )
+    assert failures == [
+        "source driver 'static' is provided twice: by plugin 'testonly' and by plugin 'copycat'"
+    ]
+    assert set(registry.sources) == {"static", "counter"}
+    assert registry.origin[("source", "static")] == "testonly"
+    assert set(registry.senders) == {"slowfile"}
+
+
 def test_every_failing_plugin_is_reported_at_once():
     with pytest.raises(PluginError) as info:
         make_plugin_manager(

@@ -4,6 +4,7 @@ both find, check and reject drivers alike."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Literal, TypeVar, overload
 
 import pluggy
@@ -27,60 +28,80 @@ def new_plugin_manager() -> pluggy.PluginManager:
 
 @overload
 def collect_drivers(
-    manager: pluggy.PluginManager, kind: Literal["source"]
+    manager: pluggy.PluginManager, kind: Literal["source"], failures: list[str] | None = None
 ) -> dict[str, tuple[type[SourceDriver], str]]: ...
 
 
 @overload
 def collect_drivers(
-    manager: pluggy.PluginManager, kind: Literal["sender"]
+    manager: pluggy.PluginManager, kind: Literal["sender"], failures: list[str] | None = None
 ) -> dict[str, tuple[type[SenderDriver], str]]: ...
 
 
 def collect_drivers(
-    manager: pluggy.PluginManager, kind: Kind
+    manager: pluggy.PluginManager, kind: Kind, failures: list[str] | None = None
 ) -> dict[str, tuple[type[SourceDriver], str]] | dict[str, tuple[type[SenderDriver], str]]:
     """``type:`` name -> (driver class, name of the plugin providing it), for ``kind``.
 
     Raises :class:`fustor_core.PluginError` when a plugin's hook fails, returns something
     other than a list of named :class:`SourceDriver` / :class:`SenderDriver` subclasses, or a
-    driver name is provided twice (by two plugins or by one).
+    driver name is provided twice (by two plugins or by one). With ``failures``, each such
+    error is appended to it instead and that plugin's drivers of ``kind`` are left out (the
+    others are still collected).
     """
     if kind == "source":
-        return _collect(manager.hook.fustor_source_drivers, SourceDriver, kind)
-    return _collect(manager.hook.fustor_sender_drivers, SenderDriver, kind)
+        return _collect(manager.hook.fustor_source_drivers, SourceDriver, kind, failures)
+    return _collect(manager.hook.fustor_sender_drivers, SenderDriver, kind, failures)
 
 
-def _collect(hook: HookCaller, base: type[D], kind: Kind) -> dict[str, tuple[type[D], str]]:
+def _collect(
+    hook: HookCaller, base: type[D], kind: Kind, failures: list[str] | None
+) -> dict[str, tuple[type[D], str]]:
     found: dict[str, tuple[type[D], str]] = {}
     for impl in hook.get_hookimpls():
-        plugin = impl.plugin_name
         try:
-            classes = impl.function()
-        except Exception as exc:
-            raise PluginError(f"plugin {plugin!r}: {kind} driver hook failed: {exc}") from exc
-        if classes is None:
-            continue
-        if not isinstance(classes, list | tuple):
-            raise PluginError(
-                f"plugin {plugin!r}: {kind} driver hook returned {classes!r}, "
-                f"not a list of {base.__name__} subclasses"
-            )
-        for cls in classes:
-            name = getattr(cls, "name", None)
-            if (
-                not (inspect.isclass(cls) and issubclass(cls, base))
-                or not isinstance(name, str)
-                or not name.strip()
-            ):
-                raise PluginError(
-                    f"plugin {plugin!r} returned {cls!r}, which is not a named "
-                    f"{base.__name__} subclass"
-                )
-            if name in found:
-                raise PluginError(
-                    f"{kind} driver {name!r} is provided twice: by plugin "
-                    f"{found[name][1]!r} and by plugin {plugin!r}"
-                )
-            found[name] = (cls, plugin)
+            found.update(_drivers_of(impl.plugin_name, impl.function, base, kind, found))
+        except PluginError as exc:
+            if failures is None:
+                raise
+            failures.append(str(exc))
     return found
+
+
+def _drivers_of(
+    plugin: str,
+    hook: Callable[[], object],
+    base: type[D],
+    kind: Kind,
+    found: dict[str, tuple[type[D], str]],
+) -> dict[str, tuple[type[D], str]]:
+    """The drivers one plugin's hook returns, checked (names clashing with ``found`` too)."""
+    try:
+        classes = hook()
+    except Exception as exc:
+        raise PluginError(f"plugin {plugin!r}: {kind} driver hook failed: {exc}") from exc
+    if classes is None:
+        return {}
+    if not isinstance(classes, list | tuple):
+        raise PluginError(
+            f"plugin {plugin!r}: {kind} driver hook returned {classes!r}, "
+            f"not a list of {base.__name__} subclasses"
+        )
+    mine: dict[str, tuple[type[D], str]] = {}
+    for cls in classes:
+        name = getattr(cls, "name", None)
+        if (
+            not (inspect.isclass(cls) and issubclass(cls, base))
+            or not isinstance(name, str)
+            or not name.strip()
+        ):
+            raise PluginError(
+                f"plugin {plugin!r} returned {cls!r}, which is not a named {base.__name__} subclass"
+            )
+        if (earlier := found.get(name) or mine.get(name)) is not None:
+            raise PluginError(
+                f"{kind} driver {name!r} is provided twice: by plugin "
+                f"{earlier[1]!r} and by plugin {plugin!r}"
+            )
+        mine[name] = (cls, plugin)
+    return mine

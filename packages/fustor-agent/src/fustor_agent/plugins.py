@@ -106,13 +106,16 @@ def _unknown_hooks(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> list[st
     return lines
 
 
-def build_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> DriverRegistry:
-    """The driver classes by name; a name provided twice is a :class:`PluginError`."""
+def build_registry(
+    pm: pluggy.PluginManager, infos: list[PluginInfo], failures: list[str] | None = None
+) -> DriverRegistry:
+    """The driver classes by name; a name provided twice is a :class:`PluginError` (appended
+    to ``failures`` instead when given, the second provider's drivers left out)."""
     registry = DriverRegistry(plugins=infos)
-    for name, (source, plugin) in collect_drivers(pm, "source").items():
+    for name, (source, plugin) in collect_drivers(pm, "source", failures).items():
         registry.sources[name] = source
         registry.origin[("source", name)] = plugin
-    for name, (sender, plugin) in collect_drivers(pm, "sender").items():
+    for name, (sender, plugin) in collect_drivers(pm, "sender", failures).items():
         registry.senders[name] = sender
         registry.origin[("sender", name)] = plugin
     logger.debug(
@@ -126,4 +129,4 @@ def load_registry(
 ) -> DriverRegistry:
     """The registry of every installed plugin (:func:`make_plugin_manager`, then
     :func:`build_registry`); raises :class:`PluginError` unless ``failures`` collects them."""
-    return build_registry(*make_plugin_manager(plugin_entry_points, failures))
+    return build_registry(*make_plugin_manager(plugin_entry_points, failures), failures)
