@@ -151,7 +151,7 @@ def test_an_unset_variable_is_one_error_not_also_the_empty_value_s(home, monkeyp
             "driver_params: {paths: [/a]}",
             "driver_params: {paths: [/a], deep: 1}",
             "agent-config.yaml: line 5: sources[0].config.driver_params.deep: unknown key "
-            "(expected one of: paths)",
+            "(expected one of: paths, block_sec)",
         ),
         (
             "format: json",

@@ -143,7 +143,7 @@ def test_disabled_source_disables_its_pipes(home, registry, monkeypatch):
             "driver_params: {paths: [/x]}",
             "driver_params: {paths: [/x], bad: 1}",
             "agent-config/default.yaml: line 8: sources.research.driver_params.bad: unknown key "
-            "(expected one of: paths)",
+            "(expected one of: paths, block_sec)",
         ),
     ],
 )

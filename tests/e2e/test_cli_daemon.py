@@ -540,3 +540,30 @@ def test_stopping_shows_what_the_agent_could_not_deliver(run_cli, home_cleanup, 
     finally:
         if how != "stop":
             assert run_cli("stop").returncode == 0
+
+
+def test_a_driver_blocking_the_event_loop_is_named_in_the_log(run_cli, home_cleanup, tmp_path):
+    """A source whose ``snapshot()`` sleeps on the loop freezes every pipe: the log says
+    for how long and on which line of the driver, then that the loop runs again."""
+    home, out = home_cleanup, tmp_path / "out.jsonl"
+    settings = yaml.safe_load(config(out, "p1"))
+    settings["sources"][0]["config"]["driver_params"]["block_sec"] = 6.5
+    (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
+    started_pid(run_cli("start", "-D"))
+    try:
+        log = home / "logs" / "agent.log"
+        deadline = time.monotonic() + 30
+        while "event loop running again" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        (blocked,) = [line for line in log.read_text().splitlines() if "loop blocked" in line]
+        assert " WARNING fustor_agent.loopwatch: event loop blocked for 5." in blocked, blocked
+        assert "fustor_driver_testonly/sources.py:" in blocked, blocked
+        assert "in snapshot" in blocked, blocked
+        lines = map(json.loads, out.read_text().splitlines())
+        assert sorted(r["row"]["path"] for r in lines if "row" in r) == [
+            "/a",
+            "/b",
+        ]  # and the pipe went on once it ran again
+    finally:
+        assert run_cli("stop").returncode == 0

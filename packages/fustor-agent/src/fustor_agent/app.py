@@ -24,6 +24,7 @@ from fustor_agent.config import AgentConfig, embedded_config, load_config
 from fustor_agent.home import Home
 from fustor_agent.lock import InstanceLock
 from fustor_agent.logs import LogSetup, journald_stderr, setup_logging
+from fustor_agent.loopwatch import LoopWatch
 from fustor_agent.plugins import DriverRegistry, load_registry
 from fustor_agent.sdnotify import Notifier, watchdog_interval
 from fustor_agent.selection import DEFAULT_FILE, legacy_default, select_pipes
@@ -212,9 +213,12 @@ class _Process:
             if interval and self.notifier.enabled
             else None
         )
+        stalls = LoopWatch(loop)
+        stalls.start()
         try:
             await self._serve()
         finally:
+            stalls.stop()
             if watchdog is not None:
                 watchdog.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +25,8 @@ __all__ = ["CounterSource", "StaticSource"]
 class StaticParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     paths: list[str] = []
+    block_sec: float = 0.0
+    """A bug on purpose: ``snapshot()`` blocks the event loop this long (``time.sleep``)."""
 
 
 class StaticConfig(SourceConfig):
@@ -41,6 +44,8 @@ class StaticSource(SourceDriver):
             {"path": p, "size": 0, "modified_time": 1.0, "created_time": 1.0, "is_directory": False}
             for p in self.config.driver_params.paths
         ]
+        if self.config.driver_params.block_sec:
+            time.sleep(self.config.driver_params.block_sec)  # noqa: ASYNC251 - on purpose
         if rows:
             yield Batch.of(MessageSource.SNAPSHOT, EventType.UPDATE, rows)
 
