@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from fs_helpers import Live, make_source, write
+from fs_helpers import Live, collect, make_source, rows_of, write
 
 from bindfs_support import ensure_bindfs
 from fustor_core import DriverError
@@ -138,3 +138,71 @@ def test_deletes_are_suppressed_while_the_root_is_covered(tmp_path: os.PathLike[
         if covered:
             subprocess.run(["umount", root], check=False)
         subprocess.run(["umount", alias], check=False)
+
+
+def test_a_share_mounted_on_the_empty_root_after_start_is_taken_as_the_root(
+    tmp_path: os.PathLike[str], watch_backend: str
+) -> None:
+    """Started on the empty mount point (boot race, ``nofail``): the share mounted later is
+    the new tree, listed and watched, not 'on another device (share gone?)' for good."""
+    mnt = os.path.join(tmp_path, "mnt")
+    os.mkdir(mnt)
+    source = make_source(mnt, health_check_interval_sec=0.1)
+    mounted = False
+    try:
+
+        async def main() -> None:
+            nonlocal mounted
+            async with Live(source) as rt:
+                assert source.health() is None
+                subprocess.run(  # noqa: ASYNC221
+                    ["mount", "-t", "tmpfs", "-o", "size=8m", "fustor-test", mnt], check=True
+                )
+                mounted = True
+                write(f"{mnt}/on-the-share.txt")  # right after the mount, before any check
+                await rt.wait(lambda: rt.upserts("/on-the-share.txt"))
+                write(f"{mnt}/later/deep.txt")
+                await rt.wait(lambda: rt.upserts("/later/deep.txt"))
+                assert source.health() is None
+                assert source.status()["root_available"] is True
+                rows = rows_of(await collect(source.audit(True)))
+                assert {r["path"] for r in rows} >= {"/on-the-share.txt", "/later/deep.txt"}
+                subprocess.run(["umount", mnt], check=True)  # noqa: ASYNC221
+                mounted = False
+                await rt.wait(lambda: "no longer a mount point" in (source.health() or ""))
+
+        asyncio.run(main())
+    finally:
+        if mounted:
+            subprocess.run(["umount", mnt], check=False)
+
+
+def test_a_root_replaced_by_a_symbolic_link_is_unavailable_and_says_so(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """``mv data data.moved; ln -s data.moved data``: every walk opens the root without
+    following links, so it would list nothing while looking healthy; it is unavailable, with
+    the fix in the reason, and available again when a directory is back."""
+    root = os.path.join(tmp_path, "data")
+    write(f"{root}/sub/f1")
+    source = make_source(root, health_check_interval_sec=0.1)
+
+    async def main() -> None:
+        async with Live(source) as rt:
+            assert source.health() is None
+            os.rename(root, root + ".moved")
+            os.symlink(root + ".moved", root)
+            await rt.wait(lambda: "symbolic link" in (source.health() or ""))
+            assert source.health() == (
+                f"root unavailable: {root} is a symbolic link now (to {root}.moved); a root's "
+                "link is resolved only when its pipe starts: restart the pipe to follow it"
+            )
+            assert source.status()["root_available"] is False
+            with pytest.raises(DriverError) as info:
+                await collect(source.audit())
+            assert info.value.retriable
+            os.unlink(root)
+            os.rename(root + ".moved", root)
+            await rt.wait(lambda: source.health() is None)
+
+    asyncio.run(main())
