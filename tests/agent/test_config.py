@@ -213,6 +213,21 @@ def test_yaml_syntax_error_gives_line(home, registry):
     assert "invalid YAML" in error
 
 
+def test_yaml_nested_too_deeply_is_one_error_line(home, registry):
+    """Not a RecursionError traceback (exit 1, a restart loop under systemd)."""
+    write(home, "sources: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert errors_of(home, registry) == [
+        "agent-config.yaml: nested too deeply to be a configuration (invalid YAML)"
+    ]
+
+
+def test_a_dotenv_that_is_not_utf8_is_one_error_line(home, registry, monkeypatch):
+    monkeypatch.setenv("KEY", "k")
+    write(home, GOOD)
+    home.env_file.write_bytes(b"GOOD=1\n\xff bad\n")
+    assert errors_of(home, registry) == [".env: cannot read: not valid UTF-8"]
+
+
 def test_non_list_section(home, registry):
     write(home, "sources: {a: 1}\n")
     assert errors_of(home, registry) == ["agent-config.yaml: line 1: sources: must be a list"]

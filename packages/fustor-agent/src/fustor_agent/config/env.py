@@ -13,6 +13,7 @@ from typing import Any
 from dotenv import dotenv_values
 
 from fustor_agent.config.errors import Problems, join_location
+from fustor_core import ConfigError
 
 __all__ = ["expand", "load_environment"]
 
@@ -22,11 +23,20 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 def load_environment(env_file: Path, problems: Problems | None = None) -> dict[str, str]:
     """The process environment over the ``.env`` file (a real variable wins, as in dotenv).
     Lines python-dotenv cannot parse are skipped, each a warning in ``problems`` naming the
-    file and the line (python-dotenv itself would only log it, naming neither)."""
+    file and the line (python-dotenv itself would only log it, naming neither). A file that
+    cannot be read or is not UTF-8 is an error in ``problems`` (raised as
+    :class:`ConfigError` without them)."""
     values: dict[str, str] = {}
     if env_file.is_file():
-        with _dotenv_complaints() as complaints:
-            parsed = dotenv_values(env_file)
+        try:
+            with _dotenv_complaints() as complaints:
+                parsed = dotenv_values(env_file, encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            why = "not valid UTF-8" if isinstance(exc, UnicodeDecodeError) else exc.strerror
+            if problems is None:
+                raise ConfigError(f"{env_file}: cannot read: {why}") from None
+            problems.add(env_file.name, "", f"cannot read: {why}")
+            parsed = {}
         values.update({k: v for k, v in parsed.items() if v is not None})
         if problems is not None:
             for complaint in complaints:

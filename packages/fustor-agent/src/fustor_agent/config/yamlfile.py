@@ -65,6 +65,8 @@ def read_yaml(path: Path, label: str, problems: Problems) -> Any:
         problems.add(label, where, f"invalid YAML: {exc.problem}")
     except yaml.YAMLError:
         problems.add(label, "", "invalid YAML")
+    except RecursionError:  # the composer and our walks recurse once per level
+        problems.add(label, "", "nested too deeply to be a configuration (invalid YAML)")
     return None
 
 
