@@ -567,3 +567,26 @@ def test_a_driver_blocking_the_event_loop_is_named_in_the_log(run_cli, home_clea
         ]  # and the pipe went on once it ran again
     finally:
         assert run_cli("stop").returncode == 0
+
+
+def test_start_pipe_and_list_use_the_config_the_running_agent_was_started_with(
+    run_cli, home_cleanup, tmp_path
+):
+    """``start -D --config F`` (the systemd unit's form), then ``stop p2`` and ``start p2``
+    without ``--config``: the pipe is the running agent's, not the home's default file's."""
+    home = home_cleanup
+    other = tmp_path / "cfg" / "a.yaml"
+    other.parent.mkdir()
+    other.write_text(config(tmp_path / "out.jsonl", "p1", "p2"))
+    (home / "agent-config.yaml").write_text(config(tmp_path / "home.jsonl", "h1"))
+    started_pid(run_cli("start", "-D", "--config", str(other)))
+    try:
+        assert run_cli("stop", "p2").stdout == "stopped: p2\n"
+        again = run_cli("start", "p2")
+        assert (again.returncode, again.stdout, again.stderr) == (0, "started: p2\n", "")
+        listed = json.loads(run_cli("list", "--json").stdout)
+        assert [row["id"] for row in listed] == ["p1", "p2"]
+        home_file = run_cli("list", "--json", "--config", str(home / "agent-config.yaml"))
+        assert [row["id"] for row in json.loads(home_file.stdout)] == ["h1"]
+    finally:
+        assert run_cli("stop").returncode == 0

@@ -95,7 +95,7 @@ def start(
     if watch is None and home.config_path is None and not home.root.exists():
         raise no_configuration(home)  # before its log or pid file would create the home
     if targets and watch is None and daemon.agent_pid(home) is not None:
-        config = load_config(home, load_registry())
+        config = load_config(daemon.running_config(home), load_registry())
         ids = sorted(select_pipes(config, targets) or ())
         started = daemon.pipes_request(home, "start_pipes", ids)
         click.echo(f"started: {', '.join(started) or 'none (already running)'}")
@@ -303,8 +303,9 @@ def validate(home: Home, path: str | None, connect: bool) -> None:
 @home_options
 @known_errors
 def list_pipes(home: Home, as_json: bool) -> None:
-    """List the pipes defined in the configuration (running or not)."""
-    config = load_config(home, load_registry())
+    """List the pipes defined in the configuration (running or not): the running agent's
+    when one runs for the home and no --config is given."""
+    config = load_config(daemon.running_config(home), load_registry())
     for warning in config.warnings:
         warn(warning)
     rows = report.pipe_rows(config)

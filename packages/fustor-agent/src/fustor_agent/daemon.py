@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ __all__ = [
     "pipes_request",
     "raise_reload_failure",
     "request_reload",
+    "running_config",
     "start_daemon",
     "stop_agent",
 ]
@@ -149,6 +151,21 @@ def agent_pid(home: Home) -> int | None:
     """The pid of the agent running for ``home``, or ``None``."""
     pid = running_pid(home.pid_file)
     return pid if pid is not None and pid > 0 else None
+
+
+def running_config(home: Home) -> Home:
+    """``home``, reading the configuration of the agent running for it when the command was
+    given no ``--config`` and that agent was (``start -D --config F``, as the systemd unit
+    does): ``start PIPE`` and ``list`` then see its pipes, not the home's default file."""
+    if home.config_path is not None or agent_pid(home) is None:
+        return home
+    try:
+        reads = fetch_status(home).config_path
+    except FustorError:
+        return home
+    if reads is None or Path(reads) == home.config_file:
+        return home
+    return dataclasses.replace(home, config_path=Path(reads))
 
 
 def _running(home: Home) -> int:
