@@ -210,6 +210,19 @@ def test_verbose_logs_debug_lines(home, tmp_path):
     assert " DEBUG " in log and " INFO " in log
 
 
+@pytest.mark.parametrize("flag", ["--no-console-log", "--no-stderr-log"])
+def test_the_0817_no_console_log_flag_keeps_the_log_off_stderr(home, tmp_path, flag):
+    """0.8.17 started its daemon as ``start --no-console-log``; scripts may too."""
+    (home / "agent-config.yaml").write_text(static_config(tmp_path / "o.jsonl", "p1"))
+    agent = ForegroundAgent(home, flag, stderr_path=tmp_path / "err")
+    try:
+        agent.wait_running("p1")
+    finally:
+        assert agent.stop() == 0
+    assert " INFO " in (home / "logs" / "agent.log").read_text()
+    assert (tmp_path / "err").read_text() == ""
+
+
 def test_home_and_config_options_and_their_variables(tmp_path):
     """Two agents on one host: one by --home, one by FUSTOR_HOME; configs from elsewhere."""
     etc = tmp_path / "etc"

@@ -61,7 +61,8 @@ def cli(**_: object) -> None:
     help="Serve the web console on PORT (0: any free port) instead of console.port.",
 )
 @click.option("--no-console", is_flag=True, help="No web console, whatever the config says.")
-@click.option("--no-stderr-log", is_flag=True, hidden=True)
+# --no-console-log: the 0.8.17 agent's name for it (its daemon mode started itself so).
+@click.option("--no-stderr-log", "--no-console-log", "no_stderr_log", is_flag=True, hidden=True)
 @log_options
 @home_options
 @known_errors
