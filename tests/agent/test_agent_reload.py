@@ -82,7 +82,7 @@ def test_changed_source_config_restarts_its_pipes_and_the_source(home):
     asyncio.run(main())
 
 
-def test_one_failing_pipe_never_stops_the_others(home):
+def test_one_failing_pipe_never_stops_the_others(home, caplog):
     world = World()
     world.snapshot_rows = []
     config = world.config(
@@ -110,6 +110,9 @@ def test_one_failing_pipe_never_stops_the_others(home):
             assert status["bad"]["ready"] is False
 
     asyncio.run(main())
+    # Needs an operator: an error in the log too (journalctl -p err), not a warning.
+    refused = [r for r in caplog.records if "cannot open a session (401" in r.getMessage()]
+    assert refused and all(r.levelname == "ERROR" for r in refused)
 
 
 def test_a_sender_that_cannot_be_created_fails_only_its_pipe_until_reloaded(home):

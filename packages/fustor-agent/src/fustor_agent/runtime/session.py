@@ -177,7 +177,10 @@ class SessionRunner:
                 self.state.state = PipeRunState.BACKING_OFF if retriable else PipeRunState.ERROR
                 self.state.error(f"open session: {exc}")
                 delay = backoff.next()
-                logger.warning(
+                # Not retriable (a refused key, a wrong view): it needs an operator, so it
+                # is an error in the log too (journalctl -p err), not only in status.
+                logger.log(
+                    logging.WARNING if retriable else logging.ERROR,
                     "pipe %s: cannot open a session (%s); retrying in %.1fs",
                     self.pipe.id,
                     exc,
