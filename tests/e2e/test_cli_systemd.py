@@ -120,6 +120,11 @@ def test_systemd_unit_is_printed_for_this_installation(run_cli) -> None:
         assert expected in lines, expected
     assert any(line.startswith("WatchdogSec=") for line in lines)
     assert "/opt/fustor-agent" not in result.stdout
+    # The user's own primary group: a Group= named after the user does not always exist
+    # (nobody's group is nogroup on Debian; systemd would fail with 216/GROUP).
+    nobody = run_cli("systemd-unit", "--user", "nobody").stdout.splitlines()
+    assert "User=nobody" in nobody
+    assert not [line for line in nobody if line.startswith("Group=")]
 
 
 def test_systemd_unit_quotes_odd_paths_and_refuses_relative_ones(run_cli) -> None:

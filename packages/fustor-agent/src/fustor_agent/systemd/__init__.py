@@ -67,5 +67,4 @@ def unit_text(
             f"Environment={_quoted('FUSTOR_HOME=' + home)}",
         )
         .replace(f"User={TEMPLATE_USER}", f"User={user}")
-        .replace(f"Group={TEMPLATE_USER}", f"Group={user}")
     )
