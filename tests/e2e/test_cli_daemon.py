@@ -460,7 +460,10 @@ def test_a_reload_keeps_the_command_line_overrides(run_cli, home_cleanup: Path, 
     finally:
         assert run_cli("stop").returncode == 0
     log = (home / "logs" / "agent.log").read_text()
-    assert "configuration reloaded" in log and "console settings changed" not in log
+    assert (
+        "configuration reloaded" in log
+        and "settings changed; they apply at the next start" not in log
+    )
 
 
 def test_reload_with_another_config_file_is_refused(run_cli, home_cleanup: Path, tmp_path):
@@ -588,5 +591,27 @@ def test_start_pipe_and_list_use_the_config_the_running_agent_was_started_with(
         assert [row["id"] for row in listed] == ["p1", "p2"]
         home_file = run_cli("list", "--json", "--config", str(home / "agent-config.yaml"))
         assert [row["id"] for row in json.loads(home_file.stdout)] == ["h1"]
+    finally:
+        assert run_cli("stop").returncode == 0
+
+
+def test_a_reload_names_the_agent_settings_it_cannot_apply(run_cli, home_cleanup, tmp_path):
+    """Pipes change on reload; the agent's own logging and console settings do not: the
+    reload says so instead of ignoring them silently."""
+    home = home_cleanup
+    settings = yaml.safe_load(config(tmp_path / "out.jsonl", "p1"))
+    (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
+    started_pid(run_cli("start", "-D"))
+    try:
+        settings["logging"] = {"level": "debug"}
+        (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
+        result = run_cli("reload")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0].endswith("; meanwhile the agent logged:"), result.stdout
+        assert lines[1:] == [
+            "  WARNING fustor_agent.agent: the agent's logging settings changed; they apply "
+            "at the next start (restart the agent)"
+        ]
     finally:
         assert run_cli("stop").returncode == 0

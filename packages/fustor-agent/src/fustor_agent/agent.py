@@ -208,8 +208,13 @@ class Agent:
         for pipe_id in removed + changed:
             self._broken.pop(pipe_id, None)
         await self._stop_pipes(removed + changed)
-        if new.console != old.console:
-            logger.warning("console settings changed; they apply at the next start")
+        for name, what in (("console", "console"), ("logging", "logging"), ("agent_id", "id")):
+            if getattr(new, name) != getattr(old, name):
+                logger.warning(
+                    "the agent's %s settings changed; they apply at the next start (restart "
+                    "the agent)",
+                    what,
+                )
         self.config = new
         await self._release_sources(new.sources)
         for pipe_id in [*changed, *added]:
