@@ -9,7 +9,7 @@ from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
 from fustor_agent.status import PipeActivity
-from fustor_core import DriverError, Role, SendResult, SendStatus
+from fustor_core import DriverError, Role, SendResult, SendStatus, SessionLostError
 
 
 def test_snapshot_then_end_then_audits_in_order(home):
@@ -404,3 +404,25 @@ def test_a_source_health_that_returns_no_string_is_that_pipe_unhealthy_only(home
             )
 
     asyncio.run(main())
+
+
+def test_a_session_lost_during_an_audit_ends_the_session_not_the_leader_work(home, caplog):
+    """The audit runs in a task group: the loss came out wrapped in an exception group, was
+    taken for a crash of the leader work (an ERROR with a traceback) and retried on the dead
+    session. It must end the session like any other loss (helper 22, Fusion restarted)."""
+    from agent_fakes import SEND_OK
+
+    world = World()
+    world.snapshot_rows = world.snapshot_rows[:1]  # one send; the audit's is the second
+    world.send_results.extend([SEND_OK, SessionLostError("HTTP 404: session not found")])
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: world.sessions == 2)
+            await wait_until(lambda: world.signals().count("snapshot_end") == 2)
+            error = agent.status().to_json()["pipes"][0]["last_error"]["message"]
+            assert error == "session lost: HTTP 404: session not found"
+
+    asyncio.run(main())
+    assert [e[1] for e in world.log if e[0] == "send"] == ["snapshot", "snapshot", "audit"]
+    assert not [r for r in caplog.records if "leader work failed" in r.getMessage()]

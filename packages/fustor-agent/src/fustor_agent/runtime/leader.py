@@ -118,11 +118,20 @@ class LeaderWork:
             # again at once, also with periodic audits off.
             if self.rejected_in_walk or not (self.audits_disabled or self.starts_empty):
                 self._audit_now.set()
-        async with asyncio.TaskGroup() as group:
-            if Phase.AUDIT in self.source.phases:
-                group.create_task(self._audit_loop(), name=f"fustor-audit-{self.pipe_id}")
-            if Phase.SENTINEL in self.source.phases and self.sentinel_interval:
-                group.create_task(self._sentinel_loop(), name=f"fustor-sentinel-{self.pipe_id}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                if Phase.AUDIT in self.source.phases:
+                    group.create_task(self._audit_loop(), name=f"fustor-audit-{self.pipe_id}")
+                if Phase.SENTINEL in self.source.phases and self.sentinel_interval:
+                    group.create_task(self._sentinel_loop(), name=f"fustor-sentinel-{self.pipe_id}")
+        except* SessionLostError as group_error:
+            # The group wraps it: re-raise it bare, so that the session loop ends the
+            # session instead of taking it for a crash of the leader work (and retrying that
+            # on a dead session).
+            lost: BaseException = group_error
+            while isinstance(lost, BaseExceptionGroup):
+                lost = lost.exceptions[0]
+            raise lost from None
 
     async def _walk(self, batches: AsyncIterator[Batch], tier: MessageSource, counter: str) -> None:
         """Send every batch, counting those the receiver rejected (dropped) in
