@@ -657,3 +657,20 @@ def test_a_delete_waits_while_the_tree_is_busy(root: str) -> None:
         assert rt.deleted("/other/f01")  # out before the last one, 1.5 s after it
 
     live(root, body)
+
+
+def test_a_directory_whose_mtime_alone_is_set_is_sent(root: str) -> None:
+    """``touch -m -d`` on directories (an mtime-only utimensat: a MODIFY, not an ATTRIB):
+    fanotify reports it only on the directory itself (name "."), which was dropped."""
+    write(f"{root}/a/b/f.txt")
+    old = 946684800.0  # 2000-01-01
+
+    async def main() -> None:
+        async with Live(make_source(root)) as rt:
+            subprocess.run(  # noqa: ASYNC221
+                ["touch", "-m", "-d", "@946684800", f"{root}/a", f"{root}/a/b"], check=True
+            )
+            await rt.wait(lambda: any(r["modified_time"] == old for r in rt.upserts("/a")))
+            await rt.wait(lambda: any(r["modified_time"] == old for r in rt.upserts("/a/b")))
+
+    asyncio.run(main())

@@ -144,7 +144,9 @@ class EventReader:
                 if node.parent is None or mask & flags.UNMOUNT:
                     self.health_due.set()
                     self.pending.wake()
-            elif mask & _ATTRIB:
+            elif mask & (_ATTRIB | _MODIFY):
+                # The directory's own mode or times (``touch -m`` is a MODIFY). inotify also
+                # tells the parent's watch; a fanotify mark tells only this way (name ".").
                 self.pending.add(dir_rel, Change.UPSERT, parent_of(dir_rel))
             return
         rel = "/" + name if dir_rel == "/" else dir_rel + "/" + name
