@@ -674,3 +674,49 @@ def test_a_directory_whose_mtime_alone_is_set_is_sent(root: str) -> None:
             await rt.wait(lambda: any(r["modified_time"] == old for r in rt.upserts("/a/b")))
 
     asyncio.run(main())
+
+
+def test_a_path_flipping_between_file_and_directory_never_gets_a_delete(root: str) -> None:
+    """Each path flips between a file and a directory (with a file inside) 101 times as fast
+    as Python can, old mtimes all along, and ends as a file: it never stops existing for
+    more than microseconds, so no delete may go out (a tombstone would hide the final file,
+    whose mtime is old, for the tombstone's life). A held delete let out early because a
+    child goes out was sent when the path had vanished again in between (helper 22)."""
+    old = 1_000_000_000.0
+    os.mkdir(f"{root}/flip")
+    paths = 25
+
+    async def main() -> None:
+        async with Live(make_source(root)) as rt:
+            await rt.settle(0.2)
+            for n in range(paths):
+                _flip(f"{root}/flip/q{n}", 101, old)
+            await rt.settle(1.0)
+            for n in range(paths):
+                mine = [e for e in rt.events if e[1]["path"].startswith(f"/flip/q{n}")]
+                assert not rt.deleted(f"/flip/q{n}"), mine[-6:]
+                last = rt.upserts(f"/flip/q{n}")[-1]
+                assert (last["is_directory"], last["modified_time"]) == (False, old)
+
+    asyncio.run(main())
+
+
+def _flip(path: str, times: int, mtime: float) -> None:
+    """A file, a directory with a file in it, a file...: ``times`` states, ending on a file
+    when ``times`` is odd, every mtime set to ``mtime``."""
+    import shutil
+
+    for i in range(times):
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+        if i % 2 == 0:
+            with open(path, "w") as f:
+                f.write(f"file {i}\n")
+        else:
+            os.mkdir(path)
+            with open(f"{path}/inner", "w") as f:
+                f.write("x")
+            os.utime(f"{path}/inner", (mtime, mtime))
+        os.utime(path, (mtime, mtime))

@@ -146,6 +146,9 @@ class Realtime:
         self._held: dict[str, tuple[Change, float, float]] = {}
         """Deletes waiting before they are checked and sent: path -> (change, due, first
         held), monotonic seconds."""
+        self._released_early: dict[str, tuple[Change, float, float]] = {}
+        """Held changes let out before their due time because something under them goes out
+        (see :meth:`_settle`); held again by :meth:`_rows_for` if the path is gone by then."""
         self._tracked: list[Tracked] = []
         """What realtime sent during running snapshots, audits and scans (:meth:`track`)."""
         self.deletes_cancelled = 0
@@ -478,6 +481,7 @@ class Realtime:
         held = self._held
         settle = self.params.delete_settle_sec
         now = time.monotonic()
+        self._released_early.clear()
         if changes and _written(changes):
             self._written_at = now
         if not held and (settle <= 0 or not changes):
@@ -522,7 +526,8 @@ class Realtime:
                     # Only a path that exists again: a delete is still held to its due time
                     # (it may yet come back, in a flapping path).
                     if ancestor in held and lstat_at(self.root, ancestor) is not None:
-                        ready[ancestor] = held.pop(ancestor)[0]
+                        entry = self._released_early[ancestor] = held.pop(ancestor)
+                        ready[ancestor] = entry[0]
                     cut = ancestor.rfind("/")
         self._drop_covered(ready)
         return _parents_first(ready)
@@ -553,12 +558,19 @@ class Realtime:
         """
         rows: list[Row] = []
         root = self.root
+        settle = self.params.delete_settle_sec
         healthy = self.guard.reason is None
         for path, change in changes.items():
             st = lstat_at(root, path)
             if st is None:
                 if change is Change.UPSERT or change is Change.PARTIAL:
                     continue  # gone again: its delete event follows
+                if (early := self._released_early.pop(path, None)) is not None:
+                    # Let out early because it existed a moment ago (a flapping path): not
+                    # quiet, so its delete is held again, not sent (a tombstone would hide
+                    # what comes back with an old mtime).
+                    self._held[path] = (early[0], time.monotonic() + settle, early[2])
+                    continue
                 self.links.forget(path)
                 if not healthy:
                     self.deletes_suppressed += 1
