@@ -43,6 +43,11 @@ def test_plugins_lists_the_working_plugins_and_names_a_broken_one(run_cli, tmp_p
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: plugin failed to load: fustor-broken-plugin (broken = ")
     assert "ModuleNotFoundError" in line
+    # Starting cannot work until the installation is fixed: 78, which the unit's
+    # RestartPreventExitStatus keeps from a restart loop (it was 1).
+    start = run_cli("start", "--watch", str(tmp_path), PYTHONPATH=str(tmp_path))
+    assert start.returncode == 78, start.stderr
+    assert "fustor-broken-plugin" in start.stderr
 
 
 def test_plugins_lists_distributions_and_drivers_by_kind(run_cli):

@@ -156,8 +156,9 @@ def test_log_is_appended_across_starts_never_truncated(run_cli, home_cleanup, tm
         assert run_cli("stop").returncode == 0
     log = (home / "logs" / "agent.log").read_text()
     for pid in pids:
-        assert f"running (pid {pid})" in log
-    assert log.index(f"running (pid {pids[0]})") < log.index(f"running (pid {pids[1]})")
+        assert f"running (pid {pid}; fustor-agent " in log
+    assert log.index(f"running (pid {pids[0]};") < log.index(f"running (pid {pids[1]};")
+    assert f"; home {home}; config {home / 'agent-config.yaml'})" in log
 
 
 def test_daemon_that_cannot_start_says_why(run_cli, home_cleanup):
@@ -488,7 +489,13 @@ def test_reload_with_another_config_file_is_refused(run_cli, home_cleanup: Path,
 
 @pytest.mark.parametrize(
     ("how", "log_format"),
-    [("stop", "text"), ("stop", "json"), ("stop PIPE", "text"), ("reload", "json")],
+    [
+        ("stop", "text"),
+        ("stop", "json"),
+        ("stop", "no log file"),
+        ("stop PIPE", "text"),
+        ("reload", "json"),
+    ],
 )
 def test_stopping_shows_what_the_agent_could_not_deliver(run_cli, home_cleanup, how, log_format):
     """Realtime rows queued for a receiver that never answered are logged as not delivered
@@ -515,7 +522,7 @@ def test_stopping_shows_what_the_agent_could_not_deliver(run_cli, home_cleanup, 
         ],
         "pipes": [{"id": "p", "source_id": "counter", "sender_id": "down"}],
         "console": {"enabled": False},
-        "logging": {"format": log_format},
+        "logging": {"file": False} if log_format == "no log file" else {"format": log_format},
     }
     (home / "agent-config.yaml").write_text(yaml.safe_dump(settings))
     started = run_cli("start", "-D")

@@ -179,12 +179,13 @@ class Agent:
         for pipe_id in self._enabled(self.config):
             await self._start_pipe(pipe_id)
         if not self._pipes:
-            logger.warning(
-                "no pipe to run (%s); the agent idles",
-                "none enabled in the configuration"
-                if self._only is None
-                else "none of the pipes selected at start is enabled",
-            )
+            if self._broken:
+                why = f"none could be created: {', '.join(sorted(self._broken))}"
+            elif self._only is None:
+                why = "none enabled in the configuration"
+            else:
+                why = "none of the pipes selected at start is enabled"
+            logger.warning("no pipe to run (%s); the agent idles", why)
 
     async def reload(self, new: AgentConfig) -> dict[str, list[str]]:
         """Apply a new configuration; only added, removed and changed pipes are touched.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
-from fustor_agent import control
+from fustor_agent import __version__, control
 from fustor_agent.agent import Agent
 from fustor_agent.config import AgentConfig, embedded_config, load_config
 from fustor_agent.home import Home
@@ -229,7 +229,15 @@ class _Process:
         await self.agent.start()
         server = await control.serve(self.home.control_socket, self.handle)
         reloads = asyncio.create_task(self._reloads(), name="fustor-reload")
-        logger.info("agent %s running (pid %d)", self.agent.agent_id, os.getpid())
+        config = self.agent.config.path
+        logger.info(
+            "agent %s running (pid %d; fustor-agent %s; home %s; config %s)",
+            self.agent.agent_id,
+            os.getpid(),
+            __version__,
+            self.home.root,
+            config if config is not None else f"--watch {self.options.watch}",
+        )
         self.notifier.send("READY=1", f"MAINPID={os.getpid()}", "STATUS=running")
         try:
             await self.stop.wait()
@@ -285,6 +293,9 @@ def _note_legacy_default(config: AgentConfig) -> None:
 def run_agent(home: Home, options: RunOptions) -> None:
     """Run until SIGTERM/SIGINT. Raises a :class:`FustorError` for known problems
     (:class:`~fustor_core.ConfigError` for the configuration, pipe selection included)."""
+    # A SIGHUP (a reload) before the loop's handler is in place must not kill the agent:
+    # the configuration is being read anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     lock = InstanceLock(home.pid_file).acquire()
     try:
         # The file log first: a config error goes there, and to the terminal only once,

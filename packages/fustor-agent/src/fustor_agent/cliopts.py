@@ -13,7 +13,7 @@ import click
 from fustor_agent import control
 from fustor_agent.home import Home
 from fustor_agent.logs import LEVELS, journald_stderr
-from fustor_core import ConfigError, FustorError
+from fustor_core import ConfigError, FustorError, PluginError
 
 __all__ = [
     "EXIT_CONFIG",
@@ -43,9 +43,10 @@ def warn(text: str) -> None:
 
 
 def known_errors(func: F) -> F:
-    """A known error is one ``error: ...`` line per problem and a non-zero exit:
-    78 for the configuration, 3 for ``status`` of a stopped agent, otherwise 1 (also for an
-    ``OSError`` on a file, named in the line)."""
+    """A known error is one ``error: ...`` line per problem and a non-zero exit: 78 for the
+    configuration (a driver plugin that fails to load included: the installation needs
+    fixing, a restart would fail again), 3 for ``status`` of a stopped agent, otherwise 1
+    (also for an ``OSError`` on a file, named in the line)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -54,7 +55,7 @@ def known_errors(func: F) -> F:
         except FustorError as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 _stderr_line("error", line)
-            if isinstance(exc, ConfigError):
+            if isinstance(exc, ConfigError | PluginError):
                 sys.exit(EXIT_CONFIG)
             not_running = isinstance(exc, control.NotRunning) and func.__name__ == "status"
             sys.exit(EXIT_NOT_RUNNING if not_running else 1)

@@ -202,12 +202,17 @@ def stop_agent(home: Home, timeout: float = STOP_TIMEOUT_SEC) -> tuple[int, list
 def logged_problems(home: Home) -> Iterator[list[str]]:
     """The warnings and errors the agent writes to ``agent.log`` while the block runs (a
     ``stop``, ``stop PIPE`` or ``reload``: undelivered rows, a sender that did not close),
-    as ``LEVEL logger: message`` lines, filled in when the block ends without an error.
-    Empty when the agent logs elsewhere (journald, stderr only)."""
-    mark = _log_mark(home.log_file)
+    as ``LEVEL logger: message`` lines, filled in when the block ends without an error:
+    from ``agent.log``, and from ``agent.out`` (a background agent without a log file logs
+    there). Empty when the agent logs elsewhere (journald, a terminal)."""
+    # Without a log file (logging.file: false, --no-log-file) a background agent logs to
+    # its stderr, agent.out.
+    files = (home.log_file, home.daemon_output)
+    marks = [_log_mark(path) for path in files]
     problems: list[str] = []
     yield problems
-    problems.extend(_problems_since(home.log_file, mark))
+    for path, mark in zip(files, marks, strict=True):
+        problems.extend(line for line in _problems_since(path, mark) if line not in problems)
 
 
 _MAX_STOP_LOG = 1 << 20
