@@ -147,3 +147,24 @@ def test_a_sender_that_cannot_be_created_fails_only_its_pipe_until_reloaded(home
             await wait_until(lambda: agent.status().to_json()["pipes"][0]["state"] == "running")
 
     asyncio.run(main())
+
+
+def test_no_pipe_to_run_names_the_pipes_that_could_not_be_created(home, caplog):
+    """It said 'none enabled in the configuration' when the only pipe was enabled but
+    could not be created (helper 23)."""
+    world = World()
+
+    class Unbuildable(world.Sender):  # type: ignore[name-defined, misc]
+        def __init__(self, *args, **kwargs):
+            raise OSError("no such device")
+
+    config = world.config({"id": "only"})
+    spec = config.senders["out"]
+    config.senders["out"] = type(spec)(spec.id, spec.type, Unbuildable, spec.config)
+
+    async def main() -> None:
+        async with running(Agent(config, home)):
+            pass
+
+    asyncio.run(main())
+    assert "no pipe to run (none could be created: only); the agent idles" in caplog.messages
