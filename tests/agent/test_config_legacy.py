@@ -159,16 +159,24 @@ def test_legacy_errors_use_legacy_locations(home, registry, monkeypatch, old, ne
     assert errors == [expected]
 
 
-def test_duplicate_ids_across_legacy_files(home, registry, monkeypatch):
+def test_an_id_defined_in_two_legacy_files_is_the_later_one_with_a_warning(
+    home, registry, monkeypatch
+):
+    """0.8.17 read its files in name order and let a later definition win, with a warning:
+    a home it ran must start here too (it was an error)."""
     monkeypatch.setenv("FUSION_KEY", "k")
-    write_legacy(home, a=DEFAULT, b=DEFAULT)
-    with pytest.raises(ConfigError) as info:
-        load_config(home, registry)
-    text = str(info.value)
-    assert (
-        "agent-config/b.yaml: line 5: sources.research.id: duplicate source id 'research'" in text
-    )
-    assert "agent-config/b.yaml: line 11: senders.fusion-main.id: duplicate sender id" in text
+    later = DEFAULT.replace("/data/research", "/data/elsewhere")
+    assert later != DEFAULT
+    write_legacy(home, a=DEFAULT, b=later)
+    config = load_config(home, registry)
+    assert str(config.sources["research"].config.uri).endswith("/data/elsewhere")
+    again = [w for w in config.warnings if "defined again" in w]
+    assert again == [
+        "agent-config/a.yaml: line 5: sources.research: defined again in agent-config/b.yaml; "
+        "that later definition is used, as in 0.8.17",
+        "agent-config/a.yaml: line 11: senders.fusion-main: defined again in "
+        "agent-config/b.yaml; that later definition is used, as in 0.8.17",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -183,6 +183,8 @@ def _read_file(
                 continue
             if item.get("disabled"):
                 disabled.add((kind, str(item_id)))
+            else:  # defined again, enabled: the later definition counts (see _later_wins)
+                disabled.discard((kind, str(item_id)))
             if kind == "pipes":
                 _warn_unknown(problems, label, loc, item, _PIPE_KEYS)
                 entry: dict[str, Any] = {"id": str(item_id), "enabled": not item.get("disabled")}
@@ -232,7 +234,9 @@ def read_legacy_files(
     for path in paths:
         label = str(path if label_base is None else path.relative_to(label_base))
         _read_file(path, label, env, problems, doc, disabled, timeouts)
-    _session_timeouts(doc, timeouts, problems)
+    _later_wins(doc, problems)
+    kept = {(raw.file, raw.location) for raw in doc.pipes}
+    _session_timeouts(doc, [t for t in timeouts if (t[0], t[1]) in kept], problems)
     # A disabled source or sender disables the pipes that use it, as in 0.8.17.
     for raw in doc.pipes:
         pipe = raw.data
@@ -242,6 +246,27 @@ def read_legacy_files(
         ) in disabled:
             pipe["enabled"] = False
     return doc
+
+
+def _later_wins(doc: RawDocument, problems: Problems) -> None:
+    """An id defined in two files: the later file's definition is used and the earlier one
+    is a warning, as 0.8.17 did (its files are read in name order), so a home it ran
+    starts here too (the one-file layout refuses a duplicate id)."""
+    for kind in ("sources", "senders", "pipes"):
+        entries: list[RawEntry] = getattr(doc, kind)
+        last = {str(raw.data.get("id")): raw for raw in entries}
+        kept = []
+        for raw in entries:
+            winner = last[str(raw.data.get("id"))]
+            if winner is raw:
+                kept.append(raw)
+            else:
+                problems.warn(
+                    raw.file,
+                    raw.location,
+                    f"defined again in {winner.file}; that later definition is used, as in 0.8.17",
+                )
+        setattr(doc, kind, kept)
 
 
 def _session_timeouts(
