@@ -374,3 +374,43 @@ def test_wrong_key_is_a_clear_non_retriable_error(fusion: FusionServer, tmp_path
     assert getattr(caught.value, "retriable", None) is False
     assert "refused the API key" in str(caught.value)
     assert httpx.get(f"{fusion.endpoint}/api/v1/pipe/session/").status_code == 401
+
+
+def test_a_file_turned_directory_keeps_its_children_through_skipped_audits(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    """Fusion holds ``/d/n3`` as a file; on disk it became a directory with a file in it,
+    unseen (no realtime here, as in a rename storm whose rows lag). The audit lists ``/d``
+    without a cached listing: if ``inner`` reached Fusion before ``n3`` as a directory,
+    Fusion 0.8.17 kept a stale file entry for ``n3``, and the next audits, sending ``n3`` as
+    ``audit_skipped``, emptied it for good (helper 24). The real fs source's audit, through
+    the real sender, into the real server."""
+    from fustor_source_fs import FsSource, FsSourceConfig
+
+    root = tmp_path / "data"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "n3").write_text("a file first\n")
+    sender = make_sender(fusion, tmp_path / "state")
+    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0}
+    source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
+
+    async def audit(full: bool) -> None:
+        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+        async for batch in source.audit(full):
+            assert (await sender.send(batch)).ok
+        assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
+
+    async def run() -> None:
+        await lead_synced(fusion, sender, root)
+        assert fusion.files()["/d/n3"][0] == "file"  # type: ignore[index]
+        (root / "d" / "n3").unlink()
+        (root / "d" / "n3").mkdir()
+        (root / "d" / "n3" / "inner").write_text("x\n")
+        await audit(True)
+        fusion.wait_tree(disk_tree(root))
+        for _ in range(2):  # /d and /d/n3 are cached now: sent as audit_skipped
+            await audit(False)
+            assert fusion.files() == disk_tree(root)
+        await sender.close_session()
+
+    asyncio.run(closing(run(), sender))

@@ -90,8 +90,12 @@ class AuditWalk:
         tombstones: TombstoneTracker | None = None,
         links: HardLinks | None = None,
         known: AuditCache | None = None,
+        changed_since: float | None = None,
     ) -> None:
         self.root = root
+        self.changed_since = changed_since
+        """Wall-clock time: a subdirectory of a directory without a cached listing whose
+        ctime is not older gets a row ahead of its subtree (see :meth:`_list`)."""
         self.known = cache if known is None else known
         """The last complete audit's cache (``cache`` unless this audit lists in full)."""
         self.tombstones = tombstones
@@ -161,7 +165,8 @@ class AuditWalk:
         audit. Its row after its subtree follows as for every directory. Only then: Fusion
         keeps the first row's flag until the directory's mtime changes, so a directory that
         is only ever listed (never cached, always changing) must not get one, or deletions
-        in it would never be inferred."""
+        in it would never be inferred. In a directory with no cached listing, a subdirectory
+        changed lately gets a row ahead too, sent as listed (:meth:`_ahead_if_changed`)."""
         listed_at = time.time()
         rel_dir = node.rel
         rows: list[Row] = []
@@ -178,10 +183,13 @@ class AuditWalk:
             for entry, rel, is_dir in list_dir(fd, rel_dir, self.flt):
                 if is_dir:
                     children.append(_Dir(base + "/" + entry.name, rel, node))
-                    if last is not None and known_subdirs is None:
-                        known_subdirs = set(cached_subdirs(last))
-                    if known_subdirs is not None and entry.name not in known_subdirs:
-                        self._ahead(rel, rel_dir, mtime, rows)
+                    if last is not None:
+                        if known_subdirs is None:
+                            known_subdirs = set(cached_subdirs(last))
+                        if entry.name not in known_subdirs:
+                            self._ahead(rel, rel_dir, mtime, rows)
+                    elif self.changed_since is not None:
+                        self._ahead_if_changed(entry, rel, rel_dir, mtime, rows)
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -234,6 +242,30 @@ class AuditWalk:
             row = audit_file_row(rel, st, parent, parent_mtime)
             row["is_directory"] = True
             row["audit_skipped"] = True
+            rows.append(row)
+
+    def _ahead_if_changed(
+        self, entry: os.DirEntry[str], rel: str, parent: str, parent_mtime: float, rows: list[Row]
+    ) -> None:
+        """The row sent ahead of the subtree of a subdirectory changed since
+        ``changed_since``, in a directory with no cached listing to tell whether it is new.
+
+        It may have been a file when Fusion last heard of it (a rename storm, a checkout):
+        Fusion 0.8.17 puts a row under a path it holds as a file beside a stale file entry,
+        and from then on every ``audit_skipped`` row of the directory deletes its children
+        (helper 24). Sent as listed (``audit_skipped: false``), it keeps the directory's
+        flag as its own row after the subtree will set it; an unchanged directory costs an
+        ``lstat`` and a row Fusion drops (same mtime)."""
+        since = self.changed_since
+        assert since is not None
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            return
+        if stat_mod.S_ISDIR(st.st_mode) and st.st_ctime >= since:
+            row = audit_file_row(rel, st, parent, parent_mtime)
+            row["is_directory"] = True
+            row["audit_skipped"] = False
             rows.append(row)
 
     def _vanished(self, node: _Dir) -> None:

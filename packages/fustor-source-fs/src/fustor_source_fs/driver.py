@@ -41,6 +41,10 @@ __all__ = ["FsSource"]
 log = logging.getLogger(__name__)
 
 
+_AHEAD_SLACK_SEC = 60.0
+"""Taken off the times ``ctime`` is compared with: an NFS server's clock may run behind."""
+
+
 class FsSource(SourceDriver):
     """A directory tree on a local or network file system (see docs/source-fs.md)."""
 
@@ -59,6 +63,9 @@ class FsSource(SourceDriver):
         self._guard: RootGuard | None = None
         self._audit_cache: AuditCache = {}
         self._relist = False
+        self._changed_since = time.time() - _AHEAD_SLACK_SEC
+        """What a directory without a cached listing counts as a recent subdirectory change
+        from (:class:`AuditWalk`): this source's start, then the last complete audit's."""
         """The previous audit was a full one: this one lists everything again (B19)."""
         self._unknown_before: float | None = None
         """Wall time of this instance's first full audit: Fusion may hold tombstones stamped
@@ -212,6 +219,7 @@ class FsSource(SourceDriver):
             relist, self._unknown_before = True, math.inf
         cache: AuditCache = {} if full or relist else self._audit_cache
         sweep = self._sweeper.begin() if self._sweeper is not None else None
+        began = time.time()
 
         def job(sink: RowSink, stop: threading.Event) -> None:
             audit = AuditWalk(
@@ -225,6 +233,7 @@ class FsSource(SourceDriver):
                 tombstones=self.tombstones,
                 links=self.links,
                 known=self._audit_cache,
+                changed_since=self._changed_since,
             )
             holder.append(audit)
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
@@ -245,6 +254,7 @@ class FsSource(SourceDriver):
             self._audit_cache, audit.cache, cache = audit.new_cache, {}, {}
             if sweep is not None and self._sweeper is not None:
                 self._sweeper.commit(sweep, audit.new_cache)
+            self._changed_since = began - _AHEAD_SLACK_SEC
         self._audits += 1
 
     def _realtime_pending(self, rel: str) -> bool:
