@@ -211,3 +211,19 @@ def test_contract_outcome(pytester: pytest.Pytester, case: str) -> None:
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) == failures, result.stdout.str()[-3000:]
     assert outcomes.get("passed", 0) + failures >= 1, result.stdout.str()[-3000:]
+
+
+def test_audit_order_needs_a_listed_directory_last_but_allows_a_row_ahead() -> None:
+    from fustor_agent_sdk.testing import check_audit_order
+
+    def row(path: str, parent: str, is_dir: bool = False) -> dict:
+        out = {"path": path, "parent_path": parent, "is_directory": is_dir}
+        return {**out, "audit_skipped": False} if is_dir else out
+
+    ahead, child, own = row("/d", "/", True), row("/d/f", "/d"), row("/d", "/", True)
+    check_audit_order([ahead, child, own])  # the fs source's row ahead of a subtree
+    check_audit_order([child, own])
+    with pytest.raises(AssertionError, match="a directory's row must follow its children"):
+        check_audit_order([own, child])
+    with pytest.raises(AssertionError, match=r"'/d/f' comes after its directory '/d' \(row 2\)"):
+        check_audit_order([ahead, row("/d/e", "/d"), own, child])

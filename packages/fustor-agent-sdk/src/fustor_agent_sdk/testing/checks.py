@@ -93,20 +93,25 @@ def check_batch(batch: object, source: MessageSource) -> None:
 
 
 def check_audit_order(rows: Iterable[Row]) -> None:
-    """Fail if a listed directory's own row comes before one of its children's rows.
+    """Fail if a listed directory's last row comes before one of its children's rows.
 
     protocol §7.4: a directory sent with ``audit_skipped: false`` goes after its files,
-    so an audit cut short never makes Fusion delete the children it did not see.
+    so an audit cut short never makes Fusion delete the children it did not see. A row of
+    the directory may also go ahead of its children (the fs source sends one for a
+    subdirectory that may be a file in Fusion), as long as its row after them follows.
     """
-    listed_dirs: dict[str, int] = {}
+    rows = list(rows)
+    last = {
+        row["path"]: index
+        for index, row in enumerate(rows)
+        if row.get("is_directory") and row.get("audit_skipped") is False
+    }
     for index, row in enumerate(rows):
-        if row.get("is_directory") and row.get("audit_skipped") is False:
-            listed_dirs[row["path"]] = index
         parent = row.get("parent_path")
-        if parent is not None and parent in listed_dirs:
+        if parent is not None and last.get(parent, index) < index:
             raise AssertionError(
                 f"audit row {row['path']!r} comes after its directory {parent!r} (row "
-                f"{listed_dirs[parent]}); a directory's row must follow its children"
+                f"{last[parent]}); a directory's row must follow its children"
             )
 
 
