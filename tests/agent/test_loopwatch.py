@@ -56,3 +56,18 @@ def test_a_loop_that_keeps_running_is_never_reported(caplog):
 
     asyncio.run(main())
     assert caplog.messages == []
+
+
+def test_driver_frames_in_site_packages_are_not_taken_for_the_standard_library():
+    """In a venv, site-packages lies under ``platstdlib``: a third-party driver installed
+    there must still be named as the caller (it was taken for the standard library)."""
+    import sysconfig
+    import threading as stdlib_module
+
+    from fustor_agent.loopwatch import in_stdlib
+
+    site = sysconfig.get_paths()["purelib"]
+    assert in_stdlib(stdlib_module.__file__)
+    assert in_stdlib("<frozen importlib._bootstrap>")
+    assert not in_stdlib(f"{site}/fustor_driver_example/sources.py")
+    assert not in_stdlib(__file__)

@@ -12,20 +12,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import sysconfig
 import threading
 import time
 import traceback
 
-__all__ = ["BLOCKED_WARN_SEC", "LoopWatch", "stuck_at"]
+__all__ = ["BLOCKED_WARN_SEC", "LoopWatch", "in_stdlib", "stuck_at"]
 
 logger = logging.getLogger(__name__)
 
 BLOCKED_WARN_SEC = 5.0
 """Seconds without a loop iteration before the warning (heartbeats are due every 10 s)."""
 
-_STDLIB = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
+_PATHS = sysconfig.get_paths()
+_STDLIB = (_PATHS["stdlib"] + os.sep, _PATHS["platstdlib"] + os.sep)
+_SITE = (_PATHS["purelib"] + os.sep, _PATHS["platlib"] + os.sep)
+
+
+def in_stdlib(filename: str) -> bool:
+    """Whether a frame's file is the standard library's: under its directories but not in
+    site-packages (which lies under them, in a venv under ``platstdlib``), or frozen."""
+    if filename.startswith("<"):
+        return True
+    return filename.startswith(_STDLIB) and not filename.startswith(_SITE)
 
 
 def stuck_at(thread_id: int) -> str:
@@ -42,7 +53,7 @@ def stuck_at(thread_id: int) -> str:
         return f"{entry.filename}:{entry.lineno} in {entry.name}"
 
     text = where(stack[-1])
-    ours = next((e for e in reversed(stack) if not e.filename.startswith(_STDLIB)), None)
+    ours = next((e for e in reversed(stack) if not in_stdlib(e.filename)), None)
     if ours is not None and ours is not stack[-1]:
         text += f" (called from {where(ours)})"
     return text
