@@ -166,7 +166,7 @@ class AuditWalk:
         keeps the first row's flag until the directory's mtime changes, so a directory that
         is only ever listed (never cached, always changing) must not get one, or deletions
         in it would never be inferred. In a directory with no cached listing, a subdirectory
-        changed lately gets a row ahead too, sent as listed (:meth:`_ahead_if_changed`)."""
+        changed lately gets a row ahead too, sent as listed (:meth:`_ahead`)."""
         listed_at = time.time()
         rel_dir = node.rel
         rows: list[Row] = []
@@ -187,9 +187,9 @@ class AuditWalk:
                         if known_subdirs is None:
                             known_subdirs = set(cached_subdirs(last))
                         if entry.name not in known_subdirs:
-                            self._ahead(rel, rel_dir, mtime, rows)
+                            self._ahead(entry, rel, rel_dir, mtime, rows)
                     elif self.changed_since is not None:
-                        self._ahead_if_changed(entry, rel, rel_dir, mtime, rows)
+                        self._ahead(entry, rel, rel_dir, mtime, rows, since=self.changed_since)
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -235,38 +235,36 @@ class AuditWalk:
             self.new_cache[rel_dir] = cache_entry(mtime, ino, names)
         return children
 
-    def _ahead(self, rel: str, parent: str, parent_mtime: float, rows: list[Row]) -> None:
-        """The row sent ahead of a subdirectory's subtree (see :meth:`_list`)."""
-        st = lstat_at(self.root, rel)
-        if st is not None and stat_mod.S_ISDIR(st.st_mode):
-            row = audit_file_row(rel, st, parent, parent_mtime)
-            row["is_directory"] = True
-            row["audit_skipped"] = True
-            rows.append(row)
-
-    def _ahead_if_changed(
-        self, entry: os.DirEntry[str], rel: str, parent: str, parent_mtime: float, rows: list[Row]
+    def _ahead(
+        self,
+        entry: os.DirEntry[str],
+        rel: str,
+        parent: str,
+        parent_mtime: float,
+        rows: list[Row],
+        since: float | None = None,
     ) -> None:
-        """The row sent ahead of the subtree of a subdirectory changed since
-        ``changed_since``, in a directory with no cached listing to tell whether it is new.
+        """The row sent ahead of a subdirectory's subtree (see :meth:`_list`).
 
-        It may have been a file when Fusion last heard of it (a rename storm, a checkout):
-        Fusion 0.8.17 puts a row under a path it holds as a file beside a stale file entry,
-        and from then on every ``audit_skipped`` row of the directory deletes its children
-        (helper 24). Sent as listed (``audit_skipped: false``), it keeps the directory's
-        flag as its own row after the subtree will set it; an unchanged directory costs an
+        Without ``since``: a subdirectory new since its parent's cached listing, marked
+        ``audit_skipped``. With it (a parent with no cached listing to tell whether it is
+        new): only if its ctime is not older than ``since``, and sent as listed
+        (``audit_skipped: false``), so that it keeps the directory's flag as its own row
+        after the subtree will set it. It may have been a file when Fusion last heard of it
+        (a rename storm, a checkout): Fusion 0.8.17 puts a row under a path it holds as a
+        file beside a stale file entry, and from then on every ``audit_skipped`` row of the
+        directory deletes its children (helper 24). An unchanged directory costs an
         ``lstat`` and a row Fusion drops (same mtime)."""
-        since = self.changed_since
-        assert since is not None
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             return
-        if stat_mod.S_ISDIR(st.st_mode) and st.st_ctime >= since:
-            row = audit_file_row(rel, st, parent, parent_mtime)
-            row["is_directory"] = True
-            row["audit_skipped"] = False
-            rows.append(row)
+        if not stat_mod.S_ISDIR(st.st_mode) or (since is not None and st.st_ctime < since):
+            return
+        row = audit_file_row(rel, st, parent, parent_mtime)
+        row["is_directory"] = True
+        row["audit_skipped"] = since is None
+        rows.append(row)
 
     def _vanished(self, node: _Dir) -> None:
         # Gone between its parent's listing and now, or the whole share went away: find out
