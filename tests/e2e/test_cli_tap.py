@@ -219,3 +219,20 @@ def test_a_tap_with_standard_output_closed_says_so(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip() == "error: standard output is closed: nowhere to show the rows"
+
+
+def test_a_tap_connected_while_the_agent_stops_leaves_no_error(
+    agent: Agent, tmp_path: Path
+) -> None:
+    """``stop`` with a tap open: the tap says the agent stopped, the agent logs no error."""
+    err = tmp_path / "tap.err"
+    tap = agent.tap("--format", "json", stdout=subprocess.DEVNULL, stderr=err)
+    stopped = subprocess.run(
+        [agent_command(), "stop"], env=agent.env, capture_output=True, text=True, timeout=60
+    )
+    assert stopped.returncode == 0, stopped.stderr
+    assert tap.wait(timeout=20) == 0
+    assert "tap: the agent stopped" in err.read_text()
+    log = (agent.home / "logs" / "agent.log").read_text()
+    assert [line for line in log.splitlines() if " ERROR " in line] == []
+    assert "Traceback" not in log and "meanwhile" not in stopped.stdout, stopped.stdout

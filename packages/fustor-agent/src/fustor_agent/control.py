@@ -164,21 +164,27 @@ async def _stream_answer(
 ) -> None:
     """Write ``items`` until they end or the client goes away (EOF or a broken socket)."""
     gone = asyncio.ensure_future(reader.read())  # a client says nothing more; EOF = it left
+    nxt: asyncio.Future[dict[str, Any]] | None = None
     try:
         async with contextlib.aclosing(items):  # type: ignore[type-var]
-            while True:
-                nxt = asyncio.ensure_future(anext(items))
-                await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if not nxt.done():
+            try:
+                while True:
+                    nxt = asyncio.ensure_future(anext(items))
+                    await asyncio.wait({nxt, gone}, return_when=asyncio.FIRST_COMPLETED)
+                    if not nxt.done():
+                        return
+                    try:
+                        message = nxt.result()
+                    except StopAsyncIteration:
+                        return
+                    await _write(writer, message)
+            finally:
+                # The client left, or the agent is shutting down: the pending item ends
+                # before the iterator closes, and whatever it ended with is retrieved.
+                if nxt is not None:
                     nxt.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
                         await nxt
-                    return
-                try:
-                    message = nxt.result()
-                except StopAsyncIteration:
-                    return
-                await _write(writer, message)
     finally:
         gone.cancel()
 
@@ -205,6 +211,10 @@ async def serve(path: Path, handler: Handler) -> asyncio.AbstractServer:
                 await _stream_answer(reader, writer, answer)
         except (ConnectionError, TimeoutError):
             pass  # the client went away
+        except asyncio.CancelledError:
+            # The agent is shutting down. Nobody awaits this task: ending it cancelled would
+            # make Python 3.11's stream protocol log an error for it (fixed in 3.12).
+            pass
         except Exception:
             logger.exception("control request failed")
         finally:
