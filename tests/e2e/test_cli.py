@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -174,6 +175,19 @@ def test_no_config_says_how_to_start(run_cli):
         assert result.returncode == 78
         assert result.stderr.startswith("error: no configuration")
         assert "--watch" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_config_path_that_is_not_a_file_is_named(run_cli, fustor_home):
+    """``agent-config.yaml`` made a directory or a FIFO by mistake: said as such, not as a
+    home without a configuration (and the FIFO is not opened: that would hang)."""
+    config = fustor_home / "agent-config.yaml"
+    fustor_home.mkdir(parents=True, exist_ok=True)
+    for make, what in ((os.mkdir, "a directory, not a file"), (os.mkfifo, "not a regular file")):
+        make(config)
+        for command in ("validate", "start"):
+            result = run_cli(command)
+            assert (result.returncode, result.stderr) == (78, f"error: agent-config.yaml: {what}\n")
+        (os.rmdir if config.is_dir() else os.unlink)(config)
 
 
 def test_start_in_a_missing_home_creates_nothing(run_cli, tmp_path):

@@ -67,7 +67,7 @@ def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
     legacy_files = (
         sorted(home.legacy_config_dir.glob("*.yaml")) if home.legacy_config_dir.is_dir() else []
     )
-    if home.config_file.is_file():
+    if home.config_file.exists():  # not a regular file (a directory, a FIFO): read_yaml says
         label = home.config_file.name
         if legacy_files:
             problems.warn(f"{home.legacy_config_dir.name}/", "", f"ignored because {label} exists")

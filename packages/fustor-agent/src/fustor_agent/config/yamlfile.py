@@ -26,7 +26,8 @@ def read_yaml(path: Path, label: str, problems: Problems) -> Any:
     problem (YAML would keep the last value and drop the first silently)."""
     try:
         if not path.is_file():
-            problems.add(label, "", "not a regular file")
+            what = "a directory, not a file" if path.is_dir() else "not a regular file"
+            problems.add(label, "", what)
             return None
         with open(path, "rb") as f:
             raw = f.read(MAX_BYTES + 1)
