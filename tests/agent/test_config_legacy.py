@@ -314,3 +314,31 @@ def test_python_logging_level_aliases_are_read(home, registry, monkeypatch, writ
     assert load_config(home, registry).logging.level == level
     write_legacy(home, default=DEFAULT.replace("logging: {level: INFO}", f"logging: {written}"))
     assert load_config(home, registry).logging.level == level
+
+
+def test_a_user_passwd_credential_for_fusion_is_one_error_saying_what_to_write(home):
+    """0.8.17's ``{user, passwd}`` form: Fusion takes an API key. One error naming the fix,
+    not "credential is required" as if none had been given; the password is never shown."""
+    from agent_helpers import entry_point
+
+    from fustor_agent.plugins import load_registry
+
+    registry = load_registry([entry_point("fusion", "fustor_sender_http.hooks")])
+    write_legacy(
+        home,
+        default="""
+        senders:
+          fusion-main:
+            driver: fusion
+            uri: "http://127.0.0.1:1"
+            credential: {user: alice, passwd: s3cret-pw}
+        """,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(home, registry)
+    assert str(caught.value) == (
+        "agent-config/default.yaml: line 6: senders.fusion-main.credential: a user/passwd "
+        "credential: Fusion takes an agent API key; write `credential: KEY` with a key of "
+        "Fusion's receivers.<id>.api_keys"
+    )
+    assert "s3cret-pw" not in str(caught.value)

@@ -131,6 +131,11 @@ def _legacy_fs_params(
     return params, tuple(renames)
 
 
+def _is_password(value: Any) -> bool:
+    """0.8.17's ``{user, passwd}`` credential form (no ``key``)."""
+    return isinstance(value, dict) and "key" not in value and bool({"user", "passwd"} & set(value))
+
+
 def _credential(value: Any) -> Any:
     if isinstance(value, dict):
         return value.get("key")
@@ -215,6 +220,14 @@ def _read_file(
             if "credential" in item:
                 if is_source:
                     problems.warn(label, f"{loc}.credential", "not used by sources; ignored")
+                elif item.get("driver") == "fusion" and _is_password(item["credential"]):
+                    problems.add(
+                        label,
+                        f"{loc}.credential",
+                        "a user/passwd credential: Fusion takes an agent API key; write "
+                        "`credential: KEY` with a key of Fusion's receivers.<id>.api_keys",
+                    )
+                    config["credential"] = "(refused above)"  # not reported again as missing
                 else:
                     config["credential"] = _credential(item["credential"])
             entry = {"id": str(item_id), "config": config}
