@@ -190,6 +190,22 @@ def test_a_config_path_that_is_not_a_file_is_named(run_cli, fustor_home):
         (os.rmdir if config.is_dir() else os.unlink)(config)
 
 
+def test_env_warnings_are_shown_with_the_errors(run_cli, fustor_home):
+    """A skipped ``.env`` line may be why the configuration is wrong: it is shown with the
+    errors, not only once the configuration is right."""
+    fustor_home.mkdir(parents=True, exist_ok=True)
+    (fustor_home / ".env").write_text('FUSION_KEY "k"\n')
+    (fustor_home / "agent-config.yaml").write_text("sources: [\n")
+    for command in ("validate", "start"):
+        result = run_cli(command)
+        assert result.returncode == 78
+        assert result.stderr.splitlines() == [
+            "warning: .env: line 1: not a KEY=value line (skipped)",
+            "error: agent-config.yaml: line 2, column 1: invalid YAML: expected the node "
+            "content, but found '<stream end>'",
+        ]
+
+
 def test_start_in_a_missing_home_creates_nothing(run_cli, tmp_path):
     """A mistyped --home (or FUSTOR_HOME) holds no configuration: say so, and leave no
     directories behind for the log and pid files of an agent that never ran."""

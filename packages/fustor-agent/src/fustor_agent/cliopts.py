@@ -53,6 +53,8 @@ def known_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except FustorError as exc:
+            for line in getattr(exc, "warnings", ()):  # ConfigErrors: shown with the errors
+                _stderr_line("warning", line)
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 _stderr_line("error", line)
             if isinstance(exc, ConfigError | PluginError):

@@ -17,10 +17,12 @@ __all__ = ["ConfigErrors", "Problems", "closest", "join_location", "one_line", "
 
 
 class ConfigErrors(ConfigError):
-    """Several config problems; ``str()`` gives one line per problem."""
+    """Several config problems; ``str()`` gives one line per problem. ``warnings``: what was
+    found doubtful on the way (a skipped ``.env`` line may explain an error), one line each."""
 
-    def __init__(self, errors: list[ConfigError]) -> None:
+    def __init__(self, errors: list[ConfigError], warnings: list[str] | None = None) -> None:
         self.errors = errors
+        self.warnings = warnings or []
         super().__init__("\n".join(str(e) for e in errors))
 
 
@@ -196,7 +198,7 @@ class Problems:
         """Raise the problems, in the order of the files and lines they are at."""
         order = {id(e): key for e, key in zip(self.errors, self._order, strict=True)}
         self.errors.sort(key=lambda e: order[id(e)])
-        if len(self.errors) == 1:
+        if len(self.errors) == 1 and not self.warnings:
             raise self.errors[0]
         if self.errors:
-            raise ConfigErrors(self.errors)
+            raise ConfigErrors(self.errors, self.warnings)
