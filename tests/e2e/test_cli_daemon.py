@@ -161,6 +161,24 @@ def test_log_is_appended_across_starts_never_truncated(run_cli, home_cleanup, tm
     assert f"; home {home}; config {home / 'agent-config.yaml'})" in log
 
 
+def test_start_names_the_log_file_also_when_it_rotated_at_that_start(
+    run_cli, home_cleanup, tmp_path
+):
+    """A log a few bytes short of its rotation size rotates at the first line: the file
+    named is still ``agent.log`` (it was ``agent.out``, as if the agent had no log file)."""
+    from fustor_agent.logs import MAX_BYTES
+
+    home = home_cleanup
+    (home / "agent-config.yaml").write_text(config(tmp_path / "o.jsonl", "p1"))
+    (home / "logs").mkdir()
+    (home / "logs" / "agent.log").write_text("x" * (MAX_BYTES - 10) + "\n")
+    started = run_cli("start", "-D")
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.splitlines()[0].endswith(f"; log: {home / 'logs' / 'agent.log'}")
+    assert (home / "logs" / "agent.log.1").stat().st_size >= MAX_BYTES - 10  # it did rotate
+    assert run_cli("stop").returncode == 0
+
+
 def test_daemon_that_cannot_start_says_why(run_cli, home_cleanup):
     (home_cleanup / "agent-config.yaml").write_text("pipes: [{id: x, source_id: a, sender_id: b}]")
     result = run_cli("start", "-D")

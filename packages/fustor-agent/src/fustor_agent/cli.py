@@ -119,10 +119,12 @@ def start(
             with contextlib.suppress(FustorError):
                 for warning in load_config(home, load_registry()).warnings:
                     warn(warning)
-        logged = _size(home.log_file)
+        before = _file_state(home.log_file)
         pid = daemon.start_daemon(home, options)
         # No log file (logging.file: false, --no-log-file): the log is its stderr's file.
-        log = home.log_file if _size(home.log_file) > max(logged, 0) else home.daemon_output
+        # A log file rotated at this start is a new file (another inode), maybe smaller.
+        after = _file_state(home.log_file)
+        log = home.log_file if after is not None and after != before else home.daemon_output
         click.echo(f"agent started (pid {pid}); log: {log}")
         for pipe_id, problem in daemon.early_problems(home):
             if problem.startswith(CANNOT_CREATE):
@@ -133,11 +135,13 @@ def start(
         app.run_agent(home, options)
 
 
-def _size(path: Path) -> int:
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """(inode, size, mtime in ns) of a non-empty ``path``, or ``None``."""
     try:
-        return path.stat().st_size
+        st = path.stat()
     except OSError:
-        return -1
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns) if st.st_size else None
 
 
 @cli.command()
