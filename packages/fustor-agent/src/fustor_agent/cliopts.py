@@ -63,10 +63,36 @@ def known_errors(func: F) -> F:
             sys.exit(EXIT_NOT_RUNNING if not_running else 1)
         except OSError as exc:  # the agent's own files: a read-only or full home, a bad path
             where = f"{exc.filename}: " if exc.filename else ""
-            _stderr_line("error", f"{where}{exc.strerror or exc}")
+            _stderr_line("error", f"{where}{exc.strerror or exc}{_owner_hint(exc)}")
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _owner_hint(exc: OSError) -> str:
+    """For a permission error on a path in a directory another user owns (a home an agent
+    run as root left behind): whose it is and who this is."""
+    if not isinstance(exc, PermissionError) or not exc.filename:
+        return ""
+    path = os.path.abspath(os.fsdecode(exc.filename))
+    for place in (path, os.path.dirname(path)):
+        try:
+            owner = os.stat(place).st_uid
+        except OSError:
+            continue
+        if owner != os.geteuid():
+            return f" ({place} belongs to {_user(owner)}; this runs as {_user(os.geteuid())})"
+        return ""
+    return ""
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
 
 
 def home_options(func: F) -> F:
