@@ -128,6 +128,16 @@ class AuditWalk:
             assert parent.row is not None
             row["parent_path"] = parent.rel
             row["parent_mtime"] = parent.row["modified_time"]
+            since = self.changed_since
+            if since is not None and st.st_ctime >= since and parent.rel not in self.known:
+                # Changed lately, in a directory listed without a cached listing (so whether
+                # it is new there cannot be told): a row ahead of its subtree, sent as listed
+                # so that its own row after the subtree keeps the flag. It may have been a
+                # file when Fusion last heard of it (a rename storm, a checkout): Fusion
+                # 0.8.17 puts a row under a path it holds as a file beside a stale file
+                # entry, and from then on every audit_skipped row of the directory deletes
+                # its children (helper 24). An unchanged one costs a row Fusion drops.
+                self.sink.extend([{**row, "audit_skipped": False}])
         cached = self.cache.get(node.rel)
         if (
             cached is not None
@@ -166,7 +176,7 @@ class AuditWalk:
         keeps the first row's flag until the directory's mtime changes, so a directory that
         is only ever listed (never cached, always changing) must not get one, or deletions
         in it would never be inferred. In a directory with no cached listing, a subdirectory
-        changed lately gets a row ahead too, sent as listed (:meth:`_ahead`)."""
+        changed lately gets a row ahead too, when it is visited (:meth:`visit`)."""
         listed_at = time.time()
         rel_dir = node.rel
         rows: list[Row] = []
@@ -188,8 +198,6 @@ class AuditWalk:
                             known_subdirs = set(cached_subdirs(last))
                         if entry.name not in known_subdirs:
                             self._ahead(entry, rel, rel_dir, mtime, rows)
-                    elif self.changed_since is not None:
-                        self._ahead(entry, rel, rel_dir, mtime, rows, since=self.changed_since)
                     continue
                 try:
                     st = entry.stat(follow_symlinks=False)
@@ -236,34 +244,19 @@ class AuditWalk:
         return children
 
     def _ahead(
-        self,
-        entry: os.DirEntry[str],
-        rel: str,
-        parent: str,
-        parent_mtime: float,
-        rows: list[Row],
-        since: float | None = None,
+        self, entry: os.DirEntry[str], rel: str, parent: str, parent_mtime: float, rows: list[Row]
     ) -> None:
-        """The row sent ahead of a subdirectory's subtree (see :meth:`_list`).
-
-        Without ``since``: a subdirectory new since its parent's cached listing, marked
-        ``audit_skipped``. With it (a parent with no cached listing to tell whether it is
-        new): only if its ctime is not older than ``since``, and sent as listed
-        (``audit_skipped: false``), so that it keeps the directory's flag as its own row
-        after the subtree will set it. It may have been a file when Fusion last heard of it
-        (a rename storm, a checkout): Fusion 0.8.17 puts a row under a path it holds as a
-        file beside a stale file entry, and from then on every ``audit_skipped`` row of the
-        directory deletes its children (helper 24). An unchanged directory costs an
-        ``lstat`` and a row Fusion drops (same mtime)."""
+        """The row sent ahead of the subtree of a subdirectory new since its parent's cached
+        listing, marked ``audit_skipped`` (see :meth:`_list`)."""
         try:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             return
-        if not stat_mod.S_ISDIR(st.st_mode) or (since is not None and st.st_ctime < since):
+        if not stat_mod.S_ISDIR(st.st_mode):
             return
         row = audit_file_row(rel, st, parent, parent_mtime)
         row["is_directory"] = True
-        row["audit_skipped"] = since is None
+        row["audit_skipped"] = True
         rows.append(row)
 
     def _vanished(self, node: _Dir) -> None:
