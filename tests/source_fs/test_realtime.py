@@ -720,3 +720,33 @@ def _flip(path: str, times: int, mtime: float) -> None:
                 f.write("x")
             os.utime(f"{path}/inner", (mtime, mtime))
         os.utime(path, (mtime, mtime))
+
+
+def test_a_held_delete_during_steady_writes_does_not_spin(root: str) -> None:
+    """A delete held while the tree is written (it waits for a quiet window) used to make
+    the emitter loop without waiting, a full core for up to 5 s a delete, for good under
+    steady writes (helper 26). The loop wakes for writes and for the moment a held delete
+    may go, only; the delete still goes out once the writes stop."""
+    write(f"{root}/gone.txt")
+    write(f"{root}/busy.log")
+
+    async def body(rt: Live) -> None:
+        realtime = rt.source._realtime
+        assert realtime is not None
+        passes = [0]
+        process = realtime._process
+
+        def counted(work: object) -> object:
+            passes[0] += 1
+            return process(work)  # type: ignore[arg-type]
+
+        realtime._process = counted  # type: ignore[method-assign]
+        os.remove(f"{root}/gone.txt")
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:  # appends every 50 ms: never quiet for 0.3 s
+            write(f"{root}/busy.log", b"x\n")
+            await asyncio.sleep(0.05)
+        assert passes[0] < 400, f"{passes[0]} emitter passes in 2 s of 40 writes"
+        await rt.wait(lambda: rt.deleted("/gone.txt"))
+
+    live(root, body, delete_settle_sec=0.3)

@@ -291,11 +291,7 @@ class Realtime:
         checked = time.monotonic()
         assert self.reader is not None
         while not self.stop.is_set():
-            wait = min(interval, 0.2)
-            if self._held:
-                due = min(d for _, d, _ in self._held.values())
-                wait = max(0.0, min(wait, due - time.monotonic()))
-            work = self.pending.take(wait)
+            work = self.pending.take(self._held_wait(min(interval, 0.2)))
             now = time.monotonic()
             if now - checked >= interval or self.reader.health_due.is_set():
                 self.reader.health_due.clear()
@@ -303,6 +299,21 @@ class Realtime:
                 self._check_health()
                 self._resend_hidden()
             self._process(work)
+
+    def _held_wait(self, wait: float) -> float:
+        """Seconds until a held delete may go out (``wait`` at most): its due time, but not
+        before the tree has been quiet for the window, and at most ``_PARENT_WAIT_SEC``
+        after it was first held (the release rule of :meth:`_settle`). Waiting for the due
+        time alone spun a core while writes went on (helper 26): a delete past its due time
+        but held for the writes had nothing to wait for. A new write wakes the loop anyway."""
+        if not self._held:
+            return wait
+        quiet_at = self._written_at + self.params.delete_settle_sec
+        soonest = min(
+            min(max(due, quiet_at), first + _PARENT_WAIT_SEC)
+            for _, due, first in self._held.values()
+        )
+        return max(0.0, min(wait, soonest - time.monotonic()))
 
     def _resend_hidden(self) -> None:
         """Send again the paths Fusion may still hide behind a tombstone (see tombstones.py):
