@@ -414,3 +414,71 @@ def test_a_file_turned_directory_keeps_its_children_through_skipped_audits(
         await sender.close_session()
 
     asyncio.run(closing(run(), sender))
+
+
+def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    """An audit sends ``/d`` as ``audit_skipped`` (unchanged, files not listed); while it
+    runs, a file is created in ``/d`` and realtime sends ``/d``'s new row. Fusion 0.8.17
+    takes a directory's flag from its last accepted row, so a realtime row without the flag
+    made the audit end delete every file of ``/d`` realtime had not touched (helper 26: up
+    to 3,964 files an audit, back only at the next audit). The real fs source's audits and
+    realtime, the real sender and server. (That a realtime row of a directory the audit
+    listed goes without the flag, so deletions there are still found, is checked by
+    tests/faults/test_faults_inotify.py's overflow recovery.)"""
+    from fustor_source_fs import FsSource, FsSourceConfig
+
+    root = tmp_path / "data"
+    (root / "d").mkdir(parents=True)
+    for name in ("f1", "f2", "f3"):
+        (root / "d" / name).write_text(name)
+    sender = make_sender(fusion, tmp_path / "state")
+    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0, "delete_settle_sec": 0}
+    source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
+
+    async def audit(full: bool) -> list[dict[str, Any]]:
+        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+        rows = []
+        async for batch in source.audit(full):
+            rows += [r for e in batch.events for r in e.rows]
+            assert (await sender.send(batch)).ok
+        return rows
+
+    batches: asyncio.Queue[Batch] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for batch in source.realtime():
+            await batches.put(batch)
+
+    async def realtime_row_of(path: str) -> None:
+        while True:
+            batch = await asyncio.wait_for(batches.get(), 10)
+            assert (await sender.send(batch)).ok
+            if any(r["path"] == path for e in batch.events for r in e.rows):
+                return
+
+    async def run() -> None:
+        await source.start()
+        pumping = asyncio.create_task(pump())
+        try:
+            await asyncio.to_thread(
+                wait_until,
+                lambda: source._realtime is not None and source._realtime.ready.is_set(),
+                10,
+            )
+            await lead_synced(fusion, sender, root)
+            for full in (True, False):  # the audit after a full one lists in full too
+                await audit(full)
+                assert (await sender.signal(PhaseSignal.AUDIT_END)).ok
+            rows = await audit(False)  # /d is cached now: sent as audit_skipped
+            assert any(r["path"] == "/d" and r.get("audit_skipped") for r in rows), rows
+            (root / "d" / "new").write_text("new")
+            await realtime_row_of("/d")
+            assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
+            assert fusion.files() == disk_tree(root)
+        finally:
+            pumping.cancel()
+            await source.stop()
+
+    asyncio.run(closing(run(), sender))

@@ -194,3 +194,59 @@ def test_unwritable_state_dir_does_not_fail_the_session(
     info = asyncio.run(make_sender(tmp_path, fusion).open_session())
     assert info.session_id == fusion.issued[0]
     assert any("cannot keep the session id" in r.getMessage() for r in caplog.records)
+
+
+def test_a_realtime_audit_flag_goes_out_only_while_the_audit_may_be_open(tmp_path: Path) -> None:
+    """A source marks the realtime row of a directory its audit skipped ``audit_skipped``;
+    the sender keeps the mark from its audit start until Fusion acknowledged the end, and
+    drops it otherwise (protocol §5.5, helper 26). The audit's own rows are left alone."""
+    from fustor_core import Batch, EventType, MessageSource
+
+    def rows() -> list[dict]:
+        return [
+            {"path": "/d/f", "size": 1, "modified_time": 2.0, "created_time": 2.0},
+            {"path": "/d", "size": 0, "modified_time": 2.0, "created_time": 2.0}
+            | {"is_directory": True, "audit_skipped": True},
+        ]
+
+    def flags() -> list[object]:
+        event = fusion.bodies("POST ingest")[-1]["events"][0]
+        return [r.get("audit_skipped") for r in event["rows"]]
+
+    rt, audit = MessageSource.REALTIME, MessageSource.AUDIT
+    fusion = FakeReceiver(role="leader")
+    sender = make_sender(tmp_path, fusion)
+    seen = []
+
+    async def run() -> None:
+        await sender.open_session()
+        for step in ("before", "start", "audit row", "end failed", "end", "after"):
+            if step == "start":
+                assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+            if step == "audit row":
+                assert (await sender.send(Batch.of(audit, EventType.UPDATE, rows()))).ok
+                seen.append((step, flags()))
+            if step == "end failed":
+                fusion.script("POST ingest", httpx.Response(503, json={"detail": "busy"}))
+                assert not (await sender.signal(PhaseSignal.AUDIT_END)).ok
+            if step == "end":
+                assert (await sender.signal(PhaseSignal.AUDIT_END)).ok
+            assert (await sender.send(Batch.of(rt, EventType.UPDATE, rows()))).ok
+            seen.append((step, flags()))
+        await sender.open_session()  # a new session ends any audit in Fusion (B19)
+        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+        await sender.open_session()
+        assert (await sender.send(Batch.of(rt, EventType.UPDATE, rows()))).ok
+        seen.append(("new session", flags()))
+
+    asyncio.run(run())
+    assert seen == [
+        ("before", [None, None]),
+        ("start", [None, True]),
+        ("audit row", [None, True]),
+        ("audit row", [None, True]),
+        ("end failed", [None, True]),
+        ("end", [None, None]),
+        ("after", [None, None]),
+        ("new session", [None, None]),
+    ]

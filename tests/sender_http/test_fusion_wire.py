@@ -219,3 +219,19 @@ def test_signal_bodies() -> None:
         "events": [],
         "metadata": {"scan_path": "/q3", "job_id": "a1"},
     }
+
+
+def test_audit_flags_are_stripped_when_asked_and_the_batch_is_left_as_it_was() -> None:
+    rt = MessageSource.REALTIME
+    directory = _row("/d", is_directory=True, audit_skipped=True)
+    rows = [_row("/d/f", is_atomic_write=True), directory]
+    batch = Batch(rt, [Event(EventType.UPDATE, rows, rt)])
+    kept = encode_batch(batch, max_batch_size=10, max_rows_per_event=10)
+    [body] = _decode(kept.bodies)
+    assert [r.get("audit_skipped") for r in body["events"][0]["rows"]] == [None, True]
+    stripped = encode_batch(batch, max_batch_size=10, max_rows_per_event=10, strip_audit_flags=True)
+    [body] = _decode(stripped.bodies)
+    assert [r.get("audit_skipped") for r in body["events"][0]["rows"]] == [None, None]
+    plain = {k: v for k, v in directory.items() if k != "audit_skipped"}
+    assert body["events"][0]["rows"][1] == plain
+    assert directory["audit_skipped"] is True  # a tap sees the row as the source made it

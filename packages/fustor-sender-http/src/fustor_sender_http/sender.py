@@ -89,6 +89,14 @@ class FusionSender(SenderDriver):
         self._session: SessionInfo | None = None
         self._lost_session_id: str | None = None
         self._role: Role | None = None
+        self._audit_open = False
+        """From this leader's audit start until Fusion acknowledged its end. Fusion 0.8.17
+        takes a directory's ``audit_skipped`` flag from its last accepted row and, at the
+        audit end, deletes the children the audit did not report of each directory whose
+        flag is false (protocol §5.5). A source marks the realtime row of a directory its
+        running audit skipped (unchanged, files not listed) with the flag, or that row made
+        Fusion delete them (helper 26); outside this window the flag is dropped, so that no
+        directory keeps it once the audit is judged."""
         self._pending_commands: list[Command] = []
         self._wrong_port: str | None = None
         """Set when the endpoint turned out to be Fusion's management port."""
@@ -161,6 +169,7 @@ class FusionSender(SenderDriver):
                 logger.error("fusion sender %s: %s", self.sender_id, self._wrong_port)
         self._session = info
         self._role = info.role
+        self._audit_open = False  # a new session ends any audit in Fusion (B19)
         self._lost_session_id = None
         self._counters["sessions_opened"] += 1
         try:
@@ -403,6 +412,8 @@ class FusionSender(SenderDriver):
             batch,
             max_batch_size=self.params.max_batch_size,
             max_rows_per_event=self.params.max_rows_per_event,
+            strip_audit_flags=batch.message_source is MessageSource.REALTIME
+            and not self._audit_open,
         )
         if encoded.dropped_rows:
             self._counters["rows_left_out"] += encoded.dropped_rows
@@ -434,6 +445,7 @@ class FusionSender(SenderDriver):
         if signal is PhaseSignal.SNAPSHOT_END:
             return await self._post_ingest(sid, signal_body("snapshot", is_end=True))
         if signal is PhaseSignal.AUDIT_START:
+            self._audit_open = True
             return await self.consistency.audit("start")
         if signal is PhaseSignal.AUDIT_END:
             # Fusion answers only after draining its queue (at most 30 s, then it finalises
@@ -443,9 +455,12 @@ class FusionSender(SenderDriver):
             # Fusion (protocol §5.5), which that call would finalise half-seen, deleting
             # every child of its directories that it had not seen yet (helper 18: 63,000
             # files). Left open, that audit is reset by the next audit's start.
-            return await self._post_ingest(
+            result = await self._post_ingest(
                 sid, signal_body("audit", is_end=True), self.params.audit_end_timeout_sec
             )
+            if result.ok:  # finalised: Fusion has judged the directories' flags
+                self._audit_open = False
+            return result
         if signal is PhaseSignal.SCAN_END:
             metadata = {"scan_path": details["scan_path"], "job_id": details["job_id"]}
             return await self._post_ingest(sid, signal_body("job_complete", metadata=metadata))

@@ -99,10 +99,23 @@ def _valid_rows(event_type: EventType, rows: list[Row]) -> tuple[list[Row], int]
     return good, len(rows) - len(good)
 
 
-def _events(batch: Batch, max_rows_per_event: int, index: int) -> Iterator[tuple[dict, int]]:
+def _without_audit_flags(rows: list[Row]) -> list[Row]:
+    """``rows`` without ``audit_skipped`` (copies of the rows that have it: a batch's rows
+    are shared, with a tap for one)."""
+    return [
+        {k: v for k, v in r.items() if k != "audit_skipped"} if "audit_skipped" in r else r
+        for r in rows
+    ]
+
+
+def _events(
+    batch: Batch, max_rows_per_event: int, index: int, strip_audit_flags: bool = False
+) -> Iterator[tuple[dict, int]]:
     """Wire events of ``batch`` (rows split by ``max_rows_per_event``) with their row counts."""
     for event in batch.events:
         rows, dropped = _valid_rows(event.event_type, event.rows)
+        if strip_audit_flags:
+            rows = _without_audit_flags(rows)
         if dropped:
             logger.warning(
                 "left out %d %s row(s) without path/modified_time (Fusion would count errors)",
@@ -125,10 +138,15 @@ def _events(batch: Batch, max_rows_per_event: int, index: int) -> Iterator[tuple
             )
 
 
-def encode_batch(batch: Batch, *, max_batch_size: int, max_rows_per_event: int) -> EncodedBatch:
+def encode_batch(
+    batch: Batch, *, max_batch_size: int, max_rows_per_event: int, strip_audit_flags: bool = False
+) -> EncodedBatch:
     """Bodies of ``POST /ingest/{sid}/events`` for ``batch``, each with ≤ ``max_batch_size`` rows.
 
     Events keep their order across bodies, so sending the bodies in order keeps capture order.
+    ``strip_audit_flags``: rows go without ``audit_skipped`` (a realtime row carries it only
+    while the audit that skipped its directory may still be open in Fusion: protocol §5.5,
+    see ``FusionSender.send``).
     """
     source_type = batch_source_type(batch.message_source)
     index = int(time.time() * 1000)
@@ -144,7 +162,8 @@ def encode_batch(batch: Batch, *, max_batch_size: int, max_rows_per_event: int) 
             )
             pending, pending_rows = [], 0
 
-    for wire_event, n in _events(batch, min(max_rows_per_event, max_batch_size), index):
+    per_event = min(max_rows_per_event, max_batch_size)
+    for wire_event, n in _events(batch, per_event, index, strip_audit_flags):
         if pending_rows + n > max_batch_size:
             flush()
         pending.append(wire_event)

@@ -113,6 +113,13 @@ class AuditWalk:
         self.dirs_listed = 0
         self.dirs_skipped = 0
 
+    def skipped(self, rel: str, old: AuditCache | None = None) -> bool:
+        """Whether this pass sent directory ``rel`` as ``audit_skipped`` because it was
+        unchanged (its cached listing reused as is). ``old``: the cache the pass started from,
+        for asking once the pass has ended (it drops its reference then)."""
+        cached = (self.cache if old is None else old).get(rel)
+        return cached is not None and self.new_cache.get(rel) is cached
+
     def root_task(self) -> _Dir:
         return _Dir(self.root, "/", None)
 

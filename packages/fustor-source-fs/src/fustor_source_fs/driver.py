@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -43,6 +44,10 @@ log = logging.getLogger(__name__)
 
 _AHEAD_SLACK_SEC = 60.0
 """Taken off the times ``ctime`` is compared with: an NFS server's clock may run behind."""
+_SKIP_VIEW_SEC = 120.0
+"""How long after an audit's walk realtime still asks which directories it skipped: past
+the host's wait for Fusion to finish the audit (the fusion sender's ``audit_end_timeout_sec``,
+60 s by default), without holding the walk's old cache until the next audit."""
 
 
 class FsSource(SourceDriver):
@@ -64,6 +69,9 @@ class FsSource(SourceDriver):
         self._audit_cache: AuditCache = {}
         self._relist = False
         self._changed_since = time.time() - _AHEAD_SLACK_SEC
+        self._skip_view: tuple[AuditWalk, AuditCache, float | None] | None = None
+        """The running or last audit walk, the cache it started from, and until when
+        (monotonic; ``None`` while it runs) realtime asks it (``_skipped_by_audit``)."""
         """What a directory without a cached listing counts as a recent subdirectory change
         from (:class:`AuditWalk`): this source's start, then the last complete audit's."""
         """The previous audit was a full one: this one lists everything again (B19)."""
@@ -201,6 +209,7 @@ class FsSource(SourceDriver):
         self._realtime = Realtime(
             self.root, self.params, self.filter, self.guard, self.tombstones, self.links
         )
+        self._realtime.audit_skipped = self._skipped_by_audit
         return self._realtime.run()
 
     async def audit(self, full: bool = False) -> AsyncIterator[Batch]:
@@ -236,6 +245,7 @@ class FsSource(SourceDriver):
                 changed_since=self._changed_since,
             )
             holder.append(audit)
+            self._skip_view = (audit, cache, None)
             walk([audit.root_task()], audit.visit, workers=self.params.scan_workers, stop=stop)
             self._progress["audit_dirs_listed"] = audit.dirs_listed
             self._progress["audit_dirs_skipped"] = audit.dirs_skipped
@@ -243,8 +253,14 @@ class FsSource(SourceDriver):
                 # Inside the audit cycle: Fusion takes these rows as part of it (protocol §5.5).
                 sweep.run(audit.new_cache, sink, stop, self.params.scan_workers)
 
-        async for batch in self._stream(job, MessageSource.AUDIT, "audit"):
-            yield batch
+        try:
+            async for batch in self._stream(job, MessageSource.AUDIT, "audit"):
+                yield batch
+        finally:
+            if holder:  # realtime keeps asking while Fusion may still be finishing the audit
+                view = self._skip_view = (holder[-1], cache, time.monotonic() + _SKIP_VIEW_SEC)
+                with contextlib.suppress(RuntimeError):  # closed outside a loop: kept till next
+                    asyncio.get_running_loop().call_later(_SKIP_VIEW_SEC, self._forget_skips, view)
         # Every batch has been taken by the host: only such a complete pass may decide what
         # the next one skips.
         if holder:
@@ -256,6 +272,26 @@ class FsSource(SourceDriver):
                 self._sweeper.commit(sweep, audit.new_cache)
             self._changed_since = began - _AHEAD_SLACK_SEC
         self._audits += 1
+
+    def _forget_skips(self, view: object) -> None:
+        """Drop an ended audit's view once past its time (frees the old cache it holds)."""
+        if self._skip_view is view:
+            self._skip_view = None
+
+    def _skipped_by_audit(self, rel: str) -> bool:
+        """Whether the running audit, or the one that just ended, sent directory ``rel`` as
+        ``audit_skipped`` (unchanged, its files not listed). Realtime then sends the
+        directory's row with the flag too: Fusion 0.8.17 judges a directory by the flag of
+        its last accepted row at the audit end, and a realtime row without it made Fusion
+        delete the directory's files the audit had not listed (protocol §5.5, helper 26).
+        The fusion sender drops the flag once Fusion has acknowledged the audit end."""
+        view = self._skip_view
+        if view is None:
+            return False
+        audit, started_from, until = view
+        if until is not None and time.monotonic() > until:
+            return False
+        return audit.skipped(rel, started_from)
 
     def _realtime_pending(self, rel: str) -> bool:
         """Whether realtime holds an unsent change of ``rel`` (read without its lock: a

@@ -9,7 +9,7 @@ import re
 import stat as stat_mod
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,6 +111,9 @@ class Realtime:
         self.flt = flt
         self.guard = guard
         self.pending = Pending(params.max_pending_paths)
+        self.audit_skipped: Callable[[str], bool] | None = None
+        """Whether the running (or just ended) audit sent a directory as ``audit_skipped``:
+        its realtime row then carries the flag too (``FsSource._skipped_by_audit``)."""
         self.ready = threading.Event()
         """Set once the initial watches are in place (the snapshot waits for it)."""
         self.stop = threading.Event()
@@ -571,6 +574,7 @@ class Realtime:
         root = self.root
         settle = self.params.delete_settle_sec
         healthy = self.guard.reason is None
+        skipped = self.audit_skipped
         for path, change in changes.items():
             st = lstat_at(root, path)
             if st is None:
@@ -602,6 +606,8 @@ class Realtime:
                     self.pending.add_subtree(path)
                     if change is not Change.DELETE:
                         rows.append({**row, "is_directory": False, "size": 0})
+            if row["is_directory"] and skipped is not None and skipped(path):
+                row["audit_skipped"] = True
             rows.append(row)
             if st.st_nlink > 1 and not row["is_directory"]:
                 rows.extend(self.links.others(path, st, root, row["is_atomic_write"], self.flt))
