@@ -68,13 +68,13 @@ class FsSource(SourceDriver):
         self._guard: RootGuard | None = None
         self._audit_cache: AuditCache = {}
         self._relist = False
+        """The previous audit was a full one: this one lists everything again (B19)."""
         self._changed_since = time.time() - _AHEAD_SLACK_SEC
+        """What a directory without a cached listing counts as a recent subdirectory change
+        from (:class:`AuditWalk`): this source's start, then the last complete audit's."""
         self._skip_view: tuple[AuditWalk, AuditCache, float | None] | None = None
         """The running or last audit walk, the cache it started from, and until when
         (monotonic; ``None`` while it runs) realtime asks it (``_skipped_by_audit``)."""
-        """What a directory without a cached listing counts as a recent subdirectory change
-        from (:class:`AuditWalk`): this source's start, then the last complete audit's."""
-        """The previous audit was a full one: this one lists everything again (B19)."""
         self._unknown_before: float | None = None
         """Wall time of this instance's first full audit: Fusion may hold tombstones stamped
         before it that the tracker never saw (this agent before a crash, another agent). The
