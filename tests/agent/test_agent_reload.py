@@ -13,34 +13,41 @@ from fustor_core import DriverError
 
 def test_reload_touches_only_added_removed_and_changed_pipes(home):
     world = World()
-    first = world.config({"id": "keep"}, {"id": "change"}, {"id": "drop"})
+    first = world.config(
+        {"id": "keep"}, {"id": "change"}, {"id": "tune"}, {"id": "drop"}, senders=("out", "alt")
+    )
     second = world.config(
         {"id": "keep"},
-        {"id": "change", "audit_interval_sec": 5},
+        {"id": "change", "sender_id": "alt"},
+        {"id": "tune", "audit_interval_sec": 5, "max_buffered_rows": 7},
         {"id": "new"},
         {"id": "off", "enabled": False},
+        senders=("out", "alt"),
     )
 
     async def main() -> None:
         agent = Agent(first, home)
         async with running(agent):
-            await wait_until(lambda: world.signals().count("snapshot_end") == 3)
-            keep, change = agent._pipes["keep"], agent._pipes["change"]
+            await wait_until(lambda: world.signals().count("snapshot_end") == 4)
+            keep, change, tune = (agent._pipes[p] for p in ("keep", "change", "tune"))
             source = agent._sources["src"]
             summary = await agent.reload(second)
             assert summary == {
                 "added": ["new"],
                 "removed": ["drop"],
                 "restarted": ["change"],
+                "updated": ["tune"],
                 "added_disabled": ["off"],
                 "removed_disabled": [],
             }
             assert agent._pipes["keep"] is keep  # untouched: same pipe, same session
             assert agent._pipes["change"] is not change
+            assert agent._pipes["tune"] is tune  # in place: same pipe, same session
+            assert tune.entry.audit_interval_sec == 5 and tune.runner.lane.max_rows == 7
             assert agent._sources["src"] is source  # the shared source keeps watching
-            await wait_until(lambda: world.signals().count("snapshot_end") == 5)
+            await wait_until(lambda: world.signals().count("snapshot_end") == 6)
             status = {p["id"]: p for p in agent.status().to_json()["pipes"]}
-            assert list(status) == ["keep", "change", "new", "off"]
+            assert list(status) == ["keep", "change", "tune", "new", "off"]
             assert status["off"]["enabled"] is False and status["off"]["state"] == "stopped"
             assert agent.status().to_json()["config_generation"] == 2
             # Realtime still reaches every running pipe through the one watch.
@@ -48,14 +55,46 @@ def test_reload_touches_only_added_removed_and_changed_pipes(home):
             await wait_until(
                 lambda: (
                     sorted(e[3] for e in world.log if e[0] == "send" and e[1] == "realtime")
-                    == ["change", "keep", "new"]
+                    == ["change", "keep", "new", "tune"]
                 )
             )
 
     asyncio.run(main())
     closed = [e[1] for e in world.log if e[0] == "close_session"]
     assert sorted(closed[:2]) == ["change", "drop"]  # stopped by the reload
-    assert sorted(closed[2:]) == ["change", "keep", "new"]
+    assert sorted(closed[2:]) == ["change", "keep", "new", "tune"]
+
+
+def test_a_reload_of_intervals_applies_them_to_the_running_session(home):
+    """Audits and sentinel rounds off, then on by a reload: they run in the same session
+    (no second snapshot), and off again stops them."""
+    world = World()
+    world.sentinel_paths = ["/s"]
+    off = world.config({"id": "p", "audit_interval_sec": 0, "sentinel_interval_sec": 0})
+    on = world.config({"id": "p", "audit_interval_sec": 0.05, "sentinel_interval_sec": 0.05})
+
+    def audits() -> int:
+        return world.signals().count("audit_end")
+
+    def rounds() -> int:
+        return sum(1 for e in world.log if e[0] == "sentinel_feedback")
+
+    async def main() -> None:
+        agent = Agent(off, home)
+        async with running(agent):
+            await wait_until(lambda: "snapshot_end" in world.signals())
+            await asyncio.sleep(0.3)
+            assert (audits(), rounds()) == (0, 0)
+            assert (await agent.reload(on))["updated"] == ["p"]
+            await wait_until(lambda: audits() >= 2 and rounds() >= 2)
+            assert (await agent.reload(off))["updated"] == ["p"]
+            await asyncio.sleep(0.2)  # an audit or round under way may still end
+            settled = (audits(), rounds())
+            await asyncio.sleep(0.3)
+            assert (audits(), rounds()) == settled
+            assert world.sessions == 1 and world.signals().count("snapshot_end") == 1
+
+    asyncio.run(main())
 
 
 def test_changed_source_config_restarts_its_pipes_and_the_source(home):

@@ -126,7 +126,8 @@ def test_daemon_status_lock_reload_stop(run_cli, home_cleanup, tmp_path):
     # Disabled pipes start nothing, but reload names those it added or removed.
     (home / "agent-config.yaml").write_text(config(out, "p1", "p2", disabled=("p3",)))
     added = run_cli("reload")
-    assert "added [], removed [], restarted [], added disabled ['p3']" in added.stdout, added
+    expected = "added [], removed [], restarted [], updated [], added disabled ['p3']"
+    assert expected in added.stdout, added
     (home / "agent-config.yaml").write_text(config(out, "p1", "p2"))
     assert "removed disabled ['p3']" in run_cli("reload").stdout
 

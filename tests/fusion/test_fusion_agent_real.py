@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from agent_harness import AgentProcess
+from agent_harness import AgentProcess, agent_executable
 from fusion_harness import FusionServer, disk_tree, wait_until
 
 pytestmark = pytest.mark.fusion
@@ -296,4 +297,36 @@ def test_the_first_audit_of_a_term_removes_what_went_away_and_adds_no_blind_spot
     spots = fusion.blind_spots()
     assert spots["additions"] == []
     assert {"/a/f.txt", "/c"} <= set(spots["deletions"])
+    assert fusion.errors() == 0
+
+
+def test_a_reload_of_the_audit_interval_keeps_the_session_and_the_view(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """Only ``audit_interval_sec`` changed: the reload updates the pipe in place. The view
+    stays readable all along (a restart closed the view's only session, and Fusion emptied
+    it and answered 503 until the new snapshot ended), and audits follow the new interval
+    in the same session."""
+    root = tmp_path / "data"
+    make_tree(root)
+    agent = make_agent(root, pipe={"audit_interval_sec": 3600})
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=20)
+    sessions = [s["session_id"] for s in fusion.sessions()]
+    before = audit_cycles(fusion)
+    agent.pipe["audit_interval_sec"] = 0.5
+    agent.write_config()
+    reload = subprocess.run(
+        [str(agent_executable()), "reload"],
+        env={**os.environ, "FUSTOR_HOME": str(agent.home)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert reload.returncode == 0, reload.stderr
+    assert "restarted [], updated ['research']" in reload.stdout, reload.stdout
+    fusion.wait_tree(disk_tree(root), timeout=1)  # no 503, nothing emptied
+    wait_until(lambda: audit_cycles(fusion) >= before + 2, 20, 0.2, "audits every 0.5 s")
+    assert [s["session_id"] for s in fusion.sessions()] == sessions
+    fusion.wait_tree(disk_tree(root), timeout=1)
     assert fusion.errors() == 0

@@ -190,9 +190,11 @@ class Agent:
     async def reload(self, new: AgentConfig) -> dict[str, list[str]]:
         """Apply a new configuration; only added, removed and changed pipes are touched.
 
-        Returns the pipe ids by what happened: ``added``, ``removed``, ``restarted`` (enabled
-        pipes), and ``added_disabled`` / ``removed_disabled`` (disabled pipes that appeared in
-        or left the file; a pipe switched off is in ``removed``, switched on in ``added``).
+        Returns the pipe ids by what happened: ``added``, ``removed``, ``restarted``,
+        ``updated`` (enabled pipes; an update keeps the pipe and its session:
+        :meth:`AgentConfig.retunes`), and ``added_disabled`` / ``removed_disabled``
+        (disabled pipes that appeared in or left the file; a pipe switched off is in
+        ``removed``, switched on in ``added``).
         """
         old = self.config
         running = set(self._pipes) | set(self._broken)
@@ -204,8 +206,14 @@ class Agent:
             for pid in running & wanted
             if old.pipe_signature(pid) != new.pipe_signature(pid) or pid in self._broken
         )
+        # Only intervals or the realtime queue's bound changed: taken in place, since a
+        # restart closes the session and Fusion empties a view left without one.
+        updated = [pid for pid in changed if pid in self._pipes and new.retunes(old, pid)]
+        changed = [pid for pid in changed if pid not in updated]
         self._held &= set(new.pipes)
         added = sorted(wanted - running)
+        for pipe_id in updated:
+            self._pipes[pipe_id].retune(new.pipes[pipe_id])
         for pipe_id in removed + changed:
             self._broken.pop(pipe_id, None)
         await self._stop_pipes(removed + changed)
@@ -227,6 +235,7 @@ class Agent:
             "added": added,
             "removed": removed,
             "restarted": changed,
+            "updated": updated,
             "added_disabled": sorted(
                 pid for pid in set(new.pipes) - set(old.pipes) if not new.pipes[pid].enabled
             ),

@@ -214,7 +214,14 @@ def reload(home: Home) -> None:
         "reloaded: "
         + ", ".join(
             f"{key.replace('_', ' ')} {outcome.get(key) or []}"
-            for key in ("added", "removed", "restarted", "added_disabled", "removed_disabled")
+            for key in (
+                "added",
+                "removed",
+                "restarted",
+                "updated",
+                "added_disabled",
+                "removed_disabled",
+            )
         ),
         problems,
     )

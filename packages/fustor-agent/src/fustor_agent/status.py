@@ -209,6 +209,8 @@ class ReloadOutcome(_Model):
     added: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
     restarted: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list)
+    """Pipes whose intervals or ``max_buffered_rows`` changed: applied in place, same session."""
     added_disabled: list[str] = Field(default_factory=list)
     removed_disabled: list[str] = Field(default_factory=list)
 

@@ -127,6 +127,25 @@ class AgentConfig:
     """Pipe id → the file (as labelled in messages) that defines it."""
 
     def pipe_signature(self, pipe_id: str) -> tuple[PipeEntry, SourceSpec, SenderSpec]:
-        """Everything a running pipe depends on; a reload restarts it when this changes."""
+        """Everything a running pipe depends on; a reload restarts it when this changes,
+        unless only :data:`RETUNABLE` fields did (:meth:`retunes`)."""
         pipe = self.pipes[pipe_id]
         return pipe, self.sources[pipe.source_id], self.senders[pipe.sender_id]
+
+    def retunes(self, old: AgentConfig, pipe_id: str) -> bool:
+        """Whether pipe ``pipe_id`` differs from its ``old`` self only in :data:`RETUNABLE`
+        fields, which the running pipe takes in place (its session, and Fusion's view, stay)."""
+        new_pipe, *new_deps = self.pipe_signature(pipe_id)
+        old_pipe, *old_deps = old.pipe_signature(pipe_id)
+        if new_deps != old_deps or new_pipe == old_pipe:
+            return False
+        return (
+            new_pipe.model_copy(update={name: getattr(old_pipe, name) for name in RETUNABLE})
+            == old_pipe
+        )
+
+
+RETUNABLE = ("audit_interval_sec", "sentinel_interval_sec", "max_buffered_rows")
+"""Pipe fields a reload applies to the running pipe without a restart: a restart closes the
+Fusion session, and a view left without sessions is emptied and unreadable (503) until the new
+snapshot ends (protocol §5.1, §5.2)."""

@@ -90,6 +90,8 @@ class LeaderWork:
         """The server's tree was empty when the session opened (``SessionInfo.starts_empty``):
         nothing can be stale there, so the first full audit waits for its interval."""
         self._audit_now = asyncio.Event()
+        self._retuned = {"audit": asyncio.Event(), "sentinel": asyncio.Event()}
+        """Set by :meth:`retune`: that loop measures its current wait with the new interval."""
         self._audit_full = True
         """The next audit trusts no state of earlier ones (first of the term, lost events,
         an audit with a rejected batch)."""
@@ -97,6 +99,42 @@ class LeaderWork:
         """Batches of the current (or last) snapshot or audit that the receiver rejected."""
         self._retry_backoff = Backoff(initial=AUDIT_RETRY_SEC, maximum=AUDIT_RETRY_MAX_SEC)
         """Without periodic audits: when to try again an audit that did not end well."""
+
+    def retune(self, audit_interval: float | None, sentinel_interval: float | None) -> None:
+        """New intervals (seconds; ``None`` or 0: none) from a reload, applied in place: the
+        session, its role and Fusion's view stay. A wait under way keeps its start, so an
+        audit already overdue by the new interval runs at once."""
+        self.audit_interval = audit_interval or None
+        self.audits_disabled = audit_interval == 0
+        self.sentinel_interval = sentinel_interval or None
+        for event in self._retuned.values():
+            event.set()
+
+    async def _interval_wait(self, kind: str, until: asyncio.Event | None = None) -> None:
+        """Wait one ``kind`` interval (``audit`` or ``sentinel``), measured from the call,
+        with the interval in force (:meth:`retune` may change it meanwhile; none: wait for
+        ever), or until ``until`` is set."""
+        retuned = self._retuned[kind]
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        while True:
+            retuned.clear()
+            interval = self.audit_interval if kind == "audit" else self.sentinel_interval
+            left = None if interval is None else since + interval - loop.time()
+            if left is not None and left <= 0:
+                return
+            waits = [asyncio.ensure_future(retuned.wait())]
+            if until is not None:
+                waits.append(asyncio.ensure_future(until.wait()))
+            try:
+                done, _ = await asyncio.wait(
+                    waits, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                for waiting in waits:
+                    waiting.cancel()
+            if not done or (until is not None and until.is_set()):
+                return
 
     def request_audit(self) -> None:
         """Audit as soon as possible, a full one (events were lost)."""
@@ -122,7 +160,7 @@ class LeaderWork:
             async with asyncio.TaskGroup() as group:
                 if Phase.AUDIT in self.source.phases:
                     group.create_task(self._audit_loop(), name=f"fustor-audit-{self.pipe_id}")
-                if Phase.SENTINEL in self.source.phases and self.sentinel_interval:
+                if Phase.SENTINEL in self.source.phases:
                     group.create_task(self._sentinel_loop(), name=f"fustor-sentinel-{self.pipe_id}")
         except* SessionLostError as group_error:
             # The group wraps it: re-raise it bare, so that the session loop ends the
@@ -198,11 +236,7 @@ class LeaderWork:
 
     async def _audit_loop(self) -> None:
         while True:
-            if self.audit_interval:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._audit_now.wait(), self.audit_interval)
-            else:
-                await self._audit_now.wait()
+            await self._interval_wait("audit", until=self._audit_now)
             self._audit_now.clear()
             await wait_healthy(self.source, self.state)
             await self._audit()
@@ -270,9 +304,8 @@ class LeaderWork:
             )
 
     async def _sentinel_loop(self) -> None:
-        assert self.sentinel_interval
         while True:
-            await asyncio.sleep(self.sentinel_interval)
+            await self._interval_wait("sentinel")
             try:
                 paths = await self.sender.sentinel_tasks()
                 if paths:

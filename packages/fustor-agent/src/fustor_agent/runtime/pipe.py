@@ -88,6 +88,20 @@ class Pipe:
     def id(self) -> str:
         return self.entry.id
 
+    def retune(self, entry: PipeEntry) -> None:
+        """Take a reload that changed only ``entry``'s intervals or ``max_buffered_rows``
+        (:meth:`AgentConfig.retunes`) in place: same sender, same session."""
+        self.entry = entry
+        self.runner.retune(entry)
+        logger.info(
+            "pipe %s: updated in place (audit_interval_sec %s, sentinel_interval_sec %s, "
+            "max_buffered_rows %d)",
+            self.id,
+            entry.audit_interval_sec,
+            entry.sentinel_interval_sec,
+            entry.max_buffered_rows,
+        )
+
     async def start(self) -> None:
         self.source.subscribe(self.id, self.runner.lane.offer)
         self._task = asyncio.create_task(self._supervise(), name=f"fustor-pipe-{self.id}")

@@ -283,18 +283,34 @@ class SessionRunner:
 
     # -- leader work and commands ---------------------------------------------------------
 
+    def retune(self, pipe: PipeEntry) -> None:
+        """Apply a reload that changed only ``pipe``'s intervals or ``max_buffered_rows``
+        (:func:`~fustor_agent.config.retunable`), keeping the session: the queue's bound at
+        once, the intervals in the running leader work (:meth:`LeaderWork.retune`) or at the
+        next promotion."""
+        self.pipe = pipe
+        self.lane.max_rows = pipe.max_buffered_rows
+        session = self._session
+        if session is not None and session.leader is not None:
+            session.leader.retune(*self._intervals(session))
+
+    def _intervals(self, session: _Session) -> tuple[float | None, float | None]:
+        """(audit, sentinel) seconds: the pipe's own, else what Fusion gave the session."""
+        audit, sentinel = self.pipe.audit_interval_sec, self.pipe.sentinel_interval_sec
+        return (
+            audit if audit is not None else session.info.audit_interval_sec,
+            sentinel if sentinel is not None else session.info.sentinel_interval_sec,
+        )
+
     def _start_leader(self, session: _Session, starts_empty: bool = False) -> None:
         pipe = self.pipe
-        audit = pipe.audit_interval_sec
-        sentinel = pipe.sentinel_interval_sec
         session.leader = LeaderWork(
             pipe.id,
             self.source,
             self.sender,
             self.delivery,
             self.state,
-            audit if audit is not None else session.info.audit_interval_sec,
-            sentinel if sentinel is not None else session.info.sentinel_interval_sec,
+            *self._intervals(session),
             starts_empty=starts_empty,
         )
         session.leader_task = session.spawn(
