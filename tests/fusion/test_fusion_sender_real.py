@@ -416,6 +416,60 @@ def test_a_file_turned_directory_keeps_its_children_through_skipped_audits(
     asyncio.run(closing(run(), sender))
 
 
+def test_a_followers_directory_row_during_an_audit_deletes_nothing(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    """A follower's realtime row of ``/d`` (a file created there on its host) lands while
+    the leader's audit, which sent ``/d`` as ``audit_skipped``, is still running. Fusion
+    0.8.17 takes a directory's flag from its last accepted row, and a follower's row has
+    none (it cannot know what its leader's audit skipped): the audit end deleted every file
+    of ``/d`` but the new one, until the next audit listed ``/d``. The leader's audit now
+    sends such a directory again, flagged, before its end. The real fs source's audits, two
+    real senders (leader, follower) and the real server."""
+    from fustor_source_fs import FsSource, FsSourceConfig
+
+    root = tmp_path / "data"
+    (root / "d").mkdir(parents=True)
+    for name in ("f1", "f2", "f3"):
+        (root / "d" / name).write_text(name)
+    leader = make_sender(fusion, tmp_path / "state")
+    follower = make_sender(fusion, tmp_path / "state-b", agent="agent-b")
+    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0}
+    source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
+
+    async def follower_writes() -> None:
+        (root / "d" / "new").write_text("new")
+        rows = [_stat_row(root, os.fsencode(root / p)) for p in ("d/new", "d")]
+        assert (await follower.send(Batch.of(MessageSource.REALTIME, EventType.UPDATE, rows))).ok
+
+    async def audit(full: bool, meanwhile: Any = None) -> list[dict[str, Any]]:
+        assert (await leader.signal(PhaseSignal.AUDIT_START)).ok
+        rows: list[dict[str, Any]] = []
+        async for batch in source.audit(full):
+            assert (await leader.send(batch)).ok
+            rows += [r for e in batch.events for r in e.rows]
+            if meanwhile is not None and any(r["path"] == "/d" for r in rows):
+                await meanwhile()
+                meanwhile = None
+        assert (await leader.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
+        return rows
+
+    async def run() -> None:
+        await source.start()
+        try:
+            await lead_synced(fusion, leader, root)
+            assert (await follower.open_session()).role is Role.FOLLOWER
+            for full in (True, False):  # the audit after a full one lists in full too
+                await audit(full)
+            rows = await audit(False, follower_writes)  # /d is cached now
+            assert any(r["path"] == "/d" and r.get("audit_skipped") for r in rows), rows
+            fusion.wait_tree(disk_tree(root), timeout=2)
+        finally:
+            await source.stop()
+
+    asyncio.run(closing(run(), follower, leader))
+
+
 def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
     fusion: FusionServer, tmp_path: Path
 ) -> None:

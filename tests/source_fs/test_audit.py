@@ -90,6 +90,39 @@ def test_unchanged_dirs_are_skipped_changed_ones_listed(root: str) -> None:
     assert rows["/"]["audit_skipped"] is True and "/a.txt" not in rows
 
 
+def test_a_skipped_directory_changed_during_the_audit_goes_again_flagged_at_its_end(
+    root: str,
+) -> None:
+    """Another agent's realtime row of a directory this audit skipped would make Fusion
+    delete its files at the audit end (B23): once every row of the walk is out, each
+    skipped directory that changed since goes again, ``audit_skipped``, as the last rows;
+    unchanged ones do not."""
+    _tree(root)
+    source = make_source(root)
+    for _ in range(2):  # the first two list in full
+        _audit(source)
+
+    async def main() -> list[dict]:
+        await source.start()
+        rows: list[dict] = []
+        try:
+            async for batch in source.audit():
+                rows += rows_of([batch])
+                if rows[-1]["path"] == "/":  # the walk's last row: then a change in /d1/d2
+                    write(f"{root}/d1/d2/new.txt")
+        finally:
+            await source.stop()
+        return rows
+
+    rows = asyncio.run(main())
+    walked = rows.index(next(r for r in rows if r["path"] == "/")) + 1
+    assert all(r["audit_skipped"] for r in rows[:walked] if r["is_directory"])
+    again = rows[walked:]
+    assert [(r["path"], r["audit_skipped"]) for r in again] == [("/d1/d2", True)]
+    assert again[0]["modified_time"] == os.stat(f"{root}/d1/d2").st_mtime
+    assert "/d1/d2/new.txt" not in {r["path"] for r in rows}  # realtime's to send
+
+
 def test_skipped_directories_reach_subdirectories_of_any_name(root: str) -> None:
     """The cache packs subdirectory names into bytes: any name os.scandir gives comes back."""
     names = ["é ü", "a b", os.fsdecode(b"raw\xff\xfe"), "x" * 255, ".hidden"]

@@ -256,6 +256,9 @@ class FsSource(SourceDriver):
         try:
             async for batch in self._stream(job, MessageSource.AUDIT, "audit"):
                 yield batch
+            if holder:  # every row of the pass has gone out: what changed since it skipped
+                async for batch in self._recheck(holder[-1]):
+                    yield batch
         finally:
             if holder:  # realtime keeps asking while Fusion may still be finishing the audit
                 view = self._skip_view = (holder[-1], cache, time.monotonic() + _SKIP_VIEW_SEC)
@@ -272,6 +275,29 @@ class FsSource(SourceDriver):
                 self._sweeper.commit(sweep, audit.new_cache)
             self._changed_since = began - _AHEAD_SLACK_SEC
         self._audits += 1
+
+    async def _recheck(self, audit: AuditWalk) -> AsyncIterator[Batch]:
+        """:meth:`AuditWalk.recheck`'s rows, as the last audit batches."""
+        started, rows = time.monotonic(), 0
+        async for batch in stream_walk(
+            lambda sink, stop: audit.recheck(sink, stop, self.params.scan_workers),
+            MessageSource.AUDIT,
+            batch_size=self.params.batch_size,
+            capacity=self.params.queue_batches,
+            name=f"fs-audit-recheck-{self.source_id}",
+            stops=self._walk_stops,
+        ):
+            rows += batch.row_count
+            self._progress["audit_rows"] += batch.row_count
+            yield batch
+        if rows:
+            log.info(
+                "audit of %s: %d skipped directories changed meanwhile, sent again as "
+                "audit_skipped (%.1f s)",
+                self.root,
+                rows,
+                time.monotonic() - started,
+            )
 
     def _forget_skips(self, view: object) -> None:
         """Drop an ended audit's view once past its time (frees the old cache it holds)."""
