@@ -13,22 +13,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from fs_sweep import audit, cpu
 from fs_tree import build_tree, default_tree
 
 from fustor_source_fs import FsSource, FsSourceConfig
 from fustor_source_fs.audit import AuditWalk
-
-
-def cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
 
 RECHECK: list[tuple[float, float]] = []
 _recheck = AuditWalk.recheck
@@ -43,15 +37,6 @@ def timed_recheck(self: AuditWalk, *args: object) -> None:
 
 
 AuditWalk.recheck = timed_recheck  # type: ignore[method-assign]
-
-
-async def audit(source: FsSource, full: bool = False) -> tuple[int, float, float]:
-    """(rows, wall seconds, CPU seconds) of one audit pass."""
-    rows = 0
-    wall, used = time.monotonic(), cpu()
-    async for batch in source.audit(full):
-        rows += batch.row_count
-    return rows, time.monotonic() - wall, cpu() - used
 
 
 async def main(root: str, rounds: int, workers: int) -> None:
