@@ -470,6 +470,55 @@ def test_a_followers_directory_row_during_an_audit_deletes_nothing(
     asyncio.run(closing(run(), follower, leader))
 
 
+def test_a_file_deleted_unseen_after_its_directory_was_skipped_goes_at_the_next_audit(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    """``/d/f1`` is deleted behind every watcher's back while an audit runs, after it sent
+    ``/d`` as ``audit_skipped``. That audit's end check sends ``/d`` again, flagged (its
+    mtime changed); the next audit lists ``/d`` and its end must delete ``/d/f1``. With the
+    check's row carrying the disk's mtime, Fusion dropped the next listing of ``/d`` (an
+    audit row needs a newer mtime), kept the flag, and ``/d/f1`` stayed for good (helper
+    27). The real fs source's audits, the real sender and server."""
+    from fustor_source_fs import FsSource, FsSourceConfig
+
+    root = tmp_path / "data"
+    (root / "d").mkdir(parents=True)
+    for name in ("f1", "f2", "f3"):
+        (root / "d" / name).write_text(name)
+    sender = make_sender(fusion, tmp_path / "state")
+    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0}
+    source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
+
+    async def audit(full: bool, meanwhile: Any = None) -> list[dict[str, Any]]:
+        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+        rows: list[dict[str, Any]] = []
+        async for batch in source.audit(full):
+            assert (await sender.send(batch)).ok
+            rows += [r for e in batch.events for r in e.rows]
+            if meanwhile is not None and any(r["path"] == "/d" for r in rows):
+                meanwhile()
+                meanwhile = None
+        assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
+        return [r for r in rows if r["path"] == "/d"]
+
+    async def run() -> None:
+        await source.start()
+        try:
+            await lead_synced(fusion, sender, root)
+            for full in (True, False):  # the audit after a full one lists in full too
+                await audit(full)
+            rows = await audit(False, (root / "d" / "f1").unlink)
+            assert [r["audit_skipped"] for r in rows] == [True, True], rows  # walk, check
+            assert "/d/f1" in fusion.files()  # this end judged /d by the check's row
+            rows = await audit(False)
+            assert [r["audit_skipped"] for r in rows] == [False], rows  # listed
+            fusion.wait_tree(disk_tree(root), timeout=2)
+        finally:
+            await source.stop()
+
+    asyncio.run(closing(run(), sender))
+
+
 def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
     fusion: FusionServer, tmp_path: Path
 ) -> None:

@@ -19,7 +19,14 @@ from fustor_source_fs.rows import audit_file_row, row_of
 from fustor_source_fs.tombstones import TombstoneTracker
 from fustor_source_fs.walk import RowSink, walk
 
-__all__ = ["AuditCache", "AuditWalk", "cache_entry", "cached_mtime", "cached_subdirs"]
+__all__ = [
+    "RECHECK_MTIME_BACK",
+    "AuditCache",
+    "AuditWalk",
+    "cache_entry",
+    "cached_mtime",
+    "cached_subdirs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,11 @@ an int and a tuple of names: about 55 bytes instead of 230 for a directory named
 parent's entry (the 10M-file proof has 1M directories; docs/source-fs.md)."""
 
 _HEAD = struct.Struct("=dQ")
+
+RECHECK_MTIME_BACK = 1e-6
+"""Seconds by which a recheck row's mtime is set back from the disk's (see
+:meth:`AuditWalk.recheck`): far above a float64's resolution at today's epoch (~0.24 us),
+far below any file system's timestamp step."""
 
 
 def cache_entry(mtime: float, ino: int, subdirs: list[str]) -> bytes:
@@ -131,6 +143,12 @@ class AuditWalk:
         file of it, until the next audit listed it. The directory changed on disk when the
         follower's row was sent, so this finds it (not a row that arrives after it: that
         window is the time the end takes). Raises :class:`WalkCancelled` when ``stop`` is set.
+
+        The row's mtime is the disk's less :data:`RECHECK_MTIME_BACK`: Fusion applies a
+        flagged row whatever its mtime, but takes a later audit row only with a newer one,
+        and the next audit's listing of the directory (flag false, the disk's mtime) must
+        win, or the flag would stay and no later audit end would look at the directory's
+        children again (a file deleted unseen in it stayed in Fusion; helper 27).
         """
         old, entries = self.cache, self.new_cache
         skipped = [rel for rel, entry in entries.items() if old.get(rel) is entry]
@@ -140,6 +158,7 @@ class AuditWalk:
             if st is not None and stat_mod.S_ISDIR(st.st_mode):
                 if _HEAD.unpack_from(entries[rel]) != (st.st_mtime, st.st_ino):
                     row = row_of(rel, st, True)
+                    row["modified_time"] -= RECHECK_MTIME_BACK
                     row["audit_skipped"] = True
                     sink.extend([row])
             return ()
