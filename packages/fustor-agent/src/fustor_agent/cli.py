@@ -198,7 +198,11 @@ def status(home: Home, pipe_id: str | None, as_json: bool) -> None:
 @home_options
 @known_errors
 def reload(home: Home) -> None:
-    """Re-read the configuration in the running agent (SIGHUP)."""
+    """Re-read the configuration in the running agent (SIGHUP).
+
+    Added pipes start, removed ones stop, changed ones restart (a new Fusion session);
+    a pipe whose only changes are audit_interval_sec, sentinel_interval_sec or
+    max_buffered_rows is updated in place, keeping its session."""
     if home.config_path is not None:
         reads = daemon.fetch_status(home).config_path
         if reads is None or os.path.abspath(reads) != os.path.abspath(home.config_path):
