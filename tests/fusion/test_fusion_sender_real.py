@@ -114,6 +114,37 @@ async def lead_synced(fusion: FusionServer, sender: FusionSender, root: Path) ->
     fusion.wait_tree(disk_tree(root))
 
 
+def _tree_d(tmp_path: Path, **params: Any) -> tuple[Path, Any]:
+    """``data/d/f1..f3`` and the real fs source on it (``params`` added to its driver's)."""
+    from fustor_source_fs import FsSource, FsSourceConfig
+
+    root = tmp_path / "data"
+    (root / "d").mkdir(parents=True)
+    for name in ("f1", "f2", "f3"):
+        (root / "d" / name).write_text(name)
+    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0, **params}
+    return root, FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
+
+
+async def _audit_round(
+    source: Any, sender: FusionSender, full: bool, *, meanwhile: Any = None, end: bool = True
+) -> list[dict[str, Any]]:
+    """One audit of ``source`` through ``sender``: its start, every batch, then (``end``)
+    its end, answered once Fusion applied it. ``meanwhile()`` is awaited once, right after
+    the batch holding ``/d``'s first row went out. Returns every row sent."""
+    assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
+    rows: list[dict[str, Any]] = []
+    async for batch in source.audit(full):
+        assert (await sender.send(batch)).ok
+        rows += [r for e in batch.events for r in e.rows]
+        if meanwhile is not None and any(r["path"] == "/d" for r in rows):
+            await meanwhile()
+            meanwhile = None
+    if end:
+        assert (await sender.signal(PhaseSignal.AUDIT_END)).ok
+    return rows
+
+
 def test_session_create_heartbeat_close(fusion: FusionServer, tmp_path: Path) -> None:
     sender = make_sender(fusion, tmp_path / "state")
 
@@ -394,22 +425,16 @@ def test_a_file_turned_directory_keeps_its_children_through_skipped_audits(
     params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0}
     source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
 
-    async def audit(full: bool) -> None:
-        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
-        async for batch in source.audit(full):
-            assert (await sender.send(batch)).ok
-        assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
-
     async def run() -> None:
         await lead_synced(fusion, sender, root)
         assert fusion.files()["/d/n3"][0] == "file"  # type: ignore[index]
         (root / "d" / "n3").unlink()
         (root / "d" / "n3").mkdir()
         (root / "d" / "n3" / "inner").write_text("x\n")
-        await audit(True)
+        await _audit_round(source, sender, True)
         fusion.wait_tree(disk_tree(root))
         for _ in range(2):  # /d and /d/n3 are cached now: sent as audit_skipped
-            await audit(False)
+            await _audit_round(source, sender, False)
             assert fusion.files() == disk_tree(root)
         await sender.close_session()
 
@@ -426,33 +451,14 @@ def test_a_followers_directory_row_during_an_audit_deletes_nothing(
     of ``/d`` but the new one, until the next audit listed ``/d``. The leader's audit now
     sends such a directory again, flagged, before its end. The real fs source's audits, two
     real senders (leader, follower) and the real server."""
-    from fustor_source_fs import FsSource, FsSourceConfig
-
-    root = tmp_path / "data"
-    (root / "d").mkdir(parents=True)
-    for name in ("f1", "f2", "f3"):
-        (root / "d" / name).write_text(name)
+    root, source = _tree_d(tmp_path)
     leader = make_sender(fusion, tmp_path / "state")
     follower = make_sender(fusion, tmp_path / "state-b", agent="agent-b")
-    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0}
-    source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
 
     async def follower_writes() -> None:
         (root / "d" / "new").write_text("new")
         rows = [_stat_row(root, os.fsencode(root / p)) for p in ("d/new", "d")]
         assert (await follower.send(Batch.of(MessageSource.REALTIME, EventType.UPDATE, rows))).ok
-
-    async def audit(full: bool, meanwhile: Any = None) -> list[dict[str, Any]]:
-        assert (await leader.signal(PhaseSignal.AUDIT_START)).ok
-        rows: list[dict[str, Any]] = []
-        async for batch in source.audit(full):
-            assert (await leader.send(batch)).ok
-            rows += [r for e in batch.events for r in e.rows]
-            if meanwhile is not None and any(r["path"] == "/d" for r in rows):
-                await meanwhile()
-                meanwhile = None
-        assert (await leader.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
-        return rows
 
     async def run() -> None:
         await source.start()
@@ -460,8 +466,9 @@ def test_a_followers_directory_row_during_an_audit_deletes_nothing(
             await lead_synced(fusion, leader, root)
             assert (await follower.open_session()).role is Role.FOLLOWER
             for full in (True, False):  # the audit after a full one lists in full too
-                await audit(full)
-            rows = await audit(False, follower_writes)  # /d is cached now
+                await _audit_round(source, leader, full)
+            # /d is cached now
+            rows = await _audit_round(source, leader, False, meanwhile=follower_writes)
             assert any(r["path"] == "/d" and r.get("audit_skipped") for r in rows), rows
             fusion.wait_tree(disk_tree(root), timeout=2)
         finally:
@@ -479,38 +486,27 @@ def test_a_file_deleted_unseen_after_its_directory_was_skipped_goes_at_the_next_
     check's row carrying the disk's mtime, Fusion dropped the next listing of ``/d`` (an
     audit row needs a newer mtime), kept the flag, and ``/d/f1`` stayed for good (helper
     27). The real fs source's audits, the real sender and server."""
-    from fustor_source_fs import FsSource, FsSourceConfig
-
-    root = tmp_path / "data"
-    (root / "d").mkdir(parents=True)
-    for name in ("f1", "f2", "f3"):
-        (root / "d" / name).write_text(name)
+    root, source = _tree_d(tmp_path)
     sender = make_sender(fusion, tmp_path / "state")
-    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0}
-    source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
 
-    async def audit(full: bool, meanwhile: Any = None) -> list[dict[str, Any]]:
-        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
-        rows: list[dict[str, Any]] = []
-        async for batch in source.audit(full):
-            assert (await sender.send(batch)).ok
-            rows += [r for e in batch.events for r in e.rows]
-            if meanwhile is not None and any(r["path"] == "/d" for r in rows):
-                meanwhile()
-                meanwhile = None
-        assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
-        return [r for r in rows if r["path"] == "/d"]
+    async def delete_unseen() -> None:
+        (root / "d" / "f1").unlink()
+
+    async def rows_of_d(**options: Any) -> list[dict[str, Any]]:
+        return [
+            r for r in await _audit_round(source, sender, False, **options) if r["path"] == "/d"
+        ]
 
     async def run() -> None:
         await source.start()
         try:
             await lead_synced(fusion, sender, root)
             for full in (True, False):  # the audit after a full one lists in full too
-                await audit(full)
-            rows = await audit(False, (root / "d" / "f1").unlink)
+                await _audit_round(source, sender, full)
+            rows = await rows_of_d(meanwhile=delete_unseen)
             assert [r["audit_skipped"] for r in rows] == [True, True], rows  # walk, check
             assert "/d/f1" in fusion.files()  # this end judged /d by the check's row
-            rows = await audit(False)
+            rows = await rows_of_d()
             assert [r["audit_skipped"] for r in rows] == [False], rows  # listed
             fusion.wait_tree(disk_tree(root), timeout=2)
         finally:
@@ -530,23 +526,8 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
     realtime, the real sender and server. (That a realtime row of a directory the audit
     listed goes without the flag, so deletions there are still found, is checked by
     tests/faults/test_faults_inotify.py's overflow recovery.)"""
-    from fustor_source_fs import FsSource, FsSourceConfig
-
-    root = tmp_path / "data"
-    (root / "d").mkdir(parents=True)
-    for name in ("f1", "f2", "f3"):
-        (root / "d" / name).write_text(name)
+    root, source = _tree_d(tmp_path, delete_settle_sec=0)
     sender = make_sender(fusion, tmp_path / "state")
-    params = {"audit_mtime_tick_sec": 0, "full_sweep_interval_sec": 0, "delete_settle_sec": 0}
-    source = FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
-
-    async def audit(full: bool) -> list[dict[str, Any]]:
-        assert (await sender.signal(PhaseSignal.AUDIT_START)).ok
-        rows = []
-        async for batch in source.audit(full):
-            rows += [r for e in batch.events for r in e.rows]
-            assert (await sender.send(batch)).ok
-        return rows
 
     batches: asyncio.Queue[Batch] = asyncio.Queue()
 
@@ -572,9 +553,9 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
             )
             await lead_synced(fusion, sender, root)
             for full in (True, False):  # the audit after a full one lists in full too
-                await audit(full)
-                assert (await sender.signal(PhaseSignal.AUDIT_END)).ok
-            rows = await audit(False)  # /d is cached now: sent as audit_skipped
+                await _audit_round(source, sender, full)
+            # /d is cached now: sent as audit_skipped; the end comes after realtime's row
+            rows = await _audit_round(source, sender, False, end=False)
             assert any(r["path"] == "/d" and r.get("audit_skipped") for r in rows), rows
             (root / "d" / "new").write_text("new")
             await realtime_row_of("/d")
