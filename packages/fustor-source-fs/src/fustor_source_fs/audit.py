@@ -150,8 +150,8 @@ class AuditWalk:
         win, or the flag would stay and no later audit end would look at the directory's
         children again (a file deleted unseen in it stayed in Fusion; helper 27).
         """
-        old, entries = self.cache, self.new_cache
-        skipped = [rel for rel, entry in entries.items() if old.get(rel) is entry]
+        entries = self.new_cache
+        skipped = [rel for rel in entries if self.skipped(rel)]
 
         def visit(rel: str) -> tuple[()]:
             st = lstat_at(self.root, rel)

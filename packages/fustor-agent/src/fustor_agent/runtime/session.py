@@ -285,7 +285,7 @@ class SessionRunner:
 
     def retune(self, pipe: PipeEntry) -> None:
         """Apply a reload that changed only ``pipe``'s intervals or ``max_buffered_rows``
-        (:func:`~fustor_agent.config.retunable`), keeping the session: the queue's bound at
+        (:meth:`AgentConfig.retunes`), keeping the session: the queue's bound at
         once, the intervals in the running leader work (:meth:`LeaderWork.retune`) or at the
         next promotion."""
         self.pipe = pipe
