@@ -420,6 +420,9 @@ def test_a_session_lost_during_an_audit_ends_the_session_not_the_leader_work(hom
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: world.sessions == 2)
             await wait_until(lambda: world.signals().count("snapshot_end") == 2)
+            # The new term's first audit follows its snapshot at once: wait for its send
+            # before stopping the agent.
+            await wait_until(lambda: sum(e[0] == "send" for e in world.log) == 3)
             error = agent.status().to_json()["pipes"][0]["last_error"]["message"]
             assert error == "session lost: HTTP 404: session not found"
 

@@ -118,6 +118,8 @@ class LeaderWork:
         loop = asyncio.get_running_loop()
         since = loop.time()
         while True:
+            if until is not None and until.is_set():
+                return  # at once, as a set event's wait() does: no futures, no loop turn
             retuned.clear()
             interval = self.audit_interval if kind == "audit" else self.sentinel_interval
             left = None if interval is None else since + interval - loop.time()
@@ -133,7 +135,7 @@ class LeaderWork:
             finally:
                 for waiting in waits:
                     waiting.cancel()
-            if not done or (until is not None and until.is_set()):
+            if not done:
                 return
 
     def request_audit(self) -> None:
