@@ -74,6 +74,7 @@ class World:
         self.walk_delay = 0.0
         self.audit_rows: list[Row] = [file_row("/a0")]
         self.audit_error: Exception | None = None
+        self.audit_ended_error: Exception | None = None
         self.scan_error: Exception | None = None
         self.health: str | Exception | None = None
         """The source's ``health()`` answer; an exception is raised by it."""
@@ -192,6 +193,11 @@ class FakeSourceBase(SourceDriver):
             yield batch
         if self.world.audit_error is not None:
             raise self.world.audit_error
+
+    async def audit_ended(self) -> None:
+        self.world.log.append(("audit_ended", self.source_id))
+        if self.world.audit_ended_error is not None:
+            raise self.world.audit_ended_error
 
     async def realtime(self) -> AsyncIterator[Batch]:
         self.world.realtime = queue = asyncio.Queue()

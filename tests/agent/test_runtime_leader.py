@@ -335,6 +335,37 @@ def test_a_rejected_audit_end_is_dropped_and_the_next_audit_runs(home):
     assert status["rejected_batches"] == 1
 
 
+def test_the_source_hears_of_each_accepted_audit_end_only(home, caplog):
+    """``audit_ended`` follows each audit end Fusion took, before the next audit starts,
+    and never a refused one; the source's error there is logged and the audits go on."""
+    world = World()
+    world.audit_interval = 0.1
+    world.signal_results["audit_end"] = deque([SendResult(SendStatus.REJECTED, "HTTP 400")])
+    world.audit_ended_error = RuntimeError("driver bug")
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            await wait_until(lambda: world.log.count(("audit_ended", "src")) >= 2)
+
+    asyncio.run(main())
+    steps = [
+        e[1] if e[0] in ("signal", "signal refused") else e[0]
+        for e in world.log
+        if e[0] in ("signal", "signal refused", "audit_ended")
+    ]
+    assert steps[:7] == [
+        "snapshot_end",
+        "audit_start",
+        "audit_end",  # refused
+        "audit_start",
+        "audit_end",
+        "audit_ended",
+        "audit_start",
+    ]
+    assert [e[0] for e in world.log if e[1:2] == ("audit_end",)][:2] == ["signal refused", "signal"]
+    assert "failed after the audit end: driver bug" in caplog.text
+
+
 def test_an_audit_with_a_rejected_batch_sends_no_end_and_the_next_is_full(home):
     # At the end Fusion deletes the children of listed directories it did not see (protocol
     # §5.5): after a rejected batch it must infer nothing from that audit.

@@ -477,6 +477,54 @@ def test_a_followers_directory_row_during_an_audit_deletes_nothing(
     asyncio.run(closing(run(), follower, leader))
 
 
+def test_a_followers_directory_row_after_the_audit_check_costs_its_files_a_moment_only(
+    fusion: FusionServer, tmp_path: Path
+) -> None:
+    """A follower's realtime row of ``/d``, which the leader's audit skipped, lands after
+    that audit's end check, while Fusion still applies the audit: the end deletes ``/d``'s
+    other files (B23), and nothing on Fusion's receiver port lets the leader wait that
+    window out. Once the end is taken, the leader's source sends ``/d``'s files again as
+    realtime rows (``audit_ended``), so they are back at once, not at the next audit. The
+    leader watches only the root, as on NFS where the follower's change is another
+    client's. The real fs source's audits and realtime, two real senders, the real server."""
+    root, source = _tree_d(tmp_path, max_watches=1)
+    leader = make_sender(fusion, tmp_path / "state")
+    follower = make_sender(fusion, tmp_path / "state-b", agent="agent-b")
+
+    async def pump() -> None:
+        async for batch in source.realtime():
+            assert (await leader.send(batch)).ok
+
+    async def run() -> None:
+        await source.start()
+        pumping = asyncio.create_task(pump())
+        try:
+            await asyncio.to_thread(
+                wait_until,
+                lambda: source._realtime is not None and source._realtime.ready.is_set(),
+                10,
+            )
+            await lead_synced(fusion, leader, root)
+            assert (await follower.open_session()).role is Role.FOLLOWER
+            for full in (True, False):  # the audit after a full one lists in full too
+                await _audit_round(source, leader, full)
+            rows = await _audit_round(source, leader, False, end=False)  # walk and check
+            assert [r["audit_skipped"] for r in rows if r["path"] == "/d"] == [True]
+            (root / "d" / "new").write_text("new")
+            rows = [_stat_row(root, os.fsencode(root / p)) for p in ("d/new", "d")]
+            batch = Batch.of(MessageSource.REALTIME, EventType.UPDATE, rows)
+            assert (await follower.send(batch)).ok
+            assert (await leader.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
+            assert "/d/f1" not in fusion.files()  # the window: that end deleted them
+            await source.audit_ended()
+            await asyncio.to_thread(fusion.wait_tree, disk_tree(root), 3)
+        finally:
+            pumping.cancel()
+            await source.stop()
+
+    asyncio.run(closing(run(), follower, leader))
+
+
 def test_a_file_deleted_unseen_after_its_directory_was_skipped_goes_at_the_next_audit(
     fusion: FusionServer, tmp_path: Path
 ) -> None:

@@ -10,7 +10,7 @@ import time
 import tracemalloc
 
 import pytest
-from fs_helpers import make_source, rows_of, write
+from fs_helpers import Live, make_source, rows_of, write
 
 from fustor_core import DriverError, MessageSource
 from fustor_source_fs import FsSource
@@ -124,6 +124,46 @@ def test_a_skipped_directory_changed_during_the_audit_goes_again_flagged_at_its_
     mtime = os.stat(f"{root}/d1/d2").st_mtime
     assert again[0]["modified_time"] == mtime - RECHECK_MTIME_BACK < mtime
     assert "/d1/d2/new.txt" not in {r["path"] for r in rows}  # realtime's to send
+
+
+@pytest.mark.parametrize("when", ["after-the-check", "before-the-check"])
+def test_files_of_a_skipped_directory_changed_before_the_end_go_again_after_it(
+    root: str, when: str
+) -> None:
+    """Another agent's row of a directory this audit skipped, taken by Fusion after the end
+    check, makes the end delete the directory's files (B23). Once the end is accepted
+    (``audit_ended``), realtime sends every file of each skipped directory that changed
+    since the check, from the disk; a change the check saw (its flagged row went out) and
+    the unchanged directories send nothing."""
+    _tree(root)
+    source = make_source(root)
+
+    async def main() -> tuple[list[dict], Live]:
+        async with Live(source) as live:
+            for full in (True, False):  # the first two list in full
+                [b async for b in source.audit(full)]
+            rows: list[dict] = []
+            async for batch in source.audit():
+                rows += rows_of([batch])
+                if when == "before-the-check" and rows[-1]["path"] == "/":
+                    write(f"{root}/d1/d2/new.txt")
+            if when == "after-the-check":
+                write(f"{root}/d1/d2/new.txt")
+            await live.wait(lambda: "/d1/d2/new.txt" in live.paths())
+            await live.settle()
+            live.events.clear()
+            await source.audit_ended()
+            await live.settle()
+        return rows, live
+
+    rows, live = asyncio.run(main())
+    rechecked = [r["path"] for r in rows if r["path"] == "/d1/d2"]
+    if when == "after-the-check":
+        assert rechecked == ["/d1/d2"]  # the walk's row only
+        assert live.paths() == {"/d1/d2/c.txt", "/d1/d2/new.txt"}
+    else:
+        assert rechecked == ["/d1/d2", "/d1/d2"]  # the walk's, then the check's
+        assert live.paths() == set()
 
 
 def test_skipped_directories_reach_subdirectories_of_any_name(root: str) -> None:

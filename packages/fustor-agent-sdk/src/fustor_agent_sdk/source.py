@@ -13,7 +13,7 @@ Contract (the host relies on every point):
   - ``audit(full)``: ``audit`` rows for the consistency check (protocol §7.4); a directory's
     row comes after its children's rows. The host sends the audit start/end signals around it
     and asks for a ``full`` audit as the first one of each leadership term and after lost
-    events.
+    events. Once the peer has accepted the end, it calls ``audit_ended()``.
   - ``sentinel_check(paths)``: ``{"path", "mtime", "size"}`` for each path that exists.
   - ``scan(path, recursive)``: ``MessageSource.SCAN`` rows for one node or a subtree.
     ``path`` is a root-relative request from outside and must be confined to the root (raise
@@ -178,6 +178,18 @@ class SourceDriver(ABC):
         logs it, shows it in status and audits again at the next interval.
         """
         raise self._unsupported(Phase.AUDIT)
+
+    async def audit_ended(self) -> None:
+        """The peer accepted the end of the audit this driver last yielded (``AUDIT_END``
+        answered OK). Called once per such audit, before the next one starts.
+
+        Fusion 0.8.17 judges a directory at the audit end by the flag of its last accepted
+        row (protocol §5.5): a row without ``audit_skipped`` of a directory the audit sent
+        as skipped (another agent's realtime row, a scan's) makes the end delete the files of
+        it that the audit did not list. A driver that can tell which directories changed may
+        send their files again here, as realtime rows. The default does nothing. Errors are
+        logged by the host and change nothing else.
+        """
 
     async def sentinel_check(self, paths: list[str]) -> list[Row]:
         """``{"path", "mtime", "size"}`` (float seconds since the epoch, int bytes) for each of

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from fustor_core import Row
-from fustor_source_fs.deep import lstat_at, open_dir
+from fustor_source_fs.deep import abs_of, lstat_at, open_dir
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.links import HardLinks
 from fustor_source_fs.listing import child_prefix, list_dir
@@ -124,6 +124,8 @@ class AuditWalk:
         self._lock = threading.Lock()
         self.dirs_listed = 0
         self.dirs_skipped = 0
+        self._seen_at_check: dict[str, tuple[float, int]] = {}
+        """(mtime, inode) of each skipped directory :meth:`recheck` sent again."""
 
     def skipped(self, rel: str, old: AuditCache | None = None) -> bool:
         """Whether this pass sent directory ``rel`` as ``audit_skipped`` because it was
@@ -131,6 +133,28 @@ class AuditWalk:
         for asking once the pass has ended (it drops its reference then)."""
         cached = (self.cache if old is None else old).get(rel)
         return cached is not None and self.new_cache.get(rel) is cached
+
+    def _changed_skips(
+        self, stop: threading.Event, workers: int, old: AuditCache | None = None
+    ) -> list[tuple[str, os.stat_result]]:
+        """Each directory this pass skipped whose mtime or inode differs now from what the
+        pass last saw of it (its cached listing, or :meth:`recheck`'s look), with its
+        ``lstat``; one ``lstat`` per skipped directory, through the walk's workers. ``old``:
+        as for :meth:`skipped`. Raises :class:`WalkCancelled` when ``stop`` is set."""
+        entries = self.new_cache
+        skipped = [rel for rel in entries if self.skipped(rel, old)]
+        found: list[tuple[str, os.stat_result]] = []
+
+        def visit(rel: str) -> tuple[()]:
+            st = lstat_at(self.root, rel)
+            if st is not None and stat_mod.S_ISDIR(st.st_mode):
+                seen = self._seen_at_check.get(rel) or _HEAD.unpack_from(entries[rel])
+                if seen != (st.st_mtime, st.st_ino):
+                    found.append((rel, st))  # list.append is atomic
+            return ()
+
+        walk(skipped, visit, workers=workers, stop=stop)
+        return found
 
     def recheck(self, sink: RowSink, stop: threading.Event, workers: int) -> None:
         """Send again, as ``audit_skipped``, each directory this pass skipped that changed
@@ -141,8 +165,9 @@ class AuditWalk:
         row (B23), and another agent's realtime row of a directory carries none: a file a
         follower created in a directory this audit skipped made the end delete every other
         file of it, until the next audit listed it. The directory changed on disk when the
-        follower's row was sent, so this finds it (not a row that arrives after it: that
-        window is the time the end takes). Raises :class:`WalkCancelled` when ``stop`` is set.
+        follower's row was sent, so this finds it. A row that arrives after this check, while
+        Fusion still applies the audit's backlog, is for :meth:`files_changed_after_check`.
+        Raises :class:`WalkCancelled` when ``stop`` is set.
 
         The row's mtime is the disk's less :data:`RECHECK_MTIME_BACK`: Fusion applies a
         flagged row whatever its mtime, but takes a later audit row only with a newer one,
@@ -150,20 +175,40 @@ class AuditWalk:
         win, or the flag would stay and no later audit end would look at the directory's
         children again (a file deleted unseen in it stayed in Fusion; helper 27).
         """
-        entries = self.new_cache
-        skipped = [rel for rel in entries if self.skipped(rel)]
+        for rel, st in self._changed_skips(stop, workers):
+            self._seen_at_check[rel] = (st.st_mtime, st.st_ino)
+            row = row_of(rel, st, True)
+            row["modified_time"] -= RECHECK_MTIME_BACK
+            row["audit_skipped"] = True
+            sink.extend([row])
 
-        def visit(rel: str) -> tuple[()]:
-            st = lstat_at(self.root, rel)
-            if st is not None and stat_mod.S_ISDIR(st.st_mode):
-                if _HEAD.unpack_from(entries[rel]) != (st.st_mtime, st.st_ino):
-                    row = row_of(rel, st, True)
-                    row["modified_time"] -= RECHECK_MTIME_BACK
-                    row["audit_skipped"] = True
-                    sink.extend([row])
-            return ()
+    def files_changed_after_check(
+        self, old: AuditCache, stop: threading.Event, workers: int
+    ) -> list[str]:
+        """Once Fusion has ended this audit: the wanted files (root-relative, every entry
+        but subdirectories) now in each directory the pass skipped that changed since
+        :meth:`recheck` looked, for realtime to send again. ``old``: the cache the pass
+        started from. One ``lstat`` per skipped directory, one listing per changed one.
 
-        walk(skipped, visit, workers=workers, stop=stop)
+        Another agent's row of such a directory that Fusion took after the check, before
+        the end, cleared the directory's flag, and the end deleted its files (protocol §5.5);
+        a realtime row brings each back at once instead of at the next audit. The
+        subdirectories were seen by the audit, so the end kept them. Raises
+        :class:`WalkCancelled` when ``stop`` is set.
+        """
+        files: list[str] = []
+        for rel, _ in self._changed_skips(stop, workers, old):
+            try:
+                fd = open_dir(abs_of(self.root, rel), rel)
+            except OSError:  # gone or unreadable since: realtime or the next audit has it
+                continue
+            try:
+                files.extend(path for _, path, _ in list_dir(fd, rel, self.flt, dirs=False))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return files
 
     def root_task(self) -> _Dir:
         return _Dir(self.root, "/", None)

@@ -35,7 +35,7 @@ from fustor_source_fs.rows import lstat_row, make_lister
 from fustor_source_fs.streaming import stream_walk
 from fustor_source_fs.sweep import Sweeper
 from fustor_source_fs.tombstones import TombstoneTracker
-from fustor_source_fs.walk import RowSink, walk
+from fustor_source_fs.walk import RowSink, WalkCancelled, walk
 
 __all__ = ["FsSource"]
 
@@ -296,6 +296,37 @@ class FsSource(SourceDriver):
                 "audit_skipped (%.1f s)",
                 self.root,
                 rows,
+                time.monotonic() - started,
+            )
+
+    async def audit_ended(self) -> None:
+        """Fusion ended the last audit: the files of each directory it skipped that changed
+        after its end check go again as realtime rows, read from the disk
+        (:meth:`AuditWalk.files_changed_after_check`): another agent's row of the directory
+        may have made that end delete them. Nothing while another audit runs, or without
+        realtime."""
+        view, realtime = self._skip_view, self._realtime
+        if view is None or view[2] is None or realtime is None or realtime.stop.is_set():
+            return
+        audit, started_from, _ = view
+        started = time.monotonic()
+        stop = threading.Event()
+        self._walk_stops.add(stop)
+        try:
+            files = await asyncio.to_thread(
+                audit.files_changed_after_check, started_from, stop, self.params.scan_workers
+            )
+        except WalkCancelled:
+            return
+        finally:
+            self._walk_stops.discard(stop)
+        if files:
+            realtime.resend(files)
+            log.info(
+                "audit of %s: %d files of skipped directories that changed before its end "
+                "go again as realtime rows (%.1f s)",
+                self.root,
+                len(files),
                 time.monotonic() - started,
             )
 

@@ -90,8 +90,8 @@ class PipeRunner:
             if result.status is SendStatus.REJECTED:
                 self.rejected.append((part, result))
 
-    async def signal(self, signal: PhaseSignal, **details: Any) -> None:
-        await self._result(signal.value, lambda: self.sender.signal(signal, **details))
+    async def signal(self, signal: PhaseSignal, **details: Any) -> SendResult:
+        return await self._result(signal.value, lambda: self.sender.signal(signal, **details))
 
     async def _pump(self, phase: AsyncIterator[Batch], source: MessageSource) -> int:
         rows = 0
@@ -109,12 +109,15 @@ class PipeRunner:
 
     async def run_audit(self, *, full: bool = False) -> int:
         """Audit start, the audit (``full`` as the host asks for it), audit end (also after an
-        error)."""
+        error), then, once the end was accepted, the source's ``audit_ended()``."""
         await self.signal(PhaseSignal.AUDIT_START)
         try:
-            return await self._pump(self.source.audit(full), MessageSource.AUDIT)
+            rows = await self._pump(self.source.audit(full), MessageSource.AUDIT)
         finally:
-            await self.signal(PhaseSignal.AUDIT_END)
+            ended = await self.signal(PhaseSignal.AUDIT_END)
+        if ended.ok:
+            await self.source.audit_ended()
+        return rows
 
     async def run_scan(self, path: str, recursive: bool = True, job_id: str = "job00001") -> int:
         """An on-demand scan and its completion, which is sent even for a refused path."""

@@ -296,13 +296,28 @@ class LeaderWork:
         # Every audit batch was acknowledged above (each send is awaited): the end follows
         # all of them.
         if not unhealthy:
-            await self.delivery.signal(PhaseSignal.AUDIT_END)
+            if await self.delivery.signal(PhaseSignal.AUDIT_END):
+                await self._audit_ended()
             state.audit_cycles += 1
             logger.info(
                 "pipe %s: audit %d done (%d rows)",
                 self.pipe_id,
                 state.audit_cycles,
                 state.audit_rows,
+            )
+
+    async def _audit_ended(self) -> None:
+        """Tell the source that Fusion took the audit's end (it may send again, as realtime
+        rows, files that end deleted: ``SourceDriver.audit_ended``)."""
+        try:
+            await self.source.audit_ended()
+        except Exception as exc:  # a driver's bug: logged, the leader's work goes on
+            self.state.error(f"audit_ended failed: {exc}")
+            logger.warning(
+                "pipe %s: source %s failed after the audit end: %s",
+                self.pipe_id,
+                self.source.source_id,
+                exc,
             )
 
     async def _sentinel_loop(self) -> None:
