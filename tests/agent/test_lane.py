@@ -88,6 +88,18 @@ def test_overflow_drops_the_queue_counts_it_and_reports_everything_lost() -> Non
     assert session.lost_paths == [["/"]]
 
 
+def test_an_empty_queue_takes_one_batch_larger_than_the_bound() -> None:
+    """``max_buffered_rows`` below the source's batch size must not drop every large batch
+    while the sender keeps up (helper 29: 293 rows of a replaced root dropped into an empty
+    queue); the next batch past the bound still drops the queue."""
+    session, state = FakeSession(), PipeState()
+    lane = RealtimeLane("p", state, max_rows=3, session=session)
+    lane.offer(realtime("/a", "/b", "/c", "/d", "/e"))
+    assert lane.rows == 5 and state.dropped_rows == 0 and session.lost_paths == []
+    lane.offer(realtime("/f"))
+    assert lane.rows == 0 and state.dropped_rows == 6 and session.lost_paths == [["/"]]
+
+
 def test_a_batch_with_rescan_reports_those_paths() -> None:
     session = FakeSession()
     lane = RealtimeLane("p", PipeState(), max_rows=100, session=session)

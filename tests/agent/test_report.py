@@ -52,3 +52,14 @@ def test_a_current_error_shows_its_age_only() -> None:
 
 def test_no_error_no_line() -> None:
     assert "last error" not in render_status(_status(last_error=None))
+
+
+def test_dropped_rows_and_rejected_batches_get_their_own_line() -> None:
+    """A later transient error overwrites the last error: losses must not go with it."""
+    error = {"message": "realtime batch of 2 rows: ReadError", "at": 1_004_000.0 - 4}
+    text = render_status(_status(dropped_rows=832, rejected_batches=2, last_error=error))
+    assert (
+        "p1: 832 realtime rows dropped (over max_buffered_rows), 2 batches rejected by the "
+        "sender since start: see the log; audits resend what Fusion lacks"
+    ) in text.splitlines()
+    assert "dropped" not in render_status(_status())

@@ -56,9 +56,25 @@ def render_status(status: AgentStatus) -> str:
     lines += _table(rows)
     now = status.started_at + status.uptime_sec
     for pipe in status.pipes:
+        if (losses := _losses(pipe)) is not None:
+            lines.append(f"{pipe.id}: {losses}")
         if pipe.last_error is not None:
             lines.append(f"{pipe.id}: {_last_error(pipe, now)}")
     return "\n".join(lines)
+
+
+def _losses(pipe: PipeStatus) -> str | None:
+    """``832 realtime rows dropped, 2 batches rejected since start (...)``, or ``None``.
+
+    Kept apart from the last error, which a later transient one overwrites."""
+    parts = []
+    if pipe.dropped_rows:
+        parts.append(f"{pipe.dropped_rows} realtime rows dropped (over max_buffered_rows)")
+    if pipe.rejected_batches:
+        parts.append(f"{pipe.rejected_batches} batches rejected by the sender")
+    if not parts:
+        return None
+    return ", ".join(parts) + " since start: see the log; audits resend what Fusion lacks"
 
 
 def _age(seconds: float) -> str:

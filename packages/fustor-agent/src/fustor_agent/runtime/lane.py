@@ -45,7 +45,8 @@ class RealtimeLane:
     """Queued realtime events of one pipe and the task that delivers them.
 
     ``offer`` never blocks the source (one source feeds several pipes): past
-    ``max_rows`` queued rows the queue is dropped, counted and logged, and the session's
+    ``max_rows`` queued rows (an empty queue takes any one batch) the queue is dropped,
+    counted and logged, and the session's
     ``events_lost(["/"])`` starts the recovery. Queued batches are merged up to the sender's
     ``max_batch_size`` rows per request; an idle lane sends a new event at once, with no
     batching delay.
@@ -82,7 +83,9 @@ class RealtimeLane:
             )
             self.session.events_lost(["/"])
             return
-        if self.rows + count > self.max_rows:
+        if self.rows and self.rows + count > self.max_rows:
+            # An empty queue takes any one batch: a bound below the source's batch size
+            # must not drop every large batch while the sender keeps up.
             queued = self.rows
             dropped = queued + count
             self._events.clear()
