@@ -86,6 +86,17 @@ def test_unset_variable_is_an_error_at_its_location(home, registry, monkeypatch)
     ]
 
 
+@pytest.mark.parametrize("broken", ["${KEY", "x${KEY", "${1KEY}", "${KEY}${"])
+def test_a_reference_cut_short_is_an_error_not_a_literal(home, registry, monkeypatch, broken):
+    """Helper 29: ``"${FUSION_API_KEY"`` went out as the credential itself (Fusion: 401)."""
+    monkeypatch.setenv("KEY", "k")
+    write(home, GOOD.replace('"${KEY}"', f'"{broken}"'))
+    assert errors_of(home, registry) == [
+        "agent-config.yaml: line 9: senders[0].config.credential: "
+        "'${' without a variable reference: write ${NAME} or ${NAME:-default}"
+    ]
+
+
 def test_an_unset_variable_is_one_error_not_also_the_empty_value_s(home, monkeypatch):
     # The fusion sender requires a credential: the empty value the unset variable left is
     # explained by the first error, not reported again as "credential is required".

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import textwrap
 from pathlib import Path
 
+from cli_support import agent_command
 from fustor_agent import __version__
 
 CONFIG = """
@@ -285,6 +287,46 @@ def test_validate_reports_every_problem_in_one_run_with_lines_and_advice(run_cli
         prefix + "line 8: pipes[2].sender_id: unknown sender 'outt'; did you mean 'out'?",
         prefix + "line 9: loging: unknown key; did you mean 'logging'?",
     ]
+
+
+def test_validate_names_every_console_file_start_would_refuse(run_cli, fustor_home, tmp_path):
+    """Helper 29: missing tls_cert/tls_key files passed validate, then start exited 78."""
+    token, cert, key = tmp_path / "token", tmp_path / "c.pem", tmp_path / "k.pem"
+    console = f"console: {{token_file: {token}, tls_cert: {cert}, tls_key: {key}}}"
+    (fustor_home / "agent-config.yaml").write_text(
+        CONFIG.replace("console: {enabled: false}", console)
+    )
+    result = run_cli("validate", API_KEY="k")
+    assert (result.returncode, result.stderr.splitlines()) == (
+        78,
+        [
+            f"error: console.token_file: cannot read {token}: No such file or directory",
+            f"error: console.tls_cert/tls_key: cannot load {cert} with {key}: "
+            "No such file or directory",
+        ],
+    )
+
+
+def test_validate_of_an_unreadable_file_is_a_config_error(run_cli, fustor_home, tmp_path):
+    """Helper 29: click refused an unreadable PATH itself (a usage error, exit 2)."""
+    path = tmp_path / "candidate.yaml"
+    path.write_text(CONFIG)
+    path.chmod(0)
+    # As root, without the capabilities that read any file (what a plain user is).
+    drop = "-dac_override,-dac_read_search"
+    prefix = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    result = subprocess.run(
+        [*(prefix if os.geteuid() == 0 else []), agent_command(), "validate", str(path)],
+        env={**os.environ, "FUSTOR_HOME": str(fustor_home), "API_KEY": "k"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (
+        78,
+        f"error: {path}: cannot read: Permission denied\n",
+    )
 
 
 def test_validate_reads_the_console_token_file_as_start_does(run_cli, fustor_home, tmp_path):

@@ -285,7 +285,9 @@ def tap(
 
 
 @cli.command()
-@click.argument("path", required=False, type=click.Path(dir_okay=True))
+@click.argument(
+    "path", required=False, type=click.Path(dir_okay=True, readable=False)
+)  # read by the loader: its errors are config errors (78)
 @click.option(
     "--connect",
     is_flag=True,
@@ -303,9 +305,18 @@ def validate(home: Home, path: str | None, connect: bool) -> None:
     for warning in config.warnings:
         warn(warning)
     if config.console.enabled:
-        from fustor_agent.console.access import load_token  # the console's own imports
+        from fustor_agent.console.access import load_token, tls_context  # the console's
 
-        load_token(config.console)  # read at start: a missing or short token_file fails there
+        # Read at start, where a missing or short token_file or an unloadable certificate
+        # fails: every one of them is named here too.
+        problems = []
+        for check in (load_token, tls_context):
+            try:
+                check(config.console)
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ConfigError("\n".join(problems))
     click.echo(
         f"configuration OK ({config.path}): {len(config.sources)} sources, "
         f"{len(config.senders)} senders, {len(config.pipes)} pipes"

@@ -72,7 +72,9 @@ def expand(
 ) -> Any:
     """A copy of a parsed YAML tree with ``${VAR}`` / ``${VAR:-default}`` replaced in strings.
 
-    Expansion happens after parsing, so a value can never inject YAML structure.
+    Expansion happens after parsing, so a value can never inject YAML structure. A ``${``
+    that starts no reference (``${KEY`` without its ``}``, ``${1X}``) is a problem, not a
+    literal.
     """
     if isinstance(value, str):
         if "${" not in value:
@@ -89,6 +91,15 @@ def expand(
             )
             return ""
 
+        if "${" in _VAR.sub("", value):
+            # A reference cut short (``${KEY``) would otherwise go out as a literal: a
+            # credential Fusion refuses, with nothing pointing at the typo.
+            problems.add_explaining(
+                file,
+                join_location("", loc),
+                "'${' without a variable reference: write ${NAME} or ${NAME:-default}",
+            )
+            return value
         return _VAR.sub(substitute, value)
     if isinstance(value, dict):
         return {k: expand(v, env, problems, file, (*loc, k)) for k, v in value.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -12,11 +13,15 @@ from fustor_agent.config import SourceSpec
 from fustor_agent.runtime.backoff import Backoff
 from fustor_agent.status import ErrorInfo, SourceStatus
 from fustor_agent_sdk import Phase, SourceDriver
-from fustor_core import ROOT, Batch, MessageSource
+from fustor_core import ROOT, Batch, DriverError, MessageSource
 
-__all__ = ["SourceRuntime"]
+__all__ = ["START_REPEAT_SEC", "SourceRuntime"]
 
 logger = logging.getLogger(__name__)
+
+START_REPEAT_SEC = 600.0
+"""A source that keeps failing to start the same way is logged again this often (it is
+retried every 10 s at most; status shows the error all along)."""
 
 Subscriber = Callable[[Batch], None]
 
@@ -57,7 +62,8 @@ class SourceRuntime:
         await self._started.wait()
 
     async def _start(self) -> None:
-        backoff = Backoff(initial=0.5, maximum=30.0)
+        backoff = Backoff(initial=0.5, maximum=10.0)
+        said, said_at = "", -math.inf
         while True:
             try:
                 await self.driver.start()
@@ -65,8 +71,19 @@ class SourceRuntime:
             except Exception as exc:
                 delay = backoff.next()
                 self.last_error = ErrorInfo(message=f"start failed: {exc}", at=time.time())
-                logger.error(
-                    "source %s: start failed (%s); retrying in %.1fs", self.spec.id, exc, delay
+                # A root not there yet (a share mounted later) is expected: a warning, said
+                # again when it changes or every START_REPEAT_SEC, not an error each retry.
+                level = logging.DEBUG
+                if str(exc) != said or time.monotonic() - said_at >= START_REPEAT_SEC:
+                    retriable = isinstance(exc, DriverError) and exc.retriable
+                    level = logging.WARNING if retriable else logging.ERROR
+                    said, said_at = str(exc), time.monotonic()
+                logger.log(
+                    level,
+                    "source %s: start failed (%s); retrying in %.1fs",
+                    self.spec.id,
+                    exc,
+                    delay,
                 )
                 await asyncio.sleep(delay)
         self.last_error = None
