@@ -95,6 +95,8 @@ class World:
         self.sentinel_paths: list[str] = []
         self.commands: list[Command] = []
         self.heartbeat_errors: deque[Exception] = deque()
+        self.heartbeat_hook: Callable[[], None] | None = None
+        """Called inside each heartbeat, before it returns."""
         self.sender_health: str | None = None
         self.close_hangs = False
         self.heartbeat_hangs = False
@@ -259,6 +261,8 @@ class FakeSenderBase(SenderDriver):
             await asyncio.Event().wait()
         if self.world.heartbeat_errors:
             raise self.world.heartbeat_errors.popleft()
+        if self.world.heartbeat_hook is not None:
+            self.world.heartbeat_hook()
         commands, self.world.commands = self.world.commands, []
         self._log("heartbeat", self.context.pipe_id)
         return HeartbeatResult(self.world.role, commands)

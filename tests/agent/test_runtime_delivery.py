@@ -542,3 +542,27 @@ def test_a_sender_without_a_positive_batch_size_fails_its_pipe_and_validate(home
         str(raised.value)
         == f"pipe p (sender out): cannot create the sender: DriverError: {expected}"
     )
+
+
+def test_a_stop_that_meets_a_returning_heartbeat_ends_the_heartbeats(home):
+    """On Python 3.11 ``asyncio.wait_for`` swallowed a cancellation that arrived as the
+    heartbeat returned: the heartbeat loop ran on, and a stop after a long freeze (when
+    heartbeats come back to back) waited out the pipe's grace (helper 29: 15 s and an
+    error). Here the stop's cancel meets the heartbeat as it returns, every time."""
+    world = World()  # heartbeats every 0.1 s
+    cancelled: list[asyncio.Task] = []
+
+    def cancel_the_heartbeats() -> None:
+        if not cancelled:
+            task = next(t for t in asyncio.all_tasks() if t.get_name() == "fustor-heartbeat-p")
+            task.cancel()
+            cancelled.append(task)
+
+    async def main() -> None:
+        async with running(Agent(world.config({"id": "p"}), home)):
+            world.heartbeat_hook = cancel_the_heartbeats
+            await wait_until(lambda: bool(cancelled), 5)
+            await asyncio.sleep(0.5)  # five intervals
+            assert cancelled[0].done(), "the heartbeat loop ran on after its cancel"
+
+    asyncio.run(main())

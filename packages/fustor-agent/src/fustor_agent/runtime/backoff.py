@@ -34,7 +34,10 @@ async def sleep_unless(event: asyncio.Event, delay: float) -> bool:
     if event.is_set():
         return True
     try:
-        await asyncio.wait_for(event.wait(), delay)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+        # arrives as the wait completes, and the task then runs on after its cancel.
+        async with asyncio.timeout(delay):
+            await event.wait()
     except TimeoutError:
         return False
     return True
