@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import os
@@ -224,6 +225,11 @@ class Agent:
                     "the agent)",
                     what,
                 )
+        # Those stay as they are in effect, so the next reload compares with them (a file
+        # put back as it was is no change; helper 29).
+        new = dataclasses.replace(
+            new, console=old.console, logging=old.logging, agent_id=old.agent_id
+        )
         self.config = new
         await self._release_sources(new.sources)
         for pipe_id in [*changed, *added]:
