@@ -100,7 +100,7 @@ def test_start_pipe_ids_runs_only_those_and_stop_pipe_stops_only_that(home, tmp_
         text = agent.cli("status", "p2")
         assert "p2" in text.stdout and "p1 " not in text.stdout
         missing = agent.cli("status", "nope")
-        assert missing.returncode == 1
+        assert missing.returncode == 78  # as start and stop of an unknown pipe
         assert missing.stderr == "error: the running agent has no pipe 'nope' (pipes: p1, p2, p3)\n"
 
         stop = agent.cli("stop", "p1")

@@ -112,7 +112,7 @@ def test_systemd_unit_is_printed_for_this_installation(run_cli) -> None:
     for expected in (
         "Type=notify",
         "NotifyAccess=main",
-        "RestartPreventExitStatus=78",
+        "RestartPreventExitStatus=2 78",
         "Environment=FUSTOR_HOME=/srv/fustor",
         f"ExecStart={agent_command()} start --config /etc/fustor/a.yaml",
         f"ExecReload={agent_command()} reload",

@@ -360,7 +360,7 @@ def plugins(home: Home) -> None:  # home: accepted as on every command
 @known_errors
 def systemd_unit(home_dir: str, config_path: str | None, user: str) -> None:
     """Print the systemd unit for this installation (Type=notify, watchdog,
-    RestartPreventExitStatus=78); redirect it to /etc/systemd/system/fustor-agent.service."""
+    RestartPreventExitStatus=2 78); redirect it to /etc/systemd/system/fustor-agent.service."""
     click.echo(systemd.unit_text(home_dir, config_path, user), nl=False)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from fustor_agent.config import AgentConfig
 from fustor_agent.plugins import DriverRegistry
 from fustor_agent.status import AgentStatus, PipeRunState, PipeStatus
-from fustor_core import FustorError
+from fustor_core import ConfigError
 
 __all__ = ["only_pipe", "pipe_rows", "render_pipes", "render_plugins", "render_status"]
 
@@ -110,11 +110,12 @@ def render_plugins(registry: DriverRegistry) -> str:
 
 
 def only_pipe(status: AgentStatus, pipe_id: str) -> AgentStatus:
-    """``status`` with only the pipe ``pipe_id``; :class:`FustorError` when it has none."""
+    """``status`` with only the pipe ``pipe_id``; :class:`ConfigError` (exit 78, as for
+    ``start``/``stop`` of an unknown pipe) when it has none."""
     selected = status.only_pipe(pipe_id)
     if selected is None:
         known = ", ".join(pipe.id for pipe in status.pipes) or "none"
-        raise FustorError(f"the running agent has no pipe {pipe_id!r} (pipes: {known})")
+        raise ConfigError(f"the running agent has no pipe {pipe_id!r} (pipes: {known})")
     return selected
 
 
