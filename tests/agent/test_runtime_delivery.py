@@ -239,6 +239,8 @@ def test_open_failures_back_off_then_recover(home):
             await wait_until(lambda: agent.status().pipes[0].state is PipeRunState.BACKING_OFF)
             error = agent.status().pipes[0].last_error
             assert error is not None and "connection refused" in error.message
+            # Readiness probes see only the reason: it says why (helper 29: "no session").
+            assert agent.status().pipes[0].not_ready_reason == "no session: connection refused"
             await wait_until(lambda: agent.status().pipes[0].state is PipeRunState.RUNNING, 5)
 
     asyncio.run(main())

@@ -154,6 +154,9 @@ def test_an_explicit_port_in_use_is_an_error(tmp_path: Path) -> None:
         )
     assert result.returncode != 0
     assert f"error: console port {port} on 127.0.0.1 is already in use" in result.stderr
+    # In the file log too (helper 29: an empty agent.log after a failed start).
+    log = (tmp_path / "home" / "logs" / "agent.log").read_text()
+    assert f"ERROR fustor_agent.app: exiting: console port {port} on 127.0.0.1" in log, log
 
 
 def test_no_console_option(agents) -> None:

@@ -317,6 +317,14 @@ def run_agent(home: Home, options: RunOptions) -> None:
             logger.warning("%s", warning)
         if not options.pipes:
             _note_legacy_default(config)
-        asyncio.run(_Process(home, options, config, registry).run())
+        try:
+            asyncio.run(_Process(home, options, config, registry).run())
+        except FustorError as exc:  # e.g. the console's port taken: in the file log too
+            if not journal:
+                # The terminal gets it once, as the CLI's "error:" line.
+                setup_logging(home, options.log_setup(config, stderr=False))
+                for line in str(exc).splitlines():
+                    logger.error("exiting: %s", line)
+            raise
     finally:
         lock.release()
