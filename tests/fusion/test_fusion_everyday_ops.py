@@ -127,6 +127,28 @@ def test_root_replaced_is_followed_and_the_old_tree_forgotten(
     fusion.wait_tree(disk_tree(root), timeout=1)
 
 
+def test_root_deleted_and_made_again_with_its_inode_is_watched_again(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """``rm -rf root && mkdir root``: ext4 gives the new directory the old one's inode, so
+    the root looks unchanged, but inotify dropped every watch with the old one. Realtime
+    stopped for good (helper 28), and status still said it ran; only audits brought
+    changes in. Audits are off here: realtime alone must bring the new files."""
+    root = tmp_path / "w"
+    (root / "sub").mkdir(parents=True)
+    (root / "sub" / "old.txt").write_text("o\n")
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    inode = root.stat().st_ino
+    shutil.rmtree(root)
+    root.mkdir()
+    assert root.stat().st_ino == inode  # the case under test (ext4 reuses the inode)
+    (root / "new.txt").write_text("n\n")
+    time.sleep(3)
+    (root / "later").mkdir()
+    (root / "later" / "f.txt").write_text("l\n")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE + 4)
+
+
 def test_a_directory_beyond_path_max_does_not_stop_realtime(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:

@@ -146,6 +146,8 @@ class Realtime:
         self._unavailable_since: float | None = None
         self._healthy_at = time.time()
         self._generation = guard.generation
+        self._root_lost = 0
+        """The reader's ``root_replaced`` count this thread has re-watched after."""
         self._held: dict[str, tuple[Change, float, float]] = {}
         """Deletes waiting before they are checked and sent: path -> (change, due, first
         held), monotonic seconds."""
@@ -399,15 +401,23 @@ class Realtime:
                 self._unavailable_since = self._healthy_at
             return
         generation = self.guard.generation
-        if generation != self._generation or self._unavailable_since is not None:
+        # The root's own watch saw it deleted or moved (the reader dropped every watch). A
+        # directory made again at its path may get the same inode (ext4 reuses it): the
+        # guard sees the same root, but nothing is watched any more (helper 28).
+        lost = getattr(self.reader, "root_replaced", 0)
+        if (
+            generation != self._generation
+            or self._unavailable_since is not None
+            or lost != self._root_lost
+        ):
             since = self._unavailable_since or self._healthy_at
-            if self.guard.replaced > self._generation:
+            if self.guard.replaced > self._generation or lost != self._root_lost:
                 # Another directory is the root now: its old watches name another tree, and
                 # everything in the new one is news (even entries with old ctimes).
                 since = 0.0
                 assert self.watches is not None
                 self.watches.clear()
-            self._generation = generation
+            self._generation, self._root_lost = generation, lost
             self._unavailable_since = None
             log.warning("root %s is back: re-watching and rescanning", self.root)
             if self.backend is not None:
