@@ -334,6 +334,33 @@ def test_a_tree_removed_and_restored_from_a_backup_is_all_there(
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)
 
 
+def test_a_tree_removed_slowly_then_restored_from_a_backup_is_all_there(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """An ``rm -rf`` slower than the settle window (files 10 ms apart), then, once its
+    deletes went out, ``cp -a`` of a backup (old mtimes). Each file's delete used to go out
+    on its own, leaving a tombstone that hid the restored file for the tombstone's lifetime,
+    an hour by default (helper 28: 71 of 100 files). Audits are off: realtime alone."""
+    root = tmp_path / "w"
+    for i in range(2):
+        for j in range(60):  # 0.6 s for each directory, twice the settle window
+            path = root / "big" / f"d{i}" / f"f{j:02}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{i}-{j}\n")
+    backup = tmp_path / "backup"
+    shutil.copytree(root / "big", backup, copy_function=shutil.copy2)
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    for directory in sorted((root / "big").iterdir()):
+        for path in sorted(directory.iterdir()):
+            path.unlink()
+            time.sleep(0.01)
+        directory.rmdir()
+    (root / "big").rmdir()
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)  # the deletes went out
+    sh(f"cp -a {backup} big", root)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+
+
 def test_a_directory_moved_out_and_back_keeps_its_files_through_audits(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
 ) -> None:

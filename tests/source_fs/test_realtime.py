@@ -470,6 +470,27 @@ def test_rm_rf_sends_one_delete_for_the_tree(root: str) -> None:
     live(root, body)
 
 
+def test_a_slow_rm_rf_sends_one_delete_for_the_tree(root: str) -> None:
+    """An ``rm -rf`` slower than the settle window (100 files 10 ms apart, then the
+    directory): the files' deletes went out one by one while the directory still existed,
+    each leaving a tombstone that hid a restore with old mtimes (``cp -a``) for the
+    tombstone's lifetime, an hour (helper 28: 71 of 100 files). They wait while their
+    directory still loses entries, and its delete takes them all."""
+    for f in range(100):
+        write(f"{root}/top/f{f:03}")
+
+    async def body(rt: Live) -> None:
+        for f in range(100):
+            os.remove(f"{root}/top/f{f:03}")
+            await asyncio.sleep(0.01)
+        os.rmdir(f"{root}/top")
+        await rt.wait(lambda: rt.deleted("/top"), within=10)
+        await rt.settle(0.8)
+        assert sorted(r["path"] for t, r in rt.events if t == "delete") == ["/top"]
+
+    live(root, body)
+
+
 def test_a_directory_beyond_path_max_has_realtime(root: str) -> None:
     """Its path fits no syscall: inotify watches it through ``/proc/self/fd/N``, fanotify
     takes its handle from an ``O_PATH`` fd; creates, new directories, moves and deletes in
@@ -635,8 +656,9 @@ def test_a_delete_waits_while_the_tree_is_busy(root: str) -> None:
     """``git checkout`` removes d/s, writes other files for a while, then writes d/s again:
     a delete sent in between left a tombstone that Fusion stamps when it applies it, later
     than the new file's mtime when its queue lags, and hid the file for the tombstone's
-    lifetime (helper 18). While anything in the tree is written, a delete waits (5 s at
-    most): the path back by then goes out as its upsert, never as a delete."""
+    lifetime (helper 18). While anything in the tree is written, or its directory still
+    loses entries, a delete waits (5 s at most): the path back by then goes out as its
+    upsert, never as a delete."""
     write(f"{root}/d/s", b"old")
 
     async def body(rt: Live) -> None:
@@ -650,11 +672,15 @@ def test_a_delete_waits_while_the_tree_is_busy(root: str) -> None:
         # A quiet tree: the delete goes out after the window.
         os.unlink(f"{root}/other/f00")
         await rt.wait(lambda: rt.deleted("/other/f00"), within=2.0)
-        # Deletes alone do not hold each other (rm -rf, a script removing files in turn).
+        # Deletes in one directory 0.15 s apart (a script removing files in turn, or an
+        # rm -rf that may remove the directory next): they wait while it goes on, and go
+        # out once it pauses, one by one, as the directory stays.
         for i in range(1, 12):
             os.unlink(f"{root}/other/f{i:02d}")
             await asyncio.sleep(0.15)
-        assert rt.deleted("/other/f01")  # out before the last one, 1.5 s after it
+        assert not rt.deleted("/other/f01")  # 1.5 s on: held, its directory still emptying
+        await rt.wait(lambda: all(rt.deleted(f"/other/f{i:02d}") for i in range(1, 12)), 2.0)
+        assert not rt.deleted("/other")
 
     live(root, body)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import re
 import stat as stat_mod
@@ -148,6 +149,9 @@ class Realtime:
         self._generation = guard.generation
         self._root_lost = 0
         """The reader's ``root_replaced`` count this thread has re-watched after."""
+        self._emptying: dict[str, float] = {}
+        """Directories that lost an entry to a delete in the last ``delete_settle_sec``:
+        directory -> monotonic time of the last one."""
         self._held: dict[str, tuple[Change, float, float]] = {}
         """Deletes waiting before they are checked and sent: path -> (change, due, first
         held), monotonic seconds."""
@@ -516,8 +520,10 @@ class Realtime:
         # back leaves a tombstone in Fusion stamped with Fusion's clock when it applies the
         # delete, later than the new file's mtime when its queue lags, and the file stays
         # hidden until the tombstone expires (helper 18: git checkout, 4 of 5 runs). Deletes
-        # alone (rm -rf, a script removing files one by one) do not hold each other.
+        # elsewhere do not hold each other; a delete waits while its own directory still
+        # loses entries (below), as in an rm -rf slower than the window.
         quiet = now - self._written_at >= settle
+        emptying = self._emptying
         ready: dict[str, Change] = {}
         for path, change in changes.items():
             old = held.pop(path, None)
@@ -527,6 +533,8 @@ class Realtime:
                 # Due once the path has been quiet for the window (a path that keeps changing,
                 # as in back-to-back checkouts, is held on), at most _PARENT_WAIT_SEC in all.
                 held[path] = (change, now + settle, old[2] if old else now)
+                if change in DELETES:
+                    emptying[path.rsplit("/", 1)[0]] = now
             else:
                 ready[path] = change
         gone: dict[str, bool] = {}
@@ -535,6 +543,13 @@ class Realtime:
                 continue
             parent = path.rsplit("/", 1)[0]
             if parent and now - first < _PARENT_WAIT_SEC:
+                if now - emptying.get(parent, -math.inf) < settle:
+                    # Its directory still loses entries: an rm -rf slower than the window
+                    # (helper 28: 100 files 10 ms apart). Its own delete may follow and take
+                    # them all, one tombstone instead of one per file, which would hide a
+                    # restore with old mtimes (cp -a, tar x) for the tombstone's lifetime.
+                    held[path] = (change, now + settle, first)
+                    continue
                 if parent not in gone:
                     gone[parent] = lstat_at(self.root, parent) is None
                 if gone[parent]:
@@ -553,6 +568,9 @@ class Realtime:
                         entry = self._released_early[ancestor] = held.pop(ancestor)
                         ready[ancestor] = entry[0]
                     cut = ancestor.rfind("/")
+        for parent, at in list(emptying.items()):
+            if now - at >= settle:
+                del emptying[parent]
         self._drop_covered(ready)
         return _parents_first(ready)
 
