@@ -126,6 +126,15 @@ def _tree_d(tmp_path: Path, **params: Any) -> tuple[Path, Any]:
     return root, FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
 
 
+async def _realtime_ready(source: Any) -> None:
+    """Wait until the fs source's realtime has its watches in place."""
+    await asyncio.to_thread(
+        wait_until,
+        lambda: source._realtime is not None and source._realtime.ready.is_set(),
+        10,
+    )
+
+
 async def _audit_round(
     source: Any, sender: FusionSender, full: bool, *, meanwhile: Any = None, end: bool = True
 ) -> list[dict[str, Any]]:
@@ -499,11 +508,7 @@ def test_a_followers_directory_row_after_the_audit_check_costs_its_files_a_momen
         await source.start()
         pumping = asyncio.create_task(pump())
         try:
-            await asyncio.to_thread(
-                wait_until,
-                lambda: source._realtime is not None and source._realtime.ready.is_set(),
-                10,
-            )
+            await _realtime_ready(source)
             await lead_synced(fusion, leader, root)
             assert (await follower.open_session()).role is Role.FOLLOWER
             for full in (True, False):  # the audit after a full one lists in full too
@@ -594,11 +599,7 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
         await source.start()
         pumping = asyncio.create_task(pump())
         try:
-            await asyncio.to_thread(
-                wait_until,
-                lambda: source._realtime is not None and source._realtime.ready.is_set(),
-                10,
-            )
+            await _realtime_ready(source)
             await lead_synced(fusion, sender, root)
             for full in (True, False):  # the audit after a full one lists in full too
                 await _audit_round(source, sender, full)
