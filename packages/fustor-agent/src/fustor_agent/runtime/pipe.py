@@ -164,14 +164,7 @@ class Pipe:
         if not self.source.started and source.last_error is not None:
             not_ready = f"source not started: {source.last_error.message}"  # a root not there yet
         if not_ready is None and state.session_id is None:
-            error = state.last_error
-            opening = state.state in (PipeRunState.BACKING_OFF, PipeRunState.ERROR)
-            # Why, when opening one fails (a refused key, the wrong port): readiness probes
-            # see only this reason, not the last error (helper 29).
-            if opening and error is not None and error.message.startswith("open session: "):
-                not_ready = f"no session: {error.message.removeprefix('open session: ')}"
-            else:
-                not_ready = "no session"
+            not_ready = "no session"
         elif not_ready is None and state.role is Role.LEADER and not state.snapshot_done:
             not_ready = "snapshot in progress"
         return PipeStatus(

@@ -176,6 +176,9 @@ class SessionRunner:
                 retriable = isinstance(exc, DriverError) and exc.retriable
                 self.state.state = PipeRunState.BACKING_OFF if retriable else PipeRunState.ERROR
                 self.state.error(f"open session: {exc}")
+                # The not-ready reason says why (a refused key, the wrong port): readiness
+                # probes see only that (helper 29). A session that opens clears it.
+                self.state.failing = f"no session: {exc}"
                 delay = backoff.next()
                 # Not retriable (a refused key, a wrong view): it needs an operator, so it
                 # is an error in the log too (journalctl -p err), not only in status.

@@ -92,8 +92,9 @@ class PipeState:
     last_error: ErrorInfo | None = None
     not_ready_reason: str | None = None
     failing: str | None = None
-    """Set while sends or heartbeats to the receiver fail and are being retried (the pipe is
-    not ready meanwhile); cleared by the next one that succeeds."""
+    """Set while a session cannot be opened, or sends or heartbeats to the receiver fail and
+    are being retried (the pipe is not ready meanwhile); cleared by the next one that
+    succeeds."""
     stalls: dict[int, str] = field(default_factory=dict)
     """Sends and signals that have not returned for a while, by call: each is a not-ready
     reason until that call returns (other calls succeeding meanwhile do not clear it)."""
