@@ -290,6 +290,13 @@ def _note_legacy_default(config: AgentConfig) -> None:
         )
 
 
+def _log_to_file(what: str, exc: FustorError) -> None:
+    """Each line of a known failure, logged while only the file log is set up: the
+    terminal (or the journal) gets it once, as the CLI's "error:" line."""
+    for line in str(exc).splitlines():
+        logger.error("%s: %s", what, line)
+
+
 def run_agent(home: Home, options: RunOptions) -> None:
     """Run until SIGTERM/SIGINT. Raises a :class:`FustorError` for known problems
     (:class:`~fustor_core.ConfigError` for the configuration, pipe selection included)."""
@@ -309,8 +316,7 @@ def run_agent(home: Home, options: RunOptions) -> None:
             select_pipes(config, options.pipes)
         except FustorError as exc:
             if not journal:
-                for line in str(exc).splitlines():
-                    logger.error("not started: %s", line)
+                _log_to_file("not started", exc)
             raise
         setup_logging(home, options.log_setup(config, stderr=options.log_to_stderr))
         for warning in config.warnings:
@@ -321,10 +327,8 @@ def run_agent(home: Home, options: RunOptions) -> None:
             asyncio.run(_Process(home, options, config, registry).run())
         except FustorError as exc:  # e.g. the console's port taken: in the file log too
             if not journal:
-                # The terminal gets it once, as the CLI's "error:" line.
                 setup_logging(home, options.log_setup(config, stderr=False))
-                for line in str(exc).splitlines():
-                    logger.error("exiting: %s", line)
+                _log_to_file("exiting", exc)
             raise
     finally:
         lock.release()
