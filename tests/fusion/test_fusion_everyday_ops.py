@@ -315,20 +315,27 @@ def test_restored_while_the_agent_was_killed_comes_back(
     assert time.monotonic() - back > 1.0, "back at once: no tombstone was exercised"
 
 
+def _backed_up_tree(tmp_path: Path, dirs: int, files: int) -> tuple[Path, Path]:
+    """(root, backup): ``root/big/d<i>/f<jj>``, ``dirs`` directories of ``files`` files,
+    and a copy of ``big`` with the same mtimes (what ``cp -a`` restores)."""
+    root = tmp_path / "w"
+    for i in range(dirs):
+        for j in range(files):
+            path = root / "big" / f"d{i}" / f"f{j:02}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{i}-{j}\n")
+    backup = tmp_path / "backup"
+    shutil.copytree(root / "big", backup, copy_function=shutil.copy2)
+    return root, backup
+
+
 @pytest.mark.parametrize("pause", [0.0, 1.0], ids=["at-once", "after-1s"])
 def test_a_tree_removed_and_restored_from_a_backup_is_all_there(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, pause: float
 ) -> None:
     """``rm -rf d`` then ``cp -a backup d`` (old mtimes): the removal goes out as one delete
     of ``d``, so no file of the restored tree is hidden by a tombstone of its own."""
-    root = tmp_path / "w"
-    for i in range(10):
-        for j in range(50):
-            path = root / "big" / f"d{i}" / f"f{j}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{i}-{j}\n")
-    backup = tmp_path / "backup"
-    shutil.copytree(root / "big", backup, copy_function=shutil.copy2)
+    root, backup = _backed_up_tree(tmp_path, dirs=10, files=50)
     synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
     sh(f"rm -rf big && sleep {pause} && cp -a {backup} big", root)
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)
@@ -341,14 +348,8 @@ def test_a_tree_removed_slowly_then_restored_from_a_backup_is_all_there(
     deletes went out, ``cp -a`` of a backup (old mtimes). Each file's delete used to go out
     on its own, leaving a tombstone that hid the restored file for the tombstone's lifetime,
     an hour by default (helper 28: 71 of 100 files). Audits are off: realtime alone."""
-    root = tmp_path / "w"
-    for i in range(2):
-        for j in range(60):  # 0.6 s for each directory, twice the settle window
-            path = root / "big" / f"d{i}" / f"f{j:02}"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(f"{i}-{j}\n")
-    backup = tmp_path / "backup"
-    shutil.copytree(root / "big", backup, copy_function=shutil.copy2)
+    # 60 files 10 ms apart: 0.6 s for each directory, twice the settle window.
+    root, backup = _backed_up_tree(tmp_path, dirs=2, files=60)
     synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
     for directory in sorted((root / "big").iterdir()):
         for path in sorted(directory.iterdir()):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -126,13 +127,29 @@ def _tree_d(tmp_path: Path, **params: Any) -> tuple[Path, Any]:
     return root, FsSource("files", FsSourceConfig(uri=str(root), driver_params=params))
 
 
-async def _realtime_ready(source: Any) -> None:
-    """Wait until the fs source's realtime has its watches in place."""
-    await asyncio.to_thread(
-        wait_until,
-        lambda: source._realtime is not None and source._realtime.ready.is_set(),
-        10,
-    )
+@contextlib.asynccontextmanager
+async def _realtime_into(
+    source: Any, take: Callable[[Batch], Awaitable[Any]]
+) -> AsyncIterator[None]:
+    """The fs source started, each realtime batch handed to ``take`` as it comes, its
+    watches in place; the source stopped on exit."""
+    await source.start()
+
+    async def pump() -> None:
+        async for batch in source.realtime():
+            await take(batch)
+
+    pumping = asyncio.create_task(pump())
+    try:
+        await asyncio.to_thread(
+            wait_until,
+            lambda: source._realtime is not None and source._realtime.ready.is_set(),
+            10,
+        )
+        yield
+    finally:
+        pumping.cancel()
+        await source.stop()
 
 
 async def _audit_round(
@@ -500,15 +517,11 @@ def test_a_followers_directory_row_after_the_audit_check_costs_its_files_a_momen
     leader = make_sender(fusion, tmp_path / "state")
     follower = make_sender(fusion, tmp_path / "state-b", agent="agent-b")
 
-    async def pump() -> None:
-        async for batch in source.realtime():
-            assert (await leader.send(batch)).ok
+    async def send(batch: Batch) -> None:
+        assert (await leader.send(batch)).ok
 
     async def run() -> None:
-        await source.start()
-        pumping = asyncio.create_task(pump())
-        try:
-            await _realtime_ready(source)
+        async with _realtime_into(source, send):
             await lead_synced(fusion, leader, root)
             assert (await follower.open_session()).role is Role.FOLLOWER
             for full in (True, False):  # the audit after a full one lists in full too
@@ -523,9 +536,6 @@ def test_a_followers_directory_row_after_the_audit_check_costs_its_files_a_momen
             assert "/d/f1" not in fusion.files()  # the window: that end deleted them
             await source.audit_ended()
             await asyncio.to_thread(fusion.wait_tree, disk_tree(root), 3)
-        finally:
-            pumping.cancel()
-            await source.stop()
 
     asyncio.run(closing(run(), follower, leader))
 
@@ -584,10 +594,6 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
 
     batches: asyncio.Queue[Batch] = asyncio.Queue()
 
-    async def pump() -> None:
-        async for batch in source.realtime():
-            await batches.put(batch)
-
     async def realtime_row_of(path: str) -> None:
         while True:
             batch = await asyncio.wait_for(batches.get(), 10)
@@ -596,10 +602,7 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
                 return
 
     async def run() -> None:
-        await source.start()
-        pumping = asyncio.create_task(pump())
-        try:
-            await _realtime_ready(source)
+        async with _realtime_into(source, batches.put):
             await lead_synced(fusion, sender, root)
             for full in (True, False):  # the audit after a full one lists in full too
                 await _audit_round(source, sender, full)
@@ -610,8 +613,5 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
             await realtime_row_of("/d")
             assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
             assert fusion.files() == disk_tree(root)
-        finally:
-            pumping.cancel()
-            await source.stop()
 
     asyncio.run(closing(run(), sender))
