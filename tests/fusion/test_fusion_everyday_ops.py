@@ -254,32 +254,54 @@ TTL = 5.0
 AUDIT = 3.0
 
 
-@pytest.mark.parametrize("fusion_options", [{"tombstone_ttl": TTL, "audit_interval": 3600.0}])
-def test_recreated_with_an_old_mtime_after_the_delete_went_out_comes_back(
-    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+# Each puts an older mtime at a path whose delete already reached Fusion (its tombstone).
+_PUT_BACK = {
+    "cp-p": "cp -p ../saved/g d/g",
+    "mv-back": "mv ../saved/f d/f",
+    "tar-x": "tar xf ../saved/g.tar",
+    "dir-back": "mv ../saved/proj proj",
+    "dir-for-file": "cp -a ../saved/proj d/g",
+}
+
+
+@pytest.mark.parametrize("put_back", sorted(_PUT_BACK))
+def test_recreated_with_an_old_mtime_after_the_delete_went_out_is_in_fusion_at_once(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, put_back: str
 ) -> None:
-    """The delete reached Fusion before the path came back with an older mtime, so Fusion's
-    tombstone drops the re-creation: the documented bound is one audit end past the TTL
-    (plus the tracker's 5 s slack) and one more audit (docs/CONSISTENCY_DESIGN.md section 8)."""
-    root = tmp_path / "w"
+    """The delete reached Fusion (the path stayed away past the settle window), then the path
+    came back with an older mtime. Fusion's tombstone (an hour here, audits off) dropped
+    the re-creation until an audit end past its TTL; the sender now clears it in the same
+    send (docs/CONSISTENCY_DESIGN.md section 8). Files and directories, mtimes included."""
+    root, saved = tmp_path / "w", tmp_path / "saved"
     (root / "d").mkdir(parents=True)
-    (root / "d" / "f").write_text("f\n")
-    (root / "d" / "g").write_text("g\n")
-    saved = tmp_path / "saved-g"
-    shutil.copy2(root / "d" / "g", saved)
-    synced(
-        fusion,
-        make_agent,
-        root,
-        pipe={"audit_interval_sec": AUDIT},
-        source_params={"tombstone_ttl_sec": TTL},
-    )
-    sh(f"mv d/f d/f.old; rm d/g; sleep 2; mv d/f.old d/f; cp -p {saved} d/g", root)
-    back = time.monotonic()
-    bound = TTL + 5.0 + 2 * AUDIT + 6.0  # TTL, slack, two audit periods, walk and margin
-    fusion.wait_tree(disk_tree(root), timeout=bound)
-    restored = time.monotonic() - back
-    assert restored > 1.0, "restored at once: the scenario did not exercise a tombstone"
+    (root / "proj" / "sub").mkdir(parents=True)
+    saved.mkdir()
+    for name in ("d/f", "d/g", "proj/a", "proj/sub/b"):
+        (root / name).write_text(name + "\n")
+    old = 1_500_000_000.0
+    for name in ("d/f", "d/g", "proj/a", "proj/sub/b", "proj/sub", "proj"):
+        os.utime(root / name, (old, old))  # old files are not suspect in Fusion
+    sh("cp -p d/g ../saved/g && tar cf ../saved/g.tar d/g", root)
+    synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    gone = {
+        "cp-p": "rm d/g",
+        "mv-back": "mv d/f ../saved/f",
+        "tar-x": "rm d/g",
+        "dir-back": "mv proj ../saved/proj",
+        "dir-for-file": "rm d/g && cp -a proj ../saved/proj",
+    }[put_back]
+    sh(gone, root)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)  # the delete went out: a tombstone
+    sh(_PUT_BACK[put_back], root)
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE, dir_mtimes=True)
+    # The clearing row (a day ahead) leaves no trace: Fusion's clock was not moved ahead
+    # (realtime rows of old files may pull it back), nothing is left suspect, and no blind
+    # spot was reported.
+    stats = fusion.get(f"/api/v1/views/{fusion.view_id}/stats").json()
+    assert stats["logical_now"] < time.time() + 2, stats
+    assert stats["suspect_file_count"] == 0, stats
+    spots = fusion.blind_spots()
+    assert not spots.get("additions") and not spots.get("deletions"), spots
 
 
 @pytest.mark.parametrize("fusion_options", [{"tombstone_ttl": TTL, "audit_interval": 3600.0}])

@@ -48,3 +48,19 @@ def test_an_audit_that_restores_the_path_ends_the_re_sends() -> None:
     tracker.audit_ended(tracker.audit_started(), {"/d"}, now=after_ttl + 1)  # lists /d: restored
     assert tracker.hidden == 0 and tracker.restored == 1
     assert tracker.due(now=after_ttl + RESEND_AFTER_SEC[-1]) == []
+
+
+def test_a_path_an_audit_finds_hidden_is_sent_again_at_once_and_only_once() -> None:
+    """An audit's row of it is dropped; realtime's row goes through a sender that clears the
+    tombstones of its own deletes (the fusion sender), so it is sent at once."""
+    tracker = TombstoneTracker(TTL)
+    tracker.deleted("/d/g", now=T0)
+    assert tracker.seen("/d/g", mtime=T0 - 3600, resend=True)
+    assert tracker.due(now=T0 + 1) == ["/d/g"]
+    assert tracker.due(now=T0 + 2) == []
+    assert tracker.seen("/d/g", mtime=T0 - 3600, resend=True)  # the next audit: known
+    assert tracker.due(now=T0 + 3) == []
+    assert tracker.hidden == 1  # the steps after the TTL still follow
+    tracker.deleted("/d/h", now=T0)
+    assert tracker.seen("/d/h", mtime=T0 - 3600)  # realtime's own row: nothing extra
+    assert tracker.due(now=T0 + 4) == []

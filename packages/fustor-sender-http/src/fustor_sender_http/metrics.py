@@ -19,6 +19,8 @@ FUSION_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("rows_left_out", _C, "Rows left out of a batch because Fusion cannot take them."),
     MetricSpec("sessions_opened", _C, "Sessions opened on Fusion."),
     MetricSpec("sessions_lost", _C, "Sessions Fusion no longer knew (a new one follows)."),
+    MetricSpec("tombstones_cleared", _C,
+               "Re-created paths whose Fusion tombstone was cleared in the same send (B15)."),
     MetricSpec("requests", _C, "HTTP requests made to Fusion."),
     MetricSpec("request_failures", _C, "HTTP requests that failed (network or 5xx)."),
     MetricSpec("bytes_sent", _C, "Request body bytes sent to Fusion.", MetricUnit.BYTES,

@@ -39,8 +39,9 @@ from fustor_sender_http.responses import (
     parse_session,
 )
 from fustor_sender_http.state import SessionStore
+from fustor_sender_http.tombstones import DeletedPaths, clearing_bodies
 from fustor_sender_http.transport import FusionClient, describe_failure
-from fustor_sender_http.wire import encode_batch, encode_body, signal_body
+from fustor_sender_http.wire import encode_batch, encode_body, signal_body, without_audit_flags
 
 __all__ = ["FusionSender"]
 
@@ -110,7 +111,10 @@ class FusionSender(SenderDriver):
             "rows_left_out": 0,
             "sessions_opened": 0,
             "sessions_lost": 0,
+            "tombstones_cleared": 0,
         }
+        self._deleted = DeletedPaths()
+        """Paths this sender's realtime deletes left a Fusion tombstone on (B15)."""
         install_http_log_filter()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -408,13 +412,19 @@ class FusionSender(SenderDriver):
         session = self._session
         if session is None:
             return SendResult(SendStatus.SESSION_LOST, "no open session")
+        realtime = batch.message_source is MessageSource.REALTIME
+        strip = realtime and not self._audit_open
         encoded = encode_batch(
             batch,
             max_batch_size=self.params.max_batch_size,
             max_rows_per_event=self.params.max_rows_per_event,
-            strip_audit_flags=batch.message_source is MessageSource.REALTIME
-            and not self._audit_open,
+            strip_audit_flags=strip,
         )
+        # After the batch: re-created paths that this sender's deletes left a tombstone on.
+        clear = self._deleted.to_clear(batch) if realtime else []
+        if clear:
+            rows = without_audit_flags(clear) if strip else clear
+            encoded.bodies.extend(clearing_bodies(rows, self.params.max_batch_size))
         if encoded.dropped_rows:
             self._counters["rows_left_out"] += encoded.dropped_rows
         key = id(batch)
@@ -428,6 +438,9 @@ class FusionSender(SenderDriver):
                 return result
         self._counters["batches_sent"] += 1
         self._counters["rows_sent"] += encoded.rows
+        if realtime:
+            self._deleted.commit(batch)
+            self._counters["tombstones_cleared"] += len(clear)
         if encoded.dropped_rows and batch.message_source is MessageSource.AUDIT:
             # At the audit end Fusion deletes what the audit did not report (protocol §5.5):
             # rows left out here must make the host hold the end back, as for a rejection.

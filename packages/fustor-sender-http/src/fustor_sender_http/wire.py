@@ -22,7 +22,15 @@ import orjson
 from fustor_core import Batch, EventType, MessageSource, Row
 from fustor_core.paths import wire_path
 
-__all__ = ["EncodedBatch", "batch_source_type", "encode_batch", "encode_body", "signal_body"]
+__all__ = [
+    "EncodedBatch",
+    "batch_source_type",
+    "encode_batch",
+    "encode_body",
+    "signal_body",
+    "wire_event",
+    "without_audit_flags",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +107,7 @@ def _valid_rows(event_type: EventType, rows: list[Row]) -> tuple[list[Row], int]
     return good, len(rows) - len(good)
 
 
-def _without_audit_flags(rows: list[Row]) -> list[Row]:
+def without_audit_flags(rows: list[Row]) -> list[Row]:
     """``rows`` without ``audit_skipped`` (copies of the rows that have it: a batch's rows
     are shared, with a tap for one)."""
     return [
@@ -115,7 +123,7 @@ def _events(
     for event in batch.events:
         rows, dropped = _valid_rows(event.event_type, event.rows)
         if strip_audit_flags:
-            rows = _without_audit_flags(rows)
+            rows = without_audit_flags(rows)
         if dropped:
             logger.warning(
                 "left out %d %s row(s) without path/modified_time (Fusion would count errors)",
@@ -124,18 +132,20 @@ def _events(
             )
         for start in range(0, len(rows), max_rows_per_event):
             chunk = rows[start : start + max_rows_per_event]
-            yield (
-                {
-                    "event_type": event.event_type.value,
-                    "event_schema": "fs",
-                    "table": "files",
-                    "fields": list(chunk[0]),
-                    "rows": chunk,
-                    "index": index,
-                    "message_source": event.message_source.value,
-                },
-                len(chunk),
-            )
+            yield wire_event(event.event_type, chunk, event.message_source, index), len(chunk)
+
+
+def wire_event(event_type: EventType, rows: list[Row], source: MessageSource, index: int) -> dict:
+    """One wire event (protocol §2.2): ``rows`` (not empty) of one type from one tier."""
+    return {
+        "event_type": event_type.value,
+        "event_schema": "fs",
+        "table": "files",
+        "fields": list(rows[0]),
+        "rows": rows,
+        "index": index,
+        "message_source": source.value,
+    }
 
 
 def encode_batch(

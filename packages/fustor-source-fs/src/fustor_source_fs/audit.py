@@ -305,7 +305,7 @@ class AuditWalk:
                     log.warning("audit: cannot stat %r: %s", rel, exc)
                     complete = False
                     continue
-                if tombstones is not None and tombstones.seen(rel, st.st_mtime):
+                if tombstones is not None and tombstones.seen(rel, st.st_mtime, resend=True):
                     hidden = True
                 if links is not None and st.st_nlink > 1:
                     links.note(rel, st)

@@ -61,6 +61,8 @@ class TombstoneTracker:
         self._hidden: dict[str, float] = {}
         self._resent: dict[str, int] = {}
         """Hidden path -> how many steps of ``RESEND_AFTER_SEC`` it has been sent again."""
+        self._soon: list[str] = []
+        """Paths an audit found hidden: realtime sends them again at once."""
         self._next_resend = 0.0
         """No re-send is due before this wall time (``due`` scans the hidden paths then)."""
         self._purged_before = 0.0
@@ -83,9 +85,12 @@ class TombstoneTracker:
             if len(self._deleted) > 1:
                 self._expire(now)
 
-    def seen(self, path: str, mtime: float) -> bool:
+    def seen(self, path: str, mtime: float, *, resend: bool = False) -> bool:
         """``path`` exists with ``mtime`` and a row for it goes out now. Return True when
-        Fusion may drop that row because of our earlier delete (the path is then hidden)."""
+        Fusion may drop that row because of our earlier delete (the path is then hidden).
+        ``resend``: the row is not realtime's (an audit's listing), so realtime sends the
+        path again at once when it becomes hidden: a sender that clears the tombstones of
+        its own deletes (the fusion sender does) puts it back then, not after the TTL."""
         if path not in self._deleted and path not in self._hidden:
             return False  # lock-free fast path: almost every row
         with self._lock:
@@ -101,6 +106,8 @@ class TombstoneTracker:
             if path not in self._hidden:
                 self._hidden[path] = at
                 self._next_resend = min(self._next_resend, self._resend_at(at, 0))
+                if resend:
+                    self._soon.append(path)
             return True
 
     # -- realtime re-sends -----------------------------------------------------------------
@@ -109,13 +116,13 @@ class TombstoneTracker:
         return at + self.ttl + LAG_SLACK_SEC + RESEND_AFTER_SEC[step]
 
     def due(self, now: float | None = None) -> list[str]:
-        """Hidden paths for realtime to send again now (each once per step of
-        :data:`RESEND_AFTER_SEC`); cheap when none is due."""
+        """Hidden paths for realtime to send again now (those an audit found at once, then
+        each once per step of :data:`RESEND_AFTER_SEC`); cheap when none is due."""
         now = time.time() if now is None else now
-        if not self._hidden or now < self._next_resend:
+        if not self._soon and (not self._hidden or now < self._next_resend):
             return []
-        out: list[str] = []
         with self._lock:
+            out, self._soon = self._soon, []
             steps = len(RESEND_AFTER_SEC)
             upcoming = float("inf")
             for path, at in self._hidden.items():

@@ -1,0 +1,114 @@
+"""Re-creations that Fusion's tombstones would drop, made to land in the same send (B15).
+
+Fusion 0.8.17 stamps a tombstone on each path a realtime delete names. Until an audit end purges
+it (past ``tombstone_ttl_seconds``, an hour by default; never with audits off), every upsert of
+that path, realtime included, whose ``modified_time`` is not newer than the stamp is dropped
+(protocol §5.4 and §5.5). ``rm f; cp -p saved f``, ``tar x`` or ``git checkout`` after a delete
+went out, a directory moved out and back: each puts an older mtime at a deleted path, and the
+path was missing from Fusion for that long.
+
+Two rows in one request undo it. A snapshot-tier row whose ``modified_time`` is newer than
+the stamp consumes the tombstone; Fusion's clock does not sample the snapshot tier (protocol
+§5.8), so the watermark does not move. The realtime row right after it, as read from the disk,
+is applied whatever its mtime (realtime rows are never compared, protocol §5.4). One request is
+one item of Fusion's queue, applied in order, so the node ends as the disk has it. So for each
+path this sender deleted by realtime and now sends as an upsert, :func:`clearing_bodies` makes
+one more request, after the batch: ``[snapshot: the row, mtime a day ahead] + [realtime: the
+row]``. After the batch, not before: a delete of the path earlier in the same batch would stamp it again.
+
+Fusion's other tiers are not replayed this way (an audit row sent as realtime would hide a blind
+spot); a path an audit finds hidden goes out again through realtime (the fs source's tombstone
+tracker), and then comes here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from fustor_core import Batch, EventType, MessageSource, Row
+from fustor_sender_http.wire import encode_body, wire_event
+
+__all__ = ["CLEAR_AHEAD_SEC", "DeletedPaths", "clearing_bodies"]
+
+CLEAR_AHEAD_SEC = 86400.0
+"""How far past the row's times (and now) the clearing row's ``modified_time`` is. A tombstone
+carries Fusion's watermark, which follows the storage clock to within a second; a day covers
+any clock that is not broken."""
+
+
+class DeletedPaths:
+    """Paths whose realtime delete Fusion acknowledged and no upsert has followed since.
+
+    Kept as hashes (about 100 bytes each), the oldest forgotten past ``limit``: a path
+    forgotten and then put back with an old mtime waits for Fusion's tombstone purge, as
+    before. Not thread-safe: the sender's calls come from one event loop.
+    """
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._keys: OrderedDict[int, None] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def to_clear(self, batch: Batch) -> list[Row]:
+        """The upsert rows of realtime ``batch`` whose tombstone must be cleared: the path
+        was deleted before (an acknowledged batch, or earlier in this one) and its last row
+        in this batch is this upsert (a later delete stamps it again). Batch order kept."""
+        keys = self._keys
+        last: dict[Any, Row | None] = {}
+        for event in batch.events:
+            if event.event_type is EventType.DELETE:
+                for row in event.rows:
+                    last[row.get("path")] = None
+            elif keys or last:
+                for row in event.rows:
+                    path = row.get("path")
+                    if path in last or hash(path) in keys:
+                        last[path] = row
+        return [row for row in last.values() if row is not None]
+
+    def commit(self, batch: Batch) -> None:
+        """``batch`` was acknowledged: its deletes stamped tombstones, its upserts (cleared
+        by :meth:`to_clear`'s rows where needed) consumed theirs."""
+        keys = self._keys
+        for event in batch.events:
+            if event.event_type is EventType.DELETE:
+                for row in event.rows:
+                    key = hash(row.get("path"))
+                    keys.pop(key, None)
+                    keys[key] = None
+            elif keys:
+                for row in event.rows:
+                    keys.pop(hash(row.get("path")), None)
+        while len(keys) > self.limit:
+            keys.popitem(last=False)
+
+
+def clearing_bodies(rows: Iterable[Row], per_request: int) -> list[bytes]:
+    """Ingest bodies (protocol §3.5) that clear each row's tombstone and then apply the row:
+    at most ``per_request`` rows in each, both rows of a path in the same request."""
+    rows = [r for r in rows if r.get("path") and r.get("modified_time") is not None]
+    step = max(1, per_request // 2)
+    index = int(time.time() * 1000)
+    bodies = []
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        now = time.time()
+        ahead = [
+            {
+                **row,
+                "modified_time": max(now, row["modified_time"], row.get("created_time") or 0.0)
+                + CLEAR_AHEAD_SEC,
+            }
+            for row in chunk
+        ]
+        events = [
+            wire_event(EventType.UPDATE, ahead, MessageSource.SNAPSHOT, index),
+            wire_event(EventType.UPDATE, chunk, MessageSource.REALTIME, index),
+        ]
+        bodies.append(encode_body({"source_type": "message", "is_end": False, "events": events}))
+    return bodies

@@ -1,0 +1,151 @@
+"""A re-created path's Fusion tombstone is cleared in the same send (B15; the real server's
+side is tests/fusion/test_fusion_everyday_ops.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fake_fusion_receiver import FakeReceiver, make_sender
+
+from fustor_core import Batch, Event, EventType, MessageSource, SendStatus
+from fustor_sender_http.tombstones import CLEAR_AHEAD_SEC, DeletedPaths
+
+RT = MessageSource.REALTIME
+OLD = 1_500_000_000.0
+
+
+def _row(path: str, mtime: float = OLD) -> dict[str, Any]:
+    return {
+        "path": path,
+        "file_name": path.rsplit("/", 1)[-1],
+        "size": 3,
+        "modified_time": mtime,
+        "created_time": mtime + 10,
+        "is_directory": False,
+        "is_atomic_write": True,
+    }
+
+
+def _deletes(*paths: str) -> Event:
+    return Event(EventType.DELETE, [{"path": p} for p in paths], RT)
+
+
+def _upserts(*paths: str) -> Event:
+    return Event(EventType.UPDATE, [_row(p) for p in paths], RT)
+
+
+def _send_all(tmp_path: Path, fusion: FakeReceiver, *batches: Batch) -> list[Any]:
+    sender = make_sender(tmp_path, fusion)
+
+    async def run() -> list[Any]:
+        await sender.open_session()
+        return [(await sender.send(b)).status for b in batches]
+
+    statuses = asyncio.run(run())
+    assert statuses == [SendStatus.OK] * len(batches), statuses
+    return fusion.bodies("POST ingest")
+
+
+def test_an_upsert_after_an_acknowledged_delete_is_followed_by_its_clearing_pair(
+    tmp_path: Path,
+) -> None:
+    fusion = FakeReceiver()
+    before = time.time()
+    bodies = _send_all(
+        tmp_path,
+        fusion,
+        Batch(RT, [_deletes("/d/g", "/d/h")]),
+        Batch(RT, [_upserts("/d/f", "/d/g")]),
+    )
+    assert len(bodies) == 3, bodies  # the delete, the batch as it is, then the pair
+    assert [r["path"] for r in bodies[1]["events"][0]["rows"]] == ["/d/f", "/d/g"]
+    pair = bodies[2]
+    assert pair["source_type"] == "message"
+    ahead, real = pair["events"]
+    assert (ahead["message_source"], real["message_source"]) == ("snapshot", "realtime")
+    assert [r["path"] for r in ahead["rows"]] == ["/d/g"] == [r["path"] for r in real["rows"]]
+    assert real["rows"][0] == _row("/d/g")  # applied last: the node ends as read
+    # newer than any stamp Fusion can have given the delete (its watermark follows the clock)
+    assert ahead["rows"][0]["modified_time"] >= before + CLEAR_AHEAD_SEC
+    assert {k: v for k, v in ahead["rows"][0].items() if k != "modified_time"} == {
+        k: v for k, v in _row("/d/g").items() if k != "modified_time"
+    }
+
+
+def test_a_path_cleared_once_is_not_cleared_again(tmp_path: Path) -> None:
+    fusion = FakeReceiver()
+    bodies = _send_all(
+        tmp_path,
+        fusion,
+        Batch(RT, [_deletes("/g")]),
+        Batch(RT, [_upserts("/g")]),
+        Batch(RT, [_upserts("/g")]),  # an edit: no tombstone any more
+    )
+    assert len(bodies) == 4
+
+
+def test_order_inside_one_batch_decides(tmp_path: Path) -> None:
+    """Deleted then back in one batch: cleared after it. Back then deleted again: not put
+    back (the last delete stamps a new tombstone, and the path is gone)."""
+    fusion = FakeReceiver()
+    bodies = _send_all(
+        tmp_path,
+        fusion,
+        Batch(RT, [_deletes("/a", "/b"), _upserts("/a", "/b"), _deletes("/b")]),
+        Batch(RT, [_upserts("/b")]),
+    )
+    assert len(bodies) == 4
+    assert [r["path"] for r in bodies[1]["events"][1]["rows"]] == ["/a"]
+    assert [r["path"] for r in bodies[3]["events"][1]["rows"]] == ["/b"]
+
+
+def test_a_retried_batch_keeps_its_clearing_pair(tmp_path: Path) -> None:
+    """The pair goes out until Fusion acknowledged it: a failed request is resent, and the
+    deleted path is remembered until its upsert went out."""
+    fusion = FakeReceiver()
+    fusion.script("POST ingest", httpx.Response(200, json={"status": "ok", "count": 1}))
+    fusion.script("POST ingest", httpx.Response(200, json={"status": "ok", "count": 1}))
+    fusion.script("POST ingest", httpx.Response(503, text="Event handler not configured"))
+    sender = make_sender(tmp_path, fusion)
+    again = Batch(RT, [_upserts("/g")])
+
+    async def run() -> list[SendStatus]:
+        await sender.open_session()
+        return [
+            (await sender.send(Batch(RT, [_deletes("/g")]))).status,
+            (await sender.send(again)).status,
+            (await sender.send(again)).status,
+        ]
+
+    assert asyncio.run(run()) == [SendStatus.OK, SendStatus.RETRY, SendStatus.OK]
+    bodies = fusion.bodies("POST ingest")
+    # delete; batch; pair refused; then only the pair again (the batch was acknowledged)
+    assert len(bodies) == 4
+    for pair in bodies[2:]:
+        assert [e["message_source"] for e in pair["events"]] == ["snapshot", "realtime"]
+        assert [e["rows"][0]["path"] for e in pair["events"]] == ["/g", "/g"]
+    assert sender.status()["tombstones_cleared"] == 1
+
+
+def test_other_tiers_and_untouched_paths_cost_no_extra_request(tmp_path: Path) -> None:
+    fusion = FakeReceiver()
+    bodies = _send_all(
+        tmp_path,
+        fusion,
+        Batch(RT, [_deletes("/g")]),
+        Batch(MessageSource.AUDIT, [Event(EventType.UPDATE, [_row("/g")], MessageSource.AUDIT)]),
+        Batch(RT, [_upserts("/f")]),
+    )
+    assert len(bodies) == 3
+
+
+def test_the_oldest_deleted_paths_are_forgotten_past_the_limit() -> None:
+    deleted = DeletedPaths(limit=2)
+    deleted.commit(Batch(RT, [_deletes("/a", "/b", "/c")]))
+    assert len(deleted) == 2
+    cleared = deleted.to_clear(Batch(RT, [_upserts("/a", "/b", "/c")]))
+    assert [r["path"] for r in cleared] == ["/b", "/c"]
