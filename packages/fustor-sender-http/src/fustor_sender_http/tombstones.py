@@ -14,7 +14,8 @@ is applied whatever its mtime (realtime rows are never compared, protocol §5.4)
 one item of Fusion's queue, applied in order, so the node ends as the disk has it. So for each
 path this sender deleted by realtime and now sends as an upsert, :func:`clearing_bodies` makes
 one more request, after the batch: ``[snapshot: the row, mtime a day ahead] + [realtime: the
-row]``. After the batch, not before: a delete of the path earlier in the same batch would stamp it again.
+row]``. After the batch, not before: a delete of the path earlier in the same batch would stamp
+it again.
 
 Fusion's other tiers are not replayed this way (an audit row sent as realtime would hide a blind
 spot); a path an audit finds hidden goes out again through realtime (the fs source's tombstone
