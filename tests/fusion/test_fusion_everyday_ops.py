@@ -337,6 +337,31 @@ def test_restored_while_the_agent_was_killed_comes_back(
     assert time.monotonic() - back > 1.0, "back at once: no tombstone was exercised"
 
 
+def test_files_set_back_while_the_agent_was_down_are_corrected(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """Killed, then a file and a directory put back to older versions (other size, older
+    mtime) before the agent starts again: its new session keeps Fusion's view, whose newer
+    mtimes win over every snapshot or audit row (protocol §5.4). The agent kept the time up
+    to which it watched, and realtime sends again what changed after it (catchup.py)."""
+    root = tmp_path / "w"
+    (root / "d" / "sub").mkdir(parents=True)
+    (root / "d" / "f").write_text("version 2, longer\n")
+    (root / "d" / "g").write_text("unchanged\n")
+    saved = tmp_path / "saved-f"
+    saved.write_text("v1\n")
+    old = time.time() - 86400
+    os.utime(saved, (old, old))
+    agent = synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    time.sleep(6.0)  # realtime notes every 5 s until when it watched
+    agent.stop(signal.SIGKILL)
+    shutil.copy2(saved, root / "d" / "f")
+    os.utime(root / "d" / "sub", (old, old))
+    assert fusion.files()["/d/f"][1:] != disk_tree(root)["/d/f"][1:]
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=25, dir_mtimes=True)
+
+
 def _backed_up_tree(tmp_path: Path, dirs: int, files: int) -> tuple[Path, Path]:
     """(root, backup): ``root/big/d<i>/f<jj>``, ``dirs`` directories of ``files`` files,
     and a copy of ``big`` with the same mtimes (what ``cp -a`` restores)."""

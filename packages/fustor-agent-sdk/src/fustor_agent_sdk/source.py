@@ -86,6 +86,7 @@ from __future__ import annotations
 from abc import ABC
 from collections.abc import AsyncIterator
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ClassVar
 
 from fustor_agent_sdk.config import SourceConfig
@@ -119,6 +120,12 @@ class SourceDriver(ABC):
     """The ``status()`` keys the host exports on ``/metrics``, and as what (see
     :mod:`fustor_agent_sdk.metrics`); series carry a ``source`` label. Undeclared keys are
     shown in the JSON status only."""
+
+    state_dir: Path | None = None
+    """A private, persistent directory for this source, set by the host before
+    :meth:`start` (``$FUSTOR_HOME/state/sources/source-<id>``; it may not exist yet).
+    ``None``: nothing is kept across restarts. The fs source keeps there the time up to
+    which its watcher covered the tree, to catch up on what changed while no agent ran."""
 
     def __init__(self, source_id: str, config: SourceConfig) -> None:
         self.source_id = source_id

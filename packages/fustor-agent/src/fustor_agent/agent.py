@@ -130,7 +130,8 @@ class Agent:
             source = self._sources.get(entry.source_id)
             if source is None:
                 source = self._sources[entry.source_id] = SourceRuntime(
-                    self.config.sources[entry.source_id]
+                    self.config.sources[entry.source_id],
+                    self.home.source_state_dir(entry.source_id),
                 )
             state_dir = self.home.state_dir(pipe_id)
             state_dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from fustor_core import ConfigError
 
@@ -118,6 +119,11 @@ class Home:
 
     def state_dir(self, pipe_id: str) -> Path:
         return self.root / "state" / pipe_id
+
+    def source_state_dir(self, source_id: str) -> Path:
+        """Where source ``source_id`` keeps what must outlive the process (made by the driver
+        when it writes there). Any id gives one plain name (``/`` and ``%`` are escaped)."""
+        return self.root / "state" / "sources" / f"source-{quote(source_id, safe='')}"
 
     def agent_id(self) -> str:
         """The stable agent id, shared with a 0.8.17 installation; created when missing."""

@@ -25,6 +25,7 @@ from fustor_core import (
 from fustor_core.paths import join
 from fustor_source_fs.audit import AuditCache, AuditWalk
 from fustor_source_fs.backends import fanotify_problem, fanotify_refused
+from fustor_source_fs.catchup import WatchedUntil
 from fustor_source_fs.config import FsSourceConfig
 from fustor_source_fs.filters import PathFilter
 from fustor_source_fs.health import RootGuard
@@ -81,6 +82,10 @@ class FsSource(SourceDriver):
         first audit once those are surely purged lists everything, which re-sends the paths
         they hid; then ``inf`` (done)."""
         self._realtime: Realtime | None = None
+        self._watched: WatchedUntil | None = None
+        self._catch_up_since: float | None = None
+        """Entries with a ctime from this on changed while no agent watched (catchup.py):
+        the next complete snapshot has realtime send them again, then ``None``."""
         self._progress: dict[str, Any] = {}
         self._sinks: dict[str, RowSink] = {}
         self._audits = 0
@@ -104,6 +109,17 @@ class FsSource(SourceDriver):
     # -- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        if self._watched is None:
+            self._watched = WatchedUntil(self.state_dir, self.root)
+            until = await asyncio.to_thread(self._watched.load)
+            if until is not None:
+                self._catch_up_since = until - self.params.recovery_ctime_slack_sec
+                log.info(
+                    "%s was last watched until %s: the first snapshot has realtime send again "
+                    "what changed since",
+                    self.root,
+                    time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)),
+                )
         if self.params.watch_backend == "fanotify":
             problem = await asyncio.to_thread(fanotify_problem, self.root)
             if problem is not None:
@@ -163,6 +179,9 @@ class FsSource(SourceDriver):
         if root_row is None:
             raise DriverError(f"root unavailable: {self.root} does not exist", retriable=True)
 
+        since = self._catch_up_since
+        changed: list[str] | None = None if since is None else []
+
         def job(sink: RowSink, stop: threading.Event) -> None:
             realtime = self._realtime
             # Realtime already running: this walk watches each directory before listing it
@@ -184,6 +203,8 @@ class FsSource(SourceDriver):
                     list_failed,
                     self._watch_first,
                     self.links.note,
+                    math.inf if since is None else since,
+                    changed,
                 )
                 walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
                 complete = not failed
@@ -194,6 +215,19 @@ class FsSource(SourceDriver):
 
         async for batch in self._stream(job, MessageSource.SNAPSHOT, "snapshot"):
             yield batch
+        if changed is not None and self._realtime is not None:
+            self._catch_up(changed, since)
+
+    def _catch_up(self, changed: list[str], since: float | None) -> None:
+        """After the first complete snapshot: realtime sends again, read from the disk, what
+        changed while no agent watched (catchup.py); too many for its queue, it rescans."""
+        assert self._realtime is not None and since is not None
+        self._catch_up_since = None
+        if len(changed) > self.params.max_pending_paths:
+            self._realtime.pending.set_overflow(since + self.params.recovery_ctime_slack_sec)
+        else:
+            self._realtime.resend(changed)
+        log.info("snapshot: %d entries changed while no agent watched go again", len(changed))
 
     def _watch_first(self, rel_dir: str) -> None:
         """While realtime is still placing its watches, the snapshot places each directory's
@@ -210,6 +244,7 @@ class FsSource(SourceDriver):
             self.root, self.params, self.filter, self.guard, self.tombstones, self.links
         )
         self._realtime.audit_skipped = self._skipped_by_audit
+        self._realtime.watched = self._watched
         return self._realtime.run()
 
     async def audit(self, full: bool = False) -> AsyncIterator[Batch]:

@@ -17,6 +17,7 @@ from typing import Any
 from fustor_core import Batch, DriverError, Event, EventType, MessageSource, Row
 from fustor_core.paths import wire_path
 from fustor_source_fs.backends import Backend, fanotify_refused, open_backend
+from fustor_source_fs.catchup import WatchedUntil
 from fustor_source_fs.channel import Channel, ChannelClosed
 from fustor_source_fs.config import FsParams
 from fustor_source_fs.deep import abs_of, lstat_at, open_dir
@@ -113,6 +114,8 @@ class Realtime:
         self.guard = guard
         self.pending = Pending(params.max_pending_paths)
         self.audit_skipped: Callable[[str], bool] | None = None
+        self.watched: WatchedUntil | None = None
+        """Where the time up to which realtime saw everything is kept (catchup.py)."""
         """Whether the running (or just ended) audit sent a directory as ``audit_skipped``:
         its realtime row then carries the flag too (``FsSource._skipped_by_audit``)."""
         self.ready = threading.Event()
@@ -279,6 +282,9 @@ class Realtime:
         self._threads.append(thread)
 
     def close(self) -> None:
+        if not self.stop.is_set() and self._covering_all():
+            assert self.watched is not None
+            self.watched.note(force=True)
         self.stop.set()
         if self.reader is not None:
             self.reader.stop.set()
@@ -308,6 +314,22 @@ class Realtime:
                 self._check_health()
                 self._resend_hidden()
             self._process(work)
+            if self._covering_all():
+                assert self.watched is not None
+                self.watched.note()
+
+    def _covering_all(self) -> bool:
+        """Whether realtime has seen every change so far: every directory watched, the root
+        healthy, no lost events still to recover."""
+        return (
+            self.watched is not None
+            and self.ready.is_set()
+            and self.watches is not None
+            and not self.watches.limited
+            and self._unavailable_since is None
+            and self.guard.reason is None
+            and self.pending.overflow_since is None
+        )
 
     def _held_wait(self, wait: float) -> float:
         """Seconds until a held delete may go out (``wait`` at most): its due time, but not

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import stat as stat_mod
 from collections.abc import Callable
@@ -70,12 +71,15 @@ def make_lister(
     on_error: Callable[[str, OSError], None] | None = None,
     before_list: Callable[[str], None] | None = None,
     note_link: Callable[[str, os.stat_result], None] | None = None,
+    changed_since: float = math.inf,
+    changed: list[str] | None = None,
 ) -> Callable[[DirTask], list[DirTask]]:
     """A walk visitor that lists a directory and adds one row per wanted entry to ``sink``.
 
     ``before_list(rel_dir)`` runs before each listing (the snapshot uses it to place the
     directory's watch first while realtime is still setting up); ``note_link(rel, st)`` is
-    told every file with more than one hard link. Kept flat on purpose:
+    told every file with more than one hard link; entries whose ctime is ``changed_since``
+    (wall time, seconds) or later are added to ``changed``. Kept flat on purpose:
     this loop runs once per file of a million-file snapshot.
     """
 
@@ -103,6 +107,8 @@ def make_lister(
                 if st.st_nlink > 1 and note_link is not None and not is_dir:
                     note_link(rel, st)
                 rows.append(row_of(rel, st, is_dir))
+                if st.st_ctime >= changed_since and changed is not None:
+                    changed.append(rel)
                 if is_dir:
                     subdirs.append((base + "/" + entry.name, rel))
                 if len(rows) >= batch_size:

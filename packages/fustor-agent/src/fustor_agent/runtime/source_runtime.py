@@ -8,6 +8,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from fustor_agent.config import SourceSpec
 from fustor_agent.runtime.backoff import Backoff
@@ -29,9 +30,10 @@ Subscriber = Callable[[Batch], None]
 class SourceRuntime:
     """Owns a source driver: started once, watched once, shared by its pipes."""
 
-    def __init__(self, spec: SourceSpec) -> None:
+    def __init__(self, spec: SourceSpec, state_dir: Path | None = None) -> None:
         self.spec = spec
         self.driver: SourceDriver = spec.driver(spec.id, spec.config)
+        self.driver.state_dir = state_dir
         self._subscribers: dict[str, Subscriber] = {}
         self._task: asyncio.Task[None] | None = None
         self._starter: asyncio.Task[None] | None = None

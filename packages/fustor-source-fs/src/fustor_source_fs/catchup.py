@@ -1,0 +1,83 @@
+"""Until when realtime covered the tree, kept on disk: what changed while no agent watched.
+
+A file put back to an older version while the agent was down (``cp -p``, ``tar x``, ``rsync
+-a`` of a backup) is sent by the next snapshot with its older mtime, and Fusion keeps the newer
+one it holds whenever the view outlived the agent (a restart within the session timeout, a
+follower holding the view): snapshot and audit rows win only with a strictly newer mtime
+(protocol §5.4). Realtime rows are applied whatever their mtime. So realtime writes here, every
+few seconds while it is healthy and every directory is watched, the time up to which it saw
+everything; the next process's first snapshot notes each entry whose ctime (which a put-back
+sets to the time it happened) is newer than that, less ``recovery_ctime_slack_sec``, and
+realtime sends those entries again, read from the disk, once the snapshot is over.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+__all__ = ["WATCHED_FILE", "WatchedUntil"]
+
+log = logging.getLogger(__name__)
+
+WATCHED_FILE = "watched-until.json"
+WRITE_EVERY_SEC = 5.0
+"""How often the time is written while realtime covers the tree: after a crash, entries
+changed this much before it are sent again too (harmless)."""
+
+
+class WatchedUntil:
+    """``{"root": <the watched root>, "until": <wall time, seconds>}`` in ``state_dir``.
+
+    ``state_dir`` ``None`` (a host that keeps nothing): nothing is read or written. Write
+    errors are logged once and otherwise ignored: the file only saves work after a restart.
+    """
+
+    def __init__(self, state_dir: Path | None, root: str) -> None:
+        self.path = None if state_dir is None else state_dir / WATCHED_FILE
+        self.root = root
+        self._written = 0.0
+        self._failed = False
+
+    def load(self) -> float | None:
+        """The last time written for this root, or ``None`` (none, unreadable, another root)."""
+        if self.path is None:
+            return None
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            until = float(data["until"]) if data.get("root") == self.root else None
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("ignoring %s: %s", self.path, exc)
+            return None
+        return until
+
+    def note(self, now: float | None = None, *, force: bool = False) -> None:
+        """Realtime has seen everything up to ``now``: written at most every
+        :data:`WRITE_EVERY_SEC` unless ``force``."""
+        if self.path is None:
+            return
+        now = time.time() if now is None else now
+        if not force and now - self._written < WRITE_EVERY_SEC:
+            return
+        self._written = now
+        tmp = self.path.with_suffix(".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"root": self.root, "until": now}), encoding="utf-8")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            if not self._failed:
+                log.warning(
+                    "cannot write %s: %s (changes made while no agent runs may be "
+                    "missed after a restart)",
+                    self.path,
+                    exc,
+                )
+            self._failed = True
+        else:
+            self._failed = False

@@ -1,0 +1,42 @@
+"""WatchedUntil: the time realtime last covered the tree, kept across restarts (catchup.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fustor_source_fs.catchup import WATCHED_FILE, WRITE_EVERY_SEC, WatchedUntil
+
+
+def test_the_time_is_written_at_most_every_few_seconds_and_read_back(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "sources" / "source-tree"  # made on the first write
+    watched = WatchedUntil(state, "/data")
+    assert watched.load() is None
+    watched.note(now=1000.0)
+    watched.note(now=1000.0 + WRITE_EVERY_SEC / 2)  # too soon: not written
+    assert WatchedUntil(state, "/data").load() == 1000.0
+    watched.note(now=1000.0 + WRITE_EVERY_SEC / 2, force=True)  # a clean stop
+    assert WatchedUntil(state, "/data").load() == 1000.0 + WRITE_EVERY_SEC / 2
+    assert not (state / "watched-until.tmp").exists()
+
+
+@pytest.mark.parametrize(
+    "content", ['{"root": "/other", "until": 5}', "not json", '{"root": "/data"}', "[]"]
+)
+def test_another_root_or_a_damaged_file_means_no_catch_up(tmp_path: Path, content: str) -> None:
+    (tmp_path / WATCHED_FILE).write_text(content)
+    assert WatchedUntil(tmp_path, "/data").load() is None
+
+
+def test_no_state_dir_keeps_nothing_and_a_write_error_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    WatchedUntil(None, "/data").note(force=True)  # a host without state: nothing happens
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    watched = WatchedUntil(blocker / "state", "/data")  # its parent is a file
+    watched.note(now=1.0)
+    watched.note(now=100.0)
+    assert json.dumps(caplog.messages).count("cannot write") == 1
