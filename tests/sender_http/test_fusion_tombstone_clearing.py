@@ -149,3 +149,28 @@ def test_the_oldest_deleted_paths_are_forgotten_past_the_limit() -> None:
     assert len(deleted) == 2
     cleared = deleted.to_clear(Batch(RT, [_upserts("/a", "/b", "/c")]))
     assert [r["path"] for r in cleared] == ["/b", "/c"]
+
+
+def test_many_put_backs_keep_each_pair_in_one_request_within_the_limits(tmp_path: Path) -> None:
+    paths = [f"/d/f{i:04}" for i in range(450)]
+    fusion = FakeReceiver()
+    sender = make_sender(tmp_path, fusion, max_batch_size=200, max_rows_per_event=30)
+
+    async def run() -> None:
+        await sender.open_session()
+        assert (await sender.send(Batch(RT, [_deletes(*paths)]))).ok
+        assert (await sender.send(Batch(RT, [_upserts(*paths)]))).ok
+
+    asyncio.run(run())
+    bodies = fusion.bodies("POST ingest")
+    pairs = [b for b in bodies if b["events"][0]["message_source"] == "snapshot"]
+    cleared: list[str] = []
+    for body in pairs:
+        events = body["events"]
+        assert sum(len(e["rows"]) for e in events) <= 200
+        assert all(len(e["rows"]) <= 30 for e in events)
+        for ahead, real in zip(events[::2], events[1::2], strict=True):
+            assert (ahead["message_source"], real["message_source"]) == ("snapshot", "realtime")
+            assert [r["path"] for r in ahead["rows"]] == [r["path"] for r in real["rows"]]
+            cleared += [r["path"] for r in real["rows"]]
+    assert cleared == paths

@@ -424,7 +424,9 @@ class FusionSender(SenderDriver):
         clear = self._deleted.to_clear(batch) if realtime else []
         if clear:
             rows = without_audit_flags(clear) if strip else clear
-            encoded.bodies.extend(clearing_bodies(rows, self.params.max_batch_size))
+            encoded.bodies.extend(
+                clearing_bodies(rows, self.params.max_batch_size, self.params.max_rows_per_event)
+            )
         if encoded.dropped_rows:
             self._counters["rows_left_out"] += encoded.dropped_rows
         key = id(batch)

@@ -89,27 +89,29 @@ class DeletedPaths:
             keys.popitem(last=False)
 
 
-def clearing_bodies(rows: Iterable[Row], per_request: int) -> list[bytes]:
+def clearing_bodies(rows: Iterable[Row], per_request: int, per_event: int) -> list[bytes]:
     """Ingest bodies (protocol §3.5) that clear each row's tombstone and then apply the row:
-    at most ``per_request`` rows in each, both rows of a path in the same request."""
+    at most ``per_request`` rows in each and ``per_event`` in each event, both rows of a path
+    in the same request (its snapshot event, then its realtime event)."""
     rows = [r for r in rows if r.get("path") and r.get("modified_time") is not None]
     step = max(1, per_request // 2)
+    per_event = max(1, min(per_event, step))
     index = int(time.time() * 1000)
     bodies = []
     for start in range(0, len(rows), step):
-        chunk = rows[start : start + step]
-        now = time.time()
-        ahead = [
-            {
-                **row,
-                "modified_time": max(now, row["modified_time"], row.get("created_time") or 0.0)
-                + CLEAR_AHEAD_SEC,
-            }
-            for row in chunk
-        ]
-        events = [
-            wire_event(EventType.UPDATE, ahead, MessageSource.SNAPSHOT, index),
-            wire_event(EventType.UPDATE, chunk, MessageSource.REALTIME, index),
-        ]
+        events = []
+        for first in range(start, min(start + step, len(rows)), per_event):
+            chunk = rows[first : min(first + per_event, start + step)]
+            now = time.time()
+            ahead = [
+                {
+                    **row,
+                    "modified_time": max(now, row["modified_time"], row.get("created_time") or 0.0)
+                    + CLEAR_AHEAD_SEC,
+                }
+                for row in chunk
+            ]
+            events.append(wire_event(EventType.UPDATE, ahead, MessageSource.SNAPSHOT, index))
+            events.append(wire_event(EventType.UPDATE, chunk, MessageSource.REALTIME, index))
         bodies.append(encode_body({"source_type": "message", "is_end": False, "events": events}))
     return bodies
