@@ -43,7 +43,7 @@ any clock that is not broken."""
 class DeletedPaths:
     """Paths whose realtime delete Fusion acknowledged and no upsert has followed since.
 
-    Kept as hashes (about 100 bytes each), the oldest forgotten past ``limit``: a path
+    Kept as hashes (about 140 bytes each), the oldest forgotten past ``limit``: a path
     forgotten and then put back with an old mtime waits for Fusion's tombstone purge, as
     before. Not thread-safe: the sender's calls come from one event loop.
     """
