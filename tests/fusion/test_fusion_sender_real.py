@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -613,5 +614,50 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
             await realtime_row_of("/d")
             assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
             assert fusion.files() == disk_tree(root)
+
+    asyncio.run(closing(run(), sender))
+
+
+@pytest.mark.parametrize("then", ["rm -rf d", "d becomes a file", "mv d e"])
+def test_a_put_back_path_stays_gone_when_its_directory_goes_later_in_the_batch(
+    fusion: FusionServer, tmp_path: Path, then: str
+) -> None:
+    """``/d/f`` deleted (a tombstone), put back with its old mtime, then ``d`` removed,
+    replaced by a file or moved, all in one realtime batch (a request slower than the delete
+    settle window). The tombstone-clearing pair goes after the batch: it used to bring
+    ``/d`` and ``/d/f`` back in Fusion, for good (helper 30)."""
+    root = tmp_path / "data"
+    (root / "d").mkdir(parents=True)
+    for name in ("f", "g"):
+        (root / "d" / name).write_text(name)
+    saved = tmp_path / "saved-f"
+    os.rename(root / "d" / "f", saved)
+    os.rename(saved, root / "d" / "f")  # the snapshot holds f
+    sender = make_sender(fusion, tmp_path / "state")
+    rt = MessageSource.REALTIME
+
+    async def run() -> None:
+        await lead_synced(fusion, sender, root)
+        os.rename(root / "d" / "f", saved)
+        assert (await sender.send(Batch(rt, [Event(EventType.DELETE, [{"path": "/d/f"}], rt)]))).ok
+        fusion.wait_tree(disk_tree(root))
+        os.rename(saved, root / "d" / "f")
+        events = [Event(EventType.UPDATE, [_stat_row(root, os.fsencode(root / "d" / "f"))], rt)]
+        if then == "rm -rf d":
+            shutil.rmtree(root / "d")
+            events.append(Event(EventType.DELETE, [{"path": "/d"}], rt))
+        elif then == "d becomes a file":
+            shutil.rmtree(root / "d")
+            (root / "d").write_text("now a file")
+            events.append(Event(EventType.UPDATE, [_stat_row(root, os.fsencode(root / "d"))], rt))
+        else:
+            os.rename(root / "d", root / "e")
+            events.append(Event(EventType.DELETE, [{"path": "/d"}], rt))
+            rows = [_stat_row(root, os.fsencode(p)) for p in (root / "e", *(root / "e").iterdir())]
+            events.append(Event(EventType.UPDATE, rows, rt))
+        assert (await sender.send(Batch(rt, events))).ok
+        await asyncio.sleep(1.0)  # let Fusion apply the pair, if one went out
+        fusion.wait_tree(disk_tree(root), timeout=3)
+        await sender.close_session()
 
     asyncio.run(closing(run(), sender))

@@ -145,7 +145,7 @@ def test_other_tiers_and_untouched_paths_cost_no_extra_request(tmp_path: Path) -
 
 def test_the_oldest_deleted_paths_are_forgotten_past_the_limit() -> None:
     deleted = DeletedPaths(limit=2)
-    deleted.commit(Batch(RT, [_deletes("/a", "/b", "/c")]))
+    deleted.commit(Batch(RT, [_deletes("/a", "/b", "/c")]), [])
     assert len(deleted) == 2
     cleared = deleted.to_clear(Batch(RT, [_upserts("/a", "/b", "/c")]))
     assert [r["path"] for r in cleared] == ["/b", "/c"]
@@ -174,3 +174,33 @@ def test_many_put_backs_keep_each_pair_in_one_request_within_the_limits(tmp_path
             assert [r["path"] for r in ahead["rows"]] == [r["path"] for r in real["rows"]]
             cleared += [r["path"] for r in real["rows"]]
     assert cleared == paths
+
+
+def test_no_pair_for_a_path_whose_directory_goes_later_in_the_batch(tmp_path: Path) -> None:
+    """The pair goes after the whole batch: a later delete of a directory above the path,
+    or a row that makes it a file (a type change, a reset), must not be undone by it."""
+    dir_row = {**_row("/d"), "is_directory": True}
+    file_row = {**_row("/d"), "is_directory": False}
+    fusion = FakeReceiver()
+    bodies = _send_all(
+        tmp_path,
+        fusion,
+        Batch(RT, [_deletes("/d/f", "/d/g", "/d/e/h", "/x")]),
+        Batch(RT, [_upserts("/d/f"), _deletes("/d")]),
+        Batch(RT, [_upserts("/d/g"), Event(EventType.UPDATE, [file_row], RT)]),
+        Batch(RT, [_upserts("/d/e/h", "/x"), Event(EventType.UPDATE, [dir_row], RT)]),
+    )
+    # /d/f and /d/g get no pair; /d itself (deleted, then back as a file) and the last
+    # batch's paths do.
+    assert len(bodies) == 6, bodies
+    assert [r["path"] for r in bodies[3]["events"][1]["rows"]] == ["/d"]
+    assert [r["path"] for r in bodies[5]["events"][1]["rows"]] == ["/d/e/h", "/x"]
+
+
+def test_a_path_not_cleared_stays_remembered() -> None:
+    deleted = DeletedPaths()
+    deleted.commit(Batch(RT, [_deletes("/d/f")]), [])
+    batch = Batch(RT, [_upserts("/d/f"), _deletes("/d")])
+    assert deleted.to_clear(batch) == []
+    deleted.commit(batch, [])
+    assert [r["path"] for r in deleted.to_clear(Batch(RT, [_upserts("/d/f")]))] == ["/d/f"]

@@ -441,7 +441,7 @@ class FusionSender(SenderDriver):
         self._counters["batches_sent"] += 1
         self._counters["rows_sent"] += encoded.rows
         if realtime:
-            self._deleted.commit(batch)
+            self._deleted.commit(batch, clear)
             self._counters["tombstones_cleared"] += len(clear)
         if encoded.dropped_rows and batch.message_source is MessageSource.AUDIT:
             # At the audit end Fusion deletes what the audit did not report (protocol §5.5):

@@ -56,25 +56,40 @@ class DeletedPaths:
         return len(self._keys)
 
     def to_clear(self, batch: Batch) -> list[Row]:
-        """The upsert rows of realtime ``batch`` whose tombstone must be cleared: the path
-        was deleted before (an acknowledged batch, or earlier in this one) and its last row
-        in this batch is this upsert (a later delete stamps it again). Batch order kept."""
+        """The upsert rows of realtime ``batch`` whose tombstone must be cleared after it, in
+        batch order: the path was deleted before (an acknowledged batch, or earlier in this
+        one), and nothing later in the batch removes it again. The pair goes out after the
+        whole batch, so a later delete of the path or of a directory above it, or a row that
+        makes such a directory a file (a type change or a reset), would otherwise bring the
+        path back under a directory that is gone (helper 30)."""
         keys = self._keys
-        last: dict[Any, Row | None] = {}
+        if not keys and all(e.event_type is not EventType.DELETE for e in batch.events):
+            return []
+        candidates: dict[Any, tuple[int, Row]] = {}
+        deleted: set[Any] = set()
+        at = 0
         for event in batch.events:
             if event.event_type is EventType.DELETE:
-                for row in event.rows:
-                    last[row.get("path")] = None
-            elif keys or last:
-                for row in event.rows:
+                deleted.update(row.get("path") for row in event.rows)
+            else:
+                for i, row in enumerate(event.rows):
                     path = row.get("path")
-                    if path in last or hash(path) in keys:
-                        last[path] = row
-        return [row for row in last.values() if row is not None]
+                    if path in deleted or hash(path) in keys:
+                        candidates[path] = (at + i, row)
+            at += len(event.rows)
+        if not candidates:
+            return []
+        return [
+            row
+            for path, (upsert_at, row) in candidates.items()
+            if not _removed_after(batch, path, upsert_at)
+        ]
 
-    def commit(self, batch: Batch) -> None:
-        """``batch`` was acknowledged: its deletes stamped tombstones, its upserts (cleared
-        by :meth:`to_clear`'s rows where needed) consumed theirs."""
+    def commit(self, batch: Batch, cleared: Iterable[Row]) -> None:
+        """``batch`` was acknowledged, and after it the pairs of ``cleared``: its deletes
+        stamped tombstones, the pairs consumed theirs. Other upserts of deleted paths keep
+        them remembered (a newer mtime may have consumed the tombstone; clearing once more
+        costs one row)."""
         keys = self._keys
         for event in batch.events:
             if event.event_type is EventType.DELETE:
@@ -82,11 +97,36 @@ class DeletedPaths:
                     key = hash(row.get("path"))
                     keys.pop(key, None)
                     keys[key] = None
-            elif keys:
-                for row in event.rows:
-                    keys.pop(hash(row.get("path")), None)
+        for row in cleared:
+            keys.pop(hash(row.get("path")), None)
         while len(keys) > self.limit:
             keys.popitem(last=False)
+
+
+def _removed_after(batch: Batch, path: str, upsert_at: int) -> bool:
+    """Whether a row of ``batch`` after position ``upsert_at`` deletes ``path`` or a directory
+    above it, or makes such a directory something else (a non-directory upsert of it)."""
+    above = set()
+    parent = path
+    while parent not in ("", "/"):
+        parent = parent.rsplit("/", 1)[0] or "/"
+        above.add(parent)
+    at = 0
+    for event in batch.events:
+        rows = event.rows
+        if at + len(rows) <= upsert_at + 1:
+            at += len(rows)
+            continue
+        first = max(0, upsert_at + 1 - at)
+        is_delete = event.event_type is EventType.DELETE
+        for row in rows[first:]:
+            other = row.get("path")
+            if is_delete and (other == path or other in above):
+                return True
+            if not is_delete and other in above and not row.get("is_directory", True):
+                return True
+        at += len(rows)
+    return False
 
 
 def clearing_bodies(rows: Iterable[Row], per_request: int, per_event: int) -> list[bytes]:
