@@ -40,3 +40,28 @@ def test_no_state_dir_keeps_nothing_and_a_write_error_is_logged_once(
     watched.note(now=1.0)
     watched.note(now=100.0)
     assert json.dumps(caplog.messages).count("cannot write") == 1
+
+
+def test_the_snapshot_notes_entries_changed_since_and_stops_one_past_the_limit(
+    tmp_path: Path,
+) -> None:
+    from fustor_source_fs.filters import PathFilter
+    from fustor_source_fs.rows import make_lister
+    from fustor_source_fs.walk import RowSink
+
+    (tmp_path / "d").mkdir()
+    for name in "abcde":
+        (tmp_path / "d" / name).write_text(name)
+    rows: list = []
+    sink = RowSink(rows.extend, 100)
+
+    def notes(since: float, limit: int) -> list[str]:
+        changed: list[str] = []
+        visit = make_lister(PathFilter("*", []), sink, 100, None, None, None, since, changed, limit)
+        for task in visit((str(tmp_path), "/")):
+            visit(task)
+        return changed
+
+    assert sorted(notes(0.0, 100)) == ["/d", "/d/a", "/d/b", "/d/c", "/d/d", "/d/e"]
+    assert len(notes(0.0, 2)) == 3  # one past the limit: "too many", nothing more kept
+    assert notes(2e9, 100) == []  # nothing changed since a time to come

@@ -205,6 +205,7 @@ class FsSource(SourceDriver):
                     self.links.note,
                     math.inf if since is None else since,
                     changed,
+                    self.params.max_pending_paths,
                 )
                 walk([(self.root, "/")], visit, workers=self.params.scan_workers, stop=stop)
                 complete = not failed
@@ -223,11 +224,13 @@ class FsSource(SourceDriver):
         changed while no agent watched (catchup.py); too many for its queue, it rescans."""
         assert self._realtime is not None and since is not None
         self._catch_up_since = None
-        if len(changed) > self.params.max_pending_paths:
+        limit = self.params.max_pending_paths
+        if len(changed) > limit:
+            log.info("snapshot: over %d entries changed while no agent watched: rescanning", limit)
             self._realtime.pending.set_overflow(since + self.params.recovery_ctime_slack_sec)
         else:
+            log.info("snapshot: %d entries changed while no agent watched go again", len(changed))
             self._realtime.resend(changed)
-        log.info("snapshot: %d entries changed while no agent watched go again", len(changed))
 
     def _watch_first(self, rel_dir: str) -> None:
         """While realtime is still placing its watches, the snapshot places each directory's

@@ -73,13 +73,15 @@ def make_lister(
     note_link: Callable[[str, os.stat_result], None] | None = None,
     changed_since: float = math.inf,
     changed: list[str] | None = None,
+    changed_limit: int = 0,
 ) -> Callable[[DirTask], list[DirTask]]:
     """A walk visitor that lists a directory and adds one row per wanted entry to ``sink``.
 
     ``before_list(rel_dir)`` runs before each listing (the snapshot uses it to place the
     directory's watch first while realtime is still setting up); ``note_link(rel, st)`` is
     told every file with more than one hard link; entries whose ctime is ``changed_since``
-    (wall time, seconds) or later are added to ``changed``. Kept flat on purpose:
+    (wall time, seconds) or later are added to ``changed`` (one past ``changed_limit`` at
+    most: the caller then knows there were too many). Kept flat on purpose:
     this loop runs once per file of a million-file snapshot.
     """
 
@@ -107,7 +109,11 @@ def make_lister(
                 if st.st_nlink > 1 and note_link is not None and not is_dir:
                     note_link(rel, st)
                 rows.append(row_of(rel, st, is_dir))
-                if st.st_ctime >= changed_since and changed is not None:
+                if (
+                    st.st_ctime >= changed_since
+                    and changed is not None
+                    and len(changed) <= changed_limit
+                ):
                     changed.append(rel)
                 if is_dir:
                     subdirs.append((base + "/" + entry.name, rel))
