@@ -79,10 +79,11 @@ class DeletedPaths:
             at += len(event.rows)
         if not candidates:
             return []
+        removed = _removals(batch)
         return [
             row
             for path, (upsert_at, row) in candidates.items()
-            if not _removed_after(batch, path, upsert_at)
+            if not _removed_after(removed, path, upsert_at)
         ]
 
     def commit(self, batch: Batch, cleared: Iterable[Row]) -> None:
@@ -103,29 +104,35 @@ class DeletedPaths:
             keys.popitem(last=False)
 
 
-def _removed_after(batch: Batch, path: str, upsert_at: int) -> bool:
-    """Whether a row of ``batch`` after position ``upsert_at`` deletes ``path`` or a directory
-    above it, or makes such a directory something else (a non-directory upsert of it)."""
-    above = set()
+def _removals(batch: Batch) -> tuple[dict[Any, int], dict[Any, int]]:
+    """Where in ``batch`` each path is last deleted, and last sent as a non-directory
+    (which removes what was under it): ``(deleted_at, not_dir_at)``, row positions."""
+    deleted_at: dict[Any, int] = {}
+    not_dir_at: dict[Any, int] = {}
+    at = 0
+    for event in batch.events:
+        if event.event_type is EventType.DELETE:
+            for i, row in enumerate(event.rows):
+                deleted_at[row.get("path")] = at + i
+        else:
+            for i, row in enumerate(event.rows):
+                if not row.get("is_directory", True):
+                    not_dir_at[row.get("path")] = at + i
+        at += len(event.rows)
+    return deleted_at, not_dir_at
+
+
+def _removed_after(removed: tuple[dict[Any, int], dict[Any, int]], path: str, at: int) -> bool:
+    """Whether, after row position ``at``, the batch deletes ``path`` or a directory above
+    it, or makes such a directory something else."""
+    deleted_at, not_dir_at = removed
+    if deleted_at.get(path, -1) > at:
+        return True
     parent = path
     while parent not in ("", "/"):
         parent = parent.rsplit("/", 1)[0] or "/"
-        above.add(parent)
-    at = 0
-    for event in batch.events:
-        rows = event.rows
-        if at + len(rows) <= upsert_at + 1:
-            at += len(rows)
-            continue
-        first = max(0, upsert_at + 1 - at)
-        is_delete = event.event_type is EventType.DELETE
-        for row in rows[first:]:
-            other = row.get("path")
-            if is_delete and (other == path or other in above):
-                return True
-            if not is_delete and other in above and not row.get("is_directory", True):
-                return True
-        at += len(rows)
+        if max(deleted_at.get(parent, -1), not_dir_at.get(parent, -1)) > at:
+            return True
     return False
 
 
