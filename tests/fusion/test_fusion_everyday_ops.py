@@ -362,6 +362,67 @@ def test_files_set_back_while_the_agent_was_down_are_corrected(
     fusion.wait_tree(disk_tree(root), timeout=25, dir_mtimes=True)
 
 
+def test_a_directory_moved_in_while_the_agent_was_down_is_corrected_whole(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """Killed, then ``mv d d.new && mv bak/d d``: the backup's older, shorter files. A rename
+    changes the ctime of the moved directory only, so its subtree is sent again whole
+    (helper 31)."""
+    root, bak = tmp_path / "w", tmp_path / "bak"
+    (bak / "d" / "sub").mkdir(parents=True)
+    (bak / "d" / "f").write_text("v1\n")
+    (bak / "d" / "sub" / "h").write_text("h1\n")
+    old = time.time() - 86400
+    for path in (bak / "d" / "f", bak / "d" / "sub" / "h", bak / "d" / "sub", bak / "d"):
+        os.utime(path, (old, old))
+    (root / "d" / "sub").mkdir(parents=True)
+    (root / "d" / "f").write_text("version 2, longer\n")
+    (root / "d" / "sub" / "h").write_text("h version 2, longer\n")
+    # A 1 s slack: the backup's ctimes (made just now) are older than the noted time.
+    options: dict[str, Any] = {
+        "pipe": {"audit_interval_sec": 3600},
+        "source_params": {"recovery_ctime_slack_sec": 1.0},
+    }
+    agent = synced(fusion, make_agent, root, **options)
+    time.sleep(6.0)  # realtime notes every 5 s until when it watched
+    agent.stop(signal.SIGKILL)
+    os.rename(root / "d", tmp_path / "d.new")
+    os.rename(bak / "d", root / "d")
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=25, dir_mtimes=True)
+
+
+def test_a_put_back_still_queued_for_a_stalled_fusion_at_a_crash_is_caught_up(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """Fusion stalls (SIGSTOP); a file is put back to an older version; the agent, its row
+    still queued, is killed later than the catch-up's slack. The time up to which realtime
+    "saw everything" must not pass rows no peer acknowledged (helper 31)."""
+    root = tmp_path / "w"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_text("version 2, longer\n")
+    saved = tmp_path / "saved-f"
+    saved.write_text("v1\n")
+    old = time.time() - 86400
+    os.utime(saved, (old, old))
+    options: dict[str, Any] = {
+        "pipe": {"audit_interval_sec": 3600},
+        "source_params": {"recovery_ctime_slack_sec": 1.0},
+    }
+    agent = synced(fusion, make_agent, root, **options)
+    time.sleep(1.0)  # realtime has noted until when it saw everything
+    assert fusion.process is not None
+    fusion.process.send_signal(signal.SIGSTOP)
+    try:
+        shutil.copy2(saved, root / "d" / "f")
+        time.sleep(8.0)  # past the slack, and a note's 5 s period
+        agent.stop(signal.SIGKILL)
+    finally:
+        fusion.process.send_signal(signal.SIGCONT)
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=30, dir_mtimes=True)
+
+
 def _backed_up_tree(tmp_path: Path, dirs: int, files: int) -> tuple[Path, Path]:
     """(root, backup): ``root/big/d<i>/f<jj>``, ``dirs`` directories of ``files`` files,
     and a copy of ``big`` with the same mtimes (what ``cp -a`` restores)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,13 @@ def test_the_snapshot_notes_entries_changed_since_and_stops_one_past_the_limit(
             visit(task)
         return changed
 
-    assert sorted(notes(0.0, 100)) == ["/d", "/d/a", "/d/b", "/d/c", "/d/d", "/d/e"]
+    def paths(since: float, limit: int) -> list[str]:
+        return sorted(path for path, _ in notes(since, limit))
+
+    assert paths(0.0, 100) == ["/d", "/d/a", "/d/b", "/d/c", "/d/d", "/d/e"]
     assert len(notes(0.0, 2)) == 3  # one past the limit: "too many", nothing more kept
     assert notes(2e9, 100) == []  # nothing changed since a time to come
+    # A directory renamed in (its ctime new, its mtime old) is marked: all of it goes again.
+    os.utime(tmp_path / "d", (1e9, 1e9))
+    assert dict(notes(1.5e9, 100))["/d"] is True
+    assert dict(notes(0.0, 100))["/d"] is False

@@ -39,7 +39,7 @@ Contract (the host relies on every point):
 A complete minimal source, which reports the files of one directory (no realtime)::
 
     import asyncio, os
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from fustor_core import Batch, EventType, MessageSource
     from fustor_agent_sdk import Phase, SourceConfig, SourceDriver, hookimpl
 
@@ -84,7 +84,7 @@ A complete minimal source, which reports the files of one directory (no realtime
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar
@@ -126,6 +126,12 @@ class SourceDriver(ABC):
     :meth:`start` (``$FUSTOR_HOME/state/sources/source-<id>``; it may not exist yet).
     ``None``: nothing is kept across restarts. The fs source keeps there the time up to
     which its watcher covered the tree, to catch up on what changed while no agent ran."""
+
+    realtime_delivered: Callable[[], bool] | None = None
+    """Set by the host before :meth:`start`: whether every realtime row this source yielded
+    so far has been acknowledged by the peer of every pipe it feeds (cheap; may be called from
+    the driver's threads). ``None``: unknown. The fs source moves its "watched until" time
+    on only while it is true."""
 
     def __init__(self, source_id: str, config: SourceConfig) -> None:
         self.source_id = source_id

@@ -41,6 +41,10 @@ class WatchedUntil:
         self.root = root
         self._written = 0.0
         self._failed = False
+        self.held: float | None = None
+        """While the time loaded at start has not been caught up on (the first snapshot's
+        re-sends not queued yet), it is written instead of a later one: a process that dies
+        before its catch-up leaves it to the next."""
 
     def load(self) -> float | None:
         """The last time written for this root, or ``None`` (none, unreadable, another root)."""
@@ -65,10 +69,11 @@ class WatchedUntil:
         if not force and now - self._written < WRITE_EVERY_SEC:
             return
         self._written = now
+        until = now if self.held is None else min(now, self.held)
         tmp = self.path.with_suffix(".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"root": self.root, "until": now}), encoding="utf-8")
+            tmp.write_text(json.dumps({"root": self.root, "until": until}), encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError as exc:
             if not self._failed:

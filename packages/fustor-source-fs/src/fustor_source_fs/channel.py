@@ -34,6 +34,9 @@ class Channel:
         self._slots = threading.Semaphore(capacity)
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closed = threading.Event()
+        self._count_lock = threading.Lock()
+        self.unconsumed = 0
+        """Items put and not taken by the consumer yet."""
 
     def put(self, item: Any) -> None:
         """Hand one item over; raise :class:`ChannelClosed` once the consumer is gone."""
@@ -42,6 +45,8 @@ class Channel:
                 raise ChannelClosed
         if self.closed.is_set():
             raise ChannelClosed
+        with self._count_lock:
+            self.unconsumed += 1
         try:
             self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
         except RuntimeError as exc:  # the loop is closed
@@ -65,6 +70,8 @@ class Channel:
         if isinstance(item, _Failure):
             raise item.error
         self._slots.release()
+        with self._count_lock:
+            self.unconsumed -= 1
         return item
 
     def __aiter__(self) -> Channel:

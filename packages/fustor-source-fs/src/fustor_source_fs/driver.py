@@ -114,6 +114,7 @@ class FsSource(SourceDriver):
             until = await asyncio.to_thread(self._watched.load)
             if until is not None:
                 self._catch_up_since = until - self.params.recovery_ctime_slack_sec
+                self._watched.held = until
                 log.info(
                     "%s was last watched until %s: the first snapshot has realtime send again "
                     "what changed since",
@@ -180,7 +181,7 @@ class FsSource(SourceDriver):
             raise DriverError(f"root unavailable: {self.root} does not exist", retriable=True)
 
         since = self._catch_up_since
-        changed: list[str] | None = None if since is None else []
+        changed: list[tuple[str, bool]] | None = None if since is None else []
 
         def job(sink: RowSink, stop: threading.Event) -> None:
             realtime = self._realtime
@@ -219,18 +220,25 @@ class FsSource(SourceDriver):
         if changed is not None and self._realtime is not None:
             self._catch_up(changed, since)
 
-    def _catch_up(self, changed: list[str], since: float | None) -> None:
+    def _catch_up(self, changed: list[tuple[str, bool]], since: float | None) -> None:
         """After the first complete snapshot: realtime sends again, read from the disk, what
-        changed while no agent watched (catchup.py); too many for its queue, it rescans."""
-        assert self._realtime is not None and since is not None
+        changed while no agent watched (catchup.py), and all of each directory moved in
+        meanwhile (``True``: a rename changes the ctime of the directory only, not of what
+        is under it); too many for its queue, it rescans."""
+        realtime = self._realtime
+        assert realtime is not None and since is not None and self._watched is not None
         self._catch_up_since = None
         limit = self.params.max_pending_paths
         if len(changed) > limit:
             log.info("snapshot: over %d entries changed while no agent watched: rescanning", limit)
-            self._realtime.pending.set_overflow(since + self.params.recovery_ctime_slack_sec)
+            realtime.pending.set_overflow(since + self.params.recovery_ctime_slack_sec)
         else:
             log.info("snapshot: %d entries changed while no agent watched go again", len(changed))
-            self._realtime.resend(changed)
+            realtime.resend(path for path, _ in changed)
+            for path, moved in changed:
+                if moved:
+                    realtime.pending.add_subtree(path)
+        self._watched.held = None  # queued: realtime notes a later time once they are out
 
     def _watch_first(self, rel_dir: str) -> None:
         """While realtime is still placing its watches, the snapshot places each directory's
@@ -248,6 +256,7 @@ class FsSource(SourceDriver):
         )
         self._realtime.audit_skipped = self._skipped_by_audit
         self._realtime.watched = self._watched
+        self._realtime.delivered = self.realtime_delivered
         return self._realtime.run()
 
     async def audit(self, full: bool = False) -> AsyncIterator[Batch]:

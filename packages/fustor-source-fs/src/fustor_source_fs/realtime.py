@@ -116,6 +116,8 @@ class Realtime:
         self.audit_skipped: Callable[[str], bool] | None = None
         self.watched: WatchedUntil | None = None
         """Where the time up to which realtime saw everything is kept (catchup.py)."""
+        self.delivered: Callable[[], bool] | None = None
+        """The host's word that every row yielded so far was acknowledged by its peers."""
         """Whether the running (or just ended) audit sent a directory as ``audit_skipped``:
         its realtime row then carries the flag too (``FsSource._skipped_by_audit``)."""
         self.ready = threading.Event()
@@ -319,8 +321,10 @@ class Realtime:
                 self.watched.note()
 
     def _covering_all(self) -> bool:
-        """Whether realtime has seen every change so far: every directory watched, the root
-        healthy, no lost events still to recover."""
+        """Whether every change so far has reached every peer: every directory watched, the
+        root healthy, no lost events to recover, nothing waiting here, in the channel to the
+        host or, as far as the host says (``delivered``), in its pipes (helper 31)."""
+        channel = self._channel
         return (
             self.watched is not None
             and self.ready.is_set()
@@ -329,6 +333,10 @@ class Realtime:
             and self._unavailable_since is None
             and self.guard.reason is None
             and self.pending.overflow_since is None
+            and len(self.pending) == 0
+            and not self._held
+            and (channel is None or channel.unconsumed == 0)
+            and (self.delivered is None or self.delivered())
         )
 
     def _held_wait(self, wait: float) -> float:

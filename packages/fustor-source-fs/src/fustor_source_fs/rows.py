@@ -72,7 +72,7 @@ def make_lister(
     before_list: Callable[[str], None] | None = None,
     note_link: Callable[[str, os.stat_result], None] | None = None,
     changed_since: float = math.inf,
-    changed: list[str] | None = None,
+    changed: list[tuple[str, bool]] | None = None,
     changed_limit: int = 0,
 ) -> Callable[[DirTask], list[DirTask]]:
     """A walk visitor that lists a directory and adds one row per wanted entry to ``sink``.
@@ -80,8 +80,10 @@ def make_lister(
     ``before_list(rel_dir)`` runs before each listing (the snapshot uses it to place the
     directory's watch first while realtime is still setting up); ``note_link(rel, st)`` is
     told every file with more than one hard link; entries whose ctime is ``changed_since``
-    (wall time, seconds) or later are added to ``changed`` (one past ``changed_limit`` at
-    most: the caller then knows there were too many). Kept flat on purpose:
+    (wall time, seconds) or later are added to ``changed`` as ``(rel, moved)``, ``moved``
+    for a directory whose mtime is older (renamed or moved in, not written into), one past
+    ``changed_limit`` at most (the caller then knows there were too many). Kept flat on
+    purpose:
     this loop runs once per file of a million-file snapshot.
     """
 
@@ -114,7 +116,7 @@ def make_lister(
                     and changed is not None
                     and len(changed) <= changed_limit
                 ):
-                    changed.append(rel)
+                    changed.append((rel, is_dir and st.st_mtime < changed_since))
                 if is_dir:
                     subdirs.append((base + "/" + entry.name, rel))
                 if len(rows) >= batch_size:

@@ -103,7 +103,8 @@ class Pipe:
         )
 
     async def start(self) -> None:
-        self.source.subscribe(self.id, self.runner.lane.offer)
+        lane = self.runner.lane
+        self.source.subscribe(self.id, lane.offer, lambda: lane.idle)
         self._task = asyncio.create_task(self._supervise(), name=f"fustor-pipe-{self.id}")
 
     async def _supervise(self) -> None:

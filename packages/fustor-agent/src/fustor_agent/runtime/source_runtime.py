@@ -34,18 +34,31 @@ class SourceRuntime:
         self.spec = spec
         self.driver: SourceDriver = spec.driver(spec.id, spec.config)
         self.driver.state_dir = state_dir
+        self.driver.realtime_delivered = self._delivered
         self._subscribers: dict[str, Subscriber] = {}
+        self._idle: dict[str, Callable[[], bool]] = {}
         self._task: asyncio.Task[None] | None = None
         self._starter: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self.last_error: ErrorInfo | None = None
         self.realtime_running = False
 
-    def subscribe(self, pipe_id: str, subscriber: Subscriber) -> None:
+    def subscribe(
+        self, pipe_id: str, subscriber: Subscriber, idle: Callable[[], bool] | None = None
+    ) -> None:
+        """``subscriber`` takes each realtime batch; ``idle`` says whether all it took has
+        been acknowledged (nothing queued or in flight)."""
         self._subscribers[pipe_id] = subscriber
+        if idle is not None:
+            self._idle[pipe_id] = idle
 
     def unsubscribe(self, pipe_id: str) -> None:
         self._subscribers.pop(pipe_id, None)
+        self._idle.pop(pipe_id, None)
+
+    def _delivered(self) -> bool:
+        """Every pipe has delivered all realtime rows it took (read from driver threads)."""
+        return all(idle() for idle in list(self._idle.values()))
 
     @property
     def users(self) -> int:
