@@ -73,3 +73,17 @@ def test_the_snapshot_notes_entries_changed_since_and_stops_one_past_the_limit(
     os.utime(tmp_path / "d", (1e9, 1e9))
     assert dict(notes(1.5e9, 100))["/d"] is True
     assert dict(notes(0.0, 100))["/d"] is False
+
+
+def test_a_loaded_time_not_caught_up_yet_is_written_again_not_a_later_one(
+    tmp_path: Path,
+) -> None:
+    """A process that dies before its catch-up is queued leaves it to the next (helper 31)."""
+    WatchedUntil(tmp_path, "/data").note(now=1000.0)
+    second = WatchedUntil(tmp_path, "/data")
+    second.held = second.load()
+    second.note(now=2000.0)
+    assert WatchedUntil(tmp_path, "/data").load() == 1000.0
+    second.held = None  # its catch-up is queued
+    second.note(now=3000.0)
+    assert WatchedUntil(tmp_path, "/data").load() == 3000.0
