@@ -423,6 +423,29 @@ def test_a_put_back_still_queued_for_a_stalled_fusion_at_a_crash_is_caught_up(
     fusion.wait_tree(disk_tree(root), timeout=30, dir_mtimes=True)
 
 
+def test_deleted_then_killed_then_restored_comes_back_at_the_restart(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+) -> None:
+    """``rm`` reached Fusion (a tombstone), the agent was killed (Fusion keeps its view), the
+    file restored from a backup with its old mtime, the agent started again: the sender's
+    deletes are kept in the pipe's state dir, so the restored file's tombstone is cleared,
+    with audits off and Fusion's one-hour TTL (helper 31)."""
+    root = tmp_path / "w"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "f").write_text("f\n")
+    (root / "d" / "g").write_text("g\n")
+    saved = tmp_path / "saved-g"
+    shutil.copy2(root / "d" / "g", saved)
+    agent = synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
+    (root / "d" / "g").unlink()
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)  # the delete went out: a tombstone
+    time.sleep(6.0)  # realtime notes until when it saw everything
+    agent.stop(signal.SIGKILL)
+    shutil.copy2(saved, root / "d" / "g")
+    agent.start()
+    fusion.wait_tree(disk_tree(root), timeout=25, dir_mtimes=True)
+
+
 def _backed_up_tree(tmp_path: Path, dirs: int, files: int) -> tuple[Path, Path]:
     """(root, backup): ``root/big/d<i>/f<jj>``, ``dirs`` directories of ``files`` files,
     and a copy of ``big`` with the same mtimes (what ``cp -a`` restores)."""

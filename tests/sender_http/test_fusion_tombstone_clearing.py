@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fake_fusion_receiver import FakeReceiver, make_sender
 
 from fustor_core import Batch, Event, EventType, MessageSource, SendStatus
@@ -204,3 +205,32 @@ def test_a_path_not_cleared_stays_remembered() -> None:
     assert deleted.to_clear(batch) == []
     deleted.commit(batch, [])
     assert [r["path"] for r in deleted.to_clear(Batch(RT, [_upserts("/d/f")]))] == ["/d/f"]
+
+
+def test_deletes_are_kept_in_the_state_dir_for_the_next_process(tmp_path: Path) -> None:
+    """A crash after the delete reached Fusion: the next process still clears the path's
+    tombstone when it comes back (helper 31). The log restarts past the limit, keeping one
+    older file."""
+    log = tmp_path / "state" / "fusion-deleted-paths.log"
+    first = DeletedPaths(limit=3, log=log)
+    first.commit(Batch(RT, [_deletes("/a", "/caf\udce9")]), [])
+    first.commit(Batch(RT, [_deletes("/b", "/c")]), [])  # 4 lines: the next write rotates
+    first.commit(Batch(RT, [_deletes("/d")]), [])
+    assert log.with_suffix(".old").exists()
+    again = DeletedPaths(limit=3, log=log)
+    back = Batch(RT, [_upserts("/a", "/b", "/c", "/d", "/caf\udce9")])
+    assert sorted(r["path"] for r in again.to_clear(back)) == ["/b", "/c", "/d"]  # newest 3
+
+
+def test_an_unwritable_state_dir_keeps_deletes_in_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "file").write_text("")
+    deleted = DeletedPaths(log=tmp_path / "file" / "fusion-deleted-paths.log")
+    deleted.commit(Batch(RT, [_deletes("/a")]), [])
+    deleted.commit(Batch(RT, [_deletes("/b")]), [])
+    assert [r["path"] for r in deleted.to_clear(Batch(RT, [_upserts("/a", "/b")]))] == [
+        "/a",
+        "/b",
+    ]
+    assert sum("cannot keep deleted paths" in m for m in caplog.messages) == 1

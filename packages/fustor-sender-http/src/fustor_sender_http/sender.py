@@ -113,7 +113,7 @@ class FusionSender(SenderDriver):
             "sessions_lost": 0,
             "tombstones_cleared": 0,
         }
-        self._deleted = DeletedPaths()
+        self._deleted = DeletedPaths(log=context.state_dir / "fusion-deleted-paths.log")
         """Paths this sender's realtime deletes left a Fusion tombstone on (B15)."""
         install_http_log_filter()
 

@@ -24,15 +24,22 @@ tracker), and then comes here.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from fustor_core import Batch, EventType, MessageSource, Row
 from fustor_sender_http.wire import encode_body, wire_event
 
 __all__ = ["CLEAR_AHEAD_SEC", "DeletedPaths", "clearing_bodies"]
+
+logger = logging.getLogger(__name__)
 
 CLEAR_AHEAD_SEC = 86400.0
 """How far past the row's times (and now) the clearing row's ``modified_time`` is. A tombstone
@@ -45,12 +52,22 @@ class DeletedPaths:
 
     Kept as hashes (about 140 bytes each), the oldest forgotten past ``limit``: a path
     forgotten and then put back with an old mtime waits for Fusion's tombstone purge, as
-    before. Not thread-safe: the sender's calls come from one event loop.
+    before. With ``log``, each delete is also appended there (one JSON string a line; the
+    file is started again past ``limit`` lines, the previous one kept as ``.old``) and both
+    are read back at start: a process that crashed after a delete still clears the tombstone
+    when the path comes back (helper 31). A path remembered after Fusion lost the tombstone
+    (a view wiped) costs one needless pair. Not thread-safe: the sender's calls come from one
+    event loop.
     """
 
-    def __init__(self, limit: int = 50_000) -> None:
+    def __init__(self, limit: int = 50_000, log: Path | None = None) -> None:
         self.limit = limit
         self._keys: OrderedDict[int, None] = OrderedDict()
+        self._log = log
+        self._lines = 0
+        if log is not None:
+            for path in (log.with_suffix(".old"), log):
+                self._lines = self._read(path)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -94,14 +111,51 @@ class DeletedPaths:
         keys = self._keys
         for event in batch.events:
             if event.event_type is EventType.DELETE:
-                for row in event.rows:
-                    key = hash(row.get("path"))
+                paths = [row.get("path") for row in event.rows]
+                for path in paths:
+                    key = hash(path)
                     keys.pop(key, None)
                     keys[key] = None
+                self._append(paths)
         for row in cleared:
             keys.pop(hash(row.get("path")), None)
         while len(keys) > self.limit:
             keys.popitem(last=False)
+
+    def _read(self, path: Path) -> int:
+        """Remember the paths logged in ``path``; return how many lines it has."""
+        try:
+            with path.open(encoding="utf-8") as f:
+                lines = 0
+                for lines, line in enumerate(f, 1):  # noqa: B007
+                    with contextlib.suppress(ValueError):
+                        key = hash(json.loads(line))
+                        self._keys.pop(key, None)
+                        self._keys[key] = None
+        except FileNotFoundError:
+            return 0
+        except (OSError, UnicodeDecodeError) as exc:
+            logger.warning("ignoring %s: %s", path, exc)
+            return 0
+        while len(self._keys) > self.limit:
+            self._keys.popitem(last=False)
+        return lines
+
+    def _append(self, paths: list[Any]) -> None:
+        log = self._log
+        if log is None:
+            return
+        try:
+            if self._lines >= self.limit:
+                os.replace(log, log.with_suffix(".old"))
+                self._lines = 0
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a", encoding="utf-8") as out:
+                out.write("".join(json.dumps(p) + "\n" for p in paths if isinstance(p, str)))
+            self._lines += len(paths)
+        except OSError as exc:
+            logger.warning("cannot keep deleted paths in %s: %s (kept in memory only)", log, exc)
+            self._log = None
 
 
 def _removals(batch: Batch) -> tuple[dict[Any, int], dict[Any, int]]:
