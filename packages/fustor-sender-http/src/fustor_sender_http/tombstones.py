@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,37 +108,43 @@ class DeletedPaths:
         stamped tombstones, the pairs consumed theirs. Other upserts of deleted paths keep
         them remembered (a newer mtime may have consumed the tombstone; clearing once more
         costs one row)."""
-        keys = self._keys
         for event in batch.events:
             if event.event_type is EventType.DELETE:
                 paths = [row.get("path") for row in event.rows]
-                for path in paths:
-                    key = hash(path)
-                    keys.pop(key, None)
-                    keys[key] = None
+                self._remember(paths)
                 self._append(paths)
         for row in cleared:
-            keys.pop(hash(row.get("path")), None)
+            self._keys.pop(hash(row.get("path")), None)
+
+    def _remember(self, paths: Iterable[Any]) -> None:
+        """Each of ``paths`` as the newest deleted path; the oldest past ``limit`` forgotten."""
+        keys = self._keys
+        for path in paths:
+            key = hash(path)
+            keys.pop(key, None)
+            keys[key] = None
         while len(keys) > self.limit:
             keys.popitem(last=False)
 
     def _read(self, path: Path) -> int:
         """Remember the paths logged in ``path``; return how many lines it has."""
+        lines = 0
+
+        def logged(f: Iterable[str]) -> Iterator[Any]:
+            nonlocal lines
+            for line in f:
+                lines += 1
+                with contextlib.suppress(ValueError):
+                    yield json.loads(line)
+
         try:
             with path.open(encoding="utf-8") as f:
-                lines = 0
-                for lines, line in enumerate(f, 1):  # noqa: B007
-                    with contextlib.suppress(ValueError):
-                        key = hash(json.loads(line))
-                        self._keys.pop(key, None)
-                        self._keys[key] = None
+                self._remember(logged(f))
         except FileNotFoundError:
             return 0
         except (OSError, UnicodeDecodeError) as exc:
             logger.warning("ignoring %s: %s", path, exc)
             return 0
-        while len(self._keys) > self.limit:
-            self._keys.popitem(last=False)
         return lines
 
     def _append(self, paths: list[Any]) -> None:

@@ -114,12 +114,12 @@ class Realtime:
         self.guard = guard
         self.pending = Pending(params.max_pending_paths)
         self.audit_skipped: Callable[[str], bool] | None = None
+        """Whether the running (or just ended) audit sent a directory as ``audit_skipped``:
+        its realtime row then carries the flag too (``FsSource._skipped_by_audit``)."""
         self.watched: WatchedUntil | None = None
         """Where the time up to which realtime saw everything is kept (catchup.py)."""
         self.delivered: Callable[[], bool] | None = None
         """The host's word that every row yielded so far was acknowledged by its peers."""
-        """Whether the running (or just ended) audit sent a directory as ``audit_skipped``:
-        its realtime row then carries the flag too (``FsSource._skipped_by_audit``)."""
         self.ready = threading.Event()
         """Set once the initial watches are in place (the snapshot waits for it)."""
         self.stop = threading.Event()
