@@ -310,6 +310,18 @@ def test_recreated_with_an_old_mtime_after_the_delete_went_out_is_in_fusion_at_o
     assert not spots.get("additions") and not spots.get("deletions"), spots
 
 
+def _d_with_saved_g(tmp_path: Path, other: str) -> tuple[Path, Path]:
+    """(root, saved): ``root/d/g`` and ``root/d/<other>``, and a copy of ``g`` with its mtime
+    outside the tree (what a restore puts back)."""
+    root = tmp_path / "w"
+    (root / "d").mkdir(parents=True)
+    for name in ("g", other):
+        (root / "d" / name).write_text(f"{name}\n")
+    saved = tmp_path / "saved-g"
+    shutil.copy2(root / "d" / "g", saved)
+    return root, saved
+
+
 @pytest.mark.parametrize("fusion_options", [{"tombstone_ttl": TTL, "audit_interval": 3600.0}])
 def test_restored_while_the_agent_was_killed_comes_back(
     fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
@@ -319,12 +331,7 @@ def test_restored_while_the_agent_was_killed_comes_back(
     process never saw the delete, and its new session keeps Fusion's tree (and tombstone)
     alive while it ends the dead one. Its audits list everything once, after an audit end
     past the TTL of its start."""
-    root = tmp_path / "w"
-    (root / "d").mkdir(parents=True)
-    (root / "d" / "g").write_text("g\n")
-    (root / "d" / "h").write_text("h\n")
-    saved = tmp_path / "saved-g"
-    shutil.copy2(root / "d" / "g", saved)
+    root, saved = _d_with_saved_g(tmp_path, "h")
     options: dict[str, Any] = {
         "pipe": {"audit_interval_sec": AUDIT},
         "source_params": {"tombstone_ttl_sec": TTL},
@@ -436,12 +443,7 @@ def test_deleted_then_killed_then_restored_comes_back_at_the_restart(
     file restored from a backup with its old mtime, the agent started again: the sender's
     deletes are kept in the pipe's state dir, so the restored file's tombstone is cleared,
     with audits off and Fusion's one-hour TTL (helper 31)."""
-    root = tmp_path / "w"
-    (root / "d").mkdir(parents=True)
-    (root / "d" / "f").write_text("f\n")
-    (root / "d" / "g").write_text("g\n")
-    saved = tmp_path / "saved-g"
-    shutil.copy2(root / "d" / "g", saved)
+    root, saved = _d_with_saved_g(tmp_path, "f")
     agent = synced(fusion, make_agent, root, pipe={"audit_interval_sec": 3600})
     (root / "d" / "g").unlink()
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)  # the delete went out: a tombstone
