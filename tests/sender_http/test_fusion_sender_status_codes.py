@@ -330,6 +330,30 @@ def test_retry_of_a_split_batch_resends_only_the_unacknowledged_part(tmp_path: P
     assert sender.status()["rows_sent"] == 25
 
 
+def test_split_batches_given_up_on_are_not_held_for_ever(tmp_path: Path) -> None:
+    """A batch whose first request was acknowledged and whose second failed is remembered
+    for its retry; one the host never retries must not stay in memory: past 64 such
+    batches the oldest is forgotten and, if it comes back after all, goes again whole."""
+    fusion = FakeReceiver()
+    ok = httpx.Response(200, json={"status": "ok", "count": 1})
+    for _ in range(70):
+        fusion.script("POST ingest", ok, _reply(500))
+    sender = make_sender(tmp_path, fusion, max_batch_size=10, max_rows_per_event=10)
+    batches = [_batch(MessageSource.SNAPSHOT, n=20) for _ in range(70)]
+
+    async def run() -> None:
+        await sender.open_session()
+        for batch in batches:
+            assert (await sender.send(batch)).status is SendStatus.RETRY
+        before = len(fusion.of("POST ingest"))
+        assert (await sender.send(batches[-1])).ok  # remembered: its second request only
+        assert len(fusion.of("POST ingest")) == before + 1
+        assert (await sender.send(batches[0])).ok  # forgotten: both requests again
+        assert len(fusion.of("POST ingest")) == before + 3
+
+    asyncio.run(run())
+
+
 @pytest.mark.parametrize(
     ("source", "status"),
     [(MessageSource.AUDIT, SendStatus.REJECTED), (MessageSource.SNAPSHOT, SendStatus.OK)],

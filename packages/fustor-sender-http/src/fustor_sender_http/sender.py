@@ -51,6 +51,9 @@ SESSION_PATH = "/api/v1/pipe/session/"
 MANAGEMENT_PROBE_PATH = "/api/v1/management/views"
 _LOCKED = "currently locked"
 _USERINFO = re.compile(r"//[^/@]*@")
+_PARTIAL_BATCHES = 64
+"""Split batches whose acknowledged requests are remembered for a retry: more than can be in
+flight at once (``snapshot_concurrency``); one the host gave up on is dropped in turn."""
 
 
 HEARTBEAT_BYTES = 16 << 20
@@ -102,7 +105,8 @@ class FusionSender(SenderDriver):
         self._wrong_port: str | None = None
         """Set when the endpoint turned out to be Fusion's management port."""
         self._port_checked = False
-        # Bodies of a split batch already acknowledged, so that a retry resends only the rest.
+        # Bodies of a split batch already acknowledged, so that a retry resends only the rest
+        # (at most _PARTIAL_BATCHES: a batch the host gave up on must not stay held).
         self._acked_bodies: dict[int, tuple[Batch, int]] = {}
         self._counters = {
             "batches_sent": 0,
@@ -437,6 +441,8 @@ class FusionSender(SenderDriver):
             if not result.ok:
                 if result.status is SendStatus.RETRY and number > 0:
                     self._acked_bodies[key] = (batch, number)
+                    if len(self._acked_bodies) > _PARTIAL_BATCHES:  # the oldest goes again whole
+                        del self._acked_bodies[next(iter(self._acked_bodies))]
                 return result
         self._counters["batches_sent"] += 1
         self._counters["rows_sent"] += encoded.rows
