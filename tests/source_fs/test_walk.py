@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from fustor_source_fs.walk import walk
 
 
@@ -41,3 +43,15 @@ def test_latency_bound_walk_hands_off_to_the_workers() -> None:
     threads, count = _run("wait")
     assert count == 3000
     assert {t for t in threads if t.startswith("fs-walk-")}, threads
+
+
+def test_going_parallel_is_logged_once_with_the_measured_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level("INFO", logger="fustor_source_fs.walk"):
+        _run("wait")
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1, lines
+    assert "going on in 4 threads" in lines[0], lines
+    wait = float(lines[0].split("listings wait ")[1].split(" us")[0])
+    assert wait >= 200, lines  # each listing of the test sleeps 200 us

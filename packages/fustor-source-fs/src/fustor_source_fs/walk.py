@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -11,6 +12,8 @@ from typing import Generic, TypeVar
 from fustor_core import Row
 
 __all__ = ["RowSink", "WalkCancelled", "walk"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -97,7 +100,7 @@ def walk(
                 raise WalkCancelled
             work.extend(visit(take()))
         return
-    if not _walk_until_latency_bound(work, take, visit, stop):
+    if not _walk_until_latency_bound(work, take, visit, stop, workers):
         return
     threads = [
         threading.Thread(target=_work, args=(pool, visit, stop), name=f"fs-walk-{i}", daemon=True)
@@ -114,7 +117,11 @@ def walk(
 
 
 def _walk_until_latency_bound(
-    work: deque[T], take: Callable[[], T], visit: Callable[[T], Sequence[T]], stop: threading.Event
+    work: deque[T],
+    take: Callable[[], T],
+    visit: Callable[[T], Sequence[T]],
+    stop: threading.Event,
+    workers: int,
 ) -> bool:
     """Walk in this thread; return ``True`` (work left) as soon as a sample says the listings
     wait on storage, ``False`` when the walk is done."""
@@ -137,6 +144,15 @@ def _walk_until_latency_bound(
             # Two samples in a row: one can be a burst of preemption on a busy host.
             slow_samples = slow_samples + 1 if waits[_SAMPLE // 2] >= _WAITING else 0
             if slow_samples == 2:
+                if work:
+                    log.info(
+                        "walk: listings wait %.0f us off the CPU (median of %d timed directories, "
+                        "%d listed so far): going on in %d threads",
+                        waits[_SAMPLE // 2] * 1e6,
+                        _SAMPLE,
+                        visited,
+                        workers,
+                    )
                 return bool(work)
             waits.clear()
     return False
