@@ -142,7 +142,27 @@ def test_systemd_unit_quotes_odd_paths_and_refuses_relative_ones(run_cli) -> Non
             f"it would be '{Path.cwd() / 'h'}'; under systemd, '/h')",
         ),
         (("--config", "a.yaml"), "--config 'a.yaml' is relative"),
+        (
+            ("--home", "/srv/a\nExecStartPre=/bin/true"),
+            "--home '/srv/a\\nExecStartPre=/bin/true' holds a control character",
+        ),
+        (
+            ("--config", "/etc/a.yaml\nExecStartPre=/x"),
+            "--config '/etc/a.yaml\\nExecStartPre=/x' holds a control character",
+        ),
         (("--user", "bob smith"), "--user 'bob smith' is not a user name systemd accepts"),
     ):
         result = run_cli("systemd-unit", *args)
         assert result.returncode == 78 and result.stderr.startswith(f"error: {error}"), result
+
+
+def test_systemd_unit_takes_home_and_config_given_before_the_command(run_cli) -> None:
+    """``--home`` and ``--config`` go before or after any command name (operations.md):
+    the unit must not silently fall back to /var/lib/fustor."""
+    result = run_cli("--home", "/srv/g", "--config", "/etc/g.yaml", "systemd-unit")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "Environment=FUSTOR_HOME=/srv/g" in lines
+    assert f"ExecStart={agent_command()} start --config /etc/g.yaml" in lines
+    after = run_cli("--home", "/srv/g", "systemd-unit", "--home", "/srv/h").stdout.splitlines()
+    assert "Environment=FUSTOR_HOME=/srv/h" in after  # the command's own option wins

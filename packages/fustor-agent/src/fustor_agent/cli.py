@@ -354,13 +354,25 @@ def plugins(home: Home) -> None:  # home: accepted as on every command
 
 
 @cli.command(name="systemd-unit")
-@click.option("--home", "home_dir", default=systemd.TEMPLATE_HOME, show_default=True)
+@click.option(
+    "--home",
+    "home_dir",
+    metavar="DIR",
+    help=f"The service's FUSTOR_HOME [default: {systemd.TEMPLATE_HOME}; not $FUSTOR_HOME].",
+)
 @click.option("--config", "config_path", metavar="PATH", help="Run with --config PATH.")
 @click.option("--user", default=systemd.TEMPLATE_USER, show_default=True)
+@click.pass_context
 @known_errors
-def systemd_unit(home_dir: str, config_path: str | None, user: str) -> None:
+def systemd_unit(
+    ctx: click.Context, home_dir: str | None, config_path: str | None, user: str
+) -> None:
     """Print the systemd unit for this installation (Type=notify, watchdog,
-    RestartPreventExitStatus=2 78); redirect it to /etc/systemd/system/fustor-agent.service."""
+    RestartPreventExitStatus=2 78); redirect it to /etc/systemd/system/fustor-agent.service.
+    --home and --config may also come before the command name."""
+    given = ctx.parent.params if ctx.parent is not None else {}
+    home_dir = home_dir or given.get("home_dir") or systemd.TEMPLATE_HOME
+    config_path = config_path or given.get("config_path")
     click.echo(systemd.unit_text(home_dir, config_path, user), nl=False)
 
 

@@ -38,7 +38,14 @@ def _quoted(value: str, command: bool = False) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""A newline would end the directive and start another in the unit: refused, like a tab or
+any other control character."""
+
+
 def _absolute(option: str, path: str) -> str:
+    if _CONTROL.search(path):
+        raise ConfigError(f"{option} {path!r} holds a control character (a newline?)")
     try:
         return absolute_path(option, path)
     except ValueError as exc:
@@ -49,8 +56,8 @@ def unit_text(
     home: str = TEMPLATE_HOME, config: str | None = None, user: str = TEMPLATE_USER
 ) -> str:
     """The unit file with this installation's command, ``home``, ``config`` and ``user``,
-    each quoted for systemd. Raises :class:`ConfigError` for a relative path or a user name
-    systemd would not accept."""
+    each quoted for systemd. Raises :class:`ConfigError` for a relative path, a path holding
+    a control character, or a user name systemd would not accept."""
     if not _USER.fullmatch(user):
         raise ConfigError(f"--user {user!r} is not a user name systemd accepts")
     home = _absolute("--home", home)
