@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from agent_fakes import World, running, wait_until
 
 from fustor_agent.agent import Agent
-from fustor_core import DriverError
+from fustor_core import ConfigError, DriverError
 
 
 def test_reload_touches_only_added_removed_and_changed_pipes(home):
@@ -207,3 +208,26 @@ def test_no_pipe_to_run_names_the_pipes_that_could_not_be_created(home, caplog):
 
     asyncio.run(main())
     assert "no pipe to run (none could be created: only); the agent idles" in caplog.messages
+
+
+def test_a_reload_to_no_pipes_at_all_is_refused_and_changes_nothing(home):
+    """A file emptied or cut short by mistake: stopping every pipe would close every
+    session, and Fusion empties a view left without one. Switching each pipe off
+    (``enabled: false``) is taken: it says so on purpose."""
+    world = World()
+    first = world.config({"id": "a"}, {"id": "b"})
+
+    async def main() -> None:
+        agent = Agent(first, home)
+        async with running(agent):
+            await wait_until(lambda: world.signals().count("snapshot_end") == 2)
+            pipes = dict(agent._pipes)
+            with pytest.raises(ConfigError, match=r"no pipes defined: reload refused, 2 pipe"):
+                await agent.reload(world.config())
+            assert agent._pipes == pipes and agent.config is first
+            assert not [e for e in world.log if e[0] == "close_session"]
+            off = world.config({"id": "a", "enabled": False}, {"id": "b", "enabled": False})
+            summary = await agent.reload(off)
+            assert summary["removed"] == ["a", "b"] and not agent._pipes
+
+    asyncio.run(main())

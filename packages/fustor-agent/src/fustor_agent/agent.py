@@ -196,10 +196,18 @@ class Agent:
         ``updated`` (enabled pipes; an update keeps the pipe and its session:
         :meth:`AgentConfig.retunes`), and ``added_disabled`` / ``removed_disabled``
         (disabled pipes that appeared in or left the file; a pipe switched off is in
-        ``removed``, switched on in ``added``).
+        ``removed``, switched on in ``added``). Raises :class:`ConfigError`, changing
+        nothing, when ``new`` defines no pipe at all while pipes run (a file emptied or cut
+        short by mistake would otherwise stop them all).
         """
         old = self.config
         running = set(self._pipes) | set(self._broken)
+        if running and not new.pipes:
+            # Stopping a pipe closes its session, and Fusion empties a view left without one.
+            raise ConfigError(
+                f"{new.path}: no pipes defined: reload refused, {len(running)} pipe(s) keep "
+                "running (switch a pipe off with enabled: false, or stop the agent)"
+            )
         wanted = set(self._enabled(new))
         removed = sorted(running - wanted)
         # A pipe that could not be created is tried again (its cause may be fixed by now).
