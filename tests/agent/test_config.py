@@ -224,20 +224,6 @@ def test_yaml_syntax_error_gives_line(home, registry):
     assert "invalid YAML" in error
 
 
-@pytest.mark.parametrize("text", ["", "\n\n", "# sources: to come\n", "---\n"])
-def test_an_empty_file_is_an_error_not_an_agent_that_watches_nothing(home, registry, text):
-    """An editor's save cut short: a reload of it would stop every pipe; ``--config FILE``
-    says the same."""
-    write(home, text)
-    assert errors_of(home, registry) == [
-        "agent-config.yaml: the file is empty: no sources, senders or pipes"
-    ]
-    given = Home.at(str(home.root), str(home.config_file))
-    assert errors_of(given, registry) == [
-        f"{home.config_file}: the file is empty: no sources, senders or pipes"
-    ]
-
-
 def test_yaml_nested_too_deeply_is_one_error_line(home, registry):
     """Not a RecursionError traceback (exit 1, a restart loop under systemd)."""
     write(home, "sources: " + "[" * 5000 + "]" * 5000 + "\n")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from fustor_agent.config.env import load_environment
 from fustor_agent.config.errors import Problems
@@ -31,17 +30,6 @@ def _is_legacy_file(data: object) -> bool:
     )
 
 
-def _read_config_file(path: Path, label: str, problems: Problems) -> Any:
-    """:func:`read_yaml`, with an empty file (or one of comments only) as a problem: it is
-    an editor's save cut short more often than a wish to run nothing, and a reload of it
-    would stop every pipe (a pipe can be switched off with ``enabled: false``)."""
-    errors = len(problems.errors)
-    data = read_yaml(path, label, problems)
-    if data is None and len(problems.errors) == errors:
-        problems.add(label, "", "the file is empty: no sources, senders or pipes")
-    return data
-
-
 def _load_given(home: Home, registry: DriverRegistry, problems: Problems) -> AgentConfig:
     """The configuration named by ``--config``: a file of either layout, or a directory."""
     path = home.config_path
@@ -56,7 +44,7 @@ def _load_given(home: Home, registry: DriverRegistry, problems: Problems) -> Age
     if not path.exists():
         raise ConfigError(f"{path}: no such file or directory")
     label = str(path)
-    data = _read_config_file(path, label, problems)
+    data = read_yaml(path, label, problems)
     if _is_legacy_file(data):
         doc = read_legacy_files([path], None, env, problems)
     else:
@@ -83,7 +71,7 @@ def load_config(home: Home, registry: DriverRegistry) -> AgentConfig:
         label = home.config_file.name
         if legacy_files:
             problems.warn(f"{home.legacy_config_dir.name}/", "", f"ignored because {label} exists")
-        data = _read_config_file(home.config_file, label, problems)
+        data = read_yaml(home.config_file, label, problems)
         doc = document_from_lists(data, label, env, problems)
         path: Path = home.config_file
     elif legacy_files:
