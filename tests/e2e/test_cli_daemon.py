@@ -362,15 +362,26 @@ def test_stop_waits_for_the_process_and_counts_an_unreaped_one_as_gone(
         proc.wait(timeout=30)
 
 
-def test_a_root_not_there_yet_is_waited_for(run_cli, home_cleanup: Path, tmp_path: Path):
+@pytest.mark.parametrize("backend", ["auto", "fanotify"])
+def test_a_root_not_there_yet_is_waited_for(
+    run_cli, home_cleanup: Path, tmp_path: Path, backend: str
+):
     """A share not mounted yet at boot: the configuration is valid with a warning, the agent
     starts and says what its pipe waits for, and snapshots the root once it exists (an
-    exit would stop every other pipe too, and systemd does not restart exit code 78)."""
+    exit would stop every other pipe too, and systemd does not restart exit code 78). An
+    explicit fanotify backend waits too: it is checked once the root is there."""
     root, out = tmp_path / "share" / "data", tmp_path / "rows.jsonl"
+    params = {"watch_backend": backend}
     (home_cleanup / "agent-config.yaml").write_text(
         yaml.safe_dump(
             {
-                "sources": [{"id": "s", "type": "fs", "config": {"uri": str(root)}}],
+                "sources": [
+                    {
+                        "id": "s",
+                        "type": "fs",
+                        "config": {"uri": str(root), "driver_params": params},
+                    }
+                ],
                 "senders": [
                     {
                         "id": "e",
@@ -410,6 +421,47 @@ def test_a_root_not_there_yet_is_waited_for(run_cli, home_cleanup: Path, tmp_pat
         lines = out.read_text().splitlines() if out.exists() else []
         rows = {r["row"]["path"]: r["row"]["size"] for r in map(json.loads, lines) if "row" in r}
     assert rows.get("/f.txt") == 3, rows
+    assert run_cli("stop").returncode == 0
+
+
+def test_a_source_that_cannot_work_puts_its_pipe_in_error(run_cli, home_cleanup: Path, tmp_path):
+    """An explicit fanotify backend on a file system without file handles: a retry will not
+    fix it, so the pipe's state is ``error`` (console.md: needs an operator), not a
+    ``starting`` that never ends."""
+    out = tmp_path / "rows.jsonl"
+    (home_cleanup / "agent-config.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "sources": [
+                    {
+                        "id": "s",
+                        "type": "fs",
+                        "config": {
+                            "uri": "/proc/sys",
+                            "driver_params": {"watch_backend": "fanotify"},
+                        },
+                    }
+                ],
+                "senders": [
+                    {
+                        "id": "e",
+                        "type": "echo",
+                        "config": {"driver_params": {"format": "json", "output": str(out)}},
+                    }
+                ],
+                "pipes": [{"id": "p", "source_id": "s", "sender_id": "e"}],
+                "console": {"enabled": False},
+            }
+        )
+    )
+    started_pid(run_cli("start", "-D"))
+    refusal = (
+        "start failed: watch_backend fanotify cannot work: "
+        "the file system of /proc/sys does not support file handles"
+    )
+    pipe = status_json(run_cli)["pipes"][0]
+    assert pipe["state"] == "error" and not pipe["ready"], pipe
+    assert pipe["not_ready_reason"] == f"source not started: {refusal}", pipe
     assert run_cli("stop").returncode == 0
 
 

@@ -121,15 +121,16 @@ class FsSource(SourceDriver):
                     self.root,
                     time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(until)),
                 )
-        if self.params.watch_backend == "fanotify":
-            problem = await asyncio.to_thread(fanotify_problem, self.root)
-            if problem is not None:
-                raise DriverError(fanotify_refused(problem), retriable=False)
         if self._guard is None:
             try:
                 self._guard = await asyncio.to_thread(RootGuard, self.root)
             except OSError as exc:
                 raise DriverError(f"cannot open root {self.root}: {exc}", retriable=True) from exc
+        if self.params.watch_backend == "fanotify":
+            # After the root is there: a share not mounted yet is waited for, not a refusal.
+            problem = await asyncio.to_thread(fanotify_problem, self.root)
+            if problem is not None:
+                raise DriverError(fanotify_refused(problem), retriable=False)
         if self._monitor is None:
             self._monitor_stop.clear()
             self._monitor = threading.Thread(

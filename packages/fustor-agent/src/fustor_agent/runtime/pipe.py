@@ -162,8 +162,11 @@ class Pipe:
             or next(iter(state.stalls.values()), None)
             or state.failing
         )
+        run_state = state.state
         if not self.source.started and source.last_error is not None:
             not_ready = f"source not started: {source.last_error.message}"  # a root not there yet
+            if not self.source.start_retriable:  # e.g. fanotify without CAP_SYS_ADMIN
+                run_state = PipeRunState.ERROR
         if not_ready is None and state.session_id is None:
             not_ready = "no session"
         elif not_ready is None and state.role is Role.LEADER and not state.snapshot_done:
@@ -175,7 +178,7 @@ class Pipe:
             sender_id=entry.sender_id,
             sender_type=self.sender_spec.type,
             enabled=True,
-            state=state.state,
+            state=run_state,
             role=state.role,
             session=state.session_label(),
             activity=state.activity,

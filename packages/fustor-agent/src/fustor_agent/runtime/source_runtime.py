@@ -41,6 +41,10 @@ class SourceRuntime:
         self._starter: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self.last_error: ErrorInfo | None = None
+        self.start_retriable = True
+        """``False`` while the last start failed for a reason a retry will not fix (a
+        non-retriable :class:`DriverError`, or another exception): its pipes show
+        ``error``. Starts are still retried (the cause may be fixed outside the agent)."""
         self.realtime_running = False
 
     def subscribe(
@@ -86,6 +90,7 @@ class SourceRuntime:
             except Exception as exc:
                 delay = backoff.next()
                 self.last_error = ErrorInfo(message=f"start failed: {exc}", at=time.time())
+                self.start_retriable = isinstance(exc, DriverError) and exc.retriable
                 # A root not there yet (a share mounted later) is expected: a warning, said
                 # again when it changes or every START_REPEAT_SEC, not an error each retry.
                 level = logging.DEBUG
@@ -102,6 +107,7 @@ class SourceRuntime:
                 )
                 await asyncio.sleep(delay)
         self.last_error = None
+        self.start_retriable = True
         self._started.set()
         if Phase.REALTIME in self.driver.phases:
             self._task = asyncio.create_task(self._watch(), name=f"fustor-realtime-{self.spec.id}")
