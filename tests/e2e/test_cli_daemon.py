@@ -409,6 +409,7 @@ def test_a_root_not_there_yet_is_waited_for(
     )
     pipe = status_json(run_cli)["pipes"][0]
     assert pipe["state"] == "starting" and not pipe["ready"]
+    assert pipe["source"]["root_available"] is False, pipe["source"]  # alerts fire at boot
     assert pipe["not_ready_reason"].startswith(
         f"source not started: start failed: cannot open root {root}"
     )
