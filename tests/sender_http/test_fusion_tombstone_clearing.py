@@ -234,3 +234,13 @@ def test_an_unwritable_state_dir_keeps_deletes_in_memory(
         "/b",
     ]
     assert sum("cannot keep deleted paths" in m for m in caplog.messages) == 1
+
+
+def test_a_damaged_log_keeps_its_paths_and_skips_the_rest(tmp_path: Path) -> None:
+    """Any JSON value may stand on a damaged line: a list or a mapping made the pipe
+    impossible to create, and the agent idled while Fusion emptied the view (helper 33)."""
+    log = tmp_path / "fusion-deleted-paths.log"
+    log.write_text('"/a"\n[1, 2]\n{"x": 1}\nnull\n7\n"/b\n\x00\xff\n"/c"\n')
+    deleted = DeletedPaths(log=log)
+    back = Batch(RT, [_upserts("/a", "/b", "/c")])
+    assert [r["path"] for r in deleted.to_clear(back)] == ["/a", "/c"]

@@ -135,7 +135,9 @@ class DeletedPaths:
             for line in f:
                 lines += 1
                 with contextlib.suppress(ValueError):
-                    yield json.loads(line)
+                    path = json.loads(line)
+                    if isinstance(path, str):  # a damaged line may hold any JSON value
+                        yield path
 
         try:
             with path.open(encoding="utf-8") as f:
