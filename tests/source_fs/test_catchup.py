@@ -87,3 +87,46 @@ def test_a_loaded_time_not_caught_up_yet_is_written_again_not_a_later_one(
     second.held = None  # its catch-up is queued
     second.note(now=3000.0)
     assert WatchedUntil(tmp_path, "/data").load() == 3000.0
+
+
+def test_the_time_is_written_under_steady_churn_held_back_to_what_still_waits(
+    tmp_path: Path,
+) -> None:
+    """A build making and removing a temporary file every 0.2 s: a delete is always held
+    for its settle window, and the time used to be never written, so a crash lost the
+    catch-up (helper 33). It is written, and never later than a change not yet sent."""
+    import asyncio
+    import time
+
+    from fs_helpers import Live, make_source
+
+    root = tmp_path / "w"
+    (root / "tmp").mkdir(parents=True)
+    state = tmp_path / "state"
+
+    async def main() -> float | None:
+        source = make_source(str(root))
+        source.state_dir = state
+        async with Live(source) as rt:
+            started = time.time()
+            deadline = time.monotonic() + 4 * WRITE_EVERY_SEC
+            until = None
+            i = held = 0
+            while time.monotonic() < deadline:
+                scratch = root / "tmp" / f"t{i % 5}"
+                scratch.write_text("x")
+                await asyncio.sleep(0.05)
+                scratch.unlink()
+                await asyncio.sleep(0.2)
+                i += 1
+                assert rt.source._realtime is not None
+                held = max(held, len(rt.source._realtime._held))
+                until = WatchedUntil(state, str(root)).load()
+                if until is not None and until > started:
+                    break
+            assert held, "no delete was ever held: no churn"
+            return until if until is not None and until > started else None
+
+    until = asyncio.run(main())
+    assert until is not None, "never written while a delete was held"
+    assert until <= time.time()

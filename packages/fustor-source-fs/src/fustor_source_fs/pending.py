@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -72,6 +73,15 @@ class Pending:
         self.ready = threading.Condition(self.lock)
         self.degraded = 0
         """Changes turned into directory rescans because the structure was full."""
+        self.since: float | None = None
+        """When (monotonic s) the oldest change still waiting here was added; ``None`` when
+        nothing waits."""
+
+    def _added(self) -> None:
+        """Lock held: something was added; note when, if it is the oldest that waits."""
+        if self.since is None:
+            self.since = time.monotonic()
+        self.ready.notify()
 
     def add(self, path: str, change: Change, parent: str) -> Change | None:
         """Record a change; return what is now pending for ``path`` (``None``: degraded)."""
@@ -81,24 +91,24 @@ class Pending:
             if old is None and len(changes) >= self.limit:
                 self.degraded += 1
                 self.rescans[parent] = None
-                self.ready.notify()
+                self._added()
                 return None
             if old is not None:
                 change = merge(old, change)
             changes[path] = change
-            self.ready.notify()
+            self._added()
             return change
 
     def add_rescan(self, rel_dir: str) -> None:
         with self.lock:
             self.rescans[rel_dir] = None
-            self.ready.notify()
+            self._added()
 
     def add_subtree(self, rel_dir: str) -> None:
         """A directory appeared (created or moved in): list all of it, watching as we go."""
         with self.lock:
             self.subtrees[rel_dir] = None
-            self.ready.notify()
+            self._added()
 
     def set_overflow(self, since: float) -> None:
         with self.lock:
@@ -120,6 +130,7 @@ class Pending:
             work = Work(self.changes, list(self.rescans), list(self.subtrees), self.overflow_since)
             self.changes, self.rescans, self.subtrees = {}, {}, {}
             self.overflow_since = None
+            self.since = None
             return work
 
     def __len__(self) -> int:

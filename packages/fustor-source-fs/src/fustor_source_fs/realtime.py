@@ -284,9 +284,10 @@ class Realtime:
         self._threads.append(thread)
 
     def close(self) -> None:
-        if not self.stop.is_set() and self._covering_all():
+        covered = None if self.stop.is_set() else self._covered_until()
+        if covered is not None:
             assert self.watched is not None
-            self.watched.note(force=True)
+            self.watched.note(covered, force=True)
         self.stop.set()
         if self.reader is not None:
             self.reader.stop.set()
@@ -316,16 +317,21 @@ class Realtime:
                 self._check_health()
                 self._resend_hidden()
             self._process(work)
-            if self._covering_all():
+            covered = self._covered_until()
+            if covered is not None:
                 assert self.watched is not None
-                self.watched.note()
+                self.watched.note(covered)
 
-    def _covering_all(self) -> bool:
-        """Whether every change so far has reached every peer: every directory watched, the
-        root healthy, no lost events to recover, nothing waiting here, in the channel to the
-        host or, as far as the host says (``delivered``), in its pipes (helper 31)."""
+    def _covered_until(self) -> float | None:
+        """The wall time up to which every change has reached every peer, or ``None`` (not
+        now). Needed: every directory watched, the root healthy, no lost events to recover,
+        nothing in the channel to the host nor, as far as the host says (``delivered``), in
+        its pipes (helper 31). Changes still queued here or deletes held for their settle
+        window hold the time back to when the oldest of them arrived, instead of stopping
+        it: under steady churn (a build's temporary files) something always waits, and the
+        time was never written (helper 33)."""
         channel = self._channel
-        return (
+        if not (
             self.watched is not None
             and self.ready.is_set()
             and self.watches is not None
@@ -333,11 +339,18 @@ class Realtime:
             and self._unavailable_since is None
             and self.guard.reason is None
             and self.pending.overflow_since is None
-            and len(self.pending) == 0
-            and not self._held
             and (channel is None or channel.unconsumed == 0)
             and (self.delivered is None or self.delivered())
-        )
+        ):
+            return None
+        now_wall, now = time.time(), time.monotonic()
+        oldest = now
+        since = self.pending.since
+        if since is not None:
+            oldest = min(oldest, since)
+        for _, _, first in list(self._held.values()):
+            oldest = min(oldest, first)
+        return now_wall - (now - oldest)
 
     def _held_wait(self, wait: float) -> float:
         """Seconds until a held delete may go out (``wait`` at most): its due time, but not
