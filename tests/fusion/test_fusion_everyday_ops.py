@@ -350,13 +350,15 @@ def test_restored_while_the_agent_was_killed_comes_back(
     assert time.monotonic() - back > 1.0, "back at once: no tombstone was exercised"
 
 
+@pytest.mark.parametrize("kept", ["as written", "damaged"])
 def test_files_set_back_while_the_agent_was_down_are_corrected(
-    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, kept: str
 ) -> None:
     """Killed, then a file and a directory put back to older versions (other size, older
     mtime) before the agent starts again: its new session keeps Fusion's view, whose newer
     mtimes win over every snapshot or audit row (protocol §5.4). The agent kept the time up
-    to which it watched, and realtime sends again what changed after it (catchup.py)."""
+    to which it watched, and realtime sends again what changed after it (catchup.py). A
+    damaged file (here a NaN time) means everything goes again (helper 33)."""
     root = tmp_path / "w"
     (root / "d" / "sub").mkdir(parents=True)
     (root / "d" / "f").write_text("version 2, longer\n")
@@ -371,6 +373,9 @@ def test_files_set_back_while_the_agent_was_down_are_corrected(
     shutil.copy2(saved, root / "d" / "f")
     os.utime(root / "d" / "sub", (old, old))
     assert fusion.files()["/d/f"][1:] != disk_tree(root)["/d/f"][1:]
+    if kept == "damaged":
+        (noted,) = (agent.home / "state").rglob("watched-until.json")
+        noted.write_text(f'{{"root": "{root}", "until": NaN}}')
     agent.start()
     fusion.wait_tree(disk_tree(root), timeout=25, dir_mtimes=True)
 

@@ -23,12 +23,33 @@ def test_the_time_is_written_at_most_every_few_seconds_and_read_back(tmp_path: P
     assert not (state / "watched-until.tmp").exists()
 
 
-@pytest.mark.parametrize(
-    "content", ['{"root": "/other", "until": 5}', "not json", '{"root": "/data"}', "[]"]
-)
-def test_another_root_or_a_damaged_file_means_no_catch_up(tmp_path: Path, content: str) -> None:
-    (tmp_path / WATCHED_FILE).write_text(content)
+def test_another_roots_time_means_no_catch_up(tmp_path: Path) -> None:
+    (tmp_path / WATCHED_FILE).write_text('{"root": "/other", "until": 5}')
     assert WatchedUntil(tmp_path, "/data").load() is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json",
+        '{"root": "/data"}',
+        "[]",
+        '{"root": "/data", "until": NaN}',
+        '{"root": "/data", "until": 1e12}',
+        '{"root": "/data", "until": "-Infinity"}',
+        '{"root": "/data", "until": -5}',
+        '{"root": "/data", "until": [1]}',
+    ],
+)
+def test_a_damaged_file_means_everything_goes_again(
+    tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What changed while no agent watched cannot be told: the catch-up covers everything
+    (0.0). It had been no catch-up at all, a start failing on NaN, or a time to come that
+    covered nothing (helper 33)."""
+    (tmp_path / WATCHED_FILE).write_text(content)
+    assert WatchedUntil(tmp_path, "/data").load() == 0.0
+    assert any("the first snapshot's entries all go again" in m for m in caplog.messages)
 
 
 def test_no_state_dir_keeps_nothing_and_a_write_error_is_logged_once(

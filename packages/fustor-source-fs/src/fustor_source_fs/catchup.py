@@ -24,6 +24,9 @@ __all__ = ["WATCHED_FILE", "WatchedUntil"]
 log = logging.getLogger(__name__)
 
 WATCHED_FILE = "watched-until.json"
+_CLOCK_SLACK_SEC = 300.0
+"""A time written this far ahead of the clock is still taken (the clock was set back a
+little since); one further ahead is treated as damaged."""
 WRITE_EVERY_SEC = 5.0
 """How often the time is written while realtime covers the tree: after a crash, entries
 changed this much before it are sent again too (harmless)."""
@@ -47,17 +50,26 @@ class WatchedUntil:
         before its catch-up leaves it to the next."""
 
     def load(self) -> float | None:
-        """The last time written for this root, or ``None`` (none, unreadable, another root)."""
+        """The last time written for this root; ``None`` when there is none (or it is
+        another root's); ``0.0`` when the file is damaged (unreadable, not a past time):
+        then everything the first snapshot finds goes again, since what changed while no
+        agent watched cannot be told (helper 33)."""
         if self.path is None:
             return None
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            until = float(data["until"]) if data.get("root") == self.root else None
+            if data.get("root") != self.root:
+                return None
+            until = float(data["until"])
+            if not 0.0 <= until <= time.time() + _CLOCK_SLACK_SEC:  # NaN included
+                raise ValueError(f"until {data['until']!r} is not a past time")
         except FileNotFoundError:
             return None
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-            log.warning("ignoring %s: %s", self.path, exc)
-            return None
+            log.warning(
+                "ignoring %s: %s; the first snapshot's entries all go again", self.path, exc
+            )
+            return 0.0
         return until
 
     def note(self, now: float | None = None, *, force: bool = False) -> None:

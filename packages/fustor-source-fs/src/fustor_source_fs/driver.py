@@ -115,6 +115,7 @@ class FsSource(SourceDriver):
             if until is not None:
                 self._catch_up_since = until - self.params.recovery_ctime_slack_sec
                 self._watched.held = until
+            if until:  # 0.0: damaged, said by load()
                 log.info(
                     "%s was last watched until %s: the first snapshot has realtime send again "
                     "what changed since",
