@@ -20,6 +20,10 @@ def test_snapshot_then_end_then_audits_in_order(home):
     async def main() -> None:
         async with running(Agent(world.config({"id": "p"}), home)) as agent:
             await wait_until(lambda: world.signals().count("audit_end") >= 2)
+            # The cycle is counted once the end is acknowledged: a moment after the signal.
+            await wait_until(
+                lambda: agent.status().to_json()["pipes"][0]["progress"]["audit"]["cycles"] >= 2
+            )
             status = agent.status().to_json()["pipes"][0]
         assert status["progress"]["snapshot"] == {"rows": 5, "done": True}
         assert status["progress"]["audit"]["cycles"] >= 2
