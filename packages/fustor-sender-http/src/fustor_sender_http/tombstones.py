@@ -34,6 +34,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from rbloom import Bloom
+
 from fustor_core import Batch, EventType, MessageSource, Row
 from fustor_sender_http.wire import encode_body, wire_event
 
@@ -50,19 +52,33 @@ any clock that is not broken."""
 class DeletedPaths:
     """Paths whose realtime delete Fusion acknowledged and no upsert has followed since.
 
-    Kept as hashes (about 140 bytes each), the oldest forgotten past ``limit``: a path
-    forgotten and then put back with an old mtime waits for Fusion's tombstone purge, as
-    before. With ``log``, each delete is also appended there (one JSON string a line; the
-    file is started again past ``limit`` lines, the previous one kept as ``.old``) and both
-    are read back at start: a process that crashed after a delete still clears the tombstone
-    when the path comes back (helper 31). A path remembered after Fusion lost the tombstone
-    (a view wiped) costs one needless pair. Not thread-safe: the sender's calls come from one
-    event loop.
+    The newest ``limit`` are kept exactly, as hashes (about 140 bytes each). Older ones go
+    into a Bloom filter (about 1.2 bytes each at a 1% false-positive rate; two generations
+    of ``evicted_capacity`` paths, the older dropped when the newer fills): 60,000 files
+    deleted one by one and then restored with their old mtimes left 9,100 of them missing
+    when only the exact part existed (helper 32). A false positive costs one needless
+    clearing pair, once: a path cleared through the filter is noted (``limit`` of them at
+    most) and not cleared again until it is deleted again. With ``log``, each delete is
+    also appended there (one JSON string a line; the file is started again past ``limit``
+    lines, the previous one kept as ``.old``) and both are read back at start: a process
+    that crashed after a delete still clears the tombstone when the path comes back (helper
+    31); deletes older than the two files are not known after a restart. A path remembered
+    after Fusion lost the tombstone (a view wiped) costs one needless pair. Not thread-safe:
+    the sender's calls come from one event loop.
     """
 
-    def __init__(self, limit: int = 50_000, log: Path | None = None) -> None:
+    def __init__(
+        self, limit: int = 50_000, log: Path | None = None, evicted_capacity: int = 2_000_000
+    ) -> None:
         self.limit = limit
+        self.evicted_capacity = evicted_capacity
         self._keys: OrderedDict[int, None] = OrderedDict()
+        self._evicted: list[Bloom] = []
+        """Bloom filters of the paths forgotten from ``_keys``, newest first (made on the
+        first one: 2.4 MB each at the default capacity)."""
+        self._evicted_count = 0
+        self._cleared: OrderedDict[int, None] = OrderedDict()
+        """Paths cleared through the filters since their delete: not to be cleared again."""
         self._log = log
         self._lines = 0
         if log is not None:
@@ -80,8 +96,13 @@ class DeletedPaths:
         makes such a directory a file (a type change or a reset), would otherwise bring the
         path back under a directory that is gone (helper 30)."""
         keys = self._keys
-        if not keys and all(e.event_type is not EventType.DELETE for e in batch.events):
+        if (
+            not keys
+            and not self._evicted
+            and all(e.event_type is not EventType.DELETE for e in batch.events)
+        ):
             return []
+        evicted, cleared = self._evicted, self._cleared
         candidates: dict[Any, tuple[int, Row]] = {}
         deleted: set[Any] = set()
         at = 0
@@ -91,7 +112,16 @@ class DeletedPaths:
             else:
                 for i, row in enumerate(event.rows):
                     path = row.get("path")
-                    if path in deleted or hash(path) in keys:
+                    key = hash(path)
+                    if (
+                        path in deleted
+                        or key in keys
+                        or (
+                            evicted
+                            and key not in cleared
+                            and any(key in bloom for bloom in evicted)
+                        )
+                    ):
                         candidates[path] = (at + i, row)
             at += len(event.rows)
         if not candidates:
@@ -114,17 +144,32 @@ class DeletedPaths:
                 self._remember(paths)
                 self._append(paths)
         for row in cleared:
-            self._keys.pop(hash(row.get("path")), None)
+            key = hash(row.get("path"))
+            if key in self._keys:
+                del self._keys[key]
+            else:  # found through the filters (or deleted earlier in the same batch)
+                self._cleared[key] = None
+                if len(self._cleared) > self.limit:
+                    self._cleared.popitem(last=False)
 
     def _remember(self, paths: Iterable[Any]) -> None:
-        """Each of ``paths`` as the newest deleted path; the oldest past ``limit`` forgotten."""
-        keys = self._keys
+        """Each of ``paths`` as the newest deleted path; past ``limit``, the oldest go into
+        the Bloom filters."""
+        keys, cleared = self._keys, self._cleared
         for path in paths:
             key = hash(path)
             keys.pop(key, None)
             keys[key] = None
+            cleared.pop(key, None)
         while len(keys) > self.limit:
-            keys.popitem(last=False)
+            self._evict(keys.popitem(last=False)[0])
+
+    def _evict(self, key: int) -> None:
+        if not self._evicted or self._evicted_count >= self.evicted_capacity:
+            self._evicted = [Bloom(self.evicted_capacity, 0.01), *self._evicted[:1]]
+            self._evicted_count = 0
+        self._evicted[0].add(key)
+        self._evicted_count += 1
 
     def _read(self, path: Path) -> int:
         """Remember the paths logged in ``path``; return how many lines it has."""
