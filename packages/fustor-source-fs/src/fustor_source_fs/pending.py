@@ -76,6 +76,9 @@ class Pending:
         self.since: float | None = None
         """When (monotonic s) the oldest change still waiting here was added; ``None`` when
         nothing waits."""
+        self.taken_since: float | None = None
+        """``since`` of the work :meth:`take` handed out, until its taker is done with it
+        (it sets this back to ``None``): read after ``since``, the two leave no gap."""
 
     def _added(self) -> None:
         """Lock held: something was added; note when, if it is the oldest that waits."""
@@ -130,6 +133,8 @@ class Pending:
             work = Work(self.changes, list(self.rescans), list(self.subtrees), self.overflow_since)
             self.changes, self.rescans, self.subtrees = {}, {}, {}
             self.overflow_since = None
+            if self.since is not None:
+                self.taken_since = self.since
             self.since = None
             return work
 

@@ -317,6 +317,7 @@ class Realtime:
                 self._check_health()
                 self._resend_hidden()
             self._process(work)
+            self.pending.taken_since = None  # in the channel now, or dropped
             covered = self._covered_until()
             if covered is not None:
                 assert self.watched is not None
@@ -330,6 +331,15 @@ class Realtime:
         window hold the time back to when the oldest of them arrived, instead of stopping
         it: under steady churn (a build's temporary files) something always waits, and the
         time was never written (helper 33)."""
+        # What still waits is read first, then where it goes: a change moving on meanwhile
+        # is then seen in one place or the other.
+        now_wall, now = time.time(), time.monotonic()
+        oldest = now
+        for since in (self.pending.since, self.pending.taken_since):
+            if since is not None:
+                oldest = min(oldest, since)
+        for _, _, first in list(self._held.values()):
+            oldest = min(oldest, first)
         channel = self._channel
         if not (
             self.watched is not None
@@ -343,13 +353,6 @@ class Realtime:
             and (self.delivered is None or self.delivered())
         ):
             return None
-        now_wall, now = time.time(), time.monotonic()
-        oldest = now
-        since = self.pending.since
-        if since is not None:
-            oldest = min(oldest, since)
-        for _, _, first in list(self._held.values()):
-            oldest = min(oldest, first)
         return now_wall - (now - oldest)
 
     def _held_wait(self, wait: float) -> float:
