@@ -151,3 +151,112 @@ def test_the_time_is_written_under_steady_churn_held_back_to_what_still_waits(
     until = asyncio.run(main())
     assert until is not None, "never written while a delete was held"
     assert until <= time.time()
+
+
+def test_a_path_sent_again_holds_the_time_back_until_it_is_out(tmp_path: Path) -> None:
+    """A re-send (a catch-up, a set-back a walk found) may stand for a change hours old:
+    while it waits, nothing is written, or a crash then would lose it (helper 35)."""
+    import asyncio
+    import threading
+
+    from fs_helpers import Live, make_source
+
+    root = tmp_path / "w"
+    root.mkdir()
+    state = tmp_path / "state"
+    f = root / "f"
+
+    async def main() -> tuple[float, list]:
+        source = make_source(
+            str(root), recovery_ctime_slack_sec=0.0, health_check_interval_sec=0.05
+        )
+        source.state_dir = state
+        async with Live(source) as live:
+            rt = source._realtime
+            assert rt is not None and rt.watched is not None
+            f.write_text("put back while the snapshot ran")
+            ctime = os.stat(f).st_ctime
+            await live.settle()
+            await asyncio.sleep(1.5)
+            # The emitter is between take() and _covered_until(): e.g. in _check_health,
+            # which stats the root (slow on NFS). Emulated with a gate.
+            gate, inside = threading.Event(), threading.Event()
+            real = rt._check_health
+
+            def slow_check() -> None:
+                inside.set()
+                gate.wait(5)
+                real()
+
+            rt._check_health = slow_check  # type: ignore[method-assign]
+            await asyncio.to_thread(inside.wait, 5)
+            notes: list = []
+            real_note = rt.watched.note
+
+            def spy(now: float | None = None, *, force: bool = False) -> None:
+                notes.append((now, "/f" in rt.pending.changes))
+                real_note(now, force=force)
+
+            rt.watched.note = spy  # type: ignore[method-assign]
+            rt.watched._written = 0.0  # the 5 s rate limit is not what is tested
+            rt.resend(["/f"])  # as _catch_up / _stream's set-back re-send / _resend_hidden do
+            rt._check_health = real  # type: ignore[method-assign]
+            gate.set()
+            await live.settle()
+            assert live.upserts("/f"), "the re-send never went out"
+            return ctime, notes
+
+    ctime, notes = asyncio.run(main())
+    bad = [n for n in notes if n[0] is not None and n[0] > ctime and n[1]]
+    assert not bad, (
+        f"watched-until {bad[0][0]:.3f} written while /f (ctime {ctime:.3f}) was still queued"
+        " for its re-send: a crash now loses it (next catch-up starts after its ctime)"
+    )
+
+
+def test_a_stop_while_the_emitter_holds_taken_work_writes_no_later_time(
+    tmp_path: Path,
+) -> None:
+    """A clean stop notes the time once more; work the emitter took but did not send yet
+    holds it back to when that work arrived (helper 35). ``recovery_ctime_slack_sec``
+    covers the moment between a change and its arrival."""
+    import asyncio
+    import threading
+
+    from fs_helpers import Live, make_source
+
+    root = tmp_path / "w"
+    root.mkdir()
+    state = tmp_path / "state"
+    f = root / "f"
+
+    async def main() -> tuple[float, int]:
+        source = make_source(str(root), recovery_ctime_slack_sec=0.0)
+        source.state_dir = state
+        live = Live(source)
+        await live.__aenter__()
+        rt = source._realtime
+        assert rt is not None
+        gate, inside = threading.Event(), threading.Event()
+        real = rt._rows_for
+
+        def slow_rows(changes):  # reading 100,000 catch-up paths from NFS takes a while
+            if "/f" in changes:
+                inside.set()
+                gate.wait(3)
+            return real(changes)
+
+        rt._rows_for = slow_rows  # type: ignore[method-assign]
+        f.write_text("x")
+        ctime = os.stat(f).st_ctime
+        await asyncio.to_thread(inside.wait, 5)
+        await asyncio.sleep(0.1)
+        await live.__aexit__(None, None, None)  # a stop (SIGTERM): close() runs on the loop
+        gate.set()
+        return ctime, len(live.upserts("/f"))
+
+    ctime, sent = asyncio.run(main())
+    until = WatchedUntil(state, str(root)).load()
+    assert not (sent == 0 and until is not None and until > ctime + 0.05), (
+        f"/f never went out, yet watched-until {until} > its ctime {ctime}"
+    )

@@ -239,7 +239,7 @@ class FsSource(SourceDriver):
             realtime.resend(path for path, _ in changed)
             for path, moved in changed:
                 if moved:
-                    realtime.pending.add_subtree(path)
+                    realtime.pending.add_subtree(path, resent=True)
         self._watched.held = None  # queued: realtime notes a later time once they are out
 
     def _watch_first(self, rel_dir: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from enum import IntEnum
@@ -75,31 +76,35 @@ class Pending:
         """Changes turned into directory rescans because the structure was full."""
         self.since: float | None = None
         """When (monotonic s) the oldest change still waiting here was added; ``None`` when
-        nothing waits."""
+        nothing waits; ``-inf`` while a change of unknown age waits (``resent=True``: a
+        path sent again, whose change may be hours old)."""
         self.taken_since: float | None = None
         """``since`` of the work :meth:`take` handed out, until its taker is done with it
         (it sets this back to ``None``): read after ``since``, the two leave no gap."""
 
-    def _added(self) -> None:
+    def _added(self, resent: bool = False) -> None:
         """Lock held: something was added; note when, if it is the oldest that waits."""
-        if self.since is None:
+        if resent:
+            self.since = -math.inf
+        elif self.since is None:
             self.since = time.monotonic()
         self.ready.notify()
 
-    def add(self, path: str, change: Change, parent: str) -> Change | None:
-        """Record a change; return what is now pending for ``path`` (``None``: degraded)."""
+    def add(self, path: str, change: Change, parent: str, resent: bool = False) -> Change | None:
+        """Record a change; return what is now pending for ``path`` (``None``: degraded).
+        ``resent``: not a change seen just now but one sent again (see :attr:`since`)."""
         with self.lock:
             changes = self.changes
             old = changes.pop(path, None)
             if old is None and len(changes) >= self.limit:
                 self.degraded += 1
                 self.rescans[parent] = None
-                self._added()
+                self._added(resent)
                 return None
             if old is not None:
                 change = merge(old, change)
             changes[path] = change
-            self._added()
+            self._added(resent)
             return change
 
     def add_rescan(self, rel_dir: str) -> None:
@@ -107,11 +112,11 @@ class Pending:
             self.rescans[rel_dir] = None
             self._added()
 
-    def add_subtree(self, rel_dir: str) -> None:
+    def add_subtree(self, rel_dir: str, resent: bool = False) -> None:
         """A directory appeared (created or moved in): list all of it, watching as we go."""
         with self.lock:
             self.subtrees[rel_dir] = None
-            self._added()
+            self._added(resent)
 
     def set_overflow(self, since: float) -> None:
         with self.lock:

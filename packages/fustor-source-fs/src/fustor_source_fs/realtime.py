@@ -221,9 +221,9 @@ class Realtime:
         as replaced (a file as itself, a directory reset in Fusion and listed again), so
         nothing a walk sent from under its old self stays."""
         for path in paths:
-            self.pending.add(path, Change.UPSERT, parent_of(path))
+            self.pending.add(path, Change.UPSERT, parent_of(path), resent=True)
         for path in gone:
-            self.pending.add(path, Change.DELETE_DIR, parent_of(path))
+            self.pending.add(path, Change.DELETE_DIR, parent_of(path), resent=True)
 
     def ensure_watched(self, rel_dir: str) -> None:
         """Watch a directory now if it is not yet (called by a snapshot listing it while
@@ -330,7 +330,9 @@ class Realtime:
         its pipes (helper 31). Changes still queued here or deletes held for their settle
         window hold the time back to when the oldest of them arrived, instead of stopping
         it: under steady churn (a build's temporary files) something always waits, and the
-        time was never written (helper 33)."""
+        time was never written (helper 33). A path sent again (:meth:`resend`: a catch-up,
+        a set-back found by a walk) may stand for a change of any age: while one waits,
+        nothing is written (helper 35)."""
         # What still waits is read first, then where it goes: a change moving on meanwhile
         # is then seen in one place or the other.
         now_wall, now = time.time(), time.monotonic()
@@ -342,7 +344,8 @@ class Realtime:
             oldest = min(oldest, first)
         channel = self._channel
         if not (
-            self.watched is not None
+            oldest > -math.inf
+            and self.watched is not None
             and self.ready.is_set()
             and self.watches is not None
             and not self.watches.limited
@@ -374,7 +377,7 @@ class Realtime:
         """Send again the paths Fusion may still hide behind a tombstone (see tombstones.py):
         queued as changes, so each row is read from the disk when it goes out."""
         for path in self.tombstones.due():
-            self.pending.add(path, Change.UPSERT, parent_of(path))
+            self.pending.add(path, Change.UPSERT, parent_of(path), resent=True)
 
     def _setup(self) -> None:
         """Watch every directory, breadth first, so a limit leaves the shallow ones watched."""
