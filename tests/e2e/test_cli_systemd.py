@@ -151,6 +151,7 @@ def test_systemd_unit_quotes_odd_paths_and_refuses_relative_ones(run_cli) -> Non
             "--config '/etc/a.yaml\\nExecStartPre=/x' holds a control character",
         ),
         (("--user", "bob smith"), "--user 'bob smith' is not a user name systemd accepts"),
+        (("--home", ""), "--home '' is relative"),
     ):
         result = run_cli("systemd-unit", *args)
         assert result.returncode == 78 and result.stderr.startswith(f"error: {error}"), result

@@ -39,6 +39,8 @@ def test_another_roots_time_means_no_catch_up(tmp_path: Path) -> None:
         '{"root": "/data", "until": "-Infinity"}',
         '{"root": "/data", "until": -5}',
         '{"root": "/data", "until": [1]}',
+        "{}",
+        '{"until": 5}',
     ],
 )
 def test_a_damaged_file_means_everything_goes_again(

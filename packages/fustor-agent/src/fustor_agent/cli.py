@@ -371,8 +371,10 @@ def systemd_unit(
     RestartPreventExitStatus=2 78); redirect it to /etc/systemd/system/fustor-agent.service.
     --home and --config may also come before the command name."""
     given = ctx.parent.params if ctx.parent is not None else {}
-    home_dir = home_dir or given.get("home_dir") or systemd.TEMPLATE_HOME
-    config_path = config_path or given.get("config_path")
+    if home_dir is None:
+        home_dir = given.get("home_dir") or systemd.TEMPLATE_HOME
+    if config_path is None:
+        config_path = given.get("config_path")
     click.echo(systemd.unit_text(home_dir, config_path, user), nl=False)
 
 

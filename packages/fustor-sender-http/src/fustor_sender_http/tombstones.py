@@ -102,7 +102,8 @@ class DeletedPaths:
             and all(e.event_type is not EventType.DELETE for e in batch.events)
         ):
             return []
-        evicted, cleared = self._evicted, self._cleared
+        cleared = self._cleared
+        newer, older = (self._evicted + [None, None])[:2]
         candidates: dict[Any, tuple[int, Row]] = {}
         deleted: set[Any] = set()
         at = 0
@@ -117,9 +118,9 @@ class DeletedPaths:
                         path in deleted
                         or key in keys
                         or (
-                            evicted
+                            newer is not None
                             and key not in cleared
-                            and any(key in bloom for bloom in evicted)
+                            and (key in newer or (older is not None and key in older))
                         )
                     ):
                         candidates[path] = (at + i, row)

@@ -58,7 +58,7 @@ class WatchedUntil:
             return None
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            if data.get("root") != self.root:
+            if data["root"] != self.root:
                 return None
             until = float(data["until"])
             if not 0.0 <= until <= time.time() + _CLOCK_SLACK_SEC:  # NaN included
