@@ -103,7 +103,7 @@ class DeletedPaths:
         ):
             return []
         cleared = self._cleared
-        newer, older = (self._evicted + [None, None])[:2]
+        newer, older = [*self._evicted, None, None][:2]
         candidates: dict[Any, tuple[int, Row]] = {}
         deleted: set[Any] = set()
         at = 0
