@@ -48,6 +48,31 @@ def config(out: Path, *pipe_ids: str, disabled: tuple[str, ...] = ()) -> str:
     )
 
 
+def fs_config(root: Path | str, out: Path, **params: object) -> str:
+    """One pipe ``p``: an fs source ``s`` on ``root`` (``params``: its driver_params) to
+    an echo sender writing JSON lines to ``out``."""
+    return yaml.safe_dump(
+        {
+            "sources": [
+                {
+                    "id": "s",
+                    "type": "fs",
+                    "config": {"uri": str(root), "driver_params": params},
+                }
+            ],
+            "senders": [
+                {
+                    "id": "e",
+                    "type": "echo",
+                    "config": {"driver_params": {"format": "json", "output": str(out)}},
+                }
+            ],
+            "pipes": [{"id": "p", "source_id": "s", "sender_id": "e"}],
+            "console": {"enabled": False},
+        }
+    )
+
+
 @pytest.fixture
 def home_cleanup(fustor_home: Path) -> Iterator[Path]:
     """Whatever a failing test leaves running is killed."""
@@ -371,29 +396,7 @@ def test_a_root_not_there_yet_is_waited_for(
     exit would stop every other pipe too, and systemd does not restart exit code 78). An
     explicit fanotify backend waits too: it is checked once the root is there."""
     root, out = tmp_path / "share" / "data", tmp_path / "rows.jsonl"
-    params = {"watch_backend": backend}
-    (home_cleanup / "agent-config.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "sources": [
-                    {
-                        "id": "s",
-                        "type": "fs",
-                        "config": {"uri": str(root), "driver_params": params},
-                    }
-                ],
-                "senders": [
-                    {
-                        "id": "e",
-                        "type": "echo",
-                        "config": {"driver_params": {"format": "json", "output": str(out)}},
-                    }
-                ],
-                "pipes": [{"id": "p", "source_id": "s", "sender_id": "e"}],
-                "console": {"enabled": False},
-            }
-        )
-    )
+    (home_cleanup / "agent-config.yaml").write_text(fs_config(root, out, watch_backend=backend))
     waits = f"uri '{root}' does not exist (yet): the pipe waits until it does"
     checked = run_cli("validate")
     assert checked.returncode == 0, checked.stderr
@@ -431,29 +434,7 @@ def test_a_source_that_cannot_work_puts_its_pipe_in_error(run_cli, home_cleanup:
     ``starting`` that never ends."""
     out = tmp_path / "rows.jsonl"
     (home_cleanup / "agent-config.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "sources": [
-                    {
-                        "id": "s",
-                        "type": "fs",
-                        "config": {
-                            "uri": "/proc/sys",
-                            "driver_params": {"watch_backend": "fanotify"},
-                        },
-                    }
-                ],
-                "senders": [
-                    {
-                        "id": "e",
-                        "type": "echo",
-                        "config": {"driver_params": {"format": "json", "output": str(out)}},
-                    }
-                ],
-                "pipes": [{"id": "p", "source_id": "s", "sender_id": "e"}],
-                "console": {"enabled": False},
-            }
-        )
+        fs_config("/proc/sys", out, watch_backend="fanotify")
     )
     started_pid(run_cli("start", "-D"))
     refusal = (
