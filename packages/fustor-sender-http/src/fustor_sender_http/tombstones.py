@@ -148,7 +148,7 @@ class DeletedPaths:
             key = hash(row.get("path"))
             if key in self._keys:
                 del self._keys[key]
-            else:  # found through the filters (or deleted earlier in the same batch)
+            else:  # found through the filters (this batch's deletes were remembered above)
                 self._cleared[key] = None
                 if len(self._cleared) > self.limit:
                     self._cleared.popitem(last=False)
