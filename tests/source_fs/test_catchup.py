@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from fs_helpers import Live, make_source
 
 from fustor_source_fs.catchup import WATCHED_FILE, WRITE_EVERY_SEC, WatchedUntil
+from fustor_source_fs.filters import PathFilter
+from fustor_source_fs.rows import make_lister
+from fustor_source_fs.walk import RowSink
 
 
 def test_the_time_is_written_at_most_every_few_seconds_and_read_back(tmp_path: Path) -> None:
@@ -69,10 +76,6 @@ def test_no_state_dir_keeps_nothing_and_a_write_error_is_logged_once(
 def test_the_snapshot_notes_entries_changed_since_and_stops_one_past_the_limit(
     tmp_path: Path,
 ) -> None:
-    from fustor_source_fs.filters import PathFilter
-    from fustor_source_fs.rows import make_lister
-    from fustor_source_fs.walk import RowSink
-
     (tmp_path / "d").mkdir()
     for name in "abcde":
         (tmp_path / "d" / name).write_text(name)
@@ -118,11 +121,6 @@ def test_the_time_is_written_under_steady_churn_held_back_to_what_still_waits(
     """A build making and removing a temporary file every 0.2 s: a delete is always held
     for its settle window, and the time used to be never written, so a crash lost the
     catch-up (helper 33). It is written, and never later than a change not yet sent."""
-    import asyncio
-    import time
-
-    from fs_helpers import Live, make_source
-
     root = tmp_path / "w"
     (root / "tmp").mkdir(parents=True)
     state = tmp_path / "state"
@@ -158,11 +156,6 @@ def test_the_time_is_written_under_steady_churn_held_back_to_what_still_waits(
 def test_a_path_sent_again_holds_the_time_back_until_it_is_out(tmp_path: Path) -> None:
     """A re-send (a catch-up, a set-back a walk found) may stand for a change hours old:
     while it waits, nothing is written, or a crash then would lose it (helper 35)."""
-    import asyncio
-    import threading
-
-    from fs_helpers import Live, make_source
-
     root = tmp_path / "w"
     root.mkdir()
     state = tmp_path / "state"
@@ -222,11 +215,6 @@ def test_a_stop_while_the_emitter_holds_taken_work_writes_no_later_time(
     """A clean stop notes the time once more; work the emitter took but did not send yet
     holds it back to when that work arrived (helper 35). ``recovery_ctime_slack_sec``
     covers the moment between a change and its arrival."""
-    import asyncio
-    import threading
-
-    from fs_helpers import Live, make_source
-
     root = tmp_path / "w"
     root.mkdir()
     state = tmp_path / "state"

@@ -542,9 +542,11 @@ class FsSource(SourceDriver):
     # -- figures -------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        reason = self.health()
-        if self._guard is None:  # not started: the root could not be opened (yet)
-            reason = f"{self.root} is not open (the source has not started)"
+        reason = (
+            self.health()
+            if self._guard is not None
+            else f"{self.root} is not open (the source has not started)"
+        )
         out: dict[str, Any] = {
             "root": self.root,
             "root_available": reason is None,
