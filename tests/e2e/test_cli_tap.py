@@ -182,7 +182,7 @@ def test_tap_of_an_unknown_pipe_or_without_agent(agent: Agent, tmp_path: Path) -
     home = agent.env["FUSTOR_HOME"]
     assert (result.returncode, result.stderr) == (
         1,
-        f"error: not running (no agent answers for FUSTOR_HOME={home})\n",
+        f"error: not running (no agent answers for the home {home})\n",
     )
 
 

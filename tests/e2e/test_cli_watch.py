@@ -146,7 +146,7 @@ def test_a_root_whose_name_is_not_utf8_is_logged_escaped_never_lost(watch, tmp_p
     assert "Logging error" not in err and "UnicodeEncodeError" not in err
     for text in (err, log):  # the raw byte, shown escaped, in every line that names the root
         assert "realtime backend for " + str(tmp_path) + "/caf\\udce9" in text
-        assert "watching 1 directories under " + str(tmp_path) + "/caf\\udce9" in text
+        assert "watching 1 directory under " + str(tmp_path) + "/caf\\udce9" in text
 
 
 def test_the_agent_stops_when_its_stdout_reader_goes(agent_cmd, fustor_home, tmp_path):

@@ -44,7 +44,7 @@ MAX_REQUEST = 64 * 1024
 
 class NotRunning(FustorError):
     def __init__(self, home: Path, why: str | None = None) -> None:
-        super().__init__(why or f"not running (no agent answers for FUSTOR_HOME={home})")
+        super().__init__(why or f"not running (no agent answers for the home {home})")
         self.home = home
 
 

@@ -420,25 +420,26 @@ class Realtime:
         watched = len(watches)
         self.dirs = max(count, watched) if self._covered_all else count
         if watches.limited:
-            limit = (
-                "the kernel limit fs.inotify.max_user_watches"
-                if watches.kernel_limited
-                else f"max_watches={self.params.max_watches}"
-            )
+            if watches.kernel_limited:
+                limit = "the kernel limit fs.inotify.max_user_watches"
+                fix = f"sysctl -w fs.inotify.max_user_watches={_kernel_watch_limit() + count}"
+            else:
+                limit = f"max_watches={self.params.max_watches}"
+                fix = f"driver_params.max_watches to at least {count}, or unset it"
             log.warning(
                 "watching %d of %d directories (%.1f%%): out of inotify watches (%s). Raise it "
-                "(sysctl -w fs.inotify.max_user_watches=%d, and/or driver_params.max_watches); "
-                "until then changes in unwatched directories are found by audit only",
+                "(%s); until then changes in unwatched directories are found by audit only",
                 watched,
                 count,
                 100.0 * watched / max(count, 1),
                 limit,
-                _kernel_watch_limit() + count,
+                fix,
             )
         else:
             log.info(
-                "watching %d directories under %s (%.1f s)",
+                "watching %d %s under %s (%.1f s)",
                 watched,
+                "directory" if watched == 1 else "directories",
                 self.root,
                 time.monotonic() - started,
             )
