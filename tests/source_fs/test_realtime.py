@@ -324,15 +324,17 @@ def test_snapshot_while_watches_are_being_placed(
         os.makedirs(f"{root}/d{i:03d}/sub")
     listings: list[tuple[str, str]] = []  # (walk, directory) in the order they happened
 
-    def counting(walk: str, list_dir):  # type: ignore[no-untyped-def]
-        def wrapper(fd: int, rel_dir: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+    def counting(walk: str, listing):  # type: ignore[no-untyped-def]
+        # list_dir(fd, rel_dir, ...) for the watch walk, open_dir(abs_dir, rel_dir) for the
+        # snapshot's visitor (it lists in place).
+        def wrapper(where: object, rel_dir: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
             listings.append((walk, rel_dir))
-            return list_dir(fd, rel_dir, *args, **kwargs)
+            return listing(where, rel_dir, *args, **kwargs)
 
         return wrapper
 
     monkeypatch.setattr(realtime_module, "list_dir", counting("watch", realtime_module.list_dir))
-    monkeypatch.setattr(rows_module, "list_dir", counting("snapshot", rows_module.list_dir))
+    monkeypatch.setattr(rows_module, "open_dir", counting("snapshot", rows_module.open_dir))
 
     async def main() -> None:
         source = make_source(root)

@@ -37,6 +37,24 @@ def test_snapshot_reports_every_dir_and_file(root: str) -> None:
     assert not rows["/a.txt"]["is_directory"]
 
 
+def test_snapshot_rows_are_the_row_builders_rows(root: str) -> None:
+    """The snapshot's visitor builds its rows in place (hot loop): every kind of entry gets
+    exactly the row :func:`row_of` makes from its lstat, nothing more or less."""
+    from fustor_source_fs.rows import row_of
+
+    write(f"{root}/d/f.txt", b"abc")
+    os.link(f"{root}/d/f.txt", f"{root}/d/hard")
+    os.symlink("f.txt", f"{root}/d/link")
+    os.mkfifo(f"{root}/d/fifo")
+    for filtered in ({}, {"exclude": ["skip*"], "file_pattern": "*"}):
+        rows = _by_path(rows_of(run_phase(make_source(root, **filtered), "snapshot")))
+        expected = {
+            rel: row_of(rel, os.lstat(root + rel if rel != "/" else root))
+            for rel in ("/", "/d", "/d/f.txt", "/d/hard", "/d/link", "/d/fifo")
+        }
+        assert rows == expected
+
+
 def test_symlinks_are_links_and_never_followed(root: str, tmp_path: os.PathLike[str]) -> None:
     outside = os.path.join(tmp_path, "outside")
     write(f"{outside}/secret.txt")

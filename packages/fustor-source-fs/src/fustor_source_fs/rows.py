@@ -11,7 +11,7 @@ from collections.abc import Callable
 from fustor_core import Row
 from fustor_source_fs.deep import open_dir
 from fustor_source_fs.filters import PathFilter
-from fustor_source_fs.listing import child_prefix, list_dir
+from fustor_source_fs.listing import child_prefix
 from fustor_source_fs.walk import RowSink
 
 __all__ = [
@@ -35,9 +35,10 @@ DirTask = tuple[str, str]
 
 
 def row_of(rel: str, st: os.stat_result, is_dir: bool | None = None) -> Row:
-    """The upsert row of root-relative ``rel`` from its (l)stat result: the one place a row's
-    fields are built (times in seconds since the epoch, size in bytes). ``is_dir`` when the
-    caller already knows it (from the directory entry), else it is read from ``st``."""
+    """The upsert row of root-relative ``rel`` from its (l)stat result (times in seconds since
+    the epoch, size in bytes); the snapshot's visitor (:func:`make_lister`) builds the same
+    fields in place. ``is_dir`` when the caller already knows it (from the directory entry),
+    else it is read from ``st``."""
     return {
         "path": rel,
         "size": st.st_size,
@@ -83,13 +84,19 @@ def make_lister(
     (wall time, seconds) or later are added to ``changed`` as ``(rel, moved)``, ``moved``
     for a directory whose mtime is older (renamed or moved in, not written into), one past
     ``changed_limit`` at most (the caller then knows there were too many). Kept flat on
-    purpose:
-    this loop runs once per file of a million-file snapshot.
+    purpose, with :func:`row_of`'s fields built in place: this loop runs once per file of a
+    million-file snapshot.
     """
+    excluded = None if flt.trivial else flt.excluded
+    wants_file = flt.wants_file
+    is_dir_mode = stat_mod.S_ISDIR
 
     def visit(task: DirTask) -> list[DirTask]:
+        # list_dir's rules, inlined: a generator and a call per entry cost 0.5-0.8 us a row
+        # (7% of a warm local walk); the file type is the stat's, read at the row's moment.
         abs_dir, rel_dir = task
         rows: list[Row] = []
+        append = rows.append
         subdirs: list[DirTask] = []
         if before_list is not None:
             before_list(rel_dir)
@@ -102,26 +109,47 @@ def make_lister(
                 on_error(rel_dir, exc)
             return subdirs
         base = "" if abs_dir == "/" else abs_dir
+        prefix = child_prefix(rel_dir)
         try:
-            for entry, rel, is_dir in list_dir(fd, rel_dir, flt):
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:  # vanished since the listing
-                    continue
-                if st.st_nlink > 1 and note_link is not None and not is_dir:
-                    note_link(rel, st)
-                rows.append(row_of(rel, st, is_dir))
-                if (
-                    st.st_ctime >= changed_since
-                    and changed is not None
-                    and len(changed) <= changed_limit
-                ):
-                    changed.append((rel, is_dir and st.st_mtime < changed_since))
-                if is_dir:
-                    subdirs.append((base + "/" + entry.name, rel))
-                if len(rows) >= batch_size:
-                    sink.extend(rows)
-                    rows = []
+            with os.scandir(fd) as it:
+                for entry in it:
+                    name = entry.name
+                    rel = prefix + name
+                    if excluded is not None:
+                        try:
+                            typed_dir = entry.is_dir(follow_symlinks=False)
+                        except OSError:
+                            continue
+                        if excluded(name, rel) or not (typed_dir or wants_file(name)):
+                            continue
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:  # vanished since the listing
+                        continue
+                    is_dir = is_dir_mode(st.st_mode)
+                    append(
+                        {
+                            "path": rel,
+                            "size": st.st_size,
+                            "modified_time": st.st_mtime,
+                            "created_time": st.st_ctime,
+                            "is_directory": is_dir,
+                        }
+                    )
+                    if is_dir:
+                        subdirs.append((base + "/" + name, rel))
+                    elif st.st_nlink > 1 and note_link is not None:
+                        note_link(rel, st)
+                    if (
+                        st.st_ctime >= changed_since
+                        and changed is not None
+                        and len(changed) <= changed_limit
+                    ):
+                        changed.append((rel, is_dir and st.st_mtime < changed_since))
+                    if len(rows) >= batch_size:
+                        sink.extend(rows)
+                        rows = []
+                        append = rows.append
         except OSError as exc:
             if on_error is not None:
                 on_error(rel_dir, exc)
