@@ -4,6 +4,7 @@ failing pipe never stops the others."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 from agent_fakes import World, running, wait_until
@@ -231,3 +232,24 @@ def test_a_reload_to_no_pipes_at_all_is_refused_and_changes_nothing(home):
             assert summary["removed"] == ["a", "b"] and not agent._pipes
 
     asyncio.run(main())
+
+
+def test_a_state_directory_that_cannot_be_made_is_one_line_naming_it(home, caplog):
+    """``state`` left as a regular file: each pipe's state directory cannot be made. One
+    error line names the path and why (it was a traceback), and status carries it."""
+    home.root.mkdir(parents=True, exist_ok=True)
+    (home.root / "state").write_text("not a directory")
+    world = World()
+
+    async def main() -> dict:
+        async with running(Agent(world.config({"id": "p"}), home)) as agent:
+            await wait_until(lambda: agent.status().to_json()["pipes"][0]["state"] == "error")
+            return agent.status().to_json()["pipes"][0]
+
+    with caplog.at_level(logging.ERROR, logger="fustor_agent"):
+        status = asyncio.run(main())
+    where = f"{home.root / 'state' / 'p'}: Not a directory"
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.getMessage() for r in errors] == [f"pipe p cannot be created: {where}"]
+    assert errors[0].exc_info is None
+    assert where in status["last_error"]["message"]

@@ -139,9 +139,13 @@ class Agent:
                 entry, source, self.config.senders[entry.sender_id], self.agent_id, state_dir
             )
         except Exception as exc:
-            # A driver that cannot even be created stops only its own pipe.
-            logger.exception("pipe %s cannot be created", pipe_id, extra={"pipe_id": pipe_id})
-            self._broken[pipe_id] = ErrorInfo(message=f"{CANNOT_CREATE}{exc}", at=time.time())
+            # A driver that cannot even be created stops only its own pipe. A file the agent
+            # cannot make (its state directory) is one line naming it; a driver's bug, a trace.
+            report, problem = logger.exception, str(exc)
+            if isinstance(exc, OSError) and exc.filename is not None:
+                report, problem = logger.error, f"{exc.filename}: {exc.strerror or exc}"
+            report("pipe %s cannot be created: %s", pipe_id, problem, extra={"pipe_id": pipe_id})
+            self._broken[pipe_id] = ErrorInfo(message=f"{CANNOT_CREATE}{problem}", at=time.time())
             return
         pipe.runner.delivery.on_sent = functools.partial(self.taps.publish, pipe_id)
         self._pipes[pipe_id] = pipe
