@@ -342,3 +342,21 @@ def test_a_user_passwd_credential_for_fusion_is_one_error_saying_what_to_write(h
         "Fusion's receivers.<id>.api_keys"
     )
     assert "s3cret-pw" not in str(caught.value)
+
+
+def test_a_pipe_of_default_yaml_defined_again_later_still_runs_on_a_plain_start(
+    home, registry, monkeypatch
+):
+    """default.yaml's pipe defined again in a later file: that definition is used, and the
+    pipe is still default.yaml's (a plain start ran nothing, saying none was enabled)."""
+    from fustor_agent.selection import legacy_default, select_pipes
+
+    monkeypatch.setenv("FUSION_KEY", "k")
+    later = PIPES.replace("audit_interval_sec: 600", "audit_interval_sec: 900")
+    write_legacy(home, default=DEFAULT + PIPES, zz=later)
+    config = load_config(home, registry)
+    assert config.pipes["research-sync"].audit_interval_sec == 900
+    assert config.pipe_files["research-sync"] == "agent-config/zz.yaml"
+    assert legacy_default(config) == {"research-sync", "paused"}
+    assert select_pipes(config, ["default.yaml"]) == {"research-sync", "paused"}
+    assert select_pipes(config, ["zz.yaml"]) == {"research-sync", "paused"}

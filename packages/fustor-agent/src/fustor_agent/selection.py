@@ -20,6 +20,11 @@ def is_file_selector(target: str) -> bool:
     return target.endswith((".yaml", ".yml"))
 
 
+def _files_of(config: AgentConfig, pipe_id: str) -> tuple[str, ...]:
+    """Every file that defines ``pipe_id`` (a 0.8.17 layout may define it more than once)."""
+    return (*config.earlier_pipe_files.get(pipe_id, ()), config.pipe_files[pipe_id])
+
+
 def _known(config: AgentConfig) -> str:
     return ", ".join(sorted(config.pipes)) or "none"
 
@@ -42,7 +47,8 @@ def select_pipes(config: AgentConfig, targets: Iterable[str]) -> frozenset[str] 
             wanted = PurePath(target).name
             found = {
                 pipe_id
-                for pipe_id, label in config.pipe_files.items()
+                for pipe_id in config.pipe_files
+                for label in _files_of(config, pipe_id)
                 if label == target or PurePath(label).name == wanted
             }
             if not found:
@@ -63,14 +69,15 @@ def select_pipes(config: AgentConfig, targets: Iterable[str]) -> frozenset[str] 
 
 def legacy_default(config: AgentConfig) -> frozenset[str] | None:
     """The pipes a plain ``start`` runs from a 0.8.17 layout directory with a
-    ``default.yaml``: those defined in that file (the other files' pipes run when named,
-    ``start set2.yaml``); ``None`` (every pipe) for any other configuration."""
+    ``default.yaml``: those defined in that file, also when a later file defines them again
+    (that definition is used); the other files' pipes run when named (``start set2.yaml``).
+    ``None`` (every pipe) for any other configuration."""
     if config.path is None or not (config.path / DEFAULT_FILE).is_file():
         return None
     return frozenset(
         pipe_id
-        for pipe_id, label in config.pipe_files.items()
-        if PurePath(label).name == DEFAULT_FILE
+        for pipe_id in config.pipe_files
+        if any(PurePath(label).name == DEFAULT_FILE for label in _files_of(config, pipe_id))
     )
 
 

@@ -274,6 +274,8 @@ def _later_wins(doc: RawDocument, problems: Problems) -> None:
             if winner is raw:
                 kept.append(raw)
             else:
+                if kind == "pipes":
+                    doc.earlier_pipe_files.setdefault(str(raw.data.get("id")), []).append(raw.file)
                 problems.warn(
                     raw.file,
                     raw.location,

@@ -125,6 +125,9 @@ class AgentConfig:
     warnings: tuple[str, ...] = ()
     pipe_files: dict[str, str] = field(default_factory=dict)
     """Pipe id → the file (as labelled in messages) that defines it."""
+    earlier_pipe_files: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Pipe id → files of a 0.8.17 layout that defined it too, earlier (the later
+    definition is used): ``start FILE.yaml`` and a plain start count those as well."""
 
     def pipe_signature(self, pipe_id: str) -> tuple[PipeEntry, SourceSpec, SenderSpec]:
         """Everything a running pipe depends on; a reload restarts it when this changes,

@@ -54,6 +54,8 @@ class RawDocument:
     console: RawEntry | None = None
     logging: RawEntry | None = None
     agent_id: str | None = None
+    earlier_pipe_files: dict[str, list[str]] = field(default_factory=dict)
+    """Pipe id → the files of a 0.8.17 layout that defined it before the definition used."""
     unreadable: set[str] = field(default_factory=set)
     """Sections (``sources``...) already reported as not a list: pipes' references into them
     are not reported again as unknown ids."""
@@ -224,4 +226,9 @@ def resolve(
         agent_id=doc.agent_id,
         warnings=tuple(problems.warnings),
         pipe_files={pid: raw.file for pid, (raw, _) in pipes.items() if pid in pipe_entries},
+        earlier_pipe_files={
+            pid: tuple(files)
+            for pid, files in doc.earlier_pipe_files.items()
+            if pid in pipe_entries
+        },
     )
