@@ -481,7 +481,7 @@ def test_a_pipe_that_cannot_be_created_stops_alone_and_a_reload_retries_it(
     (home / "state" / "p1").write_text("")
     result = run_cli("start", "-D")
     started_pid(result)
-    blocked = f"cannot create the pipe: [Errno 17] File exists: '{home / 'state' / 'p1'}'"
+    blocked = f"cannot create the pipe: {home / 'state' / 'p1'}: File exists"
     assert f"warning: pipe p1: {blocked} (fix it, then run fustor-agent reload)" in result.stderr
     pipes = {p["id"]: p for p in status_json(run_cli)["pipes"]}
     assert pipes["p1"]["state"] == "error" and pipes["p1"]["last_error"]["message"] == blocked

@@ -594,13 +594,14 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
     sender = make_sender(fusion, tmp_path / "state")
 
     batches: asyncio.Queue[Batch] = asyncio.Queue()
+    forwarded: list[dict] = []
 
-    async def realtime_row_of(path: str) -> None:
-        while True:
+    async def realtime_rows_until(done: Callable[[list[dict]], bool]) -> None:
+        """Send realtime's batches to Fusion until the rows sent so far satisfy ``done``."""
+        while not done(forwarded):
             batch = await asyncio.wait_for(batches.get(), 10)
             assert (await sender.send(batch)).ok
-            if any(r["path"] == path for e in batch.events for r in e.rows):
-                return
+            forwarded.extend(r for e in batch.events for r in e.rows)
 
     async def run() -> None:
         async with _realtime_into(source, batches.put):
@@ -611,7 +612,11 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
             rows = await _audit_round(source, sender, False, end=False)
             assert any(r["path"] == "/d" and r.get("audit_skipped") for r in rows), rows
             (root / "d" / "new").write_text("new")
-            await realtime_row_of("/d")
+            # /d's row, and /d/new's once written (its create may go alone, with size 0).
+            await realtime_rows_until(
+                lambda rows: any(r["path"] == "/d" for r in rows)
+                and any(r["path"] == "/d/new" and r["size"] == 3 for r in rows)
+            )
             assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
             assert fusion.files() == disk_tree(root)
 
