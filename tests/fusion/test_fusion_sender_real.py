@@ -614,8 +614,10 @@ def test_a_realtime_directory_row_during_an_audit_deletes_nothing(
             (root / "d" / "new").write_text("new")
             # /d's row, and /d/new's once written (its create may go alone, with size 0).
             await realtime_rows_until(
-                lambda rows: any(r["path"] == "/d" for r in rows)
-                and any(r["path"] == "/d/new" and r["size"] == 3 for r in rows)
+                lambda rows: (
+                    any(r["path"] == "/d" for r in rows)
+                    and any(r["path"] == "/d/new" and r["size"] == 3 for r in rows)
+                )
             )
             assert (await sender.signal(PhaseSignal.AUDIT_END)).ok  # answered once applied
             assert fusion.files() == disk_tree(root)
