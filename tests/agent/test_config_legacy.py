@@ -360,3 +360,5 @@ def test_a_pipe_of_default_yaml_defined_again_later_still_runs_on_a_plain_start(
     assert legacy_default(config) == {"research-sync", "paused"}
     assert select_pipes(config, ["default.yaml"]) == {"research-sync", "paused"}
     assert select_pipes(config, ["zz.yaml"]) == {"research-sync", "paused"}
+    with pytest.raises(ConfigError, match=r"\(files with pipes: default.yaml, zz.yaml\)"):
+        select_pipes(config, ["nope.yaml"])

@@ -114,6 +114,10 @@ def _as_nobody(work: Callable[[], object]) -> object:
     """Run ``work`` in a forked child without root's right to read any directory."""
     if os.geteuid() != 0:
         return json.loads(json.dumps(work()))
+    # The child may not read the interpreter's own files (under a 0700 /root): what the
+    # snapshot imports lazily (asyncio.to_thread's executor) is imported here first.
+    import concurrent.futures.thread  # noqa: F401
+
     read_fd, write_fd = os.pipe()
     with warnings.catch_warnings():
         # 3.12+ warns about fork() in a threaded process; the child only walks and exits.
@@ -292,3 +296,43 @@ def test_non_utf8_names_requested_in_their_wire_form_are_found(root: str) -> Non
         ("/caf%E9/r%E9sum%E9.txt", 5),
         ("/100%AB.txt", 1),
     ]
+
+
+def test_a_directory_replaced_by_a_file_during_the_listing_obeys_file_pattern(
+    root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The listing says ``data`` is a directory; before its lstat it becomes a file. The row
+    follows the lstat (a file), so ``file_pattern`` applies to it (helper 36 saw it sent)."""
+    from fustor_source_fs import rows as rows_module
+
+    os.mkdir(f"{root}/data")
+    write(f"{root}/a.txt")
+    real_scandir = os.scandir
+
+    class Entry:
+        def __init__(self, entry: os.DirEntry[str]) -> None:
+            self._entry, self.name = entry, entry.name
+
+        def is_dir(self, follow_symlinks: bool = True) -> bool:
+            typed = self._entry.is_dir(follow_symlinks=follow_symlinks)
+            if self.name == "data":  # replaced right after the listing read it
+                os.rmdir(f"{root}/data")
+                write(f"{root}/data")
+            return typed
+
+        def stat(self, follow_symlinks: bool = True) -> os.stat_result:
+            return self._entry.stat(follow_symlinks=follow_symlinks)
+
+    class Listing:
+        def __init__(self, fd: int) -> None:
+            self._it = real_scandir(fd)
+
+        def __enter__(self):  # type: ignore[no-untyped-def]
+            return (Entry(e) for e in self._it)
+
+        def __exit__(self, *exc: object) -> None:
+            self._it.close()
+
+    monkeypatch.setattr(rows_module.os, "scandir", Listing)
+    rows = rows_of(run_phase(make_source(root, file_pattern="*.txt"), "snapshot"))
+    assert {r["path"] for r in rows} == {"/", "/a.txt"}

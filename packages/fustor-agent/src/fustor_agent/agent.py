@@ -126,6 +126,12 @@ class Agent:
 
     async def _start_pipe(self, pipe_id: str) -> None:
         entry = self.config.pipes[pipe_id]
+        state_dir = self.home.state_dir(pipe_id)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # e.g. a file where it goes: one line naming it
+            self._cannot_create(pipe_id, f"{exc.filename}: {exc.strerror or exc}")
+            return
         try:
             source = self._sources.get(entry.source_id)
             if source is None:
@@ -133,19 +139,12 @@ class Agent:
                     self.config.sources[entry.source_id],
                     self.home.source_state_dir(entry.source_id),
                 )
-            state_dir = self.home.state_dir(pipe_id)
-            state_dir.mkdir(parents=True, exist_ok=True)
             pipe = Pipe(
                 entry, source, self.config.senders[entry.sender_id], self.agent_id, state_dir
             )
         except Exception as exc:
-            # A driver that cannot even be created stops only its own pipe. A file the agent
-            # cannot make (its state directory) is one line naming it; a driver's bug, a trace.
-            report, problem = logger.exception, str(exc)
-            if isinstance(exc, OSError) and exc.filename is not None:
-                report, problem = logger.error, f"{exc.filename}: {exc.strerror or exc}"
-            report("pipe %s cannot be created: %s", pipe_id, problem, extra={"pipe_id": pipe_id})
-            self._broken[pipe_id] = ErrorInfo(message=f"{CANNOT_CREATE}{problem}", at=time.time())
+            # A driver that cannot even be created stops only its own pipe.
+            self._cannot_create(pipe_id, str(exc), trace=True)
             return
         pipe.runner.delivery.on_sent = functools.partial(self.taps.publish, pipe_id)
         self._pipes[pipe_id] = pipe
@@ -164,6 +163,11 @@ class Agent:
             entry.sender_id,
             extra={"pipe_id": pipe_id},
         )
+
+    def _cannot_create(self, pipe_id: str, problem: str, trace: bool = False) -> None:
+        report = logger.exception if trace else logger.error
+        report("pipe %s cannot be created: %s", pipe_id, problem, extra={"pipe_id": pipe_id})
+        self._broken[pipe_id] = ErrorInfo(message=f"{CANNOT_CREATE}{problem}", at=time.time())
 
     async def _stop_pipes(self, pipe_ids: list[str]) -> None:
         pipes = [self._pipes.pop(pid) for pid in pipe_ids if pid in self._pipes]

@@ -52,7 +52,13 @@ def select_pipes(config: AgentConfig, targets: Iterable[str]) -> frozenset[str] 
                 if label == target or PurePath(label).name == wanted
             }
             if not found:
-                files = sorted({PurePath(label).name for label in config.pipe_files.values()})
+                files = sorted(
+                    {
+                        PurePath(label).name
+                        for pid in config.pipe_files
+                        for label in _files_of(config, pid)
+                    }
+                )
                 raise ConfigError(
                     f"no pipe of the configuration is defined in {target} "
                     f"(files with pipes: {', '.join(files) or 'none'})"

@@ -423,6 +423,8 @@ class Realtime:
             if watches.kernel_limited:
                 limit = "the kernel limit fs.inotify.max_user_watches"
                 fix = f"sysctl -w fs.inotify.max_user_watches={_kernel_watch_limit() + count}"
+                if self.params.max_watches is not None and self.params.max_watches < count:
+                    fix += f", and driver_params.max_watches to at least {count}"
             else:
                 limit = f"max_watches={self.params.max_watches}"
                 fix = f"driver_params.max_watches to at least {count}, or unset it"

@@ -127,6 +127,8 @@ def make_lister(
                     except OSError:  # vanished since the listing
                         continue
                     is_dir = is_dir_mode(st.st_mode)
+                    if excluded is not None and not is_dir and typed_dir and not wants_file(name):
+                        continue  # a directory replaced by a file since the listing
                     append(
                         {
                             "path": rel,
