@@ -278,6 +278,10 @@ def test_auto_picks_inotify_when_the_tree_fits_and_says_why(root: str) -> None:
 
 
 def test_auto_picks_fanotify_over_the_inotify_budget(root: str) -> None:
+    assert choose(root, FsParams(), PathFilter("*", []), budget=5) == (
+        "inotify",
+        "auto: 1 directory fits the inotify budget of 5 watches",
+    )
     for d in range(6):
         os.makedirs(f"{root}/d{d}")
     name, reason = choose(root, FsParams(), PathFilter("*", []), budget=5)
@@ -285,7 +289,10 @@ def test_auto_picks_fanotify_over_the_inotify_budget(root: str) -> None:
         "fanotify",
         "auto: more than 5 directories, over the inotify budget (fs.inotify.max_user_watches)",
     )
-    assert choose(root, FsParams(), PathFilter("*", []), budget=7)[0] == "inotify"
+    assert choose(root, FsParams(), PathFilter("*", []), budget=7) == (
+        "inotify",
+        "auto: 7 directories fit the inotify budget of 7 watches",
+    )
 
 
 def test_auto_counts_directories_by_link_count_and_honours_excludes(root: str) -> None:

@@ -187,7 +187,8 @@ def choose(
             f"(a tree this large or slow would strain {budget} inotify watches)"
         )
     if dirs <= budget:
-        return "inotify", f"auto: {dirs} directories fit the inotify budget of {budget} watches"
+        fit = "directory fits" if dirs == 1 else "directories fit"
+        return "inotify", f"auto: {dirs} {fit} the inotify budget of {budget} watches"
     return "fanotify", (
         f"auto: more than {budget} directories, over the inotify budget "
         f"(fs.inotify.max_user_watches)"
