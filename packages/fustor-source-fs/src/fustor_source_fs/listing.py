@@ -33,8 +33,7 @@ def list_dir(
     keep it flat.
     """
     prefix = child_prefix(rel_dir)
-    excluded = None if flt.trivial else flt.excluded
-    wants_file = flt.wants_file
+    wants = None if flt.trivial else flt.wants
     with os.scandir(fd) as it:
         for entry in it:
             try:
@@ -45,6 +44,6 @@ def list_dir(
                 continue
             name = entry.name
             rel = prefix + name
-            if excluded is not None and (excluded(name, rel) or not (is_dir or wants_file(name))):
+            if wants is not None and not wants(name, rel, is_dir):
                 continue
             yield entry, rel, is_dir

@@ -151,8 +151,7 @@ class EventReader:
             return
         rel = "/" + name if dir_rel == "/" else dir_rel + "/" + name
         is_dir = bool(mask & _ISDIR)
-        flt = self.flt
-        if flt.excluded(name, rel) or not (is_dir or flt.wants_file(name)):
+        if not self.flt.wants(name, rel, is_dir):
             return
         if self._moves:
             self._settle_moves_at(rel, cookie if mask & _MOVED_TO else None)

@@ -87,8 +87,7 @@ def make_lister(
     purpose, with :func:`row_of`'s fields built in place: this loop runs once per file of a
     million-file snapshot.
     """
-    excluded = None if flt.trivial else flt.excluded
-    wants_file = flt.wants_file
+    wants = None if flt.trivial else flt.wants
     is_dir_mode = stat_mod.S_ISDIR
 
     def visit(task: DirTask) -> list[DirTask]:
@@ -115,19 +114,24 @@ def make_lister(
                 for entry in it:
                     name = entry.name
                     rel = prefix + name
-                    if excluded is not None:
+                    if wants is not None:
                         try:
                             typed_dir = entry.is_dir(follow_symlinks=False)
                         except OSError:
                             continue
-                        if excluded(name, rel) or not (typed_dir or wants_file(name)):
+                        if not wants(name, rel, typed_dir):
                             continue
                     try:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:  # vanished since the listing
                         continue
                     is_dir = is_dir_mode(st.st_mode)
-                    if excluded is not None and not is_dir and typed_dir and not wants_file(name):
+                    if (
+                        wants is not None
+                        and typed_dir
+                        and not is_dir
+                        and not wants(name, rel, False)
+                    ):
                         continue  # a directory replaced by a file since the listing
                     append(
                         {
