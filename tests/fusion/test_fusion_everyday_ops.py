@@ -616,3 +616,57 @@ def test_directories_moved_while_an_audit_lists_them_leave_no_old_names(
     fusion.wait_tree(disk_tree(root), timeout=SETTLE)
     time.sleep(7.0)  # audits end; the parents are cached as unchanged
     fusion.wait_tree(disk_tree(root), timeout=2.0)
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["same-agent", "after-a-restart"])
+@pytest.mark.parametrize("days", [2, 30])
+def test_files_dated_ahead_do_not_hide_a_later_re_creation(
+    fusion: FusionServer, make_agent: MakeAgent, tmp_path: Path, days: int, restart: bool
+) -> None:
+    """Files dated ``days`` ahead (``touch -d``, ``tar x`` from a host whose clock runs ahead)
+    as a fresh view's first realtime rows move Fusion's watermark that far ahead (protocol
+    §5.8: the most common skew, ties to the future), and a delete then stamps its tombstone
+    there. ``rm f; echo > f`` a second later left ``f`` out of Fusion until that date
+    (helper 37): the clearing row was only a day ahead. The sender now clears past the most
+    any realtime mtime it sent ran ahead, also after a restart: the lead is kept in the
+    pipe's state directory, as Fusion keeps its clock's samples (no slack for the restart's
+    catch-up, so that it does not send the dated files again)."""
+    root = tmp_path / "w"
+    (root / "d").mkdir(parents=True)
+    (root / "d" / "victim").write_text("v\n")
+    (root / "dated").mkdir()
+    for i in range(5):
+        (root / "dated" / f"f{i}").write_text("o\n")
+    agent = synced(
+        fusion,
+        make_agent,
+        root,
+        pipe={"audit_interval_sec": 3600},
+        source_params={"recovery_ctime_slack_sec": 0},
+    )
+    ahead = time.time() + days * 86400
+    for i in range(5):
+        os.utime(root / "dated" / f"f{i}", (ahead, ahead))
+    stats = f"/api/v1/views/{fusion.view_id}/stats"
+
+    def watermark_ahead() -> bool:
+        return fusion.get(stats).json()["logical_now"] > time.time() + days * 86400 - 60
+
+    wait_until(watermark_ahead, timeout=SETTLE, what="Fusion's watermark moved ahead")
+    if restart:
+        time.sleep(6.0)  # realtime notes until when it saw everything
+        audits = fusion.get(stats).json()["audit_cycle_count"]
+        agent.stop(signal.SIGKILL)
+        agent.start()
+        # The audit after the new snapshot ended: it would delete a missing file itself.
+        wait_until(
+            lambda: fusion.get(stats).json()["audit_cycle_count"] > audits,
+            timeout=20,
+            what="the restarted agent's first audit",
+        )
+        assert watermark_ahead()
+    (root / "d" / "victim").unlink()
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)  # the delete went out: a tombstone
+    (root / "d" / "victim").write_text("back\n")
+    fusion.wait_tree(disk_tree(root), timeout=SETTLE)
+    assert fusion.files()["/d/victim"][:2] == ("file", 5)

@@ -39,8 +39,9 @@ from fustor_sender_http.responses import (
     parse_session,
 )
 from fustor_sender_http.state import SessionStore
-from fustor_sender_http.tombstones import DeletedPaths, clearing_bodies
+from fustor_sender_http.tombstones import CLEAR_AHEAD_SEC, DeletedPaths, clearing_bodies
 from fustor_sender_http.transport import FusionClient, describe_failure
+from fustor_sender_http.watermark import WatermarkLead
 from fustor_sender_http.wire import encode_batch, encode_body, signal_body, without_audit_flags
 
 __all__ = ["FusionSender"]
@@ -119,6 +120,8 @@ class FusionSender(SenderDriver):
         }
         self._deleted = DeletedPaths(log=context.state_dir / "fusion-deleted-paths.log")
         """Paths this sender's realtime deletes left a Fusion tombstone on (B15)."""
+        self._lead = WatermarkLead(context.state_dir / "fusion-watermark-lead.json")
+        """How far ahead Fusion's watermark, and so its tombstones, may run (protocol §5.8)."""
         install_http_log_filter()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -425,11 +428,19 @@ class FusionSender(SenderDriver):
             strip_audit_flags=strip,
         )
         # After the batch: re-created paths that this sender's deletes left a tombstone on.
-        clear = self._deleted.to_clear(batch) if realtime else []
+        clear: list[Row] = []
+        if realtime:
+            self._lead.note(batch)
+            clear = self._deleted.to_clear(batch)
         if clear:
             rows = without_audit_flags(clear) if strip else clear
             encoded.bodies.extend(
-                clearing_bodies(rows, self.params.max_batch_size, self.params.max_rows_per_event)
+                clearing_bodies(
+                    rows,
+                    self.params.max_batch_size,
+                    self.params.max_rows_per_event,
+                    ahead=CLEAR_AHEAD_SEC + self._lead.seconds,
+                )
             )
         if encoded.dropped_rows:
             self._counters["rows_left_out"] += encoded.dropped_rows

@@ -13,9 +13,9 @@ the stamp consumes the tombstone; Fusion's clock does not sample the snapshot ti
 is applied whatever its mtime (realtime rows are never compared, protocol §5.4). One request is
 one item of Fusion's queue, applied in order, so the node ends as the disk has it. So for each
 path this sender deleted by realtime and now sends as an upsert, :func:`clearing_bodies` makes
-one more request, after the batch: ``[snapshot: the row, mtime a day ahead] + [realtime: the
-row]``. After the batch, not before: a delete of the path earlier in the same batch would stamp
-it again.
+one more request, after the batch: ``[snapshot: the row, mtime a day past the watermark]``
+``+ [realtime: the row]``. After the batch, not before: a delete of the path earlier in the
+same batch would stamp it again.
 
 Fusion's other tiers are not replayed this way (an audit row sent as realtime would hide a blind
 spot); a path an audit finds hidden goes out again through realtime (the fs source's tombstone
@@ -44,9 +44,15 @@ __all__ = ["CLEAR_AHEAD_SEC", "DeletedPaths", "clearing_bodies"]
 logger = logging.getLogger(__name__)
 
 CLEAR_AHEAD_SEC = 86400.0
-"""How far past the row's times (and now) the clearing row's ``modified_time`` is. A tombstone
-carries Fusion's watermark, which follows the storage clock to within a second; a day covers
-any clock that is not broken."""
+"""How far past the row's times (and now) the clearing row's ``modified_time`` is at least. A
+tombstone carries Fusion's watermark, which follows the storage clock to within a second while
+the realtime mtimes are current; a day covers any clock that is not broken. Rows with mtimes
+in the future pull the watermark ahead: the sender adds how far (``watermark.py``)."""
+
+
+_key = hash
+"""A path's key in :class:`DeletedPaths` and its filters (str hashes are salted per process:
+the log keeps paths, not keys; tests put a fixed function here)."""
 
 
 class DeletedPaths:
@@ -113,7 +119,7 @@ class DeletedPaths:
             else:
                 for i, row in enumerate(event.rows):
                     path = row.get("path")
-                    key = hash(path)
+                    key = _key(path)
                     if (
                         path in deleted
                         or key in keys
@@ -145,7 +151,7 @@ class DeletedPaths:
                 self._remember(paths)
                 self._append(paths)
         for row in cleared:
-            key = hash(row.get("path"))
+            key = _key(row.get("path"))
             if key in self._keys:
                 del self._keys[key]
             else:  # found through the filters (this batch's deletes were remembered above)
@@ -158,7 +164,7 @@ class DeletedPaths:
         the Bloom filters."""
         keys, cleared = self._keys, self._cleared
         for path in paths:
-            key = hash(path)
+            key = _key(path)
             keys.pop(key, None)
             keys[key] = None
             cleared.pop(key, None)
@@ -244,10 +250,15 @@ def _removed_after(removed: tuple[dict[Any, int], dict[Any, int]], path: str, at
     return False
 
 
-def clearing_bodies(rows: Iterable[Row], per_request: int, per_event: int) -> list[bytes]:
+def clearing_bodies(
+    rows: Iterable[Row], per_request: int, per_event: int, ahead: float = CLEAR_AHEAD_SEC
+) -> list[bytes]:
     """Ingest bodies (protocol §3.5) that clear each row's tombstone and then apply the row:
     at most ``per_request`` rows in each and ``per_event`` in each event, both rows of a path
-    in the same request (its snapshot event, then its realtime event)."""
+    in the same request (its snapshot event, then its realtime event). The snapshot row's
+    ``modified_time`` is ``ahead`` seconds past now and past the row's own times: at least
+    :data:`CLEAR_AHEAD_SEC`, plus how far Fusion's watermark may run ahead
+    (:mod:`fustor_sender_http.watermark`)."""
     rows = [r for r in rows if r.get("path") and r.get("modified_time") is not None]
     step = max(1, per_request // 2)
     per_event = max(1, min(per_event, step))
@@ -258,15 +269,15 @@ def clearing_bodies(rows: Iterable[Row], per_request: int, per_event: int) -> li
         for first in range(start, min(start + step, len(rows)), per_event):
             chunk = rows[first : min(first + per_event, start + step)]
             now = time.time()
-            ahead = [
+            clearing = [
                 {
                     **row,
                     "modified_time": max(now, row["modified_time"], row.get("created_time") or 0.0)
-                    + CLEAR_AHEAD_SEC,
+                    + ahead,
                 }
                 for row in chunk
             ]
-            events.append(wire_event(EventType.UPDATE, ahead, MessageSource.SNAPSHOT, index))
+            events.append(wire_event(EventType.UPDATE, clearing, MessageSource.SNAPSHOT, index))
             events.append(wire_event(EventType.UPDATE, chunk, MessageSource.REALTIME, index))
         bodies.append(encode_body({"source_type": "message", "is_end": False, "events": events}))
     return bodies
