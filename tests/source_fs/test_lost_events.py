@@ -142,3 +142,41 @@ def test_kernel_watch_limit_enospc(
     assert "watching 4 of 7 directories" in text
     assert "the kernel limit fs.inotify.max_user_watches" in text
     assert "sysctl -w fs.inotify.max_user_watches=" in text
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+@pytest.mark.parametrize("lost", ["kernel overflow", "pending full"])
+def test_a_directory_replaced_while_events_are_lost_ends_as_the_new_entry(
+    root: str, lost: str, kind: str
+) -> None:
+    """``rm -rf sub/a && echo > sub/a`` while events are lost: the rescan upserted the file
+    and then deleted ``/sub/a`` as a watched directory it did not meet again, so Fusion lost
+    the file and kept a tombstone on it (helper 37, one run in two). The rescan now takes a
+    watched directory listed as something else for a type change: its row, no delete."""
+    os.makedirs(f"{root}/sub/a")
+    write(f"{root}/sub/a/s")
+    os.makedirs(f"{root}/keep")
+    params = {} if lost == "kernel overflow" else {"max_pending_paths": 16}
+    count = _max_queued_events() // 2 + 1000 if lost == "kernel overflow" else 300
+
+    async def main() -> None:
+        async with Live(make_source(root, **params)) as rt:
+            reader = rt.source._realtime.reader  # type: ignore[union-attr]
+            reader.paused.set()
+            await asyncio.sleep(0.25)  # the reader finishes its current read and parks
+            for i in range(count):
+                write(f"{root}/keep/x{i:05d}")
+            os.remove(f"{root}/sub/a/s")
+            os.rmdir(f"{root}/sub/a")
+            if kind == "file":
+                write(f"{root}/sub/a", b"file\n")
+            else:
+                os.symlink("nowhere", f"{root}/sub/a")
+            reader.paused.clear()
+            await rt.wait(lambda: bool(rt.upserts("/sub/a")), within=20)
+            await rt.settle(1.0)
+            last = [(t, r) for t, r in rt.events if r["path"] == "/sub/a"][-1]
+            assert last[0] == "update" and last[1]["is_directory"] is False, last
+            assert not rt.deleted("/sub/a/s") or rt.deleted("/sub/a")
+
+    asyncio.run(main())
