@@ -51,10 +51,6 @@ class WatchScan:
 
     def run(self, roots: list[str], workers: int, stop: threading.Event) -> None:
         walk(roots, self.visit, workers=workers, stop=stop, lifo=False)
-        # Watched directories met again under another name (a rename lost with its events):
-        # their old paths go, as the rename's IN_MOVED_FROM would have had them go.
-        if self.can_delete():
-            self.sink.extend([{"path": rel} for rel in self.watches.take_moved()])
 
     def visit(self, rel_dir: str) -> list[str]:
         watches = self.watches

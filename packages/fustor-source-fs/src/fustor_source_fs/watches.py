@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from typing import Protocol, TypeAlias
@@ -32,9 +31,6 @@ WATCH_MASK = (
     | flags.DONT_FOLLOW
 )
 
-
-_MOVED_KEPT = 10_000
-"""Most unseen renames kept for the next rescan (beyond, the audit it asks for finds them)."""
 
 _SURELY_SHORT = 1024
 """Paths of fewer characters are shorter than PATH_MAX (4096 bytes) in any encoding (at most
@@ -109,10 +105,6 @@ class Watches:
         self.unwatchable: dict[str, str] = {}
         """Directories that could not be watched (path -> reason), each logged once; the
         rest of the tree keeps realtime, these are covered by audits."""
-        self.moved: list[str] = []
-        """Old paths of watched directories met again at another path, whose rename was not
-        seen (lost in a queue overflow): the node followed, and a rescan deletes the old path
-        (:meth:`take_moved`)."""
 
     @property
     def exhausted(self) -> bool:
@@ -205,15 +197,9 @@ class Watches:
                 self._rm_watch(wd)
             return None
         if known is not None:
-            old_rel = known.path
-            if old_rel != rel:
-                if not self._renamed(old_rel, rel):
-                    # Same inode reachable twice (bind mount): keep the first; avoids loops.
-                    return None
-                # Renamed while its events were lost: follow it, subtree and all.
-                self.move(known, parent, name)
-                if len(self.moved) < _MOVED_KEPT:
-                    self.moved.append(old_rel)
+            if known.path != rel:
+                # Same inode reachable twice (bind mount): keep the first; avoids loops.
+                return None
             return known
         node = WatchNode(wd, name, parent)
         if parent.children is None:
@@ -224,25 +210,6 @@ class Watches:
         parent.children[name] = node
         self.by_wd[wd] = node
         return node
-
-    def _renamed(self, old_rel: str, rel: str) -> bool:
-        """Whether the directory watched at ``old_rel`` is no longer there but at ``rel``
-        (not the same directory reachable at both, as through a bind mount)."""
-        try:
-            old = os.stat(self.abs_path(old_rel), follow_symlinks=False)
-        except OSError as exc:
-            return exc.errno in (errno.ENOENT, errno.ENOTDIR)
-        try:
-            new = os.stat(self.abs_path(rel), follow_symlinks=False)
-        except OSError:
-            return False
-        return (old.st_dev, old.st_ino) != (new.st_dev, new.st_ino)
-
-    def take_moved(self) -> list[str]:
-        """The old paths of :attr:`moved` that nothing is at now (each returned once)."""
-        with self.lock:
-            moved, self.moved = self.moved, []
-        return [rel for rel in moved if not os.path.lexists(self.abs_path(rel))]
 
     def move(self, node: WatchNode, new_parent: WatchNode, new_name: str) -> None:
         with self.lock:
