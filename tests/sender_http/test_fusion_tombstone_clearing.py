@@ -4,6 +4,7 @@ side is tests/fusion/test_fusion_everyday_ops.py)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import zlib
 from pathlib import Path
@@ -306,27 +307,50 @@ def test_the_clearing_row_passes_a_watermark_pulled_ahead_by_dated_rows(
     assert _clearing_mtime(bodies[-1]) >= before + 31 * DAY - 5
 
 
-def test_rows_of_other_tiers_or_deletes_do_not_move_the_clearing_row(tmp_path: Path) -> None:
-    """Fusion's clock samples realtime upserts only: a dated snapshot row, or a dated delete,
-    leaves the clearing row a day ahead."""
+def test_snapshot_rows_do_not_move_the_clearing_row_but_dated_realtime_deletes_do(
+    tmp_path: Path,
+) -> None:
+    """Fusion's clock samples realtime rows only, deletes with a ``modified_time`` included
+    (its arbitrator updates the clock before it tells deletes from upserts): a dated
+    snapshot row leaves the clearing row a day ahead, a dated realtime delete moves it."""
     ahead = time.time() + 30 * DAY
     snapshot = Batch(
         MessageSource.SNAPSHOT,
         [Event(EventType.UPDATE, [_row("/s", ahead)], MessageSource.SNAPSHOT)],
     )
-    dated_delete = Event(EventType.DELETE, [{"path": "/x", "modified_time": ahead}], RT)
     before = time.time()
     bodies = _send_all(
-        tmp_path,
+        tmp_path / "snapshot",
         FakeReceiver(),
         snapshot,
-        Batch(RT, [dated_delete, _deletes("/g")]),
+        Batch(RT, [_deletes("/g")]),
         Batch(RT, [_upserts("/g")]),
     )
     assert before + DAY <= _clearing_mtime(bodies[-1]) < time.time() + DAY + 5
+    dated_delete = Event(EventType.DELETE, [{"path": "/x", "modified_time": ahead}], RT)
+    bodies = _send_all(
+        tmp_path / "delete",
+        FakeReceiver(),
+        Batch(RT, [dated_delete, _deletes("/g")]),
+        Batch(RT, [_upserts("/g")]),
+    )
+    assert _clearing_mtime(bodies[-1]) >= before + 31 * DAY - 5
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"lead_sec": -3}', '{"lead_sec": "1e9"}', "[]"])
+def test_odd_modified_times_neither_fail_a_send_nor_move_the_lead() -> None:
+    lead = WatermarkLead()
+    ahead = time.time() + 2 * DAY
+    odd = [{"path": "/a", "modified_time": value} for value in ("x", None, True, math.nan)]
+    lead.note(Batch(RT, [Event(EventType.UPDATE, [*odd, _row("/b", ahead)], RT)]))
+    assert 2 * DAY - 5 < lead.seconds <= 2 * DAY
+    lead.note(Batch(RT, [Event(EventType.UPDATE, [{"path": "/c", "modified_time": math.inf}], RT)]))
+    assert lead.seconds <= 2 * DAY
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["{not json", '{"lead_sec": -3}', '{"lead_sec": "1e9"}', '{"lead_sec": Infinity}', "[]"],
+)
 def test_a_damaged_watermark_file_is_no_lead_with_a_warning(
     tmp_path: Path, content: str, caplog: pytest.LogCaptureFixture
 ) -> None:
