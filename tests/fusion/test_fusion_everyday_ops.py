@@ -647,20 +647,24 @@ def test_files_dated_ahead_do_not_hide_a_later_re_creation(
     ahead = time.time() + days * 86400
     for i in range(5):
         os.utime(root / "dated" / f"f{i}", (ahead, ahead))
-    stats = f"/api/v1/views/{fusion.view_id}/stats"
+
+    def stats() -> dict[str, Any]:
+        """The view's stats; empty while Fusion answers 503 (a new session's snapshot)."""
+        response = fusion.get(f"/api/v1/views/{fusion.view_id}/stats")
+        return response.json() if response.status_code == 200 else {}
 
     def watermark_ahead() -> bool:
-        return fusion.get(stats).json()["logical_now"] > time.time() + days * 86400 - 60
+        return stats().get("logical_now", 0) > time.time() + days * 86400 - 60
 
     wait_until(watermark_ahead, timeout=SETTLE, what="Fusion's watermark moved ahead")
     if restart:
         time.sleep(6.0)  # realtime notes until when it saw everything
-        audits = fusion.get(stats).json()["audit_cycle_count"]
+        audits = stats()["audit_cycle_count"]
         agent.stop(signal.SIGKILL)
         agent.start()
         # The audit after the new snapshot ended: it would delete a missing file itself.
         wait_until(
-            lambda: fusion.get(stats).json()["audit_cycle_count"] > audits,
+            lambda: stats().get("audit_cycle_count", -1) > audits,
             timeout=20,
             what="the restarted agent's first audit",
         )
