@@ -75,15 +75,20 @@ class WatchScan:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
+                name = entry.name
+                child = node.children.get(name) if node and node.children else None
                 replaced = False
                 if is_dir:
-                    name = entry.name
                     seen.add(name)
-                    child = node.children.get(name) if node and node.children else None
                     if self.recurse_all or child is None:
                         subdirs.append(rel)
-                elif node is not None and node.children and entry.name in node.children:
-                    replaced = self._replaced(node, entry.name)
+                elif child is not None:
+                    # A watched subdirectory that is something else now (a type change while
+                    # events were lost): its watches go and the new entry's row, which replaces
+                    # the directory in Fusion, goes whatever its ctime. A delete row (_gone,
+                    # vanished) would remove the new entry too and tombstone a path that exists.
+                    self.watches.remove(child, rm_watch=True)
+                    replaced = True
                 if replaced or st.st_ctime >= since:
                     row = row_of(rel, st, is_dir)
                     row["is_atomic_write"] = True
@@ -101,17 +106,6 @@ class WatchScan:
         if rows:
             self.sink.extend(rows)
         return subdirs
-
-    def _replaced(self, node: WatchNode, name: str) -> bool:
-        """A watched subdirectory ``name`` of ``node`` is something else now (a type change
-        while events were lost): forget its watches and send the new entry's row, which
-        replaces the directory in Fusion. A delete row (:meth:`_gone`, :meth:`vanished`)
-        would remove the new entry too and leave a tombstone on a path that exists."""
-        child = (node.children or {}).get(name)
-        if child is None:
-            return False
-        self.watches.remove(child, rm_watch=True)
-        return True
 
     def _gone(self, node: WatchNode, seen: set[str]) -> list[Row]:
         """Watched subdirectories that no longer exist: we know they did, so delete them."""
