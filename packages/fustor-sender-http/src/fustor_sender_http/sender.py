@@ -39,7 +39,7 @@ from fustor_sender_http.responses import (
     parse_session,
 )
 from fustor_sender_http.state import SessionStore
-from fustor_sender_http.tombstones import CLEAR_AHEAD_SEC, DeletedPaths, clearing_bodies
+from fustor_sender_http.tombstones import DeletedPaths, clearing_bodies
 from fustor_sender_http.transport import FusionClient, describe_failure
 from fustor_sender_http.watermark import WatermarkLead
 from fustor_sender_http.wire import encode_batch, encode_body, signal_body, without_audit_flags
@@ -439,7 +439,7 @@ class FusionSender(SenderDriver):
                     rows,
                     self.params.max_batch_size,
                     self.params.max_rows_per_event,
-                    ahead=CLEAR_AHEAD_SEC + self._lead.seconds,
+                    lead=self._lead.seconds,
                 )
             )
         if encoded.dropped_rows:

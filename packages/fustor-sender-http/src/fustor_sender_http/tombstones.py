@@ -251,15 +251,16 @@ def _removed_after(removed: tuple[dict[Any, int], dict[Any, int]], path: str, at
 
 
 def clearing_bodies(
-    rows: Iterable[Row], per_request: int, per_event: int, ahead: float = CLEAR_AHEAD_SEC
+    rows: Iterable[Row], per_request: int, per_event: int, lead: float = 0.0
 ) -> list[bytes]:
     """Ingest bodies (protocol §3.5) that clear each row's tombstone and then apply the row:
     at most ``per_request`` rows in each and ``per_event`` in each event, both rows of a path
     in the same request (its snapshot event, then its realtime event). The snapshot row's
-    ``modified_time`` is ``ahead`` seconds past now and past the row's own times: at least
-    :data:`CLEAR_AHEAD_SEC`, plus how far Fusion's watermark may run ahead
+    ``modified_time`` is :data:`CLEAR_AHEAD_SEC` plus ``lead`` seconds past now and past the
+    row's own times; ``lead``: how far Fusion's watermark may run ahead of this host's clock
     (:mod:`fustor_sender_http.watermark`)."""
     rows = [r for r in rows if r.get("path") and r.get("modified_time") is not None]
+    ahead = CLEAR_AHEAD_SEC + lead
     step = max(1, per_request // 2)
     per_event = max(1, min(per_event, step))
     index = int(time.time() * 1000)
